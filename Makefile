@@ -1,0 +1,66 @@
+# kubemr — the two commands a new machine needs are `make demo` and `make test`.
+# Everything else here is what those two call, plus the developer loop.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all demo test test-fast test-slow lint typecheck importlint proto proto-check venv clean bench
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,cluster]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: run examples/wordcount-job.yaml locally over the Gutenberg books
+demo: $(STAMP)
+	$(BIN)/kubemr run examples/wordcount-job.yaml --top 10
+
+## proto: regenerate the committed gRPC/protobuf stubs
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I runtime \
+	  --python_out=runtime --pyi_out=runtime --grpc_python_out=runtime \
+	  runtime/kubemr/proto/mapreduce.proto
+
+## proto-check: fail if the committed stubs differ from what `make proto` makes
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d); cp -r runtime/kubemr/proto $$tmp/before; \
+	$(MAKE) --no-print-directory proto >/dev/null; \
+	if ! diff -r -x __pycache__ $$tmp/before runtime/kubemr/proto >/dev/null; then \
+	  echo "generated stubs drifted from runtime/kubemr/proto/mapreduce.proto: run 'make proto' and commit"; \
+	  diff -r -x __pycache__ $$tmp/before runtime/kubemr/proto | head -40; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp; echo "proto stubs up to date"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy -p kubemr
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports
+
+## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
+test: lint typecheck importlint proto-check
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## test-slow: only the slow tier (full matrices, many seeds)
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/wordcount.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+-include tests/cluster/cluster.mk
