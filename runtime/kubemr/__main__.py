@@ -1,0 +1,5 @@
+"""``python -m kubemr``: the same as the ``kubemr`` command."""
+
+from kubemr.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""Process settings of the master and the workers (not the job: that is the manifest).
+
+Typed, with one docstring per field (unit, default). The environment is read once, at the
+entry point (:mod:`kubemr.cli`), and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    """How the master process serves."""
+
+    bind: str = "0.0.0.0"
+    """Address the master's gRPC server binds. Default all interfaces (in a pod)."""
+    port: int = 7070
+    """The master's gRPC port; 0 picks a free one (``kubemr run`` does). Default 7070."""
+    address_file: Path | None = None
+    """If set, the master writes ``host:port`` here once it serves. Default none."""
+    advertise_host: str = "127.0.0.1"
+    """Host written to ``address_file``. Default loopback."""
+    summary_file: Path | None = None
+    """If set, the master also writes the job summary (JSON) here, success or not."""
+    poll_timeout: float = 1.0
+    """Seconds a long-poll (RequestTask, AwaitMapOutputs) waits before answering WAIT."""
+    exit_grace: float = 10.0
+    """Seconds the master waits, after the job ends, for workers to be told to exit."""
+    search_path: tuple[Path, ...] = ()
+    """Directories searched for ``spec.app.module`` (the manifest's dir, the cwd)."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker process runs."""
+
+    role: str
+    """``mapper`` or ``reducer``."""
+    master: str
+    """``host:port`` of the master."""
+    name: str = "worker"
+    """Stable name (the pod name on Kubernetes). Default ``worker``."""
+    work_dir: Path = Path("/tmp/kubemr-worker")
+    """Local disk for spills, map output and fetched runs (an emptyDir in a pod)."""
+    bind: str = "0.0.0.0"
+    """Address the shuffle server binds (mappers). Default all interfaces."""
+    shuffle_port: int = 7071
+    """The shuffle server's port (mappers); 0 picks a free one. Default 7071."""
+    advertise_host: str = "127.0.0.1"
+    """Host the master tells reducers to fetch from (the pod IP on Kubernetes)."""
+    connect_timeout: float = 60.0
+    """Seconds to keep trying to reach the master at start-up. Default 60."""
+    search_path: tuple[Path, ...] = ()
+    """Directories searched for ``spec.app.module``."""

@@ -1,0 +1,151 @@
+"""The map-side sort buffer: bounded memory, partitioned, sorted, combined, spilled.
+
+Map output goes into a buffer of encoded records, one list per partition. When the
+buffer's estimated memory reaches its capacity, every partition is sorted by key, run
+through the combiner (if the job has one) and written to a spill file on local disk.
+At the end the spills of each partition are merged (combining again) into one sorted
+run per partition: the map task's output.
+
+Memory is estimated from the encoded sizes plus Python's per-record overhead, so the
+capacity bounds real memory, not just payload bytes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from kubemr import records, runs
+from kubemr.partitioning import Partitioner
+from kubemr.runs import Record
+
+RECORD_OVERHEAD = 170
+"""Estimated Python memory per buffered record beyond its payload bytes: two bytes
+objects (2 x 33), a tuple (56), a list slot (8) and allocator slack."""
+
+Combiner = Callable[[Any, Iterator[Any]], Iterable[tuple[Any, Any]]]
+_first = itemgetter(0)
+
+
+def combine_sorted(sorted_records: Iterable[Record], combiner: Combiner,
+                   stats: dict[str, int]) -> Iterator[Record]:
+    """Run ``combiner`` over each key's group of a sorted record stream."""
+    encode_value, decode_value = records.encode_value, records.decode_value
+    for key_bytes, group in groupby(sorted_records, key=_first):
+        key = records.decode_key(key_bytes)
+        values = [decode_value(v) for _, v in group]
+        stats["combine_input_records"] += len(values)
+        for out_key, out_value in combiner(key, iter(values)):
+            out_key_bytes = records.encode_key(out_key)
+            if out_key_bytes != key_bytes:
+                raise records.RecordError(
+                    f"combine() must keep its key: got {out_key!r} for key {key!r}")
+            stats["combine_output_records"] += 1
+            yield out_key_bytes, encode_value(out_value)
+
+
+class MapBuffer:
+    """Buffers one map task's output and turns it into one sorted run per partition."""
+
+    def __init__(self, reduce_tasks: int, partitioner: Partitioner, capacity: int,
+                 spill_dir: Path, combiner: Combiner | None) -> None:
+        self.reduce_tasks = reduce_tasks
+        self.partitioner = partitioner
+        self.capacity = capacity
+        self.spill_dir = spill_dir
+        self.combiner = combiner
+        self.parts: list[list[Record]] = [[] for _ in range(reduce_tasks)]
+        self.size = 0
+        self.records = 0
+        self.spills: list[list[Path]] = []
+        self.stats: dict[str, int] = {
+            "map_output_records": 0, "map_output_bytes": 0, "spills": 0, "spilled_records": 0,
+            "combine_input_records": 0, "combine_output_records": 0,
+        }
+        self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
+        self.peak_size = 0
+        spill_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Buffer map output pairs, spilling whenever the buffer is full."""
+        encode_key, encode_value = records.encode_key, records.encode_value
+        partition, parts, capacity = self.partitioner, self.parts, self.capacity
+        size, count, payload = self.size, 0, 0
+        for key, value in pairs:
+            key_bytes = encode_key(key)
+            value_bytes = encode_value(value)
+            parts[partition(key_bytes)].append((key_bytes, value_bytes))
+            record_size = len(key_bytes) + len(value_bytes)
+            payload += record_size
+            size += record_size + RECORD_OVERHEAD
+            count += 1
+            if size >= capacity:
+                self.size = size
+                self._account(count, payload)
+                count = payload = 0
+                self.spill()
+                size = 0
+        self.size = size
+        self._account(count, payload)
+
+    def _account(self, count: int, payload: int) -> None:
+        self.records += count
+        self.stats["map_output_records"] += count
+        self.stats["map_output_bytes"] += payload
+        self.peak_size = max(self.peak_size, self.size)
+
+    def _sorted_partition(self, index: int) -> Iterator[Record]:
+        part = self.parts[index]
+        part.sort(key=_first)
+        if self.combiner is None:
+            return iter(part)
+        return combine_sorted(part, self.combiner, self.stats)
+
+    def spill(self) -> None:
+        """Sort, combine and write every partition to a new spill file; empty the buffer."""
+        started = time.perf_counter()
+        number = len(self.spills)
+        files: list[Path] = []
+        for index in range(self.reduce_tasks):
+            path = self.spill_dir / f"spill-{number:04d}-p{index:05d}.run"
+            with runs.RunWriter(path) as writer:
+                writer.write(self._sorted_partition(index))
+            self.stats["spilled_records"] += writer.records
+            files.append(path)
+            self.parts[index] = []
+        self.spills.append(files)
+        self.stats["spills"] += 1
+        self.size = 0
+        self.timings["spill"] += time.perf_counter() - started
+
+    def finish(self, out_dir: Path) -> list[tuple[int, int]]:
+        """Write one sorted run per partition to ``out_dir/part-NNNNN.run``; return each
+        partition's (records, bytes)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        result: list[tuple[int, int]] = []
+        if self.spills and self.records:
+            self.spill()
+        for index in range(self.reduce_tasks):
+            path = out_dir / f"part-{index:05d}.run"
+            with runs.RunWriter(path) as writer:
+                if not self.spills:
+                    writer.write(self._sorted_partition(index))
+                    self.parts[index] = []
+                else:
+                    sources = [runs.read_run(files[index]) for files in self.spills]
+                    merged: Iterable[Record] = heapq.merge(*sources, key=_first)
+                    if self.combiner is not None and len(sources) > 1:
+                        merged = combine_sorted(merged, self.combiner, self.stats)
+                    writer.write(merged)
+            result.append((writer.records, writer.bytes))
+        for files in self.spills:
+            for path in files:
+                path.unlink(missing_ok=True)
+        self.timings["merge"] += time.perf_counter() - started
+        return result

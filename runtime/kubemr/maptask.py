@@ -1,0 +1,81 @@
+"""One map task attempt: read a split, call the app's map, and leave sorted runs on disk.
+
+No networking here: the worker calls :func:`run_map` in a thread and reports the
+result; the shuffle server later streams the runs it wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubemr import inputs
+from kubemr.apps import App
+from kubemr.mapbuffer import Combiner, MapBuffer
+from kubemr.partitioning import Partitioner
+from kubemr.splits import Split
+
+
+@dataclass
+class MapResult:
+    """What a finished map attempt reports."""
+
+    partitions: list[tuple[int, int]]
+    """(records, bytes) of each partition's run."""
+    counters: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _CountedBlocks:
+    """Counts lines and bytes of the blocks an app reads."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self.blocks = blocks
+        self.lines = 0
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for block in self.blocks:
+            self.bytes += len(block)
+            self.lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            yield block
+
+
+def _per_line(app: App, path: str, blocks: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
+    app_map = app.map
+    for block in blocks:
+        for line in inputs.lines_of_block(block):
+            yield from app_map(path, line)
+
+
+def run_map(app: App, split: Split, *, reduce_tasks: int, partitioner: Partitioner,
+            combiner: Combiner | None, buffer_size: int, out_dir: Path,
+            scratch_dir: Path) -> MapResult:
+    """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition."""
+    started = time.perf_counter()
+    buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner)
+    blocks = _CountedBlocks(inputs.read_blocks(split))
+    try:
+        map_split = getattr(app, "map_split", None)
+        if callable(map_split):
+            buffer.add(map_split(split.path, blocks, combiner is not None))
+        else:
+            buffer.add(_per_line(app, split.path, blocks))
+        map_done = time.perf_counter()
+        partitions = buffer.finish(out_dir)
+    finally:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+    counters = dict(buffer.stats)
+    counters["map_input_records"] = blocks.lines
+    counters["map_input_bytes"] = blocks.bytes
+    counters["map_output_run_bytes"] = sum(b for _, b in partitions)
+    timings = {
+        "map": map_done - started - buffer.timings["spill"],
+        "spill": buffer.timings["spill"],
+        "map_merge": buffer.timings["merge"],
+    }
+    return MapResult(partitions, counters, timings)

@@ -1,0 +1,84 @@
+"""Turning a validated manifest into a runnable plan, before any task starts.
+
+The plan resolves the input (every missing path is an error naming its field), cuts it
+into splits, loads the app once (so an unknown app fails here, not in a worker), decides
+the combiner and partitioner, samples range-partition boundaries, and checks the output
+path. The master, the local launcher and the sequential runner all start here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubemr import apps, inputs, records
+from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
+from kubemr.spec import JobSpec, MapReduceJob
+from kubemr.splits import Split, plan_splits
+from kubemr.storage import OutputDir
+
+SAMPLE_LINES_PER_SPLIT = 400
+"""Input lines sampled per split to choose range-partition boundaries."""
+
+
+class PlanError(ValueError):
+    """A job that cannot start; the message names the field and the file."""
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything decided before the first task."""
+
+    job: MapReduceJob
+    splits: list[Split]
+    boundaries: list[bytes]
+    combine: bool
+    partitioner_kind: str
+
+    @property
+    def reduce_tasks(self) -> int:
+        return self.job.spec.reduce_tasks
+
+    def partitioner(self) -> Partitioner:
+        return make_partitioner(self.reduce_tasks, self.boundaries)
+
+
+def decide_combine(spec: JobSpec, app: apps.App) -> bool:
+    """``spec.combine`` if set, else whether the app has a combiner."""
+    return apps.has_combiner(app) if spec.combine is None else spec.combine
+
+
+def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool = True) -> JobPlan:
+    """Validate what only the running side can check and build the plan."""
+    spec = job.spec
+    problems: list[str] = []
+    files: list[tuple[str, int]] = []
+    try:
+        files = inputs.resolve_inputs(spec.input.paths)
+    except inputs.InputError as exc:
+        problems.append(str(exc))
+    app = None
+    try:
+        app = apps.load_app(spec.app, search)
+    except apps.AppError as exc:
+        problems.append(str(exc))
+    if check_output:
+        try:
+            OutputDir(spec.output.path).check(spec.output.overwrite)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems or app is None:
+        raise PlanError("\n".join(problems))
+    if spec.combine and not apps.has_combiner(app):
+        raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
+    combine = decide_combine(spec, app)
+    splits = plan_splits(files, spec.input.split_size)
+    kind = spec.partitioner or apps.preferred_partitioner(app)
+    boundaries: list[bytes] = []
+    if kind == "range" and spec.reduce_tasks > 1:
+        keys = [records.encode_key(k)
+                for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT)
+                for k, _ in app.map(splits[0].path if splits else "", line)]
+        boundaries = boundaries_from_sample(keys, spec.reduce_tasks)
+    return JobPlan(job, splits, boundaries, combine, kind)

@@ -1,0 +1,76 @@
+"""What ``kubemr run`` shows: a progress bar while the job runs, a report at the end."""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kubemr.proto import mapreduce_pb2 as pb
+from kubemr.storage import OutputDir
+
+
+class JobProgress:
+    """Two bars, maps and reduces, fed from the master's status."""
+
+    def __init__(self, name: str, enabled: bool = True) -> None:
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn(f"{name} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console,
+            disable=not enabled or not self.console.is_terminal)
+        self.maps = self.progress.add_task("map", total=None)
+        self.reduces = self.progress.add_task("reduce", total=None)
+
+    def update(self, status: pb.JobStatus) -> None:
+        self.progress.update(self.maps, total=status.maps_total, completed=status.maps_done)
+        self.progress.update(self.reduces, total=status.reduces_total,
+                             completed=status.reduces_done)
+
+    def __enter__(self) -> JobProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _numeric(line: str) -> float | None:
+    _, _, value = line.rpartition("\t")
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def top_lines(output: Path, count: int) -> list[str]:
+    """The ``count`` output lines with the largest numeric values (ties by line)."""
+    candidates: list[tuple[float, str]] = []
+    for part in OutputDir(output).parts():
+        with part.open(encoding="utf-8", errors="surrogateescape") as lines:
+            for line in lines:
+                line = line.rstrip("\n")
+                value = _numeric(line)
+                if value is not None:
+                    candidates.append((value, line))
+    return [line for _, line in heapq.nlargest(count, candidates, key=lambda c: (c[0], c[1]))]
+
+
+def report(output: str, summary: dict[str, Any], top: int = 0) -> None:
+    """Print where the output is, a one-line summary, and optionally the top lines."""
+    console = Console()
+    parts = OutputDir(output).parts()
+    console.print(f"output: {Path(output).resolve()} ({len(parts)} part files, _SUCCESS)")
+    counters = summary.get("counters", {})
+    console.print(
+        f"{summary.get('mapTasks', '?')} map tasks, {summary.get('reduceTasks', '?')} reduce "
+        f"tasks, {counters.get('map_input_records', '?')} input lines, "
+        f"{counters.get('reduce_output_records', '?')} output lines in "
+        f"{summary.get('wallSeconds', '?')}s", highlight=False)
+    if top:
+        console.print(f"top {top}:")
+        for line in top_lines(Path(output), top):
+            console.print(f"  {line}", highlight=False, markup=False)

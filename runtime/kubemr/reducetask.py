@@ -1,0 +1,110 @@
+"""One reduce task attempt: merge sorted runs, call the app's reduce, write a part file.
+
+Runs come from the shuffle (in memory, or on local disk when they did not fit the
+fetch buffer). When there are more on-disk runs than ``MERGE_FACTOR`` they are first
+merged into larger runs, so open files and decode buffers stay bounded. The output is
+written to the attempt's temporary path; the master commits it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+
+from kubemr import records, runs
+from kubemr.apps import App
+from kubemr.runs import Record
+
+MERGE_FACTOR = 32
+"""Most runs merged at once; more on-disk runs are merged in passes first."""
+_first = itemgetter(0)
+
+
+@dataclass
+class ReduceResult:
+    """What a finished reduce attempt reports."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Source = list[bytes] | Path
+"""A sorted run: frame payloads in memory, or a run file on local disk."""
+
+
+def _records(source: Source) -> Iterator[Record]:
+    if isinstance(source, Path):
+        return runs.read_run(source)
+    return runs.records_of_frames(source)
+
+
+def _merge_passes(sources: list[Source], scratch: Path, stats: dict[str, int]) -> list[Source]:
+    """Merge consecutive runs into files until at most MERGE_FACTOR remain (order kept)."""
+    generation = 0
+    while len(sources) > MERGE_FACTOR:
+        merged: list[Source] = []
+        for start in range(0, len(sources), MERGE_FACTOR):
+            group = sources[start : start + MERGE_FACTOR]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            path = scratch / f"merge-{generation}-{start}.run"
+            with runs.RunWriter(path) as writer:
+                writer.write(heapq.merge(*(_records(s) for s in group), key=_first))
+            for source in group:
+                if isinstance(source, Path):
+                    source.unlink(missing_ok=True)
+            merged.append(path)
+            stats["merge_passes"] += 1
+        sources = merged
+        generation += 1
+    return sources
+
+
+def run_reduce(app: App, sources: list[Source], out_path: Path, scratch: Path) -> ReduceResult:
+    """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
+    so that each key's values reach reduce in input order."""
+    stats = {"merge_passes": 0, "reduce_input_records": 0, "reduce_input_groups": 0,
+             "reduce_output_records": 0, "output_bytes": 0}
+    started = time.perf_counter()
+    scratch.mkdir(parents=True, exist_ok=True)
+    sources = _merge_passes(list(sources), scratch, stats)
+    merge_done = time.perf_counter()
+    merged = heapq.merge(*(_records(s) for s in sources), key=_first)
+    decode_key, decode_value, format_line = (
+        records.decode_key, records.decode_value, records.format_line)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    reduce = app.reduce
+
+    def values_of(group: Iterable[Record]) -> Iterator[object]:
+        for _, value in group:
+            stats["reduce_input_records"] += 1
+            yield decode_value(value)
+
+    with out_path.open("w", encoding="utf-8", errors="surrogateescape", newline="\n",
+                       buffering=1 << 20) as out:
+        lines: list[str] = []
+        for key_bytes, group in groupby(merged, key=_first):
+            stats["reduce_input_groups"] += 1
+            for out_key, out_value in reduce(decode_key(key_bytes), values_of(group)):
+                lines.append(format_line(out_key, out_value))
+            if len(lines) >= 4096:
+                lines.append("")
+                stats["reduce_output_records"] += len(lines) - 1
+                out.write("\n".join(lines))
+                lines = []
+        if lines:
+            lines.append("")
+            stats["reduce_output_records"] += len(lines) - 1
+            out.write("\n".join(lines))
+    stats["output_bytes"] = out_path.stat().st_size
+    for source in sources:
+        if isinstance(source, Path):
+            source.unlink(missing_ok=True)
+    done = time.perf_counter()
+    return ReduceResult(stats, {"reduce_merge": merge_done - started, "reduce": done - merge_done})

@@ -1,0 +1,311 @@
+"""The master's state: tasks, attempts and workers, and every decision about them.
+
+Pure: no I/O, no clocks (callers pass ``now``), no gRPC. The master's servicer decodes a
+request, calls one method here and encodes the answer, so every scheduling rule is
+tested directly.
+
+Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
+- M map tasks and R reduce tasks, independent of the number of workers; mappers pull
+  map tasks, reducers pull reduce tasks, one at a time.
+- Reduce tasks are handed out at once in streaming mode and after the last map in
+  barrier mode; a reducer learns map output locations as they complete.
+- Every attempt has an id (``m3.a1``: map task 3, attempt 1). The first attempt of a
+  task to finish wins; a late or duplicate one is discarded.
+- A failed attempt returns its task to idle; ``max_attempts`` failures fail the job.
+- A worker silent past the heartbeat timeout is dead: its running attempts and its
+  completed map tasks (whose output was on its disk) go back to idle.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from kubemr.splits import Split
+
+
+class Kind(enum.Enum):
+    MAP = "map"
+    REDUCE = "reduce"
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class Phase(enum.Enum):
+    PENDING = "Pending"
+    MAPPING = "Mapping"
+    REDUCING = "Reducing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass
+class Attempt:
+    id: str
+    kind: Kind
+    index: int
+    worker: str
+    started: float
+    finished: float | None = None
+    outcome: str = "running"  # running | succeeded | failed | discarded | lost
+
+
+@dataclass
+class MapOutputRef:
+    """Where a completed map task's output lives."""
+
+    index: int
+    attempt: str
+    worker: str
+    address: str
+    partitions: list[tuple[int, int]]
+
+
+@dataclass
+class Task:
+    kind: Kind
+    index: int
+    state: State = State.IDLE
+    attempts: int = 0
+    running: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    output: MapOutputRef | None = None
+
+
+@dataclass
+class Worker:
+    id: str
+    name: str
+    role: Kind
+    address: str
+    last_seen: float
+    alive: bool = True
+    attempt: str | None = None
+    told_to_exit: bool = False
+
+
+@dataclass(frozen=True)
+class Assignment:
+    kind: Kind
+    index: int
+    attempt: str
+    split: Split | None
+
+
+class Scheduler:
+    """Tasks, attempts and workers of one job."""
+
+    def __init__(self, splits: list[Split], reduce_tasks: int, *, barrier: bool,
+                 max_attempts: int, heartbeat_timeout: float) -> None:
+        self.splits = splits
+        self.barrier = barrier
+        self.max_attempts = max_attempts
+        self.heartbeat_timeout = heartbeat_timeout
+        self.maps = [Task(Kind.MAP, i) for i in range(len(splits))]
+        self.reduces = [Task(Kind.REDUCE, i) for i in range(reduce_tasks)]
+        self.workers: dict[str, Worker] = {}
+        self.attempts: dict[str, Attempt] = {}
+        self.error: str | None = None
+        self.version = 0  # bumps whenever map outputs change
+        self._worker_seq = 0
+
+    # ---- progress -------------------------------------------------------------------
+
+    @property
+    def maps_done(self) -> int:
+        return sum(t.state is State.DONE for t in self.maps)
+
+    @property
+    def reduces_done(self) -> int:
+        return sum(t.state is State.DONE for t in self.reduces)
+
+    @property
+    def map_phase_over(self) -> bool:
+        return self.maps_done == len(self.maps)
+
+    @property
+    def phase(self) -> Phase:
+        if self.error is not None:
+            return Phase.FAILED
+        if self.reduces_done == len(self.reduces):
+            return Phase.SUCCEEDED
+        if not self.workers:
+            return Phase.PENDING
+        return Phase.REDUCING if self.map_phase_over else Phase.MAPPING
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in (Phase.SUCCEEDED, Phase.FAILED)
+
+    # ---- workers --------------------------------------------------------------------
+
+    def register(self, name: str, role: Kind, address: str, now: float) -> str:
+        self._worker_seq += 1
+        worker_id = f"{role.value}-{self._worker_seq}-{name}"
+        self.workers[worker_id] = Worker(worker_id, name, role, address, now)
+        return worker_id
+
+    def known(self, worker_id: str) -> bool:
+        worker = self.workers.get(worker_id)
+        return worker is not None and worker.alive
+
+    def heartbeat(self, worker_id: str, now: float) -> bool:
+        """Record that a worker is alive; False if it is unknown or was declared dead."""
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.alive:
+            return False
+        worker.last_seen = now
+        return True
+
+    def expire(self, now: float) -> list[str]:
+        """Declare dead every worker silent past the timeout; return their ids."""
+        dead = [w for w in self.workers.values()
+                if w.alive and now - w.last_seen > self.heartbeat_timeout]
+        for worker in dead:
+            self.worker_lost(worker.id, now)
+        return [w.id for w in dead]
+
+    def worker_lost(self, worker_id: str, now: float) -> None:
+        """A worker is gone: rerun what it was running and the map outputs it held."""
+        worker = self.workers[worker_id]
+        worker.alive = False
+        for attempt in list(self.attempts.values()):
+            if attempt.worker == worker_id and attempt.outcome == "running":
+                self._end_attempt(attempt, "lost", now)
+        for task in self.maps:
+            if task.state is State.DONE and task.output and task.output.worker == worker_id:
+                task.state = State.IDLE
+                task.output = None
+                self.version += 1
+
+    # ---- assignment -----------------------------------------------------------------
+
+    def assign(self, worker_id: str, now: float) -> Assignment | None:
+        """The next task for an idle worker, or None if there is nothing for it now."""
+        worker = self.workers.get(worker_id)
+        if worker is None or not worker.alive or self.finished:
+            return None
+        worker.last_seen = now
+        if worker.attempt is not None:  # it asked again: its previous attempt is over
+            previous = self.attempts[worker.attempt]
+            if previous.outcome == "running":
+                self._end_attempt(previous, "lost", now)
+        if worker.role is Kind.MAP:
+            task = next((t for t in self.maps if t.state is State.IDLE), None)
+        elif self.barrier and not self.map_phase_over:
+            task = None
+        else:
+            task = next((t for t in self.reduces if t.state is State.IDLE), None)
+        if task is None:
+            return None
+        task.attempts += 1
+        prefix = "m" if task.kind is Kind.MAP else "r"
+        attempt = Attempt(f"{prefix}{task.index}.a{task.attempts}", task.kind, task.index,
+                          worker_id, now)
+        self.attempts[attempt.id] = attempt
+        task.state = State.RUNNING
+        task.running.add(attempt.id)
+        worker.attempt = attempt.id
+        split = self.splits[task.index] if task.kind is Kind.MAP else None
+        return Assignment(task.kind, task.index, attempt.id, split)
+
+    def _task(self, attempt: Attempt) -> Task:
+        return (self.maps if attempt.kind is Kind.MAP else self.reduces)[attempt.index]
+
+    def _end_attempt(self, attempt: Attempt, outcome: str, now: float) -> None:
+        attempt.outcome = outcome
+        attempt.finished = now
+        task = self._task(attempt)
+        task.running.discard(attempt.id)
+        worker = self.workers.get(attempt.worker)
+        if worker is not None and worker.attempt == attempt.id:
+            worker.attempt = None
+        if task.state is State.RUNNING and not task.running:
+            task.state = State.IDLE
+
+    def _live_attempt(self, attempt_id: str) -> Attempt | None:
+        attempt = self.attempts.get(attempt_id)
+        if attempt is None or attempt.outcome != "running":
+            return None
+        worker = self.workers.get(attempt.worker)
+        if worker is None or not worker.alive:
+            return None
+        return attempt
+
+    # ---- reports --------------------------------------------------------------------
+
+    def map_succeeded(self, attempt_id: str, partitions: list[tuple[int, int]],
+                      now: float) -> bool:
+        """Record a finished map attempt; False if it was discarded."""
+        attempt = self._live_attempt(attempt_id)
+        if attempt is None or attempt.kind is not Kind.MAP:
+            return False
+        task = self._task(attempt)
+        if task.state is State.DONE:
+            self._end_attempt(attempt, "discarded", now)
+            return False
+        worker = self.workers[attempt.worker]
+        self._end_attempt(attempt, "succeeded", now)
+        task.state = State.DONE
+        task.output = MapOutputRef(task.index, attempt_id, worker.id, worker.address, partitions)
+        self.version += 1
+        return True
+
+    def may_commit(self, attempt_id: str) -> bool:
+        """Whether a finished reduce attempt is the one to commit."""
+        attempt = self._live_attempt(attempt_id)
+        return (attempt is not None and attempt.kind is Kind.REDUCE
+                and self._task(attempt).state is not State.DONE)
+
+    def reduce_committed(self, attempt_id: str, now: float) -> None:
+        attempt = self.attempts[attempt_id]
+        task = self._task(attempt)
+        self._end_attempt(attempt, "succeeded", now)
+        task.state = State.DONE
+        for other in list(task.running):
+            self._end_attempt(self.attempts[other], "discarded", now)
+
+    def attempt_failed(self, attempt_id: str, error: str, now: float) -> bool:
+        """Record a failed attempt; the job fails after ``max_attempts`` failures."""
+        attempt = self._live_attempt(attempt_id)
+        if attempt is None:
+            return False
+        task = self._task(attempt)
+        self._end_attempt(attempt, "failed", now)
+        task.failures.append(error)
+        if len(task.failures) >= self.max_attempts and task.state is not State.DONE:
+            what = (f"map task {task.index} (split {self.splits[task.index]})"
+                    if task.kind is Kind.MAP else f"reduce task {task.index} (partition "
+                    f"{task.index})")
+            self.error = f"{what} failed {len(task.failures)} times; last error:\n{error}"
+        return True
+
+    def fail(self, error: str) -> None:
+        if self.error is None:
+            self.error = error
+
+    def map_outputs(self, have: set[int]) -> tuple[list[MapOutputRef], bool]:
+        """Completed map outputs not in ``have``, and whether the map phase is over.
+
+        In barrier mode nothing is released until the map phase is over.
+        """
+        complete = self.map_phase_over
+        if self.barrier and not complete:
+            return [], False
+        refs = [t.output for t in self.maps
+                if t.state is State.DONE and t.output is not None and t.index not in have]
+        return refs, complete
+
+    def attempt_wanted(self, attempt_id: str) -> bool:
+        return self._live_attempt(attempt_id) is not None
+
+    def attempts_by_outcome(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for attempt in self.attempts.values():
+            key = f"{attempt.kind.value}_{attempt.outcome}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts

@@ -1,0 +1,280 @@
+"""The ``MapReduceJob`` manifest: one typed model for ``kubemr run`` and for the operator.
+
+The YAML that ``kubectl apply`` takes is the YAML that ``kubemr run`` takes. This module
+parses and validates it once, the same way for both, and reports *every* bad field at
+once, each error naming the field's path (``spec.reduceTasks``) and the bad value.
+
+Field names follow Kubernetes conventions (camelCase in YAML, snake_case in Python).
+Sizes are Kubernetes quantities (``64Mi``), times are durations (``10s``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from kubemr import quantities
+
+API_VERSION = "kubemr.io/v1alpha1"
+KIND = "MapReduceJob"
+BUILTIN_APPS = ("wordcount", "grep", "indexer", "sort")
+MODULE_PATTERN = r"^[A-Za-z_][\w.]*(\.py)?:[A-Za-z_][\w.]*$|^[^:]+\.py:[A-Za-z_][\w.]*$"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _check_module(value: str) -> str:
+    if not re.match(MODULE_PATTERN, value):
+        raise ValueError(f"{value!r} is not of the form 'package.module:Attr' or 'file.py:Attr'")
+    return value
+
+
+Bytes = Annotated[
+    int,
+    BeforeValidator(quantities.parse_quantity),
+    PlainSerializer(quantities.format_quantity, return_type=str),
+]
+"""A size in bytes, written as a Kubernetes quantity."""
+
+Seconds = Annotated[
+    float,
+    BeforeValidator(quantities.parse_duration),
+    PlainSerializer(quantities.format_duration, return_type=str),
+]
+"""A duration in seconds, written as ``10s``, ``500ms`` or ``1m30s``."""
+
+
+class Model(BaseModel):
+    """Base for every manifest section: camelCase aliases, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class AppSpec(Model):
+    """Which map/reduce code runs: a built-in app or a user module."""
+
+    builtin: Literal["wordcount", "grep", "indexer", "sort"] | None = None
+    """A built-in app: wordcount, grep, indexer or sort. Exactly one of builtin/module."""
+    module: Annotated[str, AfterValidator(_check_module)] | None = None
+    """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
+    args: dict[str, str] = Field(default_factory=dict)
+    """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AppSpec:
+        if (self.builtin is None) == (self.module is None):
+            raise ValueError("exactly one of app.builtin and app.module must be set")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """A short human name: the builtin's name or the module reference."""
+        return self.builtin or self.module or ""
+
+
+class InputSpec(Model):
+    """What the map tasks read."""
+
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """Files or glob patterns, read as UTF-8 text lines. Relative paths are relative to the
+    working directory of ``kubemr run`` (or the pod's working directory)."""
+    split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
+    """Bytes per map task (split); a split owns every line that starts inside it.
+    Default 64Mi."""
+
+
+class OutputSpec(Model):
+    """Where the reduce tasks write one ``part-NNNNN`` file each."""
+
+    path: str = Field(min_length=1)
+    """Output directory; ``_SUCCESS`` and ``_summary.json`` appear there when the job commits."""
+    overwrite: bool = False
+    """Replace the output of an earlier committed job at ``path``. Default false: refuse."""
+
+
+class ResourceSpec(Model):
+    """Kubernetes resource requests and limits for a group of pods (ignored by kubemr run)."""
+
+    requests: dict[str, str | int] = Field(default_factory=dict)
+    """Requests, e.g. ``{cpu: "1", memory: 1Gi}``."""
+    limits: dict[str, str | int] = Field(default_factory=dict)
+    """Limits, e.g. ``{memory: 2Gi}``."""
+
+
+class WorkerGroupSpec(Model):
+    """A group of worker processes (pods on Kubernetes) of one role."""
+
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """How many workers of this role run at once. Default 1."""
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+    """Pod resources for this role (Kubernetes only)."""
+
+
+class ShuffleSpec(Model):
+    """How map output travels to the reducers."""
+
+    mode: Literal["barrier", "streaming"] = "streaming"
+    """``barrier``: reducers fetch after the last map finishes; ``streaming``: each map
+    output is fetched as soon as it is reported. Default streaming."""
+    buffer_size: Annotated[Bytes, Field(ge=2**16)] = 32 * 2**20
+    """Memory budget of each map sort buffer and of each reducer's in-memory fetch buffer,
+    in bytes. Beyond it, data spills to local disk. Default 32Mi, minimum 64Ki."""
+    chunk_size: Annotated[Bytes, Field(ge=2**12, le=2**26)] = 2**20
+    """Largest shuffle message (a chunk of record batches), in bytes. Default 1Mi."""
+    parallel_fetches: Annotated[int, Field(ge=1, le=64)] = 4
+    """How many map outputs a reducer fetches at once. Default 4."""
+
+
+class FaultToleranceSpec(Model):
+    """How failures and stragglers are handled."""
+
+    max_task_attempts: Annotated[int, Field(ge=1, le=100)] = 4
+    """Attempts per task before the job fails. Default 4."""
+    heartbeat_timeout: Annotated[Seconds, Field(gt=0)] = 10.0
+    """A worker silent for longer than this is dead. Default 10s."""
+    speculative: bool = True
+    """Launch backup attempts of straggling tasks near the end of a phase. Default true."""
+
+
+class JobSpec(Model):
+    """The ``spec`` of a MapReduceJob."""
+
+    app: AppSpec
+    """The map/reduce code to run."""
+    input: InputSpec
+    """The input files."""
+    output: OutputSpec
+    """The output directory."""
+    reduce_tasks: Annotated[int, Field(ge=1, le=100_000)] = 1
+    """R: the number of reduce tasks, and so of output files. Default 1."""
+    mapper: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)
+    """The mapper workers."""
+    reducer: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)
+    """The reducer workers."""
+    combine: bool | None = None
+    """Run the app's combiner on map output. Default: true when the app has one."""
+    partitioner: Literal["hash", "range"] | None = None
+    """``hash`` (crc32 of the key mod R) or ``range`` (split points sampled from the input,
+    so part files read in order are globally sorted). Default: the app's preference."""
+    shuffle: ShuffleSpec = Field(default_factory=ShuffleSpec)
+    """Shuffle settings."""
+    fault_tolerance: FaultToleranceSpec = Field(default_factory=FaultToleranceSpec)
+    """Failure handling."""
+    image: str | None = None
+    """Container image for the job's pods (Kubernetes only). Default: the operator's."""
+
+
+class Metadata(BaseModel):
+    """The manifest's ``metadata``: the fields kubemr reads; others are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=52, pattern=NAME_PATTERN)]
+    """The job's name (a DNS label; at most 52 characters so pod names fit)."""
+    namespace: str | None = None
+    """The namespace (Kubernetes only)."""
+
+
+class MapReduceJob(Model):
+    """A whole ``MapReduceJob`` manifest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["kubemr.io/v1alpha1"]
+    """Always ``kubemr.io/v1alpha1``."""
+    kind: Literal["MapReduceJob"]
+    """Always ``MapReduceJob``."""
+    metadata: Metadata
+    """Name and namespace."""
+    spec: JobSpec
+    """What to run."""
+
+
+class SpecError(ValueError):
+    """A manifest that does not validate. ``problems`` lists every bad field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid MapReduceJob ({len(problems)} problem(s)):\n{lines}")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("function-after[_check_module(), str]",) or "[" in str(part):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "(" in p))
+    path = _field_path(loc) or "(manifest)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown field"
+    if error["type"] == "missing":
+        return f"{path}: required field is missing"
+    value = error.get("input")
+    if isinstance(value, dict | list) or value is None:
+        return f"{path}: {message}"
+    return f"{path}: {message} (got {value!r})"
+
+
+def parse_job(document: object, source: str = "manifest") -> MapReduceJob:
+    """Validate a decoded manifest; raise :class:`SpecError` listing every problem."""
+    if not isinstance(document, dict):
+        raise SpecError(source, [f"expected a YAML mapping, got {type(document).__name__}"])
+    try:
+        return MapReduceJob.model_validate(document)
+    except ValidationError as exc:
+        problems = sorted({_describe(e) for e in exc.errors()})
+        raise SpecError(source, problems) from None
+
+
+def load_job(path: str | Path) -> MapReduceJob:
+    """Read and validate a manifest file; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(str(path), [f"cannot read the manifest: {exc.strerror}"]) from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
+    jobs = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
+    if len(jobs) != 1:
+        if len(documents) == 1:
+            return parse_job(documents[0], str(path))
+        raise SpecError(str(path), [f"expected exactly one {KIND} document, found {len(jobs)}"])
+    return parse_job(jobs[0], str(path))
+
+
+def dump_job(job: MapReduceJob) -> dict[str, Any]:
+    """The manifest as plain data (camelCase, quantities as strings), for passing on."""
+    return job.model_dump(mode="json", by_alias=True, exclude_none=True)

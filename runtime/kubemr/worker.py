@@ -1,0 +1,249 @@
+"""The worker process: register, pull tasks, run them, report; mappers also serve shuffle.
+
+One event loop runs the gRPC client, the heartbeat and (mappers) the shuffle server.
+User code runs in a worker thread, off the loop, so heartbeats and shuffle fetches go on
+while a task computes. A worker runs one task at a time and exits when the master says
+so, which happens only after the job's output is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import shutil
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from kubemr import apps, plan, shuffle
+from kubemr import spec as specs
+from kubemr.config import WorkerConfig
+from kubemr.maptask import run_map
+from kubemr.master import GRPC_OPTIONS
+from kubemr.partitioning import make_partitioner
+from kubemr.proto import mapreduce_pb2 as pb
+from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
+from kubemr.reducetask import run_reduce
+from kubemr.splits import Split
+
+log = logging.getLogger("kubemr.worker")
+Assignment = pb.TaskAssignment
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot go on (master unreachable, job spec unusable)."""
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _error_text(exc: BaseException) -> str:
+    summary = traceback.format_exception(exc)
+    return "".join(summary[-6:]).strip()
+
+
+@dataclass
+class Context:
+    """What a worker knows once registered."""
+
+    config: WorkerConfig
+    stub: pb_grpc.MasterStub
+    worker_id: str
+    job: specs.MapReduceJob
+    app: apps.App
+    boundaries: list[bytes]
+    heartbeat_interval: float
+    running: set[str] = field(default_factory=set)
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        if address not in self.channels:
+            self.channels[address] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+        return self.channels[address]
+
+
+async def _register(stub: pb_grpc.MasterStub, config: WorkerConfig,
+                    address: str) -> pb.RegisterReply:
+    role = pb.MAPPER if config.role == "mapper" else pb.REDUCER
+    request = pb.RegisterRequest(role=role, address=address, name=config.name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.connect_timeout
+    while True:
+        try:
+            return await stub.Register(request, timeout=5, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            if loop.time() >= deadline:
+                raise WorkerError(f"cannot reach the master at {config.master}: "
+                                  f"{exc.code().name}: {exc.details()}") from None
+            await asyncio.sleep(0.2)
+
+
+async def _context(stub: pb_grpc.MasterStub, config: WorkerConfig, address: str) -> Context:
+    reply = await _register(stub, config, address)
+    job = specs.parse_job(json.loads(reply.job_json), "job from master")
+    app = apps.load_app(job.spec.app, config.search_path)
+    return Context(config, stub, reply.worker_id, job, app, list(reply.boundaries),
+                   reply.heartbeat_interval)
+
+
+async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            reply = await ctx.stub.Heartbeat(
+                pb.HeartbeatRequest(worker_id=ctx.worker_id, running=sorted(ctx.running)),
+                timeout=max(ctx.heartbeat_interval * 2, 1.0))
+            if reply.command == pb.EXIT:
+                stop.set()
+        except grpc.aio.AioRpcError as exc:
+            log.debug("heartbeat failed: %s", exc.code().name)
+        try:
+            await asyncio.wait_for(stop.wait(), ctx.heartbeat_interval)
+        except TimeoutError:
+            pass
+
+
+async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
+    spec = ctx.job.spec
+    combine = plan.decide_combine(spec, ctx.app)
+    combiner = getattr(ctx.app, "combine", None) if combine else None
+    root = ctx.config.work_dir
+    result = await asyncio.to_thread(
+        run_map, ctx.app, Split(task.split.path, task.split.start, task.split.end),
+        reduce_tasks=spec.reduce_tasks,
+        partitioner=make_partitioner(spec.reduce_tasks, ctx.boundaries),
+        combiner=combiner, buffer_size=spec.shuffle.buffer_size,
+        out_dir=shuffle.map_output_dir(root, task.attempt_id),
+        scratch_dir=root / "spill" / task.attempt_id)
+    return pb.TaskReport(
+        ok=True, partitions=[pb.PartitionInfo(records=r, bytes=b) for r, b in result.partitions],
+        counters=result.counters, timings=result.timings)
+
+
+async def _fetch_all(ctx: Context, task: Assignment, scratch: Path) -> tuple[
+        list[shuffle.FetchedRun], dict[str, float]]:
+    """Fetch this reduce task's partition of every map output, as they are reported."""
+    spec = ctx.job.spec
+    budget = spec.shuffle.buffer_size
+    in_memory = 0
+    have: set[int] = set()
+    gate = asyncio.Semaphore(spec.shuffle.parallel_fetches)
+    fetches: list[asyncio.Task[shuffle.FetchedRun]] = []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waited = 0.0
+
+    async def fetch(ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
+        async with gate:
+            return await shuffle.fetch_run(ctx.channel(ref.address), ctx.job.metadata.name,
+                                           ref, task.index, spill_to)
+
+    while True:
+        poll_started = loop.time()
+        reply = await ctx.stub.AwaitMapOutputs(pb.MapOutputsRequest(
+            worker_id=ctx.worker_id, attempt_id=task.attempt_id, have=sorted(have)))
+        waited += loop.time() - poll_started
+        if reply.cancelled:
+            for pending in fetches:
+                pending.cancel()
+            raise asyncio.CancelledError("reduce attempt no longer wanted")
+        for ref in reply.outputs:
+            have.add(ref.map_task)
+            spill_to = None
+            if in_memory + ref.bytes > budget:
+                spill_to = scratch / f"fetched-m{ref.map_task:06d}.run"
+            else:
+                in_memory += ref.bytes
+            fetches.append(asyncio.create_task(fetch(ref, spill_to)))
+        if reply.complete and len(have) >= reply.total:
+            break
+    fetched = await asyncio.gather(*fetches)
+    timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
+    return sorted(fetched, key=lambda r: r.map_task), timings
+
+
+async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
+    scratch = ctx.config.work_dir / "reduce" / task.attempt_id
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        fetched, timings = await _fetch_all(ctx, task, scratch)
+        sources: list[list[bytes] | Path] = [r.path if r.path is not None else r.frames
+                                            for r in fetched]
+        result = await asyncio.to_thread(run_reduce, ctx.app, sources, Path(task.temp_path),
+                                         scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    counters = dict(result.counters)
+    counters["shuffle_bytes"] = sum(r.bytes for r in fetched)
+    counters["shuffle_runs_spilled"] = sum(r.path is not None for r in fetched)
+    return pb.TaskReport(ok=True, counters=counters, timings={**timings, **result.timings})
+
+
+async def _run_task(ctx: Context, task: Assignment) -> None:
+    ctx.running.add(task.attempt_id)
+    try:
+        if task.kind == Assignment.MAP:
+            report = await _run_map(ctx, task)
+        else:
+            report = await _run_reduce(ctx, task)
+    except asyncio.CancelledError:
+        log.info("attempt %s cancelled", task.attempt_id)
+        return
+    except Exception as exc:  # the user's code failed: report it, keep serving
+        log.warning("attempt %s failed: %r", task.attempt_id, exc)
+        report = pb.TaskReport(ok=False, error=f"{task.attempt_id}: {_error_text(exc)}")
+    finally:
+        ctx.running.discard(task.attempt_id)
+    report.worker_id = ctx.worker_id
+    report.attempt_id = task.attempt_id
+    report.peak_rss = peak_rss()
+    await ctx.stub.ReportTask(report)
+
+
+async def run_worker(config: WorkerConfig) -> int:
+    """Serve until the master says the job is over; return the exit code."""
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    server: grpc.aio.Server | None = None
+    address = ""
+    servicer = shuffle.ShuffleServicer(config.work_dir, chunk_size=2**20)
+    if config.role == "mapper":
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        pb_grpc.add_ShuffleServicer_to_server(servicer, server)
+        port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
+        await server.start()
+        address = f"{config.advertise_host}:{port}"
+    channel = grpc.aio.insecure_channel(config.master, options=GRPC_OPTIONS)
+    stub = pb_grpc.MasterStub(channel)
+    stop = asyncio.Event()
+    try:
+        ctx = await _context(stub, config, address)
+        servicer.chunk_size = ctx.job.spec.shuffle.chunk_size
+        log.info("%s registered as %s", config.name, ctx.worker_id)
+        beats = asyncio.create_task(_heartbeats(ctx, stop))
+        while not stop.is_set():
+            try:
+                task = await stub.RequestTask(pb.TaskRequest(worker_id=ctx.worker_id))
+            except grpc.aio.AioRpcError as exc:
+                raise WorkerError(f"lost the master at {config.master}: {exc.code().name}") from None
+            if task.kind == Assignment.EXIT:
+                break
+            if task.kind == Assignment.REREGISTER:
+                ctx = await _context(stub, config, address)
+                continue
+            if task.kind in (Assignment.MAP, Assignment.REDUCE):
+                await _run_task(ctx, task)
+        stop.set()
+        await beats
+        for other in ctx.channels.values():
+            await other.close()
+        return 0
+    finally:
+        stop.set()
+        await channel.close()
+        if server is not None:
+            await server.stop(grace=1.0)
