@@ -37,20 +37,33 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a MapReduceJob manifest on this machine")
     run.add_argument("manifest", type=Path)
-    run.add_argument("--sequential", action="store_true",
-                     help="run in this process, with no shuffle (the reference oracle)")
-    run.add_argument("--keep-workdir", action="store_true",
-                     help="keep logs and local disks of the processes")
-    run.add_argument("--top", type=int, default=0, metavar="N",
-                     help="print the N output lines with the largest numeric values")
+    run.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run in this process, with no shuffle (the reference oracle)",
+    )
+    run.add_argument(
+        "--keep-workdir", action="store_true", help="keep logs and local disks of the processes"
+    )
+    run.add_argument(
+        "--top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N output lines with the largest numeric values",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     validate = commands.add_parser("validate", help="check a manifest and its input")
     validate.add_argument("manifest", type=Path)
 
     master = commands.add_parser("master", help="serve as a job's master (pods use this)")
-    master.add_argument("--job", type=Path, default=env.get(ENV_JOB_FILE),
-                        help=f"the manifest (YAML or JSON) [${ENV_JOB_FILE}]")
+    master.add_argument(
+        "--job",
+        type=Path,
+        default=env.get(ENV_JOB_FILE),
+        help=f"the manifest (YAML or JSON) [${ENV_JOB_FILE}]",
+    )
     master.add_argument("--bind", default="0.0.0.0")
     master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
     master.add_argument("--address-file", type=Path)
@@ -61,11 +74,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     worker.add_argument("--role", choices=("mapper", "reducer"), default=env.get(ENV_ROLE))
     worker.add_argument("--master", default=env.get(ENV_MASTER), help=f"host:port [${ENV_MASTER}]")
     worker.add_argument("--name", default=env.get(ENV_POD_NAME, "worker"))
-    worker.add_argument("--work-dir", type=Path,
-                        default=Path(env.get(ENV_WORK_DIR, "/tmp/kubemr-worker")))
+    worker.add_argument(
+        "--work-dir", type=Path, default=Path(env.get(ENV_WORK_DIR, "/tmp/kubemr-worker"))
+    )
     worker.add_argument("--bind", default="0.0.0.0")
-    worker.add_argument("--shuffle-port", type=int,
-                        default=int(env.get(ENV_SHUFFLE_PORT, "7071")))
+    worker.add_argument("--shuffle-port", type=int, default=int(env.get(ENV_SHUFFLE_PORT, "7071")))
     worker.add_argument("--advertise-host", default=env.get(ENV_POD_IP, "127.0.0.1"))
     worker.add_argument("--search", type=Path, action="append", default=[])
     return parser
@@ -73,8 +86,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
 def _setup_logging(role: str, verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format=f"%(asctime)s {role} %(levelname)s %(name)s: %(message)s")
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s {role} %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _load(path: Path) -> spec.MapReduceJob:
@@ -95,8 +110,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary = run_sequential(job_plan, search)
     else:
         with progress.JobProgress(job.metadata.name, enabled=not args.quiet) as bar:
-            result = launcher.Launcher(job_plan, search=search, keep_workdir=args.keep_workdir,
-                                       progress=bar.update).run()
+            result = launcher.Launcher(
+                job_plan, search=search, keep_workdir=args.keep_workdir, progress=bar.update
+            ).run()
         summary = result.summary
     progress.report(job.spec.output.path, summary, top=args.top)
     return 0
@@ -105,8 +121,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     job_plan = plan.plan_job(job, [Path.cwd(), args.manifest.resolve().parent])
-    print(f"{args.manifest}: valid; {len(job_plan.splits)} map tasks, "
-          f"{job.spec.reduce_tasks} reduce tasks")
+    print(
+        f"{args.manifest}: valid; {len(job_plan.splits)} map tasks, "
+        f"{job.spec.reduce_tasks} reduce tasks"
+    )
     return 0
 
 
@@ -118,8 +136,13 @@ def _cmd_master(args: argparse.Namespace) -> int:
     job = _load(args.job)
     search = [Path.cwd(), *args.search]
     job_plan = plan.plan_job(job, search, check_output=True)
-    config = MasterConfig(bind=args.bind, port=args.port, address_file=args.address_file,
-                          summary_file=args.summary_file, search_path=tuple(search))
+    config = MasterConfig(
+        bind=args.bind,
+        port=args.port,
+        address_file=args.address_file,
+        summary_file=args.summary_file,
+        search_path=tuple(search),
+    )
     return asyncio.run(master.serve(job_plan, config))
 
 
@@ -127,11 +150,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from kubemr import worker  # noqa: PLC0415
 
     if not args.role or not args.master:
-        raise SystemExit(f"kubemr worker: --role/${ENV_ROLE} and --master/${ENV_MASTER} are required")
-    config = WorkerConfig(role=args.role, master=args.master, name=args.name,
-                          work_dir=args.work_dir, bind=args.bind, shuffle_port=args.shuffle_port,
-                          advertise_host=args.advertise_host,
-                          search_path=tuple([Path.cwd(), *args.search]))
+        raise SystemExit(
+            f"kubemr worker: --role/${ENV_ROLE} and --master/${ENV_MASTER} are required"
+        )
+    config = WorkerConfig(
+        role=args.role,
+        master=args.master,
+        name=args.name,
+        work_dir=args.work_dir,
+        bind=args.bind,
+        shuffle_port=args.shuffle_port,
+        advertise_host=args.advertise_host,
+        search_path=tuple([Path.cwd(), *args.search]),
+    )
     return asyncio.run(worker.run_worker(config))
 
 
@@ -140,21 +171,32 @@ def main(argv: list[str] | None = None) -> None:
     from kubemr import apps, inputs, launcher, storage  # noqa: PLC0415
 
     args = _parser(os.environ).parse_args(argv)
-    _setup_logging(args.command if args.command != "worker" else args.role or "worker",
-                   args.verbose)
-    handlers = {"run": _cmd_run, "validate": _cmd_validate, "master": _cmd_master,
-                "worker": _cmd_worker}
+    _setup_logging(
+        args.command if args.command != "worker" else args.role or "worker", args.verbose
+    )
+    handlers = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "master": _cmd_master,
+        "worker": _cmd_worker,
+    }
     try:
         code = handlers[args.command](args)
-    except (spec.SpecError, plan.PlanError, inputs.InputError, apps.AppError,
-            storage.OutputError) as exc:
+    except (
+        spec.SpecError,
+        plan.PlanError,
+        inputs.InputError,
+        apps.AppError,
+        storage.OutputError,
+    ) as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = 2
     except launcher.LaunchError as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print("kubemr: interrupted; stopped every process and removed partial output",
-              file=sys.stderr)
+        print(
+            "kubemr: interrupted; stopped every process and removed partial output", file=sys.stderr
+        )
         code = 130
     sys.exit(code)

@@ -9,6 +9,7 @@ directory removed; an unfinished job leaves no output behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,10 +67,8 @@ class Process:
 
     def signal(self, signum: int) -> None:
         if self.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -95,9 +94,15 @@ ProgressCallback = Callable[[pb.JobStatus], None]
 class Launcher:
     """Starts and supervises the processes of one local job."""
 
-    def __init__(self, plan: JobPlan, *, search: list[Path], keep_workdir: bool = False,
-                 progress: ProgressCallback | None = None,
-                 worker_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        plan: JobPlan,
+        *,
+        search: list[Path],
+        keep_workdir: bool = False,
+        progress: ProgressCallback | None = None,
+        worker_env: dict[str, str] | None = None,
+    ) -> None:
         self.plan = plan
         self.search = search
         self.keep_workdir = keep_workdir
@@ -112,8 +117,13 @@ class Launcher:
         env = {**os.environ, **self.worker_env, "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as sink:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "kubemr", *args], stdin=subprocess.DEVNULL,
-                stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                [sys.executable, "-m", "kubemr", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         process = Process(name, popen, log)
         self.processes.append(process)
         return process
@@ -127,8 +137,10 @@ class Launcher:
             if address_file.exists():
                 return address_file.read_text(encoding="utf-8").strip()
             if master.poll() is not None:
-                raise LaunchError(f"the master exited with code {master.code} before serving:\n"
-                                  f"{master.log_tail()}")
+                raise LaunchError(
+                    f"the master exited with code {master.code} before serving:\n"
+                    f"{master.log_tail()}"
+                )
             time.sleep(0.02)
         raise LaunchError(f"the master did not serve within {MASTER_START_DEADLINE:.0f}s")
 
@@ -146,19 +158,47 @@ class Launcher:
         job_file.write_text(json.dumps(specs.dump_job(self.plan.job)), encoding="utf-8")
         address_file = self.workdir / "master.addr"
         summary_file = self.workdir / "summary.json"
-        master = self._start("master", [
-            "master", "--job", str(job_file), "--bind", "127.0.0.1", "--port", "0",
-            "--address-file", str(address_file), "--summary-file", str(summary_file),
-            *self._search_args()])
+        master = self._start(
+            "master",
+            [
+                "master",
+                "--job",
+                str(job_file),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--address-file",
+                str(address_file),
+                "--summary-file",
+                str(summary_file),
+                *self._search_args(),
+            ],
+        )
         address = self._await_address(master, address_file)
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
                 name = f"{role}-{index}"
-                self._start(name, [
-                    "worker", "--role", role, "--master", address, "--name", name,
-                    "--work-dir", str(self.workdir / name), "--bind", "127.0.0.1",
-                    "--shuffle-port", "0", *self._search_args()])
+                self._start(
+                    name,
+                    [
+                        "worker",
+                        "--role",
+                        role,
+                        "--master",
+                        address,
+                        "--name",
+                        name,
+                        "--work-dir",
+                        str(self.workdir / name),
+                        "--bind",
+                        "127.0.0.1",
+                        "--shuffle-port",
+                        "0",
+                        *self._search_args(),
+                    ],
+                )
         self._supervise(master, address)
         deadline = time.monotonic() + WORKER_EXIT_DEADLINE
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
@@ -179,14 +219,13 @@ class Launcher:
             stub = pb_grpc.MasterStub(channel)
             while master.poll() is None:
                 if self.progress is not None:
-                    try:
+                    with contextlib.suppress(grpc.RpcError):
                         self.progress(stub.GetStatus(pb.StatusRequest(), timeout=1.0))
-                    except grpc.RpcError:
-                        pass
                 for process in self.processes:
                     if process is not master and process.poll() not in (None, 0):
-                        raise LaunchError(f"{process.name} exited with code {process.code}:\n"
-                                          f"{process.log_tail()}")
+                        raise LaunchError(
+                            f"{process.name} exited with code {process.code}:\n{process.log_tail()}"
+                        )
                 time.sleep(0.05)
 
     def stop_all(self) -> None:

@@ -32,8 +32,9 @@ Combiner = Callable[[Any, Iterator[Any]], Iterable[tuple[Any, Any]]]
 _first = itemgetter(0)
 
 
-def combine_sorted(sorted_records: Iterable[Record], combiner: Combiner,
-                   stats: dict[str, int]) -> Iterator[Record]:
+def combine_sorted(
+    sorted_records: Iterable[Record], combiner: Combiner, stats: dict[str, int]
+) -> Iterator[Record]:
     """Run ``combiner`` over each key's group of a sorted record stream."""
     encode_value, decode_value = records.encode_value, records.decode_value
     for key_bytes, group in groupby(sorted_records, key=_first):
@@ -44,7 +45,8 @@ def combine_sorted(sorted_records: Iterable[Record], combiner: Combiner,
             out_key_bytes = records.encode_key(out_key)
             if out_key_bytes != key_bytes:
                 raise records.RecordError(
-                    f"combine() must keep its key: got {out_key!r} for key {key!r}")
+                    f"combine() must keep its key: got {out_key!r} for key {key!r}"
+                )
             stats["combine_output_records"] += 1
             yield out_key_bytes, encode_value(out_value)
 
@@ -52,8 +54,14 @@ def combine_sorted(sorted_records: Iterable[Record], combiner: Combiner,
 class MapBuffer:
     """Buffers one map task's output and turns it into one sorted run per partition."""
 
-    def __init__(self, reduce_tasks: int, partitioner: Partitioner, capacity: int,
-                 spill_dir: Path, combiner: Combiner | None) -> None:
+    def __init__(
+        self,
+        reduce_tasks: int,
+        partitioner: Partitioner,
+        capacity: int,
+        spill_dir: Path,
+        combiner: Combiner | None,
+    ) -> None:
         self.reduce_tasks = reduce_tasks
         self.partitioner = partitioner
         self.capacity = capacity
@@ -64,8 +72,12 @@ class MapBuffer:
         self.records = 0
         self.spills: list[list[Path]] = []
         self.stats: dict[str, int] = {
-            "map_output_records": 0, "map_output_bytes": 0, "spills": 0, "spilled_records": 0,
-            "combine_input_records": 0, "combine_output_records": 0,
+            "map_output_records": 0,
+            "map_output_bytes": 0,
+            "spills": 0,
+            "spilled_records": 0,
+            "combine_input_records": 0,
+            "combine_output_records": 0,
         }
         self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
         self.peak_size = 0

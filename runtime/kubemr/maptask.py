@@ -52,9 +52,17 @@ def _per_line(app: App, path: str, blocks: Iterable[bytes]) -> Iterator[tuple[An
             yield from app_map(path, line)
 
 
-def run_map(app: App, split: Split, *, reduce_tasks: int, partitioner: Partitioner,
-            combiner: Combiner | None, buffer_size: int, out_dir: Path,
-            scratch_dir: Path) -> MapResult:
+def run_map(
+    app: App,
+    split: Split,
+    *,
+    reduce_tasks: int,
+    partitioner: Partitioner,
+    combiner: Combiner | None,
+    buffer_size: int,
+    out_dir: Path,
+    scratch_dir: Path,
+) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition."""
     started = time.perf_counter()
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner)

@@ -10,6 +10,7 @@ and returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -47,9 +48,12 @@ class JobState:
         self.plan = plan
         self.output = output
         self.scheduler = Scheduler(
-            plan.splits, spec.reduce_tasks, barrier=spec.shuffle.mode == "barrier",
+            plan.splits,
+            spec.reduce_tasks,
+            barrier=spec.shuffle.mode == "barrier",
             max_attempts=spec.fault_tolerance.max_task_attempts,
-            heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout)
+            heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout,
+        )
         self.counters: dict[str, int] = defaultdict(int)
         self.task_seconds: dict[str, float] = defaultdict(float)
         self.peak_rss: dict[str, int] = {}
@@ -72,10 +76,8 @@ class JobState:
 
     async def wait_change(self, timeout: float) -> None:
         async with self.changed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout)
-            except TimeoutError:
-                pass
 
     def summary(self) -> dict[str, Any]:
         spec = self.plan.job.spec
@@ -120,15 +122,21 @@ class MasterService(pb_grpc.MasterServicer):
     def scheduler(self) -> Scheduler:
         return self.state.scheduler
 
-    async def Register(self, request: pb.RegisterRequest,  # noqa: N802
-                       context: grpc.aio.ServicerContext) -> pb.RegisterReply:
+    async def Register(
+        self,
+        request: pb.RegisterRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.RegisterReply:
         role = Kind.MAP if request.role == pb.MAPPER else Kind.REDUCE
         worker_id = self.scheduler.register(request.name, role, request.address, time.monotonic())
         log.info("registered %s at %s", worker_id, request.address or "-")
         await self.state.notify()
-        return pb.RegisterReply(worker_id=worker_id, job_json=self.job_json,
-                                boundaries=self.state.plan.boundaries,
-                                heartbeat_interval=self.heartbeat_interval)
+        return pb.RegisterReply(
+            worker_id=worker_id,
+            job_json=self.job_json,
+            boundaries=self.state.plan.boundaries,
+            heartbeat_interval=self.heartbeat_interval,
+        )
 
     def _exit_if_over(self, worker_id: str) -> bool:
         if not self.state.released.is_set():
@@ -138,8 +146,11 @@ class MasterService(pb_grpc.MasterServicer):
             worker.told_to_exit = True
         return True
 
-    async def Heartbeat(self, request: pb.HeartbeatRequest,  # noqa: N802
-                        context: grpc.aio.ServicerContext) -> pb.HeartbeatReply:
+    async def Heartbeat(
+        self,
+        request: pb.HeartbeatRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.HeartbeatReply:
         if self._exit_if_over(request.worker_id):
             await self.state.notify()
             return pb.HeartbeatReply(command=pb.EXIT)
@@ -148,8 +159,11 @@ class MasterService(pb_grpc.MasterServicer):
         cancel = [a for a in request.running if not self.scheduler.attempt_wanted(a)]
         return pb.HeartbeatReply(command=pb.CONTINUE, cancel=cancel)
 
-    async def RequestTask(self, request: pb.TaskRequest,  # noqa: N802
-                          context: grpc.aio.ServicerContext) -> pb.TaskAssignment:
+    async def RequestTask(
+        self,
+        request: pb.TaskRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.TaskAssignment:
         deadline = time.monotonic() + self.config.poll_timeout
         while True:
             if self._exit_if_over(request.worker_id):
@@ -169,20 +183,32 @@ class MasterService(pb_grpc.MasterServicer):
             split = assignment.split
             assert split is not None
             return pb.TaskAssignment(
-                kind=pb.TaskAssignment.MAP, index=assignment.index, attempt_id=assignment.attempt,
-                split=pb.Split(path=split.path, start=split.start, end=split.end))
+                kind=pb.TaskAssignment.MAP,
+                index=assignment.index,
+                attempt_id=assignment.attempt,
+                split=pb.Split(path=split.path, start=split.start, end=split.end),
+            )
         temp = self.state.output.temp_path(assignment.attempt, assignment.index)
-        return pb.TaskAssignment(kind=pb.TaskAssignment.REDUCE, index=assignment.index,
-                                 attempt_id=assignment.attempt, temp_path=str(temp))
+        return pb.TaskAssignment(
+            kind=pb.TaskAssignment.REDUCE,
+            index=assignment.index,
+            attempt_id=assignment.attempt,
+            temp_path=str(temp),
+        )
 
-    async def ReportTask(self, request: pb.TaskReport,  # noqa: N802
-                         context: grpc.aio.ServicerContext) -> pb.ReportReply:
+    async def ReportTask(
+        self,
+        request: pb.TaskReport,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.ReportReply:
         state, scheduler, now = self.state, self.scheduler, time.monotonic()
         attempt_id = request.attempt_id
         if request.peak_rss:
             state.peak_rss[request.worker_id] = request.peak_rss
         if not request.ok:
-            log.warning("attempt %s failed: %s", attempt_id, request.error.strip().splitlines()[-1:])
+            log.warning(
+                "attempt %s failed: %s", attempt_id, request.error.strip().splitlines()[-1:]
+            )
             accepted = scheduler.attempt_failed(attempt_id, request.error, now)
         elif _kind_of(attempt_id) is Kind.MAP:
             partitions = [(p.records, p.bytes) for p in request.partitions]
@@ -213,8 +239,11 @@ class MasterService(pb_grpc.MasterServicer):
         await state.notify()
         return pb.ReportReply(accepted=accepted)
 
-    async def AwaitMapOutputs(self, request: pb.MapOutputsRequest,  # noqa: N802
-                              context: grpc.aio.ServicerContext) -> pb.MapOutputsReply:
+    async def AwaitMapOutputs(
+        self,
+        request: pb.MapOutputsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.MapOutputsReply:
         deadline = time.monotonic() + self.config.poll_timeout
         have = set(request.have)
         total = len(self.scheduler.maps)
@@ -224,28 +253,50 @@ class MasterService(pb_grpc.MasterServicer):
             partition = self.scheduler.attempts[request.attempt_id].index
             refs, complete = self.scheduler.map_outputs(have)
             if refs or complete or time.monotonic() >= deadline:
-                outputs = [pb.MapOutput(map_task=r.index, attempt_id=r.attempt, address=r.address,
-                                        records=r.partitions[partition][0],
-                                        bytes=r.partitions[partition][1]) for r in refs]
+                outputs = [
+                    pb.MapOutput(
+                        map_task=r.index,
+                        attempt_id=r.attempt,
+                        address=r.address,
+                        records=r.partitions[partition][0],
+                        bytes=r.partitions[partition][1],
+                    )
+                    for r in refs
+                ]
                 return pb.MapOutputsReply(outputs=outputs, complete=complete, total=total)
             await self.state.wait_change(deadline - time.monotonic())
 
-    async def ReportFetchFailure(self, request: pb.FetchFailure,  # noqa: N802
-                                 context: grpc.aio.ServicerContext) -> pb.ReportReply:
-        log.warning("%s could not fetch map %d (%s): %s", request.attempt_id, request.map_task,
-                    request.map_attempt_id, request.error)
+    async def ReportFetchFailure(
+        self,
+        request: pb.FetchFailure,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.ReportReply:
+        log.warning(
+            "%s could not fetch map %d (%s): %s",
+            request.attempt_id,
+            request.map_task,
+            request.map_attempt_id,
+            request.error,
+        )
         return pb.ReportReply(accepted=True)
 
-    async def GetStatus(self, request: pb.StatusRequest,  # noqa: N802
-                        context: grpc.aio.ServicerContext) -> pb.JobStatus:
+    async def GetStatus(
+        self,
+        request: pb.StatusRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.JobStatus:
         scheduler = self.scheduler
         summary = json.dumps(self.state.summary()) if self.state.done.is_set() else ""
         return pb.JobStatus(
-            phase=scheduler.phase.value, maps_total=len(scheduler.maps),
-            maps_done=scheduler.maps_done, reduces_total=len(scheduler.reduces),
+            phase=scheduler.phase.value,
+            maps_total=len(scheduler.maps),
+            maps_done=scheduler.maps_done,
+            reduces_total=len(scheduler.reduces),
             reduces_done=scheduler.reduces_done,
             workers=sum(w.alive for w in scheduler.workers.values()),
-            message=scheduler.error or "", summary_json=summary)
+            message=scheduler.error or "",
+            summary_json=summary,
+        )
 
 
 async def _expire_workers(state: JobState, interval: float) -> None:
@@ -268,14 +319,20 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     port = server.add_insecure_port(f"{config.bind}:{config.port}")
     await server.start()
     address = f"{config.advertise_host}:{port}"
-    log.info("master for job %s serving on %s: %d map tasks, %d reduce tasks",
-             plan.job.metadata.name, address, len(plan.splits), spec.reduce_tasks)
+    log.info(
+        "master for job %s serving on %s: %d map tasks, %d reduce tasks",
+        plan.job.metadata.name,
+        address,
+        len(plan.splits),
+        spec.reduce_tasks,
+    )
     if config.address_file is not None:
         tmp = Path(f"{config.address_file}.tmp")
         tmp.write_text(address, encoding="utf-8")
         tmp.replace(config.address_file)
     expiry = asyncio.create_task(
-        _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4)))
+        _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
+    )
     await state.notify()  # a job with nothing to do is done at once
     await state.done.wait()
     expiry.cancel()
@@ -295,7 +352,8 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     await state.notify()
     deadline = time.monotonic() + config.exit_grace
     while time.monotonic() < deadline and any(
-            w.alive and not w.told_to_exit for w in scheduler.workers.values()):
+        w.alive and not w.told_to_exit for w in scheduler.workers.values()
+    ):
         await state.wait_change(deadline - time.monotonic())
     await server.stop(grace=1.0)
     return code

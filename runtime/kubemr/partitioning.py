@@ -7,6 +7,7 @@ Pure. Both partitioners work on encoded keys (:mod:`kubemr.records`), never on P
 from __future__ import annotations
 
 import bisect
+import itertools
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -26,7 +27,7 @@ def range_partitioner(boundaries: Sequence[bytes]) -> Partitioner:
     """Partition ``i`` holds keys in ``[boundaries[i-1], boundaries[i])``: part files read in
     order are globally sorted."""
     points = list(boundaries)
-    if any(a > b for a, b in zip(points, points[1:], strict=False)):
+    if any(a > b for a, b in itertools.pairwise(points)):
         raise ValueError("range partitioner boundaries must be sorted")
     return lambda key: bisect.bisect_right(points, key)
 

@@ -77,8 +77,10 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     kind = spec.partitioner or apps.preferred_partitioner(app)
     boundaries: list[bytes] = []
     if kind == "range" and spec.reduce_tasks > 1:
-        keys = [records.encode_key(k)
-                for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT)
-                for k, _ in app.map(splits[0].path if splits else "", line)]
+        keys = [
+            records.encode_key(k)
+            for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT)
+            for k, _ in app.map(splits[0].path if splits else "", line)
+        ]
         boundaries = boundaries_from_sample(keys, spec.reduce_tasks)
     return JobPlan(job, splits, boundaries, combine, kind)

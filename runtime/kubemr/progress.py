@@ -19,16 +19,21 @@ class JobProgress:
     def __init__(self, name: str, enabled: bool = True) -> None:
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn(f"{name} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=self.console,
-            disable=not enabled or not self.console.is_terminal)
+            TextColumn(f"{name} [bold]{{task.description}}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not enabled or not self.console.is_terminal,
+        )
         self.maps = self.progress.add_task("map", total=None)
         self.reduces = self.progress.add_task("reduce", total=None)
 
     def update(self, status: pb.JobStatus) -> None:
         self.progress.update(self.maps, total=status.maps_total, completed=status.maps_done)
-        self.progress.update(self.reduces, total=status.reduces_total,
-                             completed=status.reduces_done)
+        self.progress.update(
+            self.reduces, total=status.reduces_total, completed=status.reduces_done
+        )
 
     def __enter__(self) -> JobProgress:
         self.progress.start()
@@ -51,8 +56,8 @@ def top_lines(output: Path, count: int) -> list[str]:
     candidates: list[tuple[float, str]] = []
     for part in OutputDir(output).parts():
         with part.open(encoding="utf-8", errors="surrogateescape") as lines:
-            for line in lines:
-                line = line.rstrip("\n")
+            for raw in lines:
+                line = raw.rstrip("\n")
                 value = _numeric(line)
                 if value is not None:
                     candidates.append((value, line))
@@ -69,7 +74,9 @@ def report(output: str, summary: dict[str, Any], top: int = 0) -> None:
         f"{summary.get('mapTasks', '?')} map tasks, {summary.get('reduceTasks', '?')} reduce "
         f"tasks, {counters.get('map_input_records', '?')} input lines, "
         f"{counters.get('reduce_output_records', '?')} output lines in "
-        f"{summary.get('wallSeconds', '?')}s", highlight=False)
+        f"{summary.get('wallSeconds', '?')}s",
+        highlight=False,
+    )
     if top:
         console.print(f"top {top}:")
         for line in top_lines(Path(output), top):

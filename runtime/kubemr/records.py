@@ -20,7 +20,15 @@ from typing import Any
 
 import msgpack
 
-_NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = b"\x00", b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"  # noqa: E501
+_NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = (
+    b"\x00",
+    b"\x01",
+    b"\x02",
+    b"\x03",
+    b"\x04",
+    b"\x05",
+    b"\x06",
+)
 _DOUBLE = struct.Struct(">d")
 _U64 = struct.Struct(">Q")
 _SIGN = 1 << 63
@@ -48,7 +56,9 @@ def encode_key(key: object) -> bytes:
         return _FLOAT + _U64.pack(bits)
     if isinstance(key, bytes | bytearray):
         return _BYTES + bytes(key)
-    raise RecordError(f"keys must be str, int, float, bool, None or bytes, not {type(key).__name__}")
+    raise RecordError(
+        f"keys must be str, int, float, bool, None or bytes, not {type(key).__name__}"
+    )
 
 
 def _encode_int(n: int) -> bytes:

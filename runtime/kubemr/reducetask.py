@@ -69,15 +69,23 @@ def _merge_passes(sources: list[Source], scratch: Path, stats: dict[str, int]) -
 def run_reduce(app: App, sources: list[Source], out_path: Path, scratch: Path) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order."""
-    stats = {"merge_passes": 0, "reduce_input_records": 0, "reduce_input_groups": 0,
-             "reduce_output_records": 0, "output_bytes": 0}
+    stats = {
+        "merge_passes": 0,
+        "reduce_input_records": 0,
+        "reduce_input_groups": 0,
+        "reduce_output_records": 0,
+        "output_bytes": 0,
+    }
     started = time.perf_counter()
     scratch.mkdir(parents=True, exist_ok=True)
     sources = _merge_passes(list(sources), scratch, stats)
     merge_done = time.perf_counter()
     merged = heapq.merge(*(_records(s) for s in sources), key=_first)
     decode_key, decode_value, format_line = (
-        records.decode_key, records.decode_value, records.format_line)
+        records.decode_key,
+        records.decode_value,
+        records.format_line,
+    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     reduce = app.reduce
 
@@ -86,8 +94,9 @@ def run_reduce(app: App, sources: list[Source], out_path: Path, scratch: Path) -
             stats["reduce_input_records"] += 1
             yield decode_value(value)
 
-    with out_path.open("w", encoding="utf-8", errors="surrogateescape", newline="\n",
-                       buffering=1 << 20) as out:
+    with out_path.open(
+        "w", encoding="utf-8", errors="surrogateescape", newline="\n", buffering=1 << 20
+    ) as out:
         lines: list[str] = []
         for key_bytes, group in groupby(merged, key=_first):
             stats["reduce_input_groups"] += 1

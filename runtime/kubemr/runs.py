@@ -64,7 +64,9 @@ def decode_batch(payload: bytes) -> list[Record]:
     except DecodeError as exc:
         raise FrameError(f"corrupt record batch: {exc}") from None
     if len(batch.keys) != len(batch.values):
-        raise FrameError(f"corrupt record batch: {len(batch.keys)} keys, {len(batch.values)} values")
+        raise FrameError(
+            f"corrupt record batch: {len(batch.keys)} keys, {len(batch.values)} values"
+        )
     return list(zip(batch.keys, batch.values, strict=True))
 
 

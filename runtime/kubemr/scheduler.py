@@ -99,8 +99,15 @@ class Assignment:
 class Scheduler:
     """Tasks, attempts and workers of one job."""
 
-    def __init__(self, splits: list[Split], reduce_tasks: int, *, barrier: bool,
-                 max_attempts: int, heartbeat_timeout: float) -> None:
+    def __init__(
+        self,
+        splits: list[Split],
+        reduce_tasks: int,
+        *,
+        barrier: bool,
+        max_attempts: int,
+        heartbeat_timeout: float,
+    ) -> None:
         self.splits = splits
         self.barrier = barrier
         self.max_attempts = max_attempts
@@ -163,8 +170,11 @@ class Scheduler:
 
     def expire(self, now: float) -> list[str]:
         """Declare dead every worker silent past the timeout; return their ids."""
-        dead = [w for w in self.workers.values()
-                if w.alive and now - w.last_seen > self.heartbeat_timeout]
+        dead = [
+            w
+            for w in self.workers.values()
+            if w.alive and now - w.last_seen > self.heartbeat_timeout
+        ]
         for worker in dead:
             self.worker_lost(worker.id, now)
         return [w.id for w in dead]
@@ -204,8 +214,9 @@ class Scheduler:
             return None
         task.attempts += 1
         prefix = "m" if task.kind is Kind.MAP else "r"
-        attempt = Attempt(f"{prefix}{task.index}.a{task.attempts}", task.kind, task.index,
-                          worker_id, now)
+        attempt = Attempt(
+            f"{prefix}{task.index}.a{task.attempts}", task.kind, task.index, worker_id, now
+        )
         self.attempts[attempt.id] = attempt
         task.state = State.RUNNING
         task.running.add(attempt.id)
@@ -238,8 +249,7 @@ class Scheduler:
 
     # ---- reports --------------------------------------------------------------------
 
-    def map_succeeded(self, attempt_id: str, partitions: list[tuple[int, int]],
-                      now: float) -> bool:
+    def map_succeeded(self, attempt_id: str, partitions: list[tuple[int, int]], now: float) -> bool:
         """Record a finished map attempt; False if it was discarded."""
         attempt = self._live_attempt(attempt_id)
         if attempt is None or attempt.kind is not Kind.MAP:
@@ -258,8 +268,11 @@ class Scheduler:
     def may_commit(self, attempt_id: str) -> bool:
         """Whether a finished reduce attempt is the one to commit."""
         attempt = self._live_attempt(attempt_id)
-        return (attempt is not None and attempt.kind is Kind.REDUCE
-                and self._task(attempt).state is not State.DONE)
+        return (
+            attempt is not None
+            and attempt.kind is Kind.REDUCE
+            and self._task(attempt).state is not State.DONE
+        )
 
     def reduce_committed(self, attempt_id: str, now: float) -> None:
         attempt = self.attempts[attempt_id]
@@ -278,9 +291,11 @@ class Scheduler:
         self._end_attempt(attempt, "failed", now)
         task.failures.append(error)
         if len(task.failures) >= self.max_attempts and task.state is not State.DONE:
-            what = (f"map task {task.index} (split {self.splits[task.index]})"
-                    if task.kind is Kind.MAP else f"reduce task {task.index} (partition "
-                    f"{task.index})")
+            what = (
+                f"map task {task.index} (split {self.splits[task.index]})"
+                if task.kind is Kind.MAP
+                else f"reduce task {task.index} (partition {task.index})"
+            )
             self.error = f"{what} failed {len(task.failures)} times; last error:\n{error}"
         return True
 
@@ -296,8 +311,11 @@ class Scheduler:
         complete = self.map_phase_over
         if self.barrier and not complete:
             return [], False
-        refs = [t.output for t in self.maps
-                if t.state is State.DONE and t.output is not None and t.index not in have]
+        refs = [
+            t.output
+            for t in self.maps
+            if t.state is State.DONE and t.output is not None and t.index not in have
+        ]
         return refs, complete
 
     def attempt_wanted(self, attempt_id: str) -> bool:

@@ -48,8 +48,11 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
                     outputs += 1
         output.commit(temp, index)
     summary: dict[str, Any] = {
-        "job": plan.job.metadata.name, "mode": "sequential", "app": spec.app.ref,
-        "mapTasks": len(plan.splits), "reduceTasks": plan.reduce_tasks,
+        "job": plan.job.metadata.name,
+        "mode": "sequential",
+        "app": spec.app.ref,
+        "mapTasks": len(plan.splits),
+        "reduceTasks": plan.reduce_tasks,
         "counters": {"map_input_records": lines, "reduce_output_records": outputs},
         "wallSeconds": round(time.time() - started, 3),
     }

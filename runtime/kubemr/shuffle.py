@@ -31,13 +31,15 @@ class ShuffleServicer(pb_grpc.ShuffleServicer):
         self.root = root
         self.chunk_size = chunk_size
 
-    async def FetchPartition(  # noqa: N802
+    async def FetchPartition(
         self, request: pb.FetchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Chunk]:
         path = map_output_dir(self.root, request.attempt_id) / f"part-{request.partition:05d}.run"
         if not path.is_file():
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"no output for {request.attempt_id} partition {request.partition}")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no output for {request.attempt_id} partition {request.partition}",
+            )
         for chunk in runs.chunk_file(path, request.offset, self.chunk_size):
             yield pb.Chunk(frames=chunk)
 
@@ -52,12 +54,14 @@ class FetchedRun:
     bytes: int = 0
 
 
-async def fetch_run(channel: grpc.aio.Channel, job: str, ref: pb.MapOutput, partition: int,
-                    spill_to: Path | None) -> FetchedRun:
+async def fetch_run(
+    channel: grpc.aio.Channel, job: str, ref: pb.MapOutput, partition: int, spill_to: Path | None
+) -> FetchedRun:
     """Fetch one partition of one map output, into memory or (``spill_to``) a file."""
     stub = pb_grpc.ShuffleStub(channel)
-    request = pb.FetchRequest(job=job, map_task=ref.map_task, attempt_id=ref.attempt_id,
-                              partition=partition)
+    request = pb.FetchRequest(
+        job=job, map_task=ref.map_task, attempt_id=ref.attempt_id, partition=partition
+    )
     run = FetchedRun(ref.map_task, path=spill_to)
     sink = spill_to.open("wb") if spill_to is not None else None
     try:

@@ -50,7 +50,8 @@ class OutputDir:
         if SUCCESS in names and not overwrite:
             raise OutputError(
                 f"{where} already holds the output of a committed job "
-                "(set spec.output.overwrite: true to replace it)")
+                "(set spec.output.overwrite: true to replace it)"
+            )
         foreign = sorted(n for n in names if not _ours(n))
         if foreign:
             raise OutputError(f"{where} holds files kubemr did not write: {foreign[:5]}")

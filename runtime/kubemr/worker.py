@@ -9,6 +9,7 @@ so, which happens only after the job's output is final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import resource
@@ -68,8 +69,9 @@ class Context:
         return self.channels[address]
 
 
-async def _register(stub: pb_grpc.MasterStub, config: WorkerConfig,
-                    address: str) -> pb.RegisterReply:
+async def _register(
+    stub: pb_grpc.MasterStub, config: WorkerConfig, address: str
+) -> pb.RegisterReply:
     role = pb.MAPPER if config.role == "mapper" else pb.REDUCER
     request = pb.RegisterRequest(role=role, address=address, name=config.name)
     loop = asyncio.get_running_loop()
@@ -79,8 +81,10 @@ async def _register(stub: pb_grpc.MasterStub, config: WorkerConfig,
             return await stub.Register(request, timeout=5, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if loop.time() >= deadline:
-                raise WorkerError(f"cannot reach the master at {config.master}: "
-                                  f"{exc.code().name}: {exc.details()}") from None
+                raise WorkerError(
+                    f"cannot reach the master at {config.master}: "
+                    f"{exc.code().name}: {exc.details()}"
+                ) from None
             await asyncio.sleep(0.2)
 
 
@@ -88,8 +92,9 @@ async def _context(stub: pb_grpc.MasterStub, config: WorkerConfig, address: str)
     reply = await _register(stub, config, address)
     job = specs.parse_job(json.loads(reply.job_json), "job from master")
     app = apps.load_app(job.spec.app, config.search_path)
-    return Context(config, stub, reply.worker_id, job, app, list(reply.boundaries),
-                   reply.heartbeat_interval)
+    return Context(
+        config, stub, reply.worker_id, job, app, list(reply.boundaries), reply.heartbeat_interval
+    )
 
 
 async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
@@ -97,15 +102,14 @@ async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
         try:
             reply = await ctx.stub.Heartbeat(
                 pb.HeartbeatRequest(worker_id=ctx.worker_id, running=sorted(ctx.running)),
-                timeout=max(ctx.heartbeat_interval * 2, 1.0))
+                timeout=max(ctx.heartbeat_interval * 2, 1.0),
+            )
             if reply.command == pb.EXIT:
                 stop.set()
         except grpc.aio.AioRpcError as exc:
             log.debug("heartbeat failed: %s", exc.code().name)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ctx.heartbeat_interval)
-        except TimeoutError:
-            pass
 
 
 async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
@@ -114,19 +118,27 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     combiner = getattr(ctx.app, "combine", None) if combine else None
     root = ctx.config.work_dir
     result = await asyncio.to_thread(
-        run_map, ctx.app, Split(task.split.path, task.split.start, task.split.end),
+        run_map,
+        ctx.app,
+        Split(task.split.path, task.split.start, task.split.end),
         reduce_tasks=spec.reduce_tasks,
         partitioner=make_partitioner(spec.reduce_tasks, ctx.boundaries),
-        combiner=combiner, buffer_size=spec.shuffle.buffer_size,
+        combiner=combiner,
+        buffer_size=spec.shuffle.buffer_size,
         out_dir=shuffle.map_output_dir(root, task.attempt_id),
-        scratch_dir=root / "spill" / task.attempt_id)
+        scratch_dir=root / "spill" / task.attempt_id,
+    )
     return pb.TaskReport(
-        ok=True, partitions=[pb.PartitionInfo(records=r, bytes=b) for r, b in result.partitions],
-        counters=result.counters, timings=result.timings)
+        ok=True,
+        partitions=[pb.PartitionInfo(records=r, bytes=b) for r, b in result.partitions],
+        counters=result.counters,
+        timings=result.timings,
+    )
 
 
-async def _fetch_all(ctx: Context, task: Assignment, scratch: Path) -> tuple[
-        list[shuffle.FetchedRun], dict[str, float]]:
+async def _fetch_all(
+    ctx: Context, task: Assignment, scratch: Path
+) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
     """Fetch this reduce task's partition of every map output, as they are reported."""
     spec = ctx.job.spec
     budget = spec.shuffle.buffer_size
@@ -140,13 +152,17 @@ async def _fetch_all(ctx: Context, task: Assignment, scratch: Path) -> tuple[
 
     async def fetch(ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
         async with gate:
-            return await shuffle.fetch_run(ctx.channel(ref.address), ctx.job.metadata.name,
-                                           ref, task.index, spill_to)
+            return await shuffle.fetch_run(
+                ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to
+            )
 
     while True:
         poll_started = loop.time()
-        reply = await ctx.stub.AwaitMapOutputs(pb.MapOutputsRequest(
-            worker_id=ctx.worker_id, attempt_id=task.attempt_id, have=sorted(have)))
+        reply = await ctx.stub.AwaitMapOutputs(
+            pb.MapOutputsRequest(
+                worker_id=ctx.worker_id, attempt_id=task.attempt_id, have=sorted(have)
+            )
+        )
         waited += loop.time() - poll_started
         if reply.cancelled:
             for pending in fetches:
@@ -172,10 +188,12 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         fetched, timings = await _fetch_all(ctx, task, scratch)
-        sources: list[list[bytes] | Path] = [r.path if r.path is not None else r.frames
-                                            for r in fetched]
-        result = await asyncio.to_thread(run_reduce, ctx.app, sources, Path(task.temp_path),
-                                         scratch)
+        sources: list[list[bytes] | Path] = [
+            r.path if r.path is not None else r.frames for r in fetched
+        ]
+        result = await asyncio.to_thread(
+            run_reduce, ctx.app, sources, Path(task.temp_path), scratch
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     counters = dict(result.counters)
@@ -229,7 +247,9 @@ async def run_worker(config: WorkerConfig) -> int:
             try:
                 task = await stub.RequestTask(pb.TaskRequest(worker_id=ctx.worker_id))
             except grpc.aio.AioRpcError as exc:
-                raise WorkerError(f"lost the master at {config.master}: {exc.code().name}") from None
+                raise WorkerError(
+                    f"lost the master at {config.master}: {exc.code().name}"
+                ) from None
             if task.kind == Assignment.EXIT:
                 break
             if task.kind == Assignment.REREGISTER:

@@ -100,7 +100,9 @@ def load_app(app: AppSpec, search: Iterable[Path] = ()) -> App:
     try:
         instance = target(**app.args)
     except TypeError as exc:
-        raise AppError(f"spec.app.args: {app.ref} rejected its arguments {app.args}: {exc}") from None
+        raise AppError(
+            f"spec.app.args: {app.ref} rejected its arguments {app.args}: {exc}"
+        ) from None
     except Exception as exc:
         raise AppError(f"spec.app: constructing {app.ref} failed: {exc!r}") from exc
     missing = [m for m in ("map", "reduce") if not callable(getattr(instance, m, None))]

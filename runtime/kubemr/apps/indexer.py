@@ -31,8 +31,12 @@ class Indexer:
     ) -> Iterable[tuple[Any, Any]]:
         """Fast path: each distinct word of the split once (the combiner's result)."""
         if not combine:
-            return (pair for block in blocks for line in block.split(b"\n")
-                    for pair in self.map(key, line.decode("utf-8", "surrogateescape")))
+            return (
+                pair
+                for block in blocks
+                for line in block.split(b"\n")
+                for pair in self.map(key, line.decode("utf-8", "surrogateescape"))
+            )
         seen: set[str] = set()
         for block in blocks:
             seen.update(count_block(block))

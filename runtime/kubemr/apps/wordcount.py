@@ -82,5 +82,9 @@ class WordCount:
             for block in blocks:
                 total.update(count_block(block))
             return total.items()
-        return ((word, 1) for block in blocks for word, n in count_block(block).items()
-                for _ in range(n))
+        return (
+            (word, 1)
+            for block in blocks
+            for word, n in count_block(block).items()
+            for _ in range(n)
+        )
