@@ -1,0 +1,53 @@
+"""Helpers shared by the runtime tests: manifests, `kubemr` processes, sorted outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKS = ROOT.parent / "shared" / "data" / "gutenberg"
+APPS = ROOT / "tests" / "runtime" / "apps"
+RUN_DEADLINE = 240.0
+"""Seconds a single local job may take in these tests."""
+
+
+def manifest(name: str, app: dict[str, Any], paths: list[str], output: Path,
+             **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"app": app, "input": {"paths": paths}, "output": {"path": str(output)}}
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key].update(value)
+        else:
+            body[key] = value
+    return {"apiVersion": "kubemr.io/v1alpha1", "kind": "MapReduceJob",
+            "metadata": {"name": name}, "spec": body}
+
+
+def write_manifest(directory: Path, doc: dict[str, Any]) -> Path:
+    path = directory / f"{doc['metadata']['name']}-{len(list(directory.glob('*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubemr", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=RUN_DEADLINE, check=False)
+
+
+def sorted_output(output: Path) -> list[str]:
+    lines: list[str] = []
+    for part in sorted(output.glob("part-*")):
+        lines.extend(part.read_bytes().decode("utf-8", "surrogateescape").splitlines())
+    return sorted(lines)
+
+
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+"""The `run_job` fixture: runs a manifest dict with `kubemr run --quiet`."""

@@ -1,0 +1,111 @@
+"""The master's scheduling rules, driven directly (no processes, no gRPC)."""
+
+from kubemr.scheduler import Kind, Phase, Scheduler
+from kubemr.splits import Split
+
+
+def make(maps: int = 3, reduces: int = 2, barrier: bool = False, attempts: int = 2) -> Scheduler:
+    splits = [Split("f", i * 10, i * 10 + 10) for i in range(maps)]
+    return Scheduler(splits, reduces, barrier=barrier, max_attempts=attempts,
+                     heartbeat_timeout=5.0)
+
+
+def finish_maps(s: Scheduler, worker: str, now: float = 1.0) -> None:
+    while (a := s.assign(worker, now)) is not None:
+        assert s.map_succeeded(a.attempt, [(1, 10), (2, 20)], now)
+
+
+def test_tasks_outnumber_workers_and_attempt_ids_are_unique() -> None:
+    s = make(maps=5)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    ids = []
+    while (a := s.assign(m, 0.0)) is not None:
+        ids.append(a.attempt)
+        s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
+    assert ids == [f"m{i}.a1" for i in range(5)]
+    assert s.map_phase_over and s.phase is Phase.PENDING or s.phase is Phase.REDUCING
+
+
+def test_barrier_holds_reduces_until_maps_finish() -> None:
+    s = make(barrier=True)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    r = s.register("r0", Kind.REDUCE, "", 0.0)
+    assert s.assign(r, 0.0) is None
+    assert s.map_outputs(set()) == ([], False)
+    finish_maps(s, m)
+    reduce = s.assign(r, 1.0)
+    assert reduce is not None and reduce.kind is Kind.REDUCE
+    refs, complete = s.map_outputs(set())
+    assert complete and [ref.index for ref in refs] == [0, 1, 2]
+
+
+def test_streaming_releases_outputs_as_they_complete() -> None:
+    s = make()
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    r = s.register("r0", Kind.REDUCE, "", 0.0)
+    assert s.assign(r, 0.0) is not None
+    first = s.assign(m, 0.0)
+    assert first is not None
+    s.map_succeeded(first.attempt, [(1, 1), (1, 1)], 0.0)
+    refs, complete = s.map_outputs(set())
+    assert [ref.index for ref in refs] == [0] and not complete
+    assert s.map_outputs({0}) == ([], False)
+
+
+def test_first_commit_wins() -> None:
+    s = make(maps=0, reduces=1)
+    r1 = s.register("r1", Kind.REDUCE, "", 0.0)
+    a = s.assign(r1, 0.0)
+    assert a is not None
+    # A second attempt of the same task (as a backup would be): force it idle again.
+    s.reduces[0].state = s.reduces[0].state.IDLE
+    r2 = s.register("r2", Kind.REDUCE, "", 0.0)
+    b = s.assign(r2, 0.0)
+    assert b is not None and b.attempt == "r0.a2"
+    assert s.may_commit(b.attempt)
+    s.reduce_committed(b.attempt, 1.0)
+    assert not s.may_commit(a.attempt)
+    assert s.phase is Phase.SUCCEEDED
+
+
+def test_failures_retry_then_fail_the_job_naming_the_split() -> None:
+    s = make(maps=1, attempts=2)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    for expected in ("m0.a1", "m0.a2"):
+        a = s.assign(m, 0.0)
+        assert a is not None and a.attempt == expected
+        s.attempt_failed(a.attempt, "ValueError: bad line", 0.0)
+    assert s.phase is Phase.FAILED
+    assert s.error is not None
+    assert "map task 0" in s.error and "f[0:10]" in s.error and "ValueError: bad line" in s.error
+
+
+def test_dead_worker_loses_running_and_completed_maps() -> None:
+    s = make(maps=2)
+    m1 = s.register("m1", Kind.MAP, "h:1", 0.0)
+    m2 = s.register("m2", Kind.MAP, "h:2", 0.0)
+    done = s.assign(m1, 0.0)
+    assert done is not None
+    s.map_succeeded(done.attempt, [(1, 1), (1, 1)], 0.0)
+    running = s.assign(m1, 0.0)
+    assert running is not None
+    s.heartbeat(m2, 4.0)
+    assert s.expire(6.0) == [m1]
+    assert s.maps_done == 0
+    assert not s.map_succeeded(running.attempt, [(0, 0), (0, 0)], 6.0)  # late report ignored
+    rerun = []
+    while (a := s.assign(m2, 6.0)) is not None:
+        rerun.append(a.index)
+        assert s.map_succeeded(a.attempt, [(1, 1), (1, 1)], 6.0)
+    assert sorted(rerun) == [0, 1]
+    assert s.maps_done == 2
+
+
+def test_duplicate_report_is_discarded() -> None:
+    s = make(maps=1)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    a = s.assign(m, 0.0)
+    assert a is not None
+    assert s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
+    assert not s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
+    assert s.attempts_by_outcome() == {"map_succeeded": 1}
