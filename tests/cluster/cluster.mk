@@ -1,0 +1,21 @@
+# The local Kubernetes of the cluster tests (tests/cluster, docs/cluster.md).
+# Included by the top-level Makefile.
+
+LOCALKUBE := PYTHONPATH=tests/cluster $(BIN)/python -m localkube
+
+.PHONY: cluster-build cluster-up cluster-down cluster-status
+
+## cluster-build: build .cluster/bin (etcd, kube-*, kubectl, helm) unless the Go pins are unchanged
+cluster-build: $(STAMP)
+	$(LOCALKUBE) build
+
+## cluster-up: start etcd, the control plane and the node agent; writes .cluster/kubeconfig
+cluster-up: $(STAMP)
+	$(LOCALKUBE) up
+
+## cluster-down: stop everything and check no process, netns, veth or bridge is left
+cluster-down: $(STAMP)
+	$(LOCALKUBE) down
+
+cluster-status: $(STAMP)
+	$(LOCALKUBE) status
