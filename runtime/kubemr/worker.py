@@ -14,6 +14,7 @@ import json
 import logging
 import resource
 import shutil
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +262,7 @@ async def run_worker(config: WorkerConfig) -> int:
         await beats
         for other in ctx.channels.values():
             await other.close()
+        log.info("exiting at %.6f: the master says the job is over", time.time())
         return 0
     finally:
         stop.set()

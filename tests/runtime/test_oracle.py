@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testjobs import Runner
-from testjobs import BOOKS, manifest, sorted_output
+from testjobs import BOOKS, Runner, manifest, sorted_output
 
 APP_SPECS: dict[str, dict[str, Any]] = {
     "wordcount": {"builtin": "wordcount"},
@@ -41,15 +40,31 @@ def inputs_for(maps: int) -> tuple[list[str], int]:
     raise AssertionError(f"no split size gives {maps} map tasks")
 
 
-def run_cell(tmp_path: Path, run_job: Runner, oracle: Callable[[dict[str, Any]], list[str]],
-             app: str, maps: int, reduces: int, workers: int, mode: str,
-             combine: bool | None) -> None:
+def run_cell(
+    tmp_path: Path,
+    run_job: Runner,
+    oracle: Callable[[dict[str, Any]], list[str]],
+    app: str,
+    maps: int,
+    reduces: int,
+    workers: int,
+    mode: str,
+    combine: bool | None,
+) -> None:
     paths, split = inputs_for(maps)
     extra: dict[str, Any] = {} if combine is None else {"combine": combine}
-    doc = manifest(f"{app}-m{maps}", APP_SPECS[app], paths, tmp_path / "out",
-                   input={"splitSize": split}, reduceTasks=reduces,
-                   mapper={"replicas": workers}, reducer={"replicas": max(1, workers - 1)},
-                   shuffle={"mode": mode}, **extra)
+    doc = manifest(
+        f"{app}-m{maps}",
+        APP_SPECS[app],
+        paths,
+        tmp_path / "out",
+        input={"splitSize": split},
+        reduceTasks=reduces,
+        mapper={"replicas": workers},
+        reducer={"replicas": max(1, workers - 1)},
+        shuffle={"mode": mode},
+        **extra,
+    )
     result = run_job(doc)
     assert result.returncode == 0, result.stderr
     parts = sorted(p.name for p in (tmp_path / "out").glob("part-*"))
@@ -57,8 +72,11 @@ def run_cell(tmp_path: Path, run_job: Runner, oracle: Callable[[dict[str, Any]],
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert sorted_output(tmp_path / "out") == oracle(doc)
     if app == "sort":
-        ordered = [line for p in sorted((tmp_path / "out").glob("part-*"))
-                   for line in p.read_bytes().decode("utf-8", "surrogateescape").splitlines()]
+        ordered = [
+            line
+            for p in sorted((tmp_path / "out").glob("part-*"))
+            for line in p.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+        ]
         assert ordered == sorted(ordered), "part files read in order must be globally sorted"
 
 
@@ -75,12 +93,20 @@ REPRESENTATIVE = [
 ]
 
 
-@pytest.mark.parametrize(("app", "maps", "reduces", "workers", "mode", "combine"),
-                         REPRESENTATIVE, ids=lambda v: str(v))
-def test_representative_matrix(tmp_path: Path, run_job: Runner,
-                               oracle: Callable[[dict[str, Any]], list[str]], app: str,
-                               maps: int, reduces: int, workers: int, mode: str,
-                               combine: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("app", "maps", "reduces", "workers", "mode", "combine"), REPRESENTATIVE, ids=str
+)
+def test_representative_matrix(
+    tmp_path: Path,
+    run_job: Runner,
+    oracle: Callable[[dict[str, Any]], list[str]],
+    app: str,
+    maps: int,
+    reduces: int,
+    workers: int,
+    mode: str,
+    combine: bool | None,
+) -> None:
     run_cell(tmp_path, run_job, oracle, app, maps, reduces, workers, mode, combine)
 
 
@@ -88,16 +114,26 @@ def _full_matrix() -> list[tuple[Any, ...]]:
     cells = []
     workers = itertools.cycle([1, 2, 3, 4])
     for app, maps, reduces, mode in itertools.product(
-            APP_SPECS, (1, 8, 40), (1, 3, 10), ("barrier", "streaming")):
-        for combine in ((True, False) if app in COMBINABLE else (None,)):
+        APP_SPECS, (1, 8, 40), (1, 3, 10), ("barrier", "streaming")
+    ):
+        for combine in (True, False) if app in COMBINABLE else (None,):
             cells.append((app, maps, reduces, next(workers), mode, combine))
     return cells
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("app", "maps", "reduces", "workers", "mode", "combine"),
-                         _full_matrix(), ids=lambda v: str(v))
-def test_full_matrix(tmp_path: Path, run_job: Runner,
-                     oracle: Callable[[dict[str, Any]], list[str]], app: str, maps: int,
-                     reduces: int, workers: int, mode: str, combine: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("app", "maps", "reduces", "workers", "mode", "combine"), _full_matrix(), ids=str
+)
+def test_full_matrix(
+    tmp_path: Path,
+    run_job: Runner,
+    oracle: Callable[[dict[str, Any]], list[str]],
+    app: str,
+    maps: int,
+    reduces: int,
+    workers: int,
+    mode: str,
+    combine: bool | None,
+) -> None:
     run_cell(tmp_path, run_job, oracle, app, maps, reduces, workers, mode, combine)

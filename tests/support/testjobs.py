@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,16 +18,21 @@ RUN_DEADLINE = 240.0
 """Seconds a single local job may take in these tests."""
 
 
-def manifest(name: str, app: dict[str, Any], paths: list[str], output: Path,
-             **spec: Any) -> dict[str, Any]:
+def manifest(
+    name: str, app: dict[str, Any], paths: list[str], output: Path, **spec: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"app": app, "input": {"paths": paths}, "output": {"path": str(output)}}
     for key, value in spec.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
             body[key].update(value)
         else:
             body[key] = value
-    return {"apiVersion": "kubemr.io/v1alpha1", "kind": "MapReduceJob",
-            "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": "kubemr.io/v1alpha1",
+        "kind": "MapReduceJob",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def write_manifest(directory: Path, doc: dict[str, Any]) -> Path:
@@ -35,9 +41,19 @@ def write_manifest(directory: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kubemr", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=RUN_DEADLINE, check=False)
+def run_cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `kubemr` command line and wait (bounded by RUN_DEADLINE)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kubemr", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=RUN_DEADLINE,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def sorted_output(output: Path) -> list[str]:
@@ -45,8 +61,6 @@ def sorted_output(output: Path) -> list[str]:
     for part in sorted(output.glob("part-*")):
         lines.extend(part.read_bytes().decode("utf-8", "surrogateescape").splitlines())
     return sorted(lines)
-
-
 
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]

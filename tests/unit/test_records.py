@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from kubemr import partitioning, records
 
 
@@ -52,11 +51,17 @@ def test_hash_partitioning_is_stable_across_processes() -> None:
     here = [partitioning.hash_partitioner(7)(k) for k in keys]
     script = (
         "from kubemr import partitioning, records;"
-        "print([partitioning.hash_partitioner(7)(records.encode_key(f'word{i}')) for i in range(50)])"
+        "p = partitioning.hash_partitioner(7);"
+        "print([p(records.encode_key(f'word{i}')) for i in range(50)])"
     )
     for seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             env={"PYTHONHASHSEED": seed}, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
         assert out.strip() == str(here)
     assert len(set(here)) > 3
 

@@ -6,8 +6,7 @@ from kubemr.splits import Split
 
 def make(maps: int = 3, reduces: int = 2, barrier: bool = False, attempts: int = 2) -> Scheduler:
     splits = [Split("f", i * 10, i * 10 + 10) for i in range(maps)]
-    return Scheduler(splits, reduces, barrier=barrier, max_attempts=attempts,
-                     heartbeat_timeout=5.0)
+    return Scheduler(splits, reduces, barrier=barrier, max_attempts=attempts, heartbeat_timeout=5.0)
 
 
 def finish_maps(s: Scheduler, worker: str, now: float = 1.0) -> None:
@@ -23,7 +22,7 @@ def test_tasks_outnumber_workers_and_attempt_ids_are_unique() -> None:
         ids.append(a.attempt)
         s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
     assert ids == [f"m{i}.a1" for i in range(5)]
-    assert s.map_phase_over and s.phase is Phase.PENDING or s.phase is Phase.REDUCING
+    assert (s.map_phase_over and s.phase is Phase.PENDING) or s.phase is Phase.REDUCING
 
 
 def test_barrier_holds_reduces_until_maps_finish() -> None:

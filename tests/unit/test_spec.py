@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from kubemr import quantities, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,8 +15,12 @@ def manifest(**spec_fields: object) -> dict[str, object]:
         "output": {"path": "out"},
     }
     body.update(spec_fields)
-    return {"apiVersion": spec.API_VERSION, "kind": spec.KIND, "metadata": {"name": "wc"},
-            "spec": body}
+    return {
+        "apiVersion": spec.API_VERSION,
+        "kind": spec.KIND,
+        "metadata": {"name": "wc"},
+        "spec": body,
+    }
 
 
 def test_defaults() -> None:
@@ -36,17 +39,28 @@ def test_examples_validate(path: Path) -> None:
 
 
 def test_every_bad_field_is_listed_at_once() -> None:
-    bad = manifest(reduceTasks=-1, shuffle={"mode": "fast", "bufsize": 1},
-                   faultTolerance={"heartbeatTimeout": "ten"})
+    bad = manifest(
+        reduceTasks=-1,
+        shuffle={"mode": "fast", "bufsize": 1},
+        faultTolerance={"heartbeatTimeout": "ten"},
+    )
     bad["spec"]["input"] = {"paths": ["x"], "splitSize": "12Qi"}  # type: ignore[index]
     bad["spec"]["app"] = {"builtin": "wordcount", "module": "m:A"}  # type: ignore[index]
     with pytest.raises(spec.SpecError) as caught:
         spec.parse_job(bad, "job.yaml")
     text = str(caught.value)
-    for fragment in ("spec.reduceTasks", "-1", "spec.shuffle.mode", "'fast'",
-                     "spec.shuffle.bufsize: unknown field", "spec.faultTolerance.heartbeatTimeout",
-                     "spec.input.splitSize", "12Qi", "exactly one of app.builtin and app.module",
-                     "job.yaml"):
+    for fragment in (
+        "spec.reduceTasks",
+        "-1",
+        "spec.shuffle.mode",
+        "'fast'",
+        "spec.shuffle.bufsize: unknown field",
+        "spec.faultTolerance.heartbeatTimeout",
+        "spec.input.splitSize",
+        "12Qi",
+        "exactly one of app.builtin and app.module",
+        "job.yaml",
+    ):
         assert fragment in text
     assert len(caught.value.problems) == 6
 
@@ -69,7 +83,7 @@ def test_wrong_kind_and_name() -> None:
 
 
 def test_module_reference_is_checked() -> None:
-    with pytest.raises(spec.SpecError, match="spec.app.module"):
+    with pytest.raises(spec.SpecError, match=r"spec\.app\.module"):
         spec.parse_job(manifest(app={"module": "no colon here"}))
     assert spec.parse_job(manifest(app={"module": "tests/apps/x.py:App"}))
 
@@ -89,8 +103,17 @@ def test_dump_round_trips() -> None:
     assert spec.dump_job(job)["spec"]["shuffle"]["bufferSize"] == "8Mi"
 
 
-@pytest.mark.parametrize(("text", "size"), [("64Mi", 64 * 2**20), ("1G", 10**9), ("500k", 500_000),
-                                            ("1048576", 2**20), (7, 7), ("1.5Ki", 1536)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("64Mi", 64 * 2**20),
+        ("1G", 10**9),
+        ("500k", 500_000),
+        ("1048576", 2**20),
+        (7, 7),
+        ("1.5Ki", 1536),
+    ],
+)
 def test_quantities(text: object, size: int) -> None:
     assert quantities.parse_quantity(text) == size
 
@@ -101,7 +124,8 @@ def test_bad_quantities(text: object) -> None:
         quantities.parse_quantity(text)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("10s", 10.0), ("500ms", 0.5), ("1m30s", 90.0),
-                                               (3, 3.0), ("1h", 3600.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("10s", 10.0), ("500ms", 0.5), ("1m30s", 90.0), (3, 3.0), ("1h", 3600.0)]
+)
 def test_durations(text: object, seconds: float) -> None:
     assert quantities.parse_duration(text) == seconds

@@ -4,7 +4,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from kubemr import inputs
 from kubemr.splits import Split, plan_splits
 
@@ -53,4 +52,7 @@ def test_undecodable_bytes_survive(tmp_path: Path) -> None:
     path = tmp_path / "bin"
     path.write_bytes(b"caf\xe9 ok\n\xff\xfe\n")
     lines = list(inputs.read_lines(Split(str(path), 0, path.stat().st_size)))
-    assert [line.encode("utf-8", "surrogateescape") for line in lines] == [b"caf\xe9 ok", b"\xff\xfe"]
+    assert [line.encode("utf-8", "surrogateescape") for line in lines] == [
+        b"caf\xe9 ok",
+        b"\xff\xfe",
+    ]

@@ -22,7 +22,7 @@ class Counting:
         if self.delay:
             time.sleep(self.delay)
         self.log.write(f"{time.time():.6f}\t{line}\n")
-        yield line.split()[0], 1
+        yield line.split(maxsplit=1)[0], 1
 
     def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
         yield key, sum(values)
