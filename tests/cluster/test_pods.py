@@ -111,6 +111,12 @@ def test_deleting_a_running_pod_terminates_its_process(
     manifest["spec"]["containers"][0]["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
     create(kube, namespace, manifest)
     pod = workloads.wait_for_pod(kube, namespace, "sleeper", ["Running"])
+    paths = cluster.layout.Layout.default()
+    deadlines.poll(
+        deadlines.POD_PHASE,
+        lambda: True if "serving" in workloads.container_log(paths, pod) else None,
+        "the sleeper to install its SIGTERM handler",
+    )
     pid = workloads.container_pid(pod)
     assert psutil.pid_exists(pid)
     process = psutil.Process(pid)

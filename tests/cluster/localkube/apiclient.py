@@ -98,6 +98,13 @@ class ApiClient:
             self._local.connection = connection
         return connection
 
+    def close(self) -> None:
+        """Close this thread's kept-alive connection (other threads' close with them)."""
+        connection: http.client.HTTPSConnection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
     def request(
         self,
         method: str,

@@ -152,6 +152,8 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
                 processes.stop(handle)
             network.sweep()
             raise
+        finally:
+            client.close()
         processes.save(
             paths.state,
             handles,

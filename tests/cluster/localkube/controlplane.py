@@ -198,7 +198,7 @@ def start(paths: layout.Layout, ports: Ports) -> list[processes.Handle]:
                 f"--cluster-signing-cert-file={files.ca_cert}",
                 f"--cluster-signing-key-file={files.ca_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--use-service-account-credentials=false",
+                "--use-service-account-credentials=true",
                 f"--cert-dir={paths.pki / 'controller-manager'}",
             ],
         )

@@ -35,9 +35,11 @@ def cluster() -> Iterator[clusters.Cluster]:
 
 
 @pytest.fixture(scope="session")
-def kube(cluster: clusters.Cluster) -> apiclient.ApiClient:
+def kube(cluster: clusters.Cluster) -> Iterator[apiclient.ApiClient]:
     """An admin API client for the session's cluster."""
-    return cluster.client()
+    client = cluster.client()
+    yield client
+    client.close()
 
 
 _FAILED = pytest.StashKey[bool]()
