@@ -19,3 +19,7 @@ cluster-down: $(STAMP)
 
 cluster-status: $(STAMP)
 	$(LOCALKUBE) status
+
+# `make test` runs the cluster tests; the first (cold) Go build takes minutes, longer
+# than one test's timeout, so it is a prerequisite of `test` rather than a fixture step.
+test: cluster-build

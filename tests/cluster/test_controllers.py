@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
+import pytest
 from localkube import apiclient, deadlines, workloads
 
 pytestmark = pytest.mark.cluster
@@ -38,7 +39,7 @@ def test_deleting_an_owner_garbage_collects_its_children(
 
 
 def test_deleting_a_namespace_with_a_running_pod_completes(kube: apiclient.ApiClient) -> None:
-    name = "doomed-namespace"
+    name = f"doomed-{uuid.uuid4().hex[:6]}"
     kube.create("/api/v1/namespaces", {"metadata": {"name": name}})
     deadlines.poll(
         deadlines.NAMESPACE_READY,

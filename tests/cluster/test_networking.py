@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from localkube import apiclient, cluster, workloads
 
 pytestmark = pytest.mark.cluster
@@ -49,7 +48,9 @@ def test_two_pods_talk_through_a_service_name(
                     time.sleep(0.5)
         """
     )
-    kube.create(apiclient.resource_path("pods", namespace), workloads.pod("client", ["python", "-c", code]))
+    kube.create(
+        apiclient.resource_path("pods", namespace), workloads.pod("client", ["python", "-c", code])
+    )
     done = workloads.wait_for_pod(kube, namespace, "client", ["Succeeded", "Failed"])
     web = workloads.get_pod(kube, namespace, "web")
     log = workloads.container_log(cluster.paths, done)
@@ -80,7 +81,10 @@ def test_pod_reaches_the_api_server_with_its_service_account_token(
         print(review["status"]["userInfo"]["username"])
         """
     )
-    kube.create(apiclient.resource_path("pods", namespace), workloads.pod("incluster", ["python", "-c", code]))
+    kube.create(
+        apiclient.resource_path("pods", namespace),
+        workloads.pod("incluster", ["python", "-c", code]),
+    )
     pod = workloads.wait_for_pod(kube, namespace, "incluster", ["Succeeded", "Failed"])
     log = workloads.container_log(cluster.paths, pod)
     assert pod["status"]["phase"] == "Succeeded", log

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from localkube import apiclient, cluster, deadlines, workloads
 
 pytestmark = pytest.mark.cluster
@@ -48,9 +47,7 @@ def test_pod_that_writes_a_file_and_exits_0_succeeds(
     assert not Path("/data/out.txt").exists(), "the bind mount leaked onto the host"
 
 
-def test_pod_that_exits_3_fails_with_exit_code_3(
-    kube: apiclient.ApiClient, namespace: str
-) -> None:
+def test_pod_that_exits_3_fails_with_exit_code_3(kube: apiclient.ApiClient, namespace: str) -> None:
     create(kube, namespace, workloads.pod("three", workloads.python("raise SystemExit(3)")))
     pod = workloads.wait_for_pod(kube, namespace, "three", ["Succeeded", "Failed"])
     assert pod["status"]["phase"] == "Failed"

@@ -102,6 +102,7 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
         ports = controlplane.Ports.pick()
         handles = controlplane.start(paths, ports)
         server = f"https://127.0.0.1:{ports.apiserver}"
+        client = apiclient.ApiClient(controlplane.credentials(paths, server))
         try:
             agent_log = paths.component_log("node-agent")
             agent_log.unlink(missing_ok=True)
@@ -126,8 +127,6 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
                 },
             )
             handles.append(agent)
-            cluster = Cluster(paths, server, tuple(handles))
-            client = cluster.client()
 
             def ready() -> bool | None:
                 if not agent.alive():
@@ -164,6 +163,7 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
                 "start_seconds": round(time.monotonic() - built, 1),
             },
         )
+        cluster = Cluster(paths, server, tuple(handles))
         if not quiet:
             print(
                 f"localkube: cluster up in {time.monotonic() - started:.1f} s "

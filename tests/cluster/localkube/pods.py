@@ -180,9 +180,11 @@ class PodWorker:
         while not (self._deleting() or self.stopping.is_set()):
             self._step()
             self._report()
-            if self._phase() in ("Succeeded", "Failed") and self.network is not None:
+            finished = self._phase() in ("Succeeded", "Failed")
+            if finished and self.network is not None:
                 self._release_sandbox()
-            self.changed.wait(TICK)
+            # A finished pod only waits for its deletion, which sets `changed`.
+            self.changed.wait(5.0 if finished else TICK)
             self.changed.clear()
         if self.stopping.is_set() and not self._deleting():
             return
