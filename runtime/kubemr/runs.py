@@ -25,8 +25,10 @@ Record = tuple[bytes, bytes]
 """An encoded (key, value) pair."""
 
 _LENGTH = struct.Struct("<I")
-BATCH_BYTES = 256 * 1024
+BATCH_BYTES = 64 * 1024
 """Target payload of one frame, bytes. A single larger record makes a larger frame."""
+READ_BUFFER = 64 * 1024
+"""Read buffer of each open run, bytes: a merge keeps MERGE_FACTOR runs open at once."""
 MAX_FRAME = 256 * 2**20
 """Largest frame accepted by a decoder, bytes (a record may be as large as one line)."""
 
@@ -111,7 +113,7 @@ def iter_frames(stream: BinaryIO) -> Iterator[bytes]:
 
 def read_run(path: Path) -> Iterator[Record]:
     """Yield the records of a run file, in order."""
-    with path.open("rb", buffering=1 << 20) as stream:
+    with path.open("rb", buffering=READ_BUFFER) as stream:
         for payload in iter_frames(stream):
             yield from decode_batch(payload)
 
