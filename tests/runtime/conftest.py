@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testjobs import Runner, run_cli, sorted_output, write_manifest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from testjobs import APPS, Runner, manifest, run_cli, sorted_output, write_manifest
 
 

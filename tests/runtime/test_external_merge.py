@@ -14,16 +14,16 @@ import random
 from pathlib import Path
 from typing import Any
 
-from testjobs import Runner, manifest, sorted_output
-
 from kubemr.reducetask import MERGE_FACTOR
+
+from testjobs import Runner, manifest, sorted_output
 
 MIB = 2**20
 
 
 def bound_slack() -> int:
-    """What the bound allows above an idle worker: an in-memory reducer holding a larger
-    partition than this could not meet it."""
+    """What the bound allows above an idle worker (bufferSize 1Mi + MERGE_FACTOR MiB): an
+    in-memory reducer holding a larger partition than this could not meet it."""
     return 1 * MIB + MERGE_FACTOR * MIB
 
 
@@ -38,7 +38,6 @@ def test_partition_larger_than_budget_is_merged_from_disk(tmp_path: Path, run_jo
         for _ in range(1_500_000):
             out.write(f"{rng.getrandbits(64):016x} padpadpad\n")
     (tmp_path / "tiny.txt").write_text("b\na\n")
-    budget = 1 * MIB
 
     idle = manifest(
         "idle",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testjobs import BOOKS, Runner, manifest, sorted_output
 
 APP_SPECS: dict[str, dict[str, Any]] = {
