@@ -65,19 +65,18 @@ def top_lines(output: Path, count: int) -> list[str]:
 
 
 def report(output: str, summary: dict[str, Any], top: int = 0) -> None:
-    """Print where the output is, a one-line summary, and optionally the top lines."""
-    console = Console()
+    """Print where the output is, a one-line summary, and optionally the top lines (plain
+    text on stdout, never wrapped, so scripts can read it)."""
     parts = OutputDir(output).parts()
-    console.print(f"output: {Path(output).resolve()} ({len(parts)} part files, _SUCCESS)")
+    print(f"output: {Path(output).resolve()} ({len(parts)} part files, _SUCCESS)")
     counters = summary.get("counters", {})
-    console.print(
+    print(
         f"{summary.get('mapTasks', '?')} map tasks, {summary.get('reduceTasks', '?')} reduce "
         f"tasks, {counters.get('map_input_records', '?')} input lines, "
         f"{counters.get('reduce_output_records', '?')} output lines in "
-        f"{summary.get('wallSeconds', '?')}s",
-        highlight=False,
+        f"{summary.get('wallSeconds', '?')}s"
     )
     if top:
-        console.print(f"top {top}:")
+        print(f"top {top}:")
         for line in top_lines(Path(output), top):
-            console.print(f"  {line}", highlight=False, markup=False)
+            print(f"  {line}")
