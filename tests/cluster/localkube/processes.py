@@ -94,8 +94,10 @@ def reap(pid: int) -> None:
 
 
 def _exited(handle: Handle) -> bool | None:
-    reap(handle.pid)
-    return None if handle.alive() else True
+    if handle.alive():
+        return None
+    reap(handle.pid)  # a zombie child of this process: collect it
+    return True
 
 
 def stop(handle: Handle, grace: float = 10.0) -> None:
