@@ -5,6 +5,12 @@ any process starts), then starts ``kubemr master`` and the ``kubemr worker`` pro
 on loopback, shows progress from the master's status, and waits. Whatever happens
 (success, failure, Ctrl-C) every process it started is stopped and its temporary
 directory removed; an unfinished job leaves no output behind.
+
+Like the operator with pods, the launcher replaces a worker process that exits
+abnormally: the replacement has the same role, a fresh name (``mapper-0-r1``) and an
+empty work directory, and starts after a short delay that grows with each restart of
+that slot. Past the restart limit (by default 3 restarts per replica) the job fails.
+The master notices the dead worker by its missing heartbeats and reruns its tasks.
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ STOP_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when stopping processes."""
 WORKER_EXIT_DEADLINE = 20.0
 """Seconds workers may take to exit after the master has finished."""
+RESTARTS_PER_REPLICA = 3
+"""Default restart limit: this many worker restarts per replica, in all."""
+RESTART_DELAY = 0.1
+"""Seconds before a slot's first replacement; doubles with each restart of the slot."""
+RESTART_DELAY_MAX = 2.0
+"""Longest delay before a replacement, seconds."""
 
 
 class LaunchError(RuntimeError):
@@ -50,6 +62,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    role: str = ""
     code: int | None = None
     peak_rss: int = 0
 
@@ -89,6 +102,22 @@ class LocalRun:
 
 
 ProgressCallback = Callable[[pb.JobStatus], None]
+StartCallback = Callable[[Process], None]
+
+
+@dataclass
+class Slot:
+    """One worker replica (a pod of the operator's ReplicaSet): the process filling it now."""
+
+    role: str
+    index: int
+    process: Process | None = None
+    restarts: int = 0
+    restart_at: float = 0.0
+
+    def next_name(self) -> str:
+        base = f"{self.role}-{self.index}"
+        return base if self.restarts == 0 else f"{base}-r{self.restarts}"
 
 
 class Launcher:
@@ -102,6 +131,8 @@ class Launcher:
         keep_workdir: bool = False,
         progress: ProgressCallback | None = None,
         worker_env: dict[str, str] | None = None,
+        restart_limit: int | None = None,
+        on_worker_start: StartCallback | None = None,
     ) -> None:
         self.plan = plan
         self.search = search
@@ -110,8 +141,15 @@ class Launcher:
         self.worker_env = worker_env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix=f"kubemr-{plan.job.metadata.name}-"))
         self.processes: list[Process] = []
+        self.slots: list[Slot] = []
+        replicas = plan.job.spec.mapper.replicas + plan.job.spec.reducer.replicas
+        self.restart_limit = (
+            RESTARTS_PER_REPLICA * replicas if restart_limit is None else restart_limit
+        )
+        self.restarts = 0
+        self.on_worker_start = on_worker_start
 
-    def _start(self, name: str, args: list[str]) -> Process:
+    def _start(self, name: str, args: list[str], role: str = "") -> Process:
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.worker_env, "PYTHONUNBUFFERED": "1"}
@@ -124,8 +162,35 @@ class Launcher:
                 env=env,
                 start_new_session=True,
             )
-        process = Process(name, popen, log)
+        process = Process(name, popen, log, role)
         self.processes.append(process)
+        return process
+
+    def _start_worker(self, slot: Slot, address: str) -> Process:
+        name = slot.next_name()
+        process = self._start(
+            name,
+            [
+                "worker",
+                "--role",
+                slot.role,
+                "--master",
+                address,
+                "--name",
+                name,
+                "--work-dir",
+                str(self.workdir / name),
+                "--bind",
+                "127.0.0.1",
+                "--shuffle-port",
+                "0",
+                *self._search_args(),
+            ],
+            slot.role,
+        )
+        slot.process = process
+        if self.on_worker_start is not None:
+            self.on_worker_start(process)
         return process
 
     def _search_args(self) -> list[str]:
@@ -179,26 +244,9 @@ class Launcher:
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
-                name = f"{role}-{index}"
-                self._start(
-                    name,
-                    [
-                        "worker",
-                        "--role",
-                        role,
-                        "--master",
-                        address,
-                        "--name",
-                        name,
-                        "--work-dir",
-                        str(self.workdir / name),
-                        "--bind",
-                        "127.0.0.1",
-                        "--shuffle-port",
-                        "0",
-                        *self._search_args(),
-                    ],
-                )
+                slot = Slot(role, index)
+                self.slots.append(slot)
+                self._start_worker(slot, address)
         self._supervise(master, address)
         deadline = time.monotonic() + WORKER_EXIT_DEADLINE
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
@@ -208,25 +256,40 @@ class Launcher:
             summary = json.loads(summary_file.read_text(encoding="utf-8"))
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         summary["localPeakRssBytes"] = peaks
+        summary["workerRestarts"] = self.restarts
         if master.code != 0:
             message = summary.get("error") or master.log_tail()
             raise LaunchError(f"job {self.plan.job.metadata.name} failed: {message}")
         return LocalRun(0, summary, Path(spec.output.path), peaks)
 
     def _supervise(self, master: Process, address: str) -> None:
-        """Poll the master's status until it exits; fail fast if a worker dies."""
+        """Poll the master's status until it exits; replace workers that die."""
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.MasterStub(channel)
             while master.poll() is None:
                 if self.progress is not None:
                     with contextlib.suppress(grpc.RpcError):
                         self.progress(stub.GetStatus(pb.StatusRequest(), timeout=1.0))
-                for process in self.processes:
-                    if process is not master and process.poll() not in (None, 0):
-                        raise LaunchError(
-                            f"{process.name} exited with code {process.code}:\n{process.log_tail()}"
-                        )
+                self._replace_dead_workers(address, time.monotonic())
                 time.sleep(0.05)
+
+    def _replace_dead_workers(self, address: str, now: float) -> None:
+        for slot in self.slots:
+            process = slot.process
+            if process is not None and process.poll() not in (None, 0):
+                if self.restarts >= self.restart_limit:
+                    raise LaunchError(
+                        f"{process.name} exited with code {process.code} and the restart "
+                        f"limit ({self.restart_limit}) is reached:\n{process.log_tail()}"
+                    )
+                self.restarts += 1
+                slot.restarts += 1
+                slot.restart_at = now + min(
+                    RESTART_DELAY * 2 ** (slot.restarts - 1), RESTART_DELAY_MAX
+                )
+                slot.process = None
+            if slot.process is None and now >= slot.restart_at:
+                self._start_worker(slot, address)
 
     def stop_all(self) -> None:
         """SIGTERM every live process, then SIGKILL what is left after the grace."""

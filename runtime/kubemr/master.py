@@ -251,8 +251,9 @@ class MasterService(pb_grpc.MasterServicer):
             if not self.scheduler.attempt_wanted(request.attempt_id):
                 return pb.MapOutputsReply(cancelled=True, total=total)
             partition = self.scheduler.attempts[request.attempt_id].index
-            refs, complete = self.scheduler.map_outputs(have)
-            if refs or complete or time.monotonic() >= deadline:
+            lost = self.scheduler.stale(list(request.fetching))
+            refs, complete = self.scheduler.map_outputs(have - set(lost))
+            if refs or lost or complete or time.monotonic() >= deadline:
                 outputs = [
                     pb.MapOutput(
                         map_task=r.index,
@@ -263,7 +264,9 @@ class MasterService(pb_grpc.MasterServicer):
                     )
                     for r in refs
                 ]
-                return pb.MapOutputsReply(outputs=outputs, complete=complete, total=total)
+                return pb.MapOutputsReply(
+                    outputs=outputs, complete=complete, total=total, lost=lost
+                )
             await self.state.wait_change(deadline - time.monotonic())
 
     async def ReportFetchFailure(
@@ -278,7 +281,17 @@ class MasterService(pb_grpc.MasterServicer):
             request.map_attempt_id,
             request.error,
         )
-        return pb.ReportReply(accepted=True)
+        lost = self.scheduler.fetch_failed(
+            request.attempt_id, request.map_task, request.map_attempt_id
+        )
+        if lost:
+            log.warning(
+                "map output of %s declared lost: map %d reruns",
+                request.map_attempt_id,
+                request.map_task,
+            )
+            await self.state.notify()
+        return pb.ReportReply(accepted=lost)
 
     async def GetStatus(
         self,

@@ -14,6 +14,10 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 - A failed attempt returns its task to idle; ``max_attempts`` failures fail the job.
 - A worker silent past the heartbeat timeout is dead: its running attempts and its
   completed map tasks (whose output was on its disk) go back to idle.
+- A reducer that cannot fetch a map output reports it; after
+  ``FETCH_FAILURE_THRESHOLD`` reports against the same map attempt (or at once if its
+  worker is dead) the output is declared lost and the map task runs again. Reducers
+  learn which of the outputs they are fetching went stale (:meth:`Scheduler.stale`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import enum
 from dataclasses import dataclass, field
 
 from kubemr.splits import Split
+
+FETCH_FAILURE_THRESHOLD = 2
+"""Fetch-failure reports against one map attempt's output that declare it lost."""
 
 
 class Kind(enum.Enum):
@@ -118,6 +125,7 @@ class Scheduler:
         self.attempts: dict[str, Attempt] = {}
         self.error: str | None = None
         self.version = 0  # bumps whenever map outputs change
+        self.fetch_failures: dict[str, list[str]] = {}  # map attempt -> reporting attempts
         self._worker_seq = 0
 
     # ---- progress -------------------------------------------------------------------
@@ -188,9 +196,15 @@ class Scheduler:
                 self._end_attempt(attempt, "lost", now)
         for task in self.maps:
             if task.state is State.DONE and task.output and task.output.worker == worker_id:
-                task.state = State.IDLE
-                task.output = None
-                self.version += 1
+                self._lose_output(task)
+
+    def _lose_output(self, task: Task) -> None:
+        """A completed map task's output is gone: the task is idle again."""
+        if task.output is not None:
+            self.attempts[task.output.attempt].outcome = "lost"
+        task.state = State.IDLE
+        task.output = None
+        self.version += 1
 
     # ---- assignment -----------------------------------------------------------------
 
@@ -317,6 +331,41 @@ class Scheduler:
             if t.state is State.DONE and t.output is not None and t.index not in have
         ]
         return refs, complete
+
+    def fetch_failed(self, reporter: str, map_index: int, map_attempt: str) -> bool:
+        """A reduce attempt could not fetch a map attempt's output.
+
+        Returns True if this report declared the output lost (the map task is idle
+        again). Reports from attempts no longer running, or against an output that is
+        already lost or replaced, change nothing.
+        """
+        if self._live_attempt(reporter) is None or not 0 <= map_index < len(self.maps):
+            return False
+        task = self.maps[map_index]
+        if task.state is not State.DONE or task.output is None:
+            return False
+        if task.output.attempt != map_attempt:
+            return False
+        reports = self.fetch_failures.setdefault(map_attempt, [])
+        reports.append(reporter)
+        holder = self.workers.get(task.output.worker)
+        if len(reports) >= FETCH_FAILURE_THRESHOLD or holder is None or not holder.alive:
+            self._lose_output(task)
+            return True
+        return False
+
+    def stale(self, fetching: list[str]) -> list[int]:
+        """Map tasks among the map attempts a reducer is fetching whose output is no
+        longer that attempt's (lost, or replaced by a rerun)."""
+        lost = []
+        for map_attempt in fetching:
+            attempt = self.attempts.get(map_attempt)
+            if attempt is None or attempt.kind is not Kind.MAP:
+                continue
+            output = self.maps[attempt.index].output
+            if output is None or output.attempt != map_attempt:
+                lost.append(attempt.index)
+        return sorted(set(lost))
 
     def attempt_wanted(self, attempt_id: str) -> bool:
         return self._live_attempt(attempt_id) is not None

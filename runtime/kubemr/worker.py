@@ -137,51 +137,143 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     )
 
 
+FETCH_RETRY_DELAY = 0.2
+"""Seconds a reducer waits before fetching a map task's output again after a failure
+(times the number of failures so far for that task)."""
+
+
 async def _fetch_all(
     ctx: Context, task: Assignment, scratch: Path
 ) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
-    """Fetch this reduce task's partition of every map output, as they are reported."""
+    """Fetch this reduce task's partition of every map output, as they are reported.
+
+    A fetch that fails (the mapper is gone, or no longer has the output) is reported to
+    the master and dropped; the master reruns the map once the output is declared lost
+    and a later reply names the new attempt. A fetch the master says is stale (its map
+    output was lost or replaced) is abandoned the same way. Completed fetches are kept:
+    their data was read whole, whatever happened to the mapper since.
+    """
     spec = ctx.job.spec
     budget = spec.shuffle.buffer_size
     in_memory = 0
-    have: set[int] = set()
+    done: dict[int, shuffle.FetchedRun] = {}
+    inflight: dict[int, tuple[pb.MapOutput, Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
+    failures: dict[int, int] = {}
     gate = asyncio.Semaphore(spec.shuffle.parallel_fetches)
-    fetches: list[asyncio.Task[shuffle.FetchedRun]] = []
     loop = asyncio.get_running_loop()
     started = loop.time()
     waited = 0.0
+    total: int | None = None
+    idle_poll = False  # the last reply had nothing new: do not spin on the master
 
     async def fetch(ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
+        delay = FETCH_RETRY_DELAY * failures.get(ref.map_task, 0)
+        if delay:
+            await asyncio.sleep(delay)
         async with gate:
             return await shuffle.fetch_run(
                 ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to
             )
 
-    while True:
-        poll_started = loop.time()
-        reply = await ctx.stub.AwaitMapOutputs(
+    async def poll(delay: float) -> pb.MapOutputsReply:
+        if delay:
+            await asyncio.sleep(delay)
+        return await ctx.stub.AwaitMapOutputs(
             pb.MapOutputsRequest(
-                worker_id=ctx.worker_id, attempt_id=task.attempt_id, have=sorted(have)
+                worker_id=ctx.worker_id,
+                attempt_id=task.attempt_id,
+                have=sorted({*done, *inflight}),
+                fetching=sorted(ref.attempt_id for ref, _, _ in inflight.values()),
             )
         )
-        waited += loop.time() - poll_started
-        if reply.cancelled:
-            for pending in fetches:
-                pending.cancel()
-            raise asyncio.CancelledError("reduce attempt no longer wanted")
-        for ref in reply.outputs:
-            have.add(ref.map_task)
-            spill_to = None
-            if in_memory + ref.bytes > budget:
-                spill_to = scratch / f"fetched-m{ref.map_task:06d}.run"
+
+    def drop(index: int) -> None:
+        nonlocal in_memory
+        ref, spill_to, pending = inflight.pop(index)
+        pending.cancel()
+        if spill_to is None:
+            in_memory -= ref.bytes
+        else:
+            spill_to.unlink(missing_ok=True)
+
+    async def harvest() -> None:
+        for index, (ref, _, pending) in list(inflight.items()):
+            if not pending.done():
+                continue
+            exc = pending.exception()
+            if exc is None:
+                inflight.pop(index)
+                done[index] = pending.result()
+            elif isinstance(exc, grpc.aio.AioRpcError):
+                drop(index)
+                failures[index] = failures.get(index, 0) + 1
+                log.warning(
+                    "%s: fetch of %s from %s failed: %s",
+                    task.attempt_id,
+                    ref.attempt_id,
+                    ref.address,
+                    exc.code().name,
+                )
+                await ctx.stub.ReportFetchFailure(
+                    pb.FetchFailure(
+                        worker_id=ctx.worker_id,
+                        attempt_id=task.attempt_id,
+                        map_task=ref.map_task,
+                        map_attempt_id=ref.attempt_id,
+                        error=f"{exc.code().name}: {exc.details()}",
+                    )
+                )
             else:
-                in_memory += ref.bytes
-            fetches.append(asyncio.create_task(fetch(ref, spill_to)))
-        if reply.complete and len(have) >= reply.total:
-            break
-    fetched = await asyncio.gather(*fetches)
+                raise exc
+
+    poller: asyncio.Task[pb.MapOutputsReply] | None = None
+    try:
+        while True:
+            await harvest()
+            if total is not None and len(done) >= total:
+                break
+            if poller is None:
+                poller = asyncio.create_task(poll(ctx.heartbeat_interval if idle_poll else 0.0))
+            poll_started = loop.time()
+            await asyncio.wait(
+                [poller, *(pending for _, _, pending in inflight.values())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not poller.done():
+                continue
+            waited += loop.time() - poll_started
+            reply = poller.result()
+            poller = None
+            if reply.cancelled:
+                raise asyncio.CancelledError("reduce attempt no longer wanted")
+            total = reply.total
+            for index in reply.lost:
+                if index in inflight:
+                    log.info(
+                        "%s: map %d output is stale, dropping its fetch", task.attempt_id, index
+                    )
+                    drop(index)
+            for ref in reply.outputs:
+                if ref.map_task in done or ref.map_task in inflight:
+                    continue
+                spill_to = None
+                if in_memory + ref.bytes > budget:
+                    spill_to = _spill_path(scratch, ref)
+                else:
+                    in_memory += ref.bytes
+                inflight[ref.map_task] = (ref, spill_to, asyncio.create_task(fetch(ref, spill_to)))
+            idle_poll = reply.complete and not reply.outputs and not reply.lost
+    finally:
+        if poller is not None:
+            poller.cancel()
+        for _, _, pending in inflight.values():
+            pending.cancel()
     timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
-    return sorted(fetched, key=lambda r: r.map_task), timings
+    return [done[i] for i in sorted(done)], timings
+
+
+def _spill_path(scratch: Path, ref: pb.MapOutput) -> Path:
+    return scratch / f"fetched-m{ref.map_task:06d}-{ref.attempt_id}.run"
 
 
 async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
@@ -253,13 +345,19 @@ async def run_worker(config: WorkerConfig) -> int:
                 ) from None
             if task.kind == Assignment.EXIT:
                 break
-            if task.kind == Assignment.REREGISTER:
+            if task.kind == Assignment.REREGISTER:  # declared dead (it stalled): start over
+                channels = ctx.channels
+                beats.cancel()
                 ctx = await _context(stub, config, address)
+                ctx.channels = channels
+                log.warning("%s re-registered as %s", config.name, ctx.worker_id)
+                beats = asyncio.create_task(_heartbeats(ctx, stop))
                 continue
             if task.kind in (Assignment.MAP, Assignment.REDUCE):
                 await _run_task(ctx, task)
         stop.set()
-        await beats
+        with contextlib.suppress(asyncio.CancelledError):
+            await beats
         for other in ctx.channels.values():
             await other.close()
         log.info("exiting at %.6f: the master says the job is over", time.time())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,3 +66,16 @@ def sorted_output(output: Path) -> list[str]:
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 """The `run_job` fixture: runs a manifest dict with `kubemr run --quiet`."""
+
+
+def word_input(directory: Path, files: int = 3, lines: int = 500) -> list[str]:
+    """Small deterministic text files of words from a 200-word vocabulary."""
+    rng = random.Random(7)
+    vocabulary = [f"w{i:03d}" for i in range(200)]
+    paths = []
+    for f in range(files):
+        path = directory / f"words{f}.txt"
+        rows = (" ".join(rng.choices(vocabulary, k=8)) for _ in range(lines))
+        path.write_text("".join(f"{row}\n" for row in rows))
+        paths.append(str(path))
+    return paths

@@ -108,3 +108,60 @@ def test_duplicate_report_is_discarded() -> None:
     assert s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
     assert not s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
     assert s.attempts_by_outcome() == {"map_succeeded": 1}
+
+
+def reducing(maps: int = 2, barrier: bool = False) -> tuple[Scheduler, str, str, str]:
+    """A scheduler with every map done by one mapper and a reduce attempt running."""
+    s = make(maps=maps, reduces=1, barrier=barrier)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    r = s.register("r0", Kind.REDUCE, "", 0.0)
+    finish_maps(s, m)
+    reduce = s.assign(r, 1.0)
+    assert reduce is not None
+    return s, m, r, reduce.attempt
+
+
+def test_fetch_failures_past_threshold_rerun_the_map() -> None:
+    s, m, _, r_attempt = reducing()
+    assert s.maps_done == 2
+    assert not s.fetch_failed(r_attempt, 0, "m0.a1")  # one report: not yet
+    assert s.maps_done == 2
+    assert s.fetch_failed(r_attempt, 0, "m0.a1")  # the second declares it lost
+    assert s.maps_done == 1 and not s.map_phase_over
+    assert s.attempts["m0.a1"].outcome == "lost"
+    assert s.stale(["m0.a1", "m1.a1"]) == [0]
+    rerun = s.assign(m, 2.0)
+    assert rerun is not None and rerun.attempt == "m0.a2"
+    assert s.map_succeeded(rerun.attempt, [(1, 10)], 2.0)
+    refs, complete = s.map_outputs({1})
+    assert complete and [(ref.index, ref.attempt) for ref in refs] == [(0, "m0.a2")]
+    assert s.stale(["m0.a1"]) == [0] and s.stale(["m0.a2"]) == []
+
+
+def test_fetch_failure_reports_that_are_late_or_stale_change_nothing() -> None:
+    s, _, _, r_attempt = reducing()
+    assert not s.fetch_failed(r_attempt, 0, "m0.a9")  # not the output's attempt
+    assert not s.fetch_failed("r0.a7", 0, "m0.a1")  # unknown reporter
+    assert not s.fetch_failed(r_attempt, 5, "m5.a1")  # no such map task
+    s.expire(100.0)  # everyone is dead now: the reducer's report is ignored
+    assert not s.fetch_failed(r_attempt, 1, "m1.a1")
+    assert s.fetch_failures == {}
+
+
+def test_fetch_failure_against_a_dead_mappers_output_needs_no_threshold() -> None:
+    s, m, _, r_attempt = reducing()
+    s.workers[m].alive = False  # as if declared dead without its outputs reset yet
+    assert s.fetch_failed(r_attempt, 1, "m1.a1")
+    assert s.maps_done == 1
+
+
+def test_barrier_withholds_outputs_again_while_a_lost_one_reruns() -> None:
+    s, m, _, r_attempt = reducing(barrier=True)
+    s.fetch_failed(r_attempt, 1, "m1.a1")
+    s.fetch_failed(r_attempt, 1, "m1.a1")
+    assert s.map_outputs({0}) == ([], False)
+    rerun = s.assign(m, 2.0)
+    assert rerun is not None and rerun.index == 1
+    s.map_succeeded(rerun.attempt, [(1, 10)], 2.0)
+    refs, complete = s.map_outputs({0})
+    assert complete and [ref.attempt for ref in refs] == ["m1.a2"]

@@ -200,26 +200,30 @@ class MapOutput(_message.Message):
     def __init__(self, map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., address: _Optional[str] = ..., bytes: _Optional[int] = ..., records: _Optional[int] = ...) -> None: ...
 
 class MapOutputsRequest(_message.Message):
-    __slots__ = ("worker_id", "attempt_id", "have")
+    __slots__ = ("worker_id", "attempt_id", "have", "fetching")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     HAVE_FIELD_NUMBER: _ClassVar[int]
+    FETCHING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     attempt_id: str
     have: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., have: _Optional[_Iterable[int]] = ...) -> None: ...
+    fetching: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., have: _Optional[_Iterable[int]] = ..., fetching: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MapOutputsReply(_message.Message):
-    __slots__ = ("outputs", "complete", "cancelled", "total")
+    __slots__ = ("outputs", "complete", "cancelled", "total", "lost")
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.RepeatedCompositeFieldContainer[MapOutput]
     complete: bool
     cancelled: bool
     total: int
-    def __init__(self, outputs: _Optional[_Iterable[_Union[MapOutput, _Mapping]]] = ..., complete: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...
+    lost: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, outputs: _Optional[_Iterable[_Union[MapOutput, _Mapping]]] = ..., complete: _Optional[bool] = ..., cancelled: _Optional[bool] = ..., total: _Optional[int] = ..., lost: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class FetchFailure(_message.Message):
     __slots__ = ("worker_id", "attempt_id", "map_task", "map_attempt_id", "error")
