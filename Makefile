@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all demo test test-fast test-slow lint typecheck importlint proto proto-check venv clean bench
+.PHONY: all crd demo test test-fast test-slow lint typecheck importlint proto proto-check venv clean bench
 
 all: test
 
@@ -44,7 +44,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy -p kubemr
+	$(BIN)/mypy -p kubemr -p kubemr_operator
+
+## crd: regenerate crds/mapreducejob.yaml from the runtime's spec model
+crd: $(STAMP)
+	$(BIN)/python -m kubemr_operator.crd
 
 importlint: $(STAMP)
 	$(BIN)/lint-imports

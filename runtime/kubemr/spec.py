@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -46,6 +47,7 @@ Bytes = Annotated[
     int,
     BeforeValidator(quantities.parse_quantity),
     PlainSerializer(quantities.format_quantity, return_type=str),
+    WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": quantities.QUANTITY_PATTERN}),
 ]
 """A size in bytes, written as a Kubernetes quantity."""
 
@@ -53,6 +55,7 @@ Seconds = Annotated[
     float,
     BeforeValidator(quantities.parse_duration),
     PlainSerializer(quantities.format_duration, return_type=str),
+    WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": quantities.DURATION_PATTERN}),
 ]
 """A duration in seconds, written as ``10s``, ``500ms`` or ``1m30s``."""
 
