@@ -94,23 +94,6 @@ REPRESENTATIVE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("app", "maps", "reduces", "workers", "mode", "combine"), REPRESENTATIVE, ids=str
-)
-def test_representative_matrix(
-    tmp_path: Path,
-    run_job: Runner,
-    oracle: Callable[[dict[str, Any]], list[str]],
-    app: str,
-    maps: int,
-    reduces: int,
-    workers: int,
-    mode: str,
-    combine: bool | None,
-) -> None:
-    run_cell(tmp_path, run_job, oracle, app, maps, reduces, workers, mode, combine)
-
-
 def _full_matrix() -> list[tuple[Any, ...]]:
     cells = []
     workers = itertools.cycle([1, 2, 3, 4])
@@ -122,11 +105,15 @@ def _full_matrix() -> list[tuple[Any, ...]]:
     return cells
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("app", "maps", "reduces", "workers", "mode", "combine"), _full_matrix(), ids=str
-)
-def test_full_matrix(
+CELLS = REPRESENTATIVE + [
+    pytest.param(*cell, marks=pytest.mark.slow)
+    for cell in _full_matrix()
+    if cell not in REPRESENTATIVE
+]
+
+
+@pytest.mark.parametrize(("app", "maps", "reduces", "workers", "mode", "combine"), CELLS, ids=str)
+def test_matrix(
     tmp_path: Path,
     run_job: Runner,
     oracle: Callable[[dict[str, Any]], list[str]],
