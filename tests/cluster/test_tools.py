@@ -56,3 +56,15 @@ def test_helm_installs_and_uninstalls_a_chart(
     assert "probe" in run(cluster, helm, "list", "-n", namespace, "-q")
     run(cluster, helm, "uninstall", "probe", "-n", namespace, "--wait")
     workloads.wait_gone(kube, apiclient.resource_path("configmaps", namespace, "probe-greeting"))
+
+
+def test_kubectl_logs_reads_a_container_log_through_the_api_server(
+    cluster: clusters.Cluster, kube: apiclient.ApiClient, namespace: str
+) -> None:
+    kube.create(
+        apiclient.resource_path("pods", namespace),
+        workloads.pod("talker", workloads.python("print('hello from the pod')")),
+    )
+    workloads.wait_for_pod(kube, namespace, "talker", ["Succeeded", "Failed"])
+    kubectl = str(cluster.paths.kubectl)
+    assert run(cluster, kubectl, "logs", "-n", namespace, "talker") == "hello from the pod\n"

@@ -25,8 +25,10 @@ from localkube import (
     controlplane,
     hosts,
     informers,
+    kubeletapi,
     layout,
     network,
+    pki,
     pods,
     provisioner,
 )
@@ -70,6 +72,7 @@ class NodeAgent:
             client, "/api/v1/persistentvolumeclaims", self.provisioner.on_claim
         )
         self._entries: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self._names_lock = threading.Lock()
 
     # Nodes -----------------------------------------------------------------
 
@@ -241,16 +244,26 @@ class NodeAgent:
         del kind, obj
         if not (self.service_informer.synced.is_set() and self.slice_informer.synced.is_set()):
             return
-        self._entries = hosts.service_entries(
-            self.service_informer.objects(), self.slice_informer.objects()
-        )
+        # Both informers' threads land here: one at a time, each reading the latest caches,
+        # so an older computation can never overwrite a newer one.
+        with self._names_lock:
+            self._entries = hosts.service_entries(
+                self.service_informer.objects(), self.slice_informer.objects()
+            )
+            with self.lock:
+                workers = list(self.workers.values())
+            for worker in workers:
+                try:
+                    worker.refresh_hosts()
+                except OSError as error:
+                    log.warning("pod %s: hosts file: %s", worker.key, error)
+
+    def _container_running(self, namespace: str, pod: str, container: str) -> bool:
         with self.lock:
-            workers = list(self.workers.values())
-        for worker in workers:
-            try:
-                worker.refresh_hosts()
-            except OSError as error:
-                log.warning("pod %s: hosts file: %s", worker.key, error)
+            workers = [w for w in self.workers.values() if w.key == f"{namespace}/{pod}"]
+        return any(
+            r.name == container and r.running() for w in workers for r in w.init_runs + w.runs
+        )
 
     # Life cycle ------------------------------------------------------------
 
@@ -260,6 +273,14 @@ class NodeAgent:
         signal.signal(signal.SIGINT, lambda *_: self.stopped.set())
         network.ensure_bridge()
         self.provisioner.ensure_storage_class()
+        files = pki.Pki(self.paths.pki)
+        kubeletapi.serve(
+            str(network.GATEWAY),
+            files.kubelet_cert,
+            files.kubelet_key,
+            self.paths.pods,
+            self._container_running,
+        )
         self.register()
         for informer in (self.service_informer, self.slice_informer, self.claim_informer):
             informer.start()
@@ -270,7 +291,10 @@ class NodeAgent:
         heart = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
         heart.start()
         log.info("node agent ready: nodes %s", ", ".join(self.nodes))
-        self.stopped.wait()
+        # Resync the hosts files now and then, for a pod whose sandbox was being made while
+        # the names changed (the write is skipped when nothing changed).
+        while not self.stopped.wait(2.0):
+            self._on_names("RESYNC", {})
         log.info("node agent stopping")
         for informer in (
             self.pod_informer,

@@ -105,7 +105,7 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
         client = apiclient.ApiClient(controlplane.credentials(paths, server))
         try:
             agent_log = paths.component_log("node-agent")
-            agent_log.unlink(missing_ok=True)
+            agent_log.parent.mkdir(parents=True, exist_ok=True)
             agent = processes.start(
                 "node-agent",
                 [

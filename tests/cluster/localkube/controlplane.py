@@ -122,7 +122,7 @@ def start(paths: layout.Layout, ports: Ports) -> list[processes.Handle]:
 
     def launch(name: str, argv: list[str]) -> processes.Handle:
         log = paths.component_log(name)
-        log.unlink(missing_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
         handle = processes.start(name, [binary, *argv], log, paths.root)
         handles.append(handle)
         return handle
@@ -167,6 +167,10 @@ def start(paths: layout.Layout, ports: Ports) -> list[processes.Handle]:
                 f"--tls-private-key-file={files.serving_key}",
                 f"--client-ca-file={files.ca_cert}",
                 "--authorization-mode=RBAC",
+                f"--kubelet-client-certificate={files.client_cert(pki.APISERVER_KUBELET)}",
+                f"--kubelet-client-key={files.client_key(pki.APISERVER_KUBELET)}",
+                f"--kubelet-certificate-authority={files.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--service-account-issuer=https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
                 f"--service-account-key-file={files.sa_pub}",
                 f"--service-account-signing-key-file={files.sa_key}",

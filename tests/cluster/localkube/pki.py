@@ -37,7 +37,10 @@ class Identity:
 ADMIN = Identity("admin", "kubernetes-admin", ("system:masters",))
 CONTROLLER_MANAGER = Identity("controller-manager", "system:kube-controller-manager")
 SCHEDULER = Identity("scheduler", "system:kube-scheduler")
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER)
+APISERVER_KUBELET = Identity(
+    "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
+)
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, APISERVER_KUBELET)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -97,6 +100,15 @@ class Pki:
         return self.directory / "apiserver.key"
 
     @property
+    def kubelet_cert(self) -> Path:
+        """The node agent's serving certificate (its kubelet API, for ``kubectl logs``)."""
+        return self.directory / "kubelet.crt"
+
+    @property
+    def kubelet_key(self) -> Path:
+        return self.directory / "kubelet.key"
+
+    @property
     def sa_key(self) -> Path:
         """Service-account token signing key (private)."""
         return self.directory / "sa.key"
@@ -139,21 +151,25 @@ class Pki:
         _write_key(ca_key, self.ca_key)
         _write_cert(ca, self.ca_cert)
 
-        serving_key = _key()
-        sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
-        sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
-        serving = (
-            _builder(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-                ca_name,
-                serving_key.public_key(),
+        for name, cert_path, key_path in (
+            ("kube-apiserver", self.serving_cert, self.serving_key),
+            ("localkube-kubelet", self.kubelet_cert, self.kubelet_key),
+        ):
+            serving_key = _key()
+            sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
+            sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+            serving = (
+                _builder(
+                    x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+                    ca_name,
+                    serving_key.public_key(),
+                )
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+                .sign(ca_key, hashes.SHA256())
             )
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_key(serving_key, self.serving_key)
-        _write_cert(serving, self.serving_cert)
+            _write_key(serving_key, key_path)
+            _write_cert(serving, cert_path)
 
         for identity in CLIENTS:
             key = _key()

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def start(
     env = dict(os.environ if environment is None else environment)
     env[MARKER] = str(cluster_dir)
     with log.open("ab") as output:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        output.write(f"==== localkube: {stamp} starting {' '.join(argv)}\n".encode())
+        output.flush()
         child = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
