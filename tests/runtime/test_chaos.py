@@ -1,0 +1,175 @@
+"""Chaos cells: workers killed or stopped at chosen moments; every cell ends with output
+identical to the sequential oracle.
+
+The launcher runs in this process; its progress callback (called with the master's
+status every ~50 ms) is where each cell decides, by polling the job's state, when to
+strike. Kills are SIGKILL to a worker's process group; the launcher replaces the worker
+and the master reruns its tasks (heartbeat timeout 1s).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubemr import plan, spec
+from kubemr.launcher import Launcher, LocalRun, Process
+from kubemr.proto import mapreduce_pb2 as pb
+
+from testjobs import APPS, ROOT, manifest, sorted_output, word_input
+
+Oracle = Callable[[dict[str, Any]], list[str]]
+OnStatus = Callable[[Launcher, pb.JobStatus], None]
+
+
+def chaos_job(
+    tmp_path: Path, mappers: int = 3, reducers: int = 2, delay: float = 0.004, **spec: Any
+) -> dict[str, Any]:
+    """Word count over 30 map tasks of 50 lines, each line taking ``delay`` seconds."""
+    return manifest(
+        "chaos",
+        {"module": f"{APPS / 'crash.py'}:Crash", "args": {"delay": str(delay)}},
+        word_input(tmp_path),
+        tmp_path / "out",
+        input={"splitSize": "2Ki"},
+        reduceTasks=3,
+        mapper={"replicas": mappers},
+        reducer={"replicas": reducers},
+        faultTolerance={"heartbeatTimeout": "1s"},
+        **spec,
+    )
+
+
+def run_chaos(
+    doc: dict[str, Any],
+    on_status: OnStatus,
+    on_start: Callable[[Process], None] | None = None,
+) -> LocalRun:
+    job = spec.parse_job(doc, "chaos test")
+    job_plan = plan.plan_job(job, [ROOT])
+    holder: list[Launcher] = []
+    launcher = Launcher(
+        job_plan,
+        search=[ROOT],
+        progress=lambda status: on_status(holder[0], status),
+        on_worker_start=on_start,
+    )
+    holder.append(launcher)
+    return launcher.run()
+
+
+def current(launcher: Launcher, role: str, index: int) -> Process:
+    """The live process filling a worker slot (it may be a replacement)."""
+    slot = next(s for s in launcher.slots if s.role == role and s.index == index)
+    assert slot.process is not None
+    return slot.process
+
+
+def check(doc: dict[str, Any], run: LocalRun, oracle: Oracle) -> None:
+    assert run.summary["phase"] == "Succeeded"
+    assert sorted_output(Path(doc["spec"]["output"]["path"])) == oracle(doc)
+
+
+def test_kill_a_mapper_during_map(tmp_path: Path, oracle: Oracle) -> None:
+    doc = chaos_job(tmp_path)
+    killed: list[str] = []
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and 3 <= status.maps_done < status.maps_total - 3:
+            victim = current(launcher, "mapper", 0)
+            victim.signal(signal.SIGKILL)
+            killed.append(victim.name)
+
+    run = run_chaos(doc, strike)
+    assert killed == ["mapper-0"]
+    assert run.summary["workerRestarts"] >= 1
+    assert run.summary["attempts"].get("map_lost", 0) >= 1
+    check(doc, run, oracle)
+
+
+def test_kill_a_mapper_after_the_map_phase_before_reducers_fetch(
+    tmp_path: Path, oracle: Oracle
+) -> None:
+    """Barrier mode; reducers are held stopped (before they even register) until every
+    map is done, then the mapper holding outputs dies and the reducers are let go: they
+    find its outputs unreachable, report it, and the master reruns those maps."""
+    doc = chaos_job(tmp_path, shuffle={"mode": "barrier"})
+    held: list[Process] = []
+    killed: list[str] = []
+
+    def hold_reducers(process: Process) -> None:
+        if process.role == "reducer" and not killed:
+            process.signal(signal.SIGSTOP)
+            held.append(process)
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and status.maps_total and status.maps_done == status.maps_total:
+            victim = current(launcher, "mapper", 0)
+            victim.signal(signal.SIGKILL)
+            killed.append(victim.name)
+            for process in held:
+                process.signal(signal.SIGCONT)
+
+    run = run_chaos(doc, strike, hold_reducers)
+    assert killed == ["mapper-0"] and len(held) == 2
+    assert run.summary["attempts"].get("map_lost", 0) >= 1
+    check(doc, run, oracle)
+
+
+def test_kill_a_reducer_mid_fetch(tmp_path: Path, oracle: Oracle) -> None:
+    """Streaming mode: reducers fetch while maps still run; one is killed then."""
+    doc = chaos_job(tmp_path)
+    killed: list[str] = []
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and status.maps_done >= status.maps_total // 3 > 0:
+            victim = current(launcher, "reducer", 0)
+            victim.signal(signal.SIGKILL)
+            killed.append(victim.name)
+
+    run = run_chaos(doc, strike)
+    assert killed == ["reducer-0"]
+    assert run.summary["attempts"].get("reduce_lost", 0) >= 1
+    check(doc, run, oracle)
+
+
+def test_sigstop_a_mapper_past_the_heartbeat(tmp_path: Path, oracle: Oracle) -> None:
+    """A straggler: stopped for 2.5s (heartbeat timeout 1s), declared dead, resumed; its
+    late reports are discarded and it re-registers."""
+    doc = chaos_job(tmp_path, delay=0.008)  # the map phase outlasts the stop
+    stopped: dict[str, Any] = {}
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not stopped and status.maps_done >= 2:
+            victim = current(launcher, "mapper", 1)
+            victim.signal(signal.SIGSTOP)
+            stopped.update(process=victim, at=time.monotonic())
+        elif "resumed" not in stopped and stopped and time.monotonic() - stopped["at"] > 2.5:
+            stopped["process"].signal(signal.SIGCONT)
+            stopped["resumed"] = status.phase
+
+    run = run_chaos(doc, strike)
+    assert "resumed" in stopped
+    assert run.summary["workerRestarts"] == 0
+    assert run.summary["attempts"].get("map_lost", 0) >= 1
+    check(doc, run, oracle)
+
+
+def test_kill_a_quarter_of_the_workers_at_once(tmp_path: Path, oracle: Oracle) -> None:
+    doc = chaos_job(tmp_path, mappers=4, reducers=4)
+    killed: list[str] = []
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and status.maps_done >= status.maps_total // 2 > 0:
+            victims = [current(launcher, "mapper", 0), current(launcher, "reducer", 0)]
+            for victim in victims:
+                victim.signal(signal.SIGKILL)
+            killed.extend(v.name for v in victims)
+
+    run = run_chaos(doc, strike)
+    assert killed == ["mapper-0", "reducer-0"]
+    assert run.summary["workerRestarts"] >= 2
+    check(doc, run, oracle)
