@@ -35,12 +35,21 @@ _first = itemgetter(0)
 def combine_sorted(
     sorted_records: Iterable[Record], combiner: Combiner, stats: dict[str, int]
 ) -> Iterator[Record]:
-    """Run ``combiner`` over each key's group of a sorted record stream."""
+    """Run ``combiner`` over each key's group of a sorted record stream.
+
+    A key with a single record passes through as it is: the contract lets the combiner
+    run zero or more times per key, and this spares decoding and re-encoding map output
+    that is already combined (a fast path's, or a key seen once)."""
     encode_value, decode_value = records.encode_value, records.decode_value
     for key_bytes, group in groupby(sorted_records, key=_first):
+        encoded = [v for _, v in group]
+        stats["combine_input_records"] += len(encoded)
+        if len(encoded) == 1:
+            stats["combine_output_records"] += 1
+            yield key_bytes, encoded[0]
+            continue
         key = records.decode_key(key_bytes)
-        values = [decode_value(v) for _, v in group]
-        stats["combine_input_records"] += len(values)
+        values = [decode_value(v) for v in encoded]
         for out_key, out_value in combiner(key, iter(values)):
             out_key_bytes = records.encode_key(out_key)
             if out_key_bytes != key_bytes:
