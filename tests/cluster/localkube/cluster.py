@@ -94,65 +94,70 @@ def up(paths: layout.Layout | None = None, quiet: bool = False) -> Cluster:
         started = time.monotonic()
         build.build(paths)
         built = time.monotonic()
-        network.ensure_tools()
-        network.ensure_bridge()
-        shutil.rmtree(paths.etcd_data, ignore_errors=True)
-        shutil.rmtree(paths.pods, ignore_errors=True)
-        shutil.rmtree(paths.root / "volumes", ignore_errors=True)
-        ports = controlplane.Ports.pick()
-        handles = controlplane.start(paths, ports)
-        server = f"https://127.0.0.1:{ports.apiserver}"
-        client = apiclient.ApiClient(controlplane.credentials(paths, server))
         try:
-            agent_log = paths.component_log("node-agent")
-            agent_log.parent.mkdir(parents=True, exist_ok=True)
-            agent = processes.start(
-                "node-agent",
-                [
-                    sys.executable,
-                    "-m",
-                    "localkube",
-                    "agent",
-                    "--server",
-                    server,
-                    "--nodes",
-                    ",".join(NODES),
-                ],
-                agent_log,
-                paths.root,
-                environment={
-                    **os.environ,
-                    "PYTHONPATH": str(layout.GO_MODULE),
-                    "LOCALKUBE_DIR": str(paths.root),
-                },
-            )
-            handles.append(agent)
+            network.ensure_tools()
+            network.ensure_bridge()
+            shutil.rmtree(paths.etcd_data, ignore_errors=True)
+            shutil.rmtree(paths.pods, ignore_errors=True)
+            shutil.rmtree(paths.root / "volumes", ignore_errors=True)
+            ports = controlplane.Ports.pick()
+            handles = controlplane.start(paths, ports)
+            server = f"https://127.0.0.1:{ports.apiserver}"
+            client = apiclient.ApiClient(controlplane.credentials(paths, server))
+            try:
+                agent_log = paths.component_log("node-agent")
+                agent_log.parent.mkdir(parents=True, exist_ok=True)
+                agent = processes.start(
+                    "node-agent",
+                    [
+                        sys.executable,
+                        "-m",
+                        "localkube",
+                        "agent",
+                        "--server",
+                        server,
+                        "--nodes",
+                        ",".join(NODES),
+                    ],
+                    agent_log,
+                    paths.root,
+                    environment={
+                        **os.environ,
+                        "PYTHONPATH": str(layout.GO_MODULE),
+                        "LOCALKUBE_DIR": str(paths.root),
+                    },
+                )
+                handles.append(agent)
 
-            def ready() -> bool | None:
-                if not agent.alive():
-                    raise controlplane.ComponentExitedError(
-                        f"node agent exited; log {agent_log}:\n"
-                        + agent_log.read_text(errors="replace")[-3000:]
-                    )
-                return _nodes_ready(client)
+                def ready() -> bool | None:
+                    if not agent.alive():
+                        raise controlplane.ComponentExitedError(
+                            f"node agent exited; log {agent_log}:\n"
+                            + agent_log.read_text(errors="replace")[-3000:]
+                        )
+                    return _nodes_ready(client)
 
-            deadlines.poll(deadlines.NODE_READY, ready, f"nodes {', '.join(NODES)} to be Ready")
-            deadlines.poll(
-                deadlines.NAMESPACE_READY,
-                lambda: (
-                    True
-                    if client.get("/api/v1/namespaces/default/serviceaccounts/default")
-                    else None
-                ),
-                "the default service account",
-            )
+                deadlines.poll(deadlines.NODE_READY, ready, f"nodes {', '.join(NODES)} to be Ready")
+                deadlines.poll(
+                    deadlines.NAMESPACE_READY,
+                    lambda: (
+                        True
+                        if client.get("/api/v1/namespaces/default/serviceaccounts/default")
+                        else None
+                    ),
+                    "the default service account",
+                )
+            except BaseException:
+                for handle in reversed(handles):
+                    processes.stop(handle)
+                network.sweep()
+                raise
+            finally:
+                client.close()
         except BaseException:
-            for handle in reversed(handles):
-                processes.stop(handle)
-            network.sweep()
+            # Interrupted or failed anywhere in start-up: leave nothing behind.
+            _down(paths)
             raise
-        finally:
-            client.close()
         processes.save(
             paths.state,
             handles,
