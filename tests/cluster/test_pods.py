@@ -169,3 +169,41 @@ def test_pod_sees_downward_api_secret_and_config_map(
         cluster.layout.Layout.default(), pod
     )
     assert pod["status"]["podIP"].startswith("10.213.")
+
+
+def test_persistent_volume_claim_keeps_data_between_pods(
+    kube: apiclient.ApiClient, namespace: str
+) -> None:
+    kube.create(
+        apiclient.resource_path("persistentvolumeclaims", namespace),
+        {
+            "metadata": {"name": "shared"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    volumes = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}]}
+    mounts = [{"name": "data", "mountPath": "/var/lib/app"}]
+    writer = workloads.pod(
+        "pvc-writer",
+        workloads.python("open('/var/lib/app/state', 'w').write('kept')"),
+        extra=volumes,
+    )
+    writer["spec"]["containers"][0]["volumeMounts"] = mounts
+    create(kube, namespace, writer)
+    written = workloads.wait_for_pod(kube, namespace, "pvc-writer", ["Succeeded", "Failed"])
+    assert written["status"]["phase"] == "Succeeded"
+    reader = workloads.pod(
+        "pvc-reader",
+        workloads.python("assert open('/var/lib/app/state').read() == 'kept'"),
+        extra=volumes,
+    )
+    reader["spec"]["containers"][0]["volumeMounts"] = mounts
+    create(kube, namespace, reader)
+    read = workloads.wait_for_pod(kube, namespace, "pvc-reader", ["Succeeded", "Failed"])
+    assert read["status"]["phase"] == "Succeeded"
+    claim = kube.get(apiclient.resource_path("persistentvolumeclaims", namespace, "shared"))
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["spec"]["storageClassName"] == "standard"
