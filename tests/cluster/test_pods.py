@@ -207,3 +207,28 @@ def test_persistent_volume_claim_keeps_data_between_pods(
     claim = kube.get(apiclient.resource_path("persistentvolumeclaims", namespace, "shared"))
     assert claim["status"]["phase"] == "Bound"
     assert claim["spec"]["storageClassName"] == "standard"
+
+
+def test_readiness_probe_gates_the_ready_condition(
+    kube: apiclient.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ready"
+    manifest = workloads.pod("gated", workloads.python("import time; time.sleep(600)"))
+    manifest["spec"]["containers"][0]["readinessProbe"] = {
+        "exec": {"command": ["test", "-f", str(marker)]},
+        "periodSeconds": 1,
+    }
+    create(kube, namespace, manifest)
+    pod = workloads.wait_for_pod(kube, namespace, "gated", ["Running"])
+
+    def ready(obj: apiclient.Obj) -> str:
+        conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+        return str(conditions["Ready"])
+
+    assert ready(pod) == "False"
+    assert pod["status"]["containerStatuses"][0]["ready"] is False
+    marker.touch()
+    workloads.wait_for(
+        "the pod to become Ready once its probe passes",
+        lambda: True if ready(workloads.get_pod(kube, namespace, "gated")) == "True" else None,
+    )

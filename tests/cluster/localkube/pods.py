@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localkube import apiclient, containers, network, volumes
+from localkube import apiclient, containers, network, probes, volumes
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,16 @@ class Run:
     next_start: float = 0.0
     waiting_reason: str = "ContainerCreating"
     waiting_message: str = ""
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    probed_ready: bool = False
+    next_probe: float = 0.0
+    failures: int = 0
+
+    def ready(self) -> bool:
+        """Running, and its readiness probe (if any) last passed."""
+        if not self.running():
+            return False
+        return "readinessProbe" not in self.spec or self.probed_ready
 
     @property
     def name(self) -> str:
@@ -78,7 +88,7 @@ class Run:
             "name": self.name,
             "image": self.spec.get("image", ""),
             "imageID": "",
-            "ready": self.running(),
+            "ready": self.ready(),
             "started": self.running(),
             "restartCount": self.restart_count,
             "state": self.state(),
@@ -256,6 +266,11 @@ class PodWorker:
                 start_new_session=True,
             )
         run.started_at = now()
+        run.env = env
+        run.probed_ready = False
+        run.next_probe = time.monotonic() + float(
+            run.spec.get("readinessProbe", {}).get("initialDelaySeconds", 0)
+        )
         run.terminated = None
         run.waiting_reason, run.waiting_message = "", ""
         log.info("pod %s: started %s (pid %d)", self.key, run.name, run.process.pid)
@@ -287,9 +302,29 @@ class PodWorker:
             return bool(run.terminated["exitCode"] != 0)
         return True
 
+    def _probe(self, run: Run) -> None:
+        """Run ``run``'s readiness probe when it is due."""
+        probe = run.spec.get("readinessProbe")
+        if probe is None or not run.running() or self.network is None:
+            return
+        moment = time.monotonic()
+        if moment < run.next_probe:
+            return
+        run.next_probe = moment + float(probe.get("periodSeconds", 10))
+        address = str(self.address)
+        if probes.succeeds(probe, run.spec, address, self.network.netns, run.env):
+            run.failures = 0
+            run.probed_ready = True
+        else:
+            run.failures += 1
+            if run.failures >= int(probe.get("failureThreshold", 3)) or not run.probed_ready:
+                run.probed_ready = False
+
     def _step(self) -> None:
         for run in self.init_runs + self.runs:
             self._collect(run)
+        for run in self.runs:
+            self._probe(run)
         # Init containers: one at a time, each to success.
         for run in self.init_runs:
             if run.terminated is not None and run.terminated["exitCode"] == 0:
@@ -357,7 +392,7 @@ class PodWorker:
 
     def _status(self) -> dict[str, Any]:
         phase = self._phase()
-        ready = phase == "Running" and all(r.running() for r in self.runs)
+        ready = phase == "Running" and all(r.ready() for r in self.runs)
         initialized = all(
             r.terminated is not None and r.terminated["exitCode"] == 0 for r in self.init_runs
         )
