@@ -7,7 +7,9 @@ At the end the spills of each partition are merged (combining again) into one so
 run per partition: the map task's output.
 
 Memory is estimated from the encoded sizes plus Python's per-record overhead, so the
-capacity bounds real memory, not just payload bytes.
+capacity bounds real memory, not just payload bytes. The final merge reads at most
+``MERGE_FACTOR`` spills of a partition at once (more are first merged in passes), so a
+task that spills many times stays within the same bound.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from kubemr.runs import Record
 RECORD_OVERHEAD = 170
 """Estimated Python memory per buffered record beyond its payload bytes: two bytes
 objects (2 x 33), a tuple (56), a list slot (8) and allocator slack."""
+
+MERGE_FACTOR = 16
+"""Most spill files merged at once (each holds one decoded batch in memory while
+merged); more are merged in passes first."""
 
 Combiner = Callable[[Any, Iterator[Any]], Iterable[tuple[Any, Any]]]
 _first = itemgetter(0)
@@ -144,6 +150,35 @@ class MapBuffer:
         self.size = 0
         self.timings["spill"] += time.perf_counter() - started
 
+    def _merged(self, paths: list[Path]) -> Iterator[Record]:
+        """The sorted (and, with a combiner, combined) merge of some spill files."""
+        sources = [runs.read_run(path) for path in paths]
+        merged: Iterator[Record] = heapq.merge(*sources, key=_first)
+        if self.combiner is not None and len(sources) > 1:
+            merged = combine_sorted(merged, self.combiner, self.stats)
+        return merged
+
+    def _merge_passes(self, paths: list[Path], index: int) -> list[Path]:
+        """Merge consecutive spill files of partition ``index`` into larger ones until at
+        most MERGE_FACTOR remain (order kept, so a key's values keep their order)."""
+        generation = 0
+        while len(paths) > MERGE_FACTOR:
+            merged: list[Path] = []
+            for start in range(0, len(paths), MERGE_FACTOR):
+                group = paths[start : start + MERGE_FACTOR]
+                if len(group) == 1:
+                    merged.append(group[0])
+                    continue
+                path = self.spill_dir / f"merge-{generation}-{start:05d}-p{index:05d}.run"
+                with runs.RunWriter(path) as writer:
+                    writer.write(self._merged(group))
+                for done in group:
+                    done.unlink(missing_ok=True)
+                merged.append(path)
+            paths = merged
+            generation += 1
+        return paths
+
     def finish(self, out_dir: Path) -> list[tuple[int, int]]:
         """Write one sorted run per partition to ``out_dir/part-NNNNN.run``; return each
         partition's (records, bytes)."""
@@ -159,11 +194,10 @@ class MapBuffer:
                     writer.write(self._sorted_partition(index))
                     self.parts[index] = []
                 else:
-                    sources = [runs.read_run(files[index]) for files in self.spills]
-                    merged: Iterable[Record] = heapq.merge(*sources, key=_first)
-                    if self.combiner is not None and len(sources) > 1:
-                        merged = combine_sorted(merged, self.combiner, self.stats)
-                    writer.write(merged)
+                    paths = self._merge_passes([files[index] for files in self.spills], index)
+                    writer.write(self._merged(paths))
+                    for merged_path in paths:
+                        merged_path.unlink(missing_ok=True)
             result.append((writer.records, writer.bytes))
         for files in self.spills:
             for path in files:
