@@ -248,6 +248,8 @@ class PodWorker:
             apiclient.ApiError,
             KeyError,
         ) as error:
+            if run.waiting_message != str(error):
+                self._event("Failed", f"container {run.name}: {error}", warning=True)
             run.waiting_reason, run.waiting_message = "CreateContainerConfigError", str(error)
             run.next_start = time.monotonic() + 2.0
             return
@@ -274,6 +276,30 @@ class PodWorker:
         run.terminated = None
         run.waiting_reason, run.waiting_message = "", ""
         log.info("pod %s: started %s (pid %d)", self.key, run.name, run.process.pid)
+        self._event("Started", f"Started container {run.name} (pid {run.process.pid})")
+
+    def _event(self, reason: str, message: str, warning: bool = False) -> None:
+        """Post an Event about this pod, as the kubelet does (best effort)."""
+        stamp = now()
+        event = {
+            "metadata": {"generateName": f"{self.name}."},
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": self.namespace,
+                "name": self.name,
+                "uid": self.uid,
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "localkube-agent", "host": self.pod["spec"].get("nodeName")},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        with contextlib.suppress(apiclient.ApiError, OSError):
+            self.client.create(apiclient.resource_path("events", self.namespace), event)
 
     def _collect(self, run: Run) -> None:
         """Record the exit of ``run``'s process, if it exited."""
@@ -350,6 +376,11 @@ class PodWorker:
             first, cap = BACKOFF
             delay = min(cap, first * (2 ** min(run.restart_count, 10)))
             run.next_start = time.monotonic() + delay
+            self._event(
+                "BackOff",
+                f"Back-off {delay:g} s restarting failed container {run.name}",
+                warning=True,
+            )
             return
         if time.monotonic() < run.next_start:
             return
@@ -450,6 +481,8 @@ class PodWorker:
     def _teardown(self, grace: float) -> None:
         """Stop every process (SIGTERM, SIGKILL after ``grace``) and remove the sandbox."""
         if self.pids():
+            if grace > 0:
+                self._event("Killing", f"Stopping containers (grace period {grace:g} s)")
             self._signal(signal.SIGTERM)
             end = time.monotonic() + grace
             while self.pids() and time.monotonic() < end:
