@@ -7,6 +7,7 @@ result; the shuffle server later streams the runs it wrote.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,16 +31,23 @@ class MapResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _CountedBlocks:
-    """Counts lines and bytes of the blocks an app reads."""
+class MapCancelledError(Exception):
+    """The attempt was cancelled (another attempt of the task finished first)."""
 
-    def __init__(self, blocks: Iterable[bytes]) -> None:
+
+class _CountedBlocks:
+    """Counts lines and bytes of the blocks an app reads; stops if cancelled."""
+
+    def __init__(self, blocks: Iterable[bytes], cancel: threading.Event | None) -> None:
         self.blocks = blocks
+        self.cancel = cancel
         self.lines = 0
         self.bytes = 0
 
     def __iter__(self) -> Iterator[bytes]:
         for block in self.blocks:
+            if self.cancel is not None and self.cancel.is_set():
+                raise MapCancelledError()
             self.bytes += len(block)
             self.lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             yield block
@@ -62,11 +70,16 @@ def run_map(
     buffer_size: int,
     out_dir: Path,
     scratch_dir: Path,
+    cancel: threading.Event | None = None,
 ) -> MapResult:
-    """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition."""
+    """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
+
+    If ``cancel`` is set while the split is read (checked before each block), raises
+    :class:`MapCancelledError` and leaves nothing behind.
+    """
     started = time.perf_counter()
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner)
-    blocks = _CountedBlocks(inputs.read_blocks(split))
+    blocks = _CountedBlocks(inputs.read_blocks(split), cancel)
     try:
         map_split = getattr(app, "map_split", None)
         if callable(map_split):
@@ -74,7 +87,12 @@ def run_map(
         else:
             buffer.add(_per_line(app, split.path, blocks))
         map_done = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            raise MapCancelledError()
         partitions = buffer.finish(out_dir)
+    except MapCancelledError:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
     counters = dict(buffer.stats)

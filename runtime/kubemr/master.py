@@ -53,6 +53,7 @@ class JobState:
             barrier=spec.shuffle.mode == "barrier",
             max_attempts=spec.fault_tolerance.max_task_attempts,
             heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout,
+            speculative=spec.fault_tolerance.speculative,
         )
         self.counters: dict[str, int] = defaultdict(int)
         self.task_seconds: dict[str, float] = defaultdict(float)
@@ -99,6 +100,7 @@ class JobState:
             "partitioner": self.plan.partitioner_kind,
             "counters": dict(sorted(self.counters.items())),
             "attempts": self.scheduler.attempts_by_outcome(),
+            "backupAttempts": self.scheduler.backup_attempts(),
             "phaseSeconds": {k: round(max(v, 0.0), 3) for k, v in phases.items()},
             "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
             "peakRssBytes": dict(sorted(self.peak_rss.items())),

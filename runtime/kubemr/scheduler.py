@@ -18,6 +18,13 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
   ``FETCH_FAILURE_THRESHOLD`` reports against the same map attempt (or at once if its
   worker is dead) the output is declared lost and the map task runs again. Reducers
   learn which of the outputs they are fetching went stale (:meth:`Scheduler.stale`).
+- Speculative execution (when enabled): once no task of a kind is idle (the end of the
+  phase; for reduces, after the map phase), an idle worker asking for work gets a
+  backup attempt of the slowest running task with a single attempt whose elapsed time
+  is at least ``SLOW_FACTOR`` times the median of that kind's completed attempts (and
+  ``MIN_LAG`` seconds more than it), within a budget of ``BACKUP_SHARE`` of the tasks
+  (at least one). The first attempt to finish wins; the others are discarded (the
+  master's heartbeat reply tells their workers to cancel them).
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from kubemr.splits import Split
 
 FETCH_FAILURE_THRESHOLD = 2
 """Fetch-failure reports against one map attempt's output that declare it lost."""
+SLOW_FACTOR = 1.5
+"""A running attempt this many times slower than the median completed one is a straggler."""
+MIN_LAG = 0.5
+"""...and at least this many seconds slower, so tiny tasks are never backed up."""
+BACKUP_SHARE = 0.1
+"""Backup attempts per kind, as a share of that kind's tasks (at least one)."""
 
 
 class Kind(enum.Enum):
@@ -59,6 +72,7 @@ class Attempt:
     started: float
     finished: float | None = None
     outcome: str = "running"  # running | succeeded | failed | discarded | lost
+    backup: bool = False
 
 
 @dataclass
@@ -114,8 +128,10 @@ class Scheduler:
         barrier: bool,
         max_attempts: int,
         heartbeat_timeout: float,
+        speculative: bool = False,
     ) -> None:
         self.splits = splits
+        self.speculative = speculative
         self.barrier = barrier
         self.max_attempts = max_attempts
         self.heartbeat_timeout = heartbeat_timeout
@@ -126,6 +142,7 @@ class Scheduler:
         self.error: str | None = None
         self.version = 0  # bumps whenever map outputs change
         self.fetch_failures: dict[str, list[str]] = {}  # map attempt -> reporting attempts
+        self.backups: dict[Kind, int] = {Kind.MAP: 0, Kind.REDUCE: 0}
         self._worker_seq = 0
 
     # ---- progress -------------------------------------------------------------------
@@ -224,19 +241,59 @@ class Scheduler:
             task = None
         else:
             task = next((t for t in self.reduces if t.state is State.IDLE), None)
+        backup = False
+        if task is None and self.speculative:
+            task = self._straggler(worker.role, worker_id, now)
+            backup = task is not None
         if task is None:
             return None
         task.attempts += 1
         prefix = "m" if task.kind is Kind.MAP else "r"
         attempt = Attempt(
-            f"{prefix}{task.index}.a{task.attempts}", task.kind, task.index, worker_id, now
+            f"{prefix}{task.index}.a{task.attempts}",
+            task.kind,
+            task.index,
+            worker_id,
+            now,
+            backup=backup,
         )
+        if backup:
+            self.backups[task.kind] += 1
         self.attempts[attempt.id] = attempt
         task.state = State.RUNNING
         task.running.add(attempt.id)
         worker.attempt = attempt.id
         split = self.splits[task.index] if task.kind is Kind.MAP else None
         return Assignment(task.kind, task.index, attempt.id, split)
+
+    def _straggler(self, kind: Kind, worker_id: str, now: float) -> Task | None:
+        """The running task most worth a backup attempt on this worker, if any."""
+        tasks = self.maps if kind is Kind.MAP else self.reduces
+        if kind is Kind.REDUCE and not self.map_phase_over:
+            return None
+        if any(t.state is State.IDLE for t in tasks):
+            return None  # not the end of the phase yet
+        if self.backups[kind] >= max(1, int(len(tasks) * BACKUP_SHARE)):
+            return None
+        durations = sorted(
+            a.finished - a.started
+            for a in self.attempts.values()
+            if a.kind is kind and a.outcome == "succeeded" and a.finished is not None
+        )
+        if not durations:
+            return None
+        median = durations[len(durations) // 2]
+        best: tuple[float, Task] | None = None
+        for task in tasks:
+            if task.state is not State.RUNNING or len(task.running) != 1:
+                continue
+            attempt = self.attempts[next(iter(task.running))]
+            elapsed = now - attempt.started
+            if attempt.worker == worker_id or elapsed < max(SLOW_FACTOR * median, median + MIN_LAG):
+                continue
+            if best is None or elapsed > best[0]:
+                best = (elapsed, task)
+        return best[1] if best is not None else None
 
     def _task(self, attempt: Attempt) -> Task:
         return (self.maps if attempt.kind is Kind.MAP else self.reduces)[attempt.index]
@@ -276,6 +333,8 @@ class Scheduler:
         self._end_attempt(attempt, "succeeded", now)
         task.state = State.DONE
         task.output = MapOutputRef(task.index, attempt_id, worker.id, worker.address, partitions)
+        for other in list(task.running):  # a backup (or the original) lost the race
+            self._end_attempt(self.attempts[other], "discarded", now)
         self.version += 1
         return True
 
@@ -369,6 +428,10 @@ class Scheduler:
 
     def attempt_wanted(self, attempt_id: str) -> bool:
         return self._live_attempt(attempt_id) is not None
+
+    def backup_attempts(self) -> dict[str, int]:
+        """Backup attempts launched, by kind."""
+        return {kind.value: n for kind, n in self.backups.items()}
 
     def attempts_by_outcome(self) -> dict[str, int]:
         counts: dict[str, int] = {}

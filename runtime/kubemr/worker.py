@@ -14,6 +14,7 @@ import json
 import logging
 import resource
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import grpc
 from kubemr import apps, plan, shuffle
 from kubemr import spec as specs
 from kubemr.config import WorkerConfig
-from kubemr.maptask import run_map
+from kubemr.maptask import MapCancelledError, run_map
 from kubemr.master import GRPC_OPTIONS
 from kubemr.partitioning import make_partitioner
 from kubemr.proto import mapreduce_pb2 as pb
@@ -62,6 +63,7 @@ class Context:
     boundaries: list[bytes]
     heartbeat_interval: float
     running: set[str] = field(default_factory=set)
+    cancel: dict[str, threading.Event] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, address: str) -> grpc.aio.Channel:
@@ -107,6 +109,9 @@ async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
             )
             if reply.command == pb.EXIT:
                 stop.set()
+            for attempt_id in reply.cancel:  # another attempt of the task won
+                if attempt_id in ctx.cancel:
+                    ctx.cancel[attempt_id].set()
         except grpc.aio.AioRpcError as exc:
             log.debug("heartbeat failed: %s", exc.code().name)
         with contextlib.suppress(TimeoutError):
@@ -128,6 +133,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         buffer_size=spec.shuffle.buffer_size,
         out_dir=shuffle.map_output_dir(root, task.attempt_id),
         scratch_dir=root / "spill" / task.attempt_id,
+        cancel=ctx.cancel.get(task.attempt_id),
     )
     return pb.TaskReport(
         ok=True,
@@ -297,12 +303,13 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
 
 async def _run_task(ctx: Context, task: Assignment) -> None:
     ctx.running.add(task.attempt_id)
+    ctx.cancel[task.attempt_id] = threading.Event()
     try:
         if task.kind == Assignment.MAP:
             report = await _run_map(ctx, task)
         else:
             report = await _run_reduce(ctx, task)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, MapCancelledError):
         log.info("attempt %s cancelled", task.attempt_id)
         return
     except Exception as exc:  # the user's code failed: report it, keep serving
@@ -310,6 +317,7 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
         report = pb.TaskReport(ok=False, error=f"{task.attempt_id}: {_error_text(exc)}")
     finally:
         ctx.running.discard(task.attempt_id)
+        ctx.cancel.pop(task.attempt_id, None)
     report.worker_id = ctx.worker_id
     report.attempt_id = task.attempt_id
     report.peak_rss = peak_rss()

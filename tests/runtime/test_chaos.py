@@ -173,3 +173,32 @@ def test_kill_a_quarter_of_the_workers_at_once(tmp_path: Path, oracle: Oracle) -
     assert killed == ["mapper-0", "reducer-0"]
     assert run.summary["workerRestarts"] >= 2
     check(doc, run, oracle)
+
+
+def test_a_throttled_mapper_is_backed_up_near_the_end_of_the_map_phase(
+    tmp_path: Path, oracle: Oracle
+) -> None:
+    """A straggler that stays alive: mapper-2 is stopped 0.4s in every ~0.45s (under
+    the 1s heartbeat timeout) until the map phase ends; idle mappers get backup
+    attempts of its tasks, the first attempt to finish wins."""
+    doc = chaos_job(tmp_path)
+    state: dict[str, Any] = {"stopped": False, "since": time.monotonic()}
+
+    def throttle(launcher: Launcher, status: pb.JobStatus) -> None:
+        victim = current(launcher, "mapper", 2)
+        now = time.monotonic()
+        if status.maps_total and status.maps_done == status.maps_total:
+            if state["stopped"]:
+                victim.signal(signal.SIGCONT)
+                state["stopped"] = False
+            return
+        if state["stopped"] and now - state["since"] >= 0.4:
+            victim.signal(signal.SIGCONT)
+            state.update(stopped=False, since=now)
+        elif not state["stopped"] and now - state["since"] >= 0.05:
+            victim.signal(signal.SIGSTOP)
+            state.update(stopped=True, since=now)
+
+    run = run_chaos(doc, throttle)
+    assert run.summary["backupAttempts"]["map"] >= 1, run.summary["attempts"]
+    check(doc, run, oracle)

@@ -37,6 +37,8 @@ def test_maps_run_in_parallel_and_exactly_once(tmp_path: Path) -> None:
         reduceTasks=2,
         mapper={"replicas": 3},
         reducer={"replicas": 1},
+        # A backup attempt maps its split's lines a second time (by design).
+        faultTolerance={"speculative": False},
     )
     result = run_cli("run", str(write_manifest(tmp_path, doc)), "--quiet")
     assert result.returncode == 0, result.stderr

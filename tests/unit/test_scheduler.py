@@ -1,6 +1,6 @@
 """The master's scheduling rules, driven directly (no processes, no gRPC)."""
 
-from kubemr.scheduler import Kind, Phase, Scheduler
+from kubemr.scheduler import Kind, Phase, Scheduler, State
 from kubemr.splits import Split
 
 
@@ -165,3 +165,93 @@ def test_barrier_withholds_outputs_again_while_a_lost_one_reruns() -> None:
     s.map_succeeded(rerun.attempt, [(1, 10)], 2.0)
     refs, complete = s.map_outputs({0})
     assert complete and [ref.attempt for ref in refs] == ["m1.a2"]
+
+
+def speculating(maps: int = 10) -> tuple[Scheduler, str, str]:
+    """Map 0 straggles on m1 (started at 0); m2 completes every other map in 1s each."""
+    splits = [Split("f", i * 10, i * 10 + 10) for i in range(maps)]
+    s = Scheduler(
+        splits, 1, barrier=False, max_attempts=2, heartbeat_timeout=100.0, speculative=True
+    )
+    m1 = s.register("m1", Kind.MAP, "h:1", 0.0)
+    m2 = s.register("m2", Kind.MAP, "h:2", 0.0)
+    slow = s.assign(m1, 0.0)
+    assert slow is not None and slow.attempt == "m0.a1"
+    now = 0.0
+    while any(t.state is State.IDLE for t in s.maps):
+        a = s.assign(m2, now)
+        assert a is not None and not s.attempts[a.attempt].backup
+        now += 1.0
+        assert s.map_succeeded(a.attempt, [(1, 1)], now)
+    return s, m1, m2
+
+
+def test_a_backup_only_for_a_task_slower_than_its_peers() -> None:
+    s, _, m2 = speculating(maps=2)  # map 1 took 1s
+    assert s.assign(m2, 1.2) is None  # map 0 has run 1.2s: not 1.5x the median yet
+    backup = s.assign(m2, 1.6)
+    assert backup is not None and backup.index == 0 and backup.attempt == "m0.a2"
+
+
+def test_a_straggler_gets_one_backup_and_the_first_to_finish_wins() -> None:
+    s, m1, m2 = speculating()
+    backup = s.assign(m2, 9.0)
+    assert backup is not None and backup.attempt == "m0.a2" and backup.index == 0
+    assert s.attempts["m0.a2"].backup and s.backup_attempts() == {"map": 1, "reduce": 0}
+    m3 = s.register("m3", Kind.MAP, "h:3", 9.0)
+    assert s.assign(m3, 9.0) is None  # one backup per task, within the budget
+    assert s.map_succeeded("m0.a2", [(1, 1)], 10.0)
+    assert s.attempts["m0.a1"].outcome == "discarded"
+    assert not s.attempt_wanted("m0.a1")  # the heartbeat reply cancels it
+    assert not s.map_succeeded("m0.a1", [(1, 1)], 11.0)  # its late report is discarded
+    assert s.map_phase_over and s.maps[0].output is not None
+    assert s.maps[0].output.attempt == "m0.a2" and s.maps[0].output.worker == m2
+    assert s.workers[m1].attempt is None
+
+
+def test_the_original_can_still_win_over_its_backup() -> None:
+    s, _, m2 = speculating()
+    backup = s.assign(m2, 9.0)
+    assert backup is not None
+    assert s.map_succeeded("m0.a1", [(1, 1)], 9.5)
+    assert s.attempts["m0.a2"].outcome == "discarded"
+    assert not s.map_succeeded("m0.a2", [(1, 1)], 10.0)
+
+
+def test_no_backups_when_speculation_is_off_or_no_task_completed() -> None:
+    s, _, m2 = speculating()
+    s.speculative = False
+    assert s.assign(m2, 50.0) is None
+    fresh = make(maps=1)
+    fresh.speculative = True
+    w1 = fresh.register("a", Kind.MAP, "h:1", 0.0)
+    w2 = fresh.register("b", Kind.MAP, "h:2", 0.0)
+    assert fresh.assign(w1, 0.0) is not None
+    assert fresh.assign(w2, 100.0) is None  # no completed attempt: no median to compare
+
+
+def test_reduce_backups_wait_for_the_map_phase_and_first_commit_wins() -> None:
+    splits = [Split("f", 0, 10)]
+    s = Scheduler(
+        splits, 10, barrier=False, max_attempts=2, heartbeat_timeout=100.0, speculative=True
+    )
+    m = s.register("m", Kind.MAP, "h:1", 0.0)
+    r1 = s.register("r1", Kind.REDUCE, "", 0.0)
+    r2 = s.register("r2", Kind.REDUCE, "", 0.0)
+    slow = s.assign(r1, 0.0)
+    assert slow is not None and slow.index == 0
+    now = 0.0
+    while (a := s.assign(r2, now)) is not None:
+        now += 1.0
+        assert s.may_commit(a.attempt)
+        s.reduce_committed(a.attempt, now)
+    assert s.assign(r2, 20.0) is None  # the map phase is not over
+    first = s.assign(m, 20.0)
+    assert first is not None
+    s.map_succeeded(first.attempt, [(1, 1)] * 10, 20.0)
+    backup = s.assign(r2, 20.0)
+    assert backup is not None and backup.attempt == "r0.a2"
+    assert s.may_commit(backup.attempt)
+    s.reduce_committed(backup.attempt, 21.0)
+    assert not s.may_commit(slow.attempt)
+    assert s.phase is Phase.SUCCEEDED
