@@ -101,6 +101,7 @@ class JobState:
             "counters": dict(sorted(self.counters.items())),
             "attempts": self.scheduler.attempts_by_outcome(),
             "backupAttempts": self.scheduler.backup_attempts(),
+            "blacklistedWorkers": self.scheduler.blacklisted(),
             "phaseSeconds": {k: round(max(v, 0.0), 3) for k, v in phases.items()},
             "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
             "peakRssBytes": dict(sorted(self.peak_rss.items())),

@@ -25,6 +25,8 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
   ``MIN_LAG`` seconds more than it), within a budget of ``BACKUP_SHARE`` of the tasks
   (at least one). The first attempt to finish wins; the others are discarded (the
   master's heartbeat reply tells their workers to cancel them).
+- A worker on which ``BLACKLIST_AFTER`` attempts failed gets no more tasks while
+  another worker of its role that is not blacklisted is alive (as Hadoop does).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ MIN_LAG = 0.5
 """...and at least this many seconds slower, so tiny tasks are never backed up."""
 BACKUP_SHARE = 0.1
 """Backup attempts per kind, as a share of that kind's tasks (at least one)."""
+BLACKLIST_AFTER = 3
+"""Failed attempts on one worker after which it is avoided."""
 
 
 class Kind(enum.Enum):
@@ -107,6 +111,7 @@ class Worker:
     alive: bool = True
     attempt: str | None = None
     told_to_exit: bool = False
+    failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,8 @@ class Scheduler:
             previous = self.attempts[worker.attempt]
             if previous.outcome == "running":
                 self._end_attempt(previous, "lost", now)
+        if self._avoided(worker):
+            return None
         if worker.role is Kind.MAP:
             task = next((t for t in self.maps if t.state is State.IDLE), None)
         elif self.barrier and not self.map_phase_over:
@@ -265,6 +272,19 @@ class Scheduler:
         worker.attempt = attempt.id
         split = self.splits[task.index] if task.kind is Kind.MAP else None
         return Assignment(task.kind, task.index, attempt.id, split)
+
+    def _avoided(self, worker: Worker) -> bool:
+        """Blacklisted: too many failures here, and a healthier peer is alive."""
+        if worker.failures < BLACKLIST_AFTER:
+            return False
+        return any(
+            w.alive and w.role is worker.role and w.failures < BLACKLIST_AFTER
+            for w in self.workers.values()
+        )
+
+    def blacklisted(self) -> list[str]:
+        """Live workers that get no tasks because too many attempts failed on them."""
+        return [w.id for w in self.workers.values() if w.alive and self._avoided(w)]
 
     def _straggler(self, kind: Kind, worker_id: str, now: float) -> Task | None:
         """The running task most worth a backup attempt on this worker, if any."""
@@ -363,6 +383,7 @@ class Scheduler:
         task = self._task(attempt)
         self._end_attempt(attempt, "failed", now)
         task.failures.append(error)
+        self.workers[attempt.worker].failures += 1
         if len(task.failures) >= self.max_attempts and task.state is not State.DONE:
             what = (
                 f"map task {task.index} (split {self.splits[task.index]})"

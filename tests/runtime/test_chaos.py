@@ -26,7 +26,12 @@ OnStatus = Callable[[Launcher, pb.JobStatus], None]
 
 
 def chaos_job(
-    tmp_path: Path, mappers: int = 3, reducers: int = 2, delay: float = 0.004, **spec: Any
+    tmp_path: Path,
+    mappers: int = 3,
+    reducers: int = 2,
+    delay: float = 0.004,
+    heartbeat: str = "1s",
+    **spec: Any,
 ) -> dict[str, Any]:
     """Word count over 30 map tasks of 50 lines, each line taking ``delay`` seconds."""
     return manifest(
@@ -38,7 +43,7 @@ def chaos_job(
         reduceTasks=3,
         mapper={"replicas": mappers},
         reducer={"replicas": reducers},
-        faultTolerance={"heartbeatTimeout": "1s"},
+        faultTolerance={"heartbeatTimeout": heartbeat},
         **spec,
     )
 
@@ -178,21 +183,23 @@ def test_kill_a_quarter_of_the_workers_at_once(tmp_path: Path, oracle: Oracle) -
 def test_a_throttled_mapper_is_backed_up_near_the_end_of_the_map_phase(
     tmp_path: Path, oracle: Oracle
 ) -> None:
-    """A straggler that stays alive: mapper-2 is stopped 0.4s in every ~0.45s (under
-    the 1s heartbeat timeout) until the map phase ends; idle mappers get backup
-    attempts of its tasks, the first attempt to finish wins."""
-    doc = chaos_job(tmp_path)
+    """A straggler that stays alive: mapper-2 is stopped 1.5s at a time, running ~50ms
+    in between (heartbeat timeout 3s, so it is never declared dead), until the map phase
+    ends; idle mappers get a backup attempt of its task, the first to finish wins."""
+    doc = chaos_job(tmp_path, heartbeat="3s")
     state: dict[str, Any] = {"stopped": False, "since": time.monotonic()}
 
     def throttle(launcher: Launcher, status: pb.JobStatus) -> None:
         victim = current(launcher, "mapper", 2)
         now = time.monotonic()
-        if status.maps_total and status.maps_done == status.maps_total:
+        if status.maps_done < 3:  # every mapper is up and busy
+            return
+        if status.maps_done == status.maps_total:
             if state["stopped"]:
                 victim.signal(signal.SIGCONT)
                 state["stopped"] = False
             return
-        if state["stopped"] and now - state["since"] >= 0.4:
+        if state["stopped"] and now - state["since"] >= 1.5:
             victim.signal(signal.SIGCONT)
             state.update(stopped=False, since=now)
         elif not state["stopped"] and now - state["since"] >= 0.05:

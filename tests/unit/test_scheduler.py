@@ -255,3 +255,32 @@ def test_reduce_backups_wait_for_the_map_phase_and_first_commit_wins() -> None:
     s.reduce_committed(backup.attempt, 21.0)
     assert not s.may_commit(slow.attempt)
     assert s.phase is Phase.SUCCEEDED
+
+
+def test_a_worker_where_attempts_keep_failing_is_avoided() -> None:
+    s = make(maps=6, attempts=4)
+    bad = s.register("bad", Kind.MAP, "h:1", 0.0)
+    good = s.register("good", Kind.MAP, "h:2", 0.0)
+    for _ in range(3):
+        a = s.assign(bad, 0.0)
+        assert a is not None
+        s.attempt_failed(a.attempt, "OSError: disk full", 0.0)
+    assert s.blacklisted() == [bad]
+    assert s.assign(bad, 0.0) is None  # while a healthy mapper is alive
+    finish_maps(s, good)
+    assert s.map_phase_over and s.error is None
+
+
+def test_a_blacklisted_worker_still_works_when_it_is_the_only_one_left() -> None:
+    s = make(maps=4, attempts=4)
+    bad = s.register("bad", Kind.MAP, "h:1", 0.0)
+    good = s.register("good", Kind.MAP, "h:2", 0.0)
+    for _ in range(3):
+        a = s.assign(bad, 0.0)
+        assert a is not None
+        s.attempt_failed(a.attempt, "OSError: disk full", 0.0)
+    assert s.assign(bad, 0.0) is None
+    s.worker_lost(good, 1.0)
+    assert s.blacklisted() == []
+    a = s.assign(bad, 1.0)
+    assert a is not None
