@@ -209,3 +209,27 @@ def test_a_throttled_mapper_is_backed_up_near_the_end_of_the_map_phase(
     run = run_chaos(doc, throttle)
     assert run.summary["backupAttempts"]["map"] >= 1, run.summary["attempts"]
     check(doc, run, oracle)
+
+
+def test_kill_a_reducer_while_it_writes_its_output(tmp_path: Path, oracle: Oracle) -> None:
+    """One reducer, slowed to ~1s per reduce task; it is killed as soon as an attempt's
+    temporary part file exists (before the master commits it). Its replacement reruns
+    the task; the dead attempt's temporary output is never committed."""
+    doc = chaos_job(tmp_path, reducers=1)
+    doc["spec"]["app"]["args"]["reduce_delay"] = "0.015"
+    temporary = Path(doc["spec"]["output"]["path"]) / "_temporary"
+    killed: list[str] = []
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and any(temporary.glob("*/part-*")):
+            victim = current(launcher, "reducer", 0)
+            victim.signal(signal.SIGKILL)
+            killed.append(victim.name)
+
+    run = run_chaos(doc, strike)
+    assert killed == ["reducer-0"]
+    assert run.summary["attempts"].get("reduce_lost", 0) >= 1
+    out = Path(doc["spec"]["output"]["path"])
+    assert sorted(p.name for p in out.glob("part-*")) == [f"part-{i:05d}" for i in range(3)]
+    assert not temporary.exists()
+    check(doc, run, oracle)

@@ -10,8 +10,8 @@ keeps a replacement from repeating its predecessor's fate): with probability
 ``stall`` it stops itself (SIGSTOP) for ``stall_seconds`` (a detached ``sleep`` sends
 SIGCONT), long enough to be declared dead, and otherwise it behaves.
 
-``delay`` (seconds per map call, in workers only) slows the map phase down so the chaos
-tests can hit a worker while it works.
+``delay`` and ``reduce_delay`` (seconds per map or reduce call, in workers only) slow a
+phase down so the chaos tests can hit a worker while it works.
 """
 
 import os
@@ -37,8 +37,11 @@ class Crash:
         map_calls: str = "400",
         reduce_calls: str = "60",
         delay: str = "0",
+        reduce_delay: str = "0",
     ) -> None:
-        self.delay = float(delay) if "worker" in sys.argv else 0.0
+        in_worker = "worker" in sys.argv
+        self.delay = float(delay) if in_worker else 0.0
+        self.reduce_delay = float(reduce_delay) if in_worker else 0.0
         self.crash = float(crash)
         self.stall = float(stall)
         self.stall_seconds = float(stall_seconds)
@@ -86,4 +89,6 @@ class Crash:
 
     def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
         self._maybe_fault("reduce")
+        if self.reduce_delay:
+            time.sleep(self.reduce_delay)
         yield key, sum(values)
