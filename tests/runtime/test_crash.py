@@ -59,3 +59,27 @@ def test_crash_app_many_seeds(
     tmp_path: Path, seed: int, oracle: Callable[[dict[str, Any]], list[str]]
 ) -> None:
     run_crash(tmp_path, seed, oracle)
+
+
+def test_workers_that_always_crash_exhaust_the_restart_limit(tmp_path: Path) -> None:
+    """Every mapper dies at its first map call: the launcher replaces it 3 times per
+    replica, then fails the job, leaving no output behind."""
+    doc = manifest(
+        "always-crash",
+        {
+            "module": f"{APPS / 'crash.py'}:Crash",
+            "args": {"crash": "1", "stall": "0", "map_calls": "1"},
+        },
+        word_input(tmp_path, files=1, lines=50),
+        tmp_path / "out",
+        mapper={"replicas": 1},
+        reducer={"replicas": 1},
+        faultTolerance={"heartbeatTimeout": "1s"},
+    )
+    result = run_cli(
+        "run", str(write_manifest(tmp_path, doc)), "--quiet", env={"KUBEMR_CRASH_SEED": "1"}
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "restart limit (6) is reached" in result.stderr
+    assert "mapper-0-r6 exited with code 1" in result.stderr
+    assert not list((tmp_path / "out").glob("part-*"))
