@@ -41,8 +41,10 @@ MASTER_START_DEADLINE = 60.0
 """Seconds the master may take to start serving."""
 STOP_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when stopping processes."""
-WORKER_EXIT_DEADLINE = 20.0
-"""Seconds workers may take to exit after the master has finished."""
+WORKER_EXIT_DEADLINE = 5.0
+"""Seconds workers may take to exit after the master has finished. Registered workers are
+told to exit before the master stops and take milliseconds; one that had not registered
+yet (a job that failed at once) can never be told, and is stopped after this."""
 RESTARTS_PER_REPLICA = 3
 """Default restart limit: this many worker restarts per replica, in all."""
 RESTART_DELAY = 0.1

@@ -251,7 +251,8 @@ class MasterService(pb_grpc.MasterServicer):
         have = set(request.have)
         total = len(self.scheduler.maps)
         while True:
-            if not self.scheduler.attempt_wanted(request.attempt_id):
+            # A failed job wants no reduce attempt: release the reducer at once.
+            if self.scheduler.finished or not self.scheduler.attempt_wanted(request.attempt_id):
                 return pb.MapOutputsReply(cancelled=True, total=total)
             partition = self.scheduler.attempts[request.attempt_id].index
             lost = self.scheduler.stale(list(request.fetching))
