@@ -150,34 +150,14 @@ class MapBuffer:
         self.size = 0
         self.timings["spill"] += time.perf_counter() - started
 
-    def _merged(self, paths: list[Path]) -> Iterator[Record]:
+    def _merged(self, sources: list[runs.Source]) -> Iterator[Record]:
         """The sorted (and, with a combiner, combined) merge of some spill files."""
-        sources = [runs.read_run(path) for path in paths]
-        merged: Iterator[Record] = heapq.merge(*sources, key=_first)
+        merged: Iterator[Record] = heapq.merge(
+            *(runs.source_records(s) for s in sources), key=_first
+        )
         if self.combiner is not None and len(sources) > 1:
             merged = combine_sorted(merged, self.combiner, self.stats)
         return merged
-
-    def _merge_passes(self, paths: list[Path], index: int) -> list[Path]:
-        """Merge consecutive spill files of partition ``index`` into larger ones until at
-        most MERGE_FACTOR remain (order kept, so a key's values keep their order)."""
-        generation = 0
-        while len(paths) > MERGE_FACTOR:
-            merged: list[Path] = []
-            for start in range(0, len(paths), MERGE_FACTOR):
-                group = paths[start : start + MERGE_FACTOR]
-                if len(group) == 1:
-                    merged.append(group[0])
-                    continue
-                path = self.spill_dir / f"merge-{generation}-{start:05d}-p{index:05d}.run"
-                with runs.RunWriter(path) as writer:
-                    writer.write(self._merged(group))
-                for done in group:
-                    done.unlink(missing_ok=True)
-                merged.append(path)
-            paths = merged
-            generation += 1
-        return paths
 
     def finish(self, out_dir: Path) -> list[tuple[int, int]]:
         """Write one sorted run per partition to ``out_dir/part-NNNNN.run``; return each
@@ -194,9 +174,13 @@ class MapBuffer:
                     writer.write(self._sorted_partition(index))
                     self.parts[index] = []
                 else:
-                    paths = self._merge_passes([files[index] for files in self.spills], index)
+                    spills: list[runs.Source] = [files[index] for files in self.spills]
+                    paths, _ = runs.merge_in_passes(
+                        spills, MERGE_FACTOR, self.spill_dir, f"p{index:05d}", self._merged
+                    )
                     writer.write(self._merged(paths))
                     for merged_path in paths:
+                        assert isinstance(merged_path, Path)
                         merged_path.unlink(missing_ok=True)
             result.append((writer.records, writer.bytes))
         for files in self.spills:

@@ -33,40 +33,11 @@ class ReduceResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-Source = list[bytes] | Path
-"""A sorted run: frame payloads in memory, or a run file on local disk."""
+def _merge(sources: list[runs.Source]) -> Iterator[Record]:
+    return heapq.merge(*(runs.source_records(s) for s in sources), key=_first)
 
 
-def _records(source: Source) -> Iterator[Record]:
-    if isinstance(source, Path):
-        return runs.read_run(source)
-    return runs.records_of_frames(source)
-
-
-def _merge_passes(sources: list[Source], scratch: Path, stats: dict[str, int]) -> list[Source]:
-    """Merge consecutive runs into files until at most MERGE_FACTOR remain (order kept)."""
-    generation = 0
-    while len(sources) > MERGE_FACTOR:
-        merged: list[Source] = []
-        for start in range(0, len(sources), MERGE_FACTOR):
-            group = sources[start : start + MERGE_FACTOR]
-            if len(group) == 1:
-                merged.append(group[0])
-                continue
-            path = scratch / f"merge-{generation}-{start}.run"
-            with runs.RunWriter(path) as writer:
-                writer.write(heapq.merge(*(_records(s) for s in group), key=_first))
-            for source in group:
-                if isinstance(source, Path):
-                    source.unlink(missing_ok=True)
-            merged.append(path)
-            stats["merge_passes"] += 1
-        sources = merged
-        generation += 1
-    return sources
-
-
-def run_reduce(app: App, sources: list[Source], out_path: Path, scratch: Path) -> ReduceResult:
+def run_reduce(app: App, sources: list[runs.Source], out_path: Path, scratch: Path) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order."""
     stats = {
@@ -78,9 +49,11 @@ def run_reduce(app: App, sources: list[Source], out_path: Path, scratch: Path) -
     }
     started = time.perf_counter()
     scratch.mkdir(parents=True, exist_ok=True)
-    sources = _merge_passes(list(sources), scratch, stats)
+    sources, stats["merge_passes"] = runs.merge_in_passes(
+        list(sources), MERGE_FACTOR, scratch, "reduce", _merge
+    )
     merge_done = time.perf_counter()
-    merged = heapq.merge(*(_records(s) for s in sources), key=_first)
+    merged = _merge(sources)
     decode_key, decode_value, format_line = (
         records.decode_key,
         records.decode_value,

@@ -13,7 +13,7 @@ largest legal frame.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -171,3 +171,45 @@ def chunk_file(path: Path, offset: int, chunk_size: int) -> Iterator[bytes]:
             if used:
                 yield pending[:used]
                 pending = pending[used:]
+
+
+Source = list[bytes] | Path
+"""A sorted run: frame payloads in memory, or a run file on local disk."""
+
+
+def source_records(source: Source) -> Iterator[Record]:
+    """The records of a run, wherever it is."""
+    if isinstance(source, Path):
+        return read_run(source)
+    return records_of_frames(source)
+
+
+def merge_in_passes(
+    sources: list[Source],
+    factor: int,
+    scratch: Path,
+    name: str,
+    merge: Callable[[list[Source]], Iterable[Record]],
+) -> tuple[list[Source], int]:
+    """Merge consecutive runs into files until at most ``factor`` remain, so that a final
+    merge holds a bounded number of runs open. Order is kept (a key's values keep theirs);
+    merged run files are deleted. Returns the remaining runs and how many merges ran."""
+    generation = merges = 0
+    while len(sources) > factor:
+        merged: list[Source] = []
+        for start in range(0, len(sources), factor):
+            group = sources[start : start + factor]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            path = scratch / f"merge-{generation}-{start:05d}-{name}.run"
+            with RunWriter(path) as writer:
+                writer.write(merge(group))
+            for source in group:
+                if isinstance(source, Path):
+                    source.unlink(missing_ok=True)
+            merged.append(path)
+            merges += 1
+        sources = merged
+        generation += 1
+    return sources, merges
