@@ -41,6 +41,8 @@ _KEEP = {
     "required",
     "additionalProperties",
     "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "minProperties",
     "exclusiveMinimum",
     "exclusiveMaximum",
 }
@@ -98,6 +100,18 @@ def spec_schema() -> dict[str, Any]:
         {
             "rule": f"!has(self.module) || self.module.matches(r'{spec.MODULE_PATTERN}')",
             "message": "app.module must be 'package.module:Attr' or 'file.py:Attr'",
+        },
+    ]
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.volumes) || self.volumes.all(v, "
+            "self.volumes.exists_one(w, w.name == v.name))",
+            "message": "volumes: duplicate names",
+        },
+        {
+            "rule": "!has(self.volumeMounts) || self.volumeMounts.all(m, "
+            "has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+            "message": "volumeMounts name volumes not in spec.volumes",
         },
     ]
     return schema

@@ -22,6 +22,8 @@ from kubemr.config import MasterConfig, WorkerConfig
 ENV_MASTER = "KUBEMR_MASTER"
 ENV_MASTER_PORT = "KUBEMR_MASTER_PORT"
 ENV_SHUFFLE_PORT = "KUBEMR_SHUFFLE_PORT"
+ENV_MONITORING_PORT = "KUBEMR_MONITORING_PORT"
+ENV_STATUS_LINGER = "KUBEMR_STATUS_LINGER"
 ENV_WORK_DIR = "KUBEMR_WORK_DIR"
 ENV_ROLE = "KUBEMR_ROLE"
 ENV_JOB_FILE = "KUBEMR_JOB_FILE"
@@ -66,6 +68,18 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     master.add_argument("--bind", default="0.0.0.0")
     master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
+    master.add_argument(
+        "--monitoring-port",
+        type=int,
+        default=int(env[ENV_MONITORING_PORT]) if env.get(ENV_MONITORING_PORT) else None,
+        help=f"serve /status and /healthz over HTTP on this port [${ENV_MONITORING_PORT}]",
+    )
+    master.add_argument(
+        "--status-linger",
+        type=float,
+        default=float(env.get(ENV_STATUS_LINGER) or 0.0),
+        help=f"keep serving /status after the job until it is read [${ENV_STATUS_LINGER}]",
+    )
     master.add_argument("--address-file", type=Path)
     master.add_argument("--summary-file", type=Path)
     master.add_argument("--search", type=Path, action="append", default=[])
@@ -141,6 +155,8 @@ def _cmd_master(args: argparse.Namespace) -> int:
         port=args.port,
         address_file=args.address_file,
         summary_file=args.summary_file,
+        monitoring_port=args.monitoring_port,
+        status_linger=args.status_linger,
         search_path=tuple(search),
     )
     return asyncio.run(master.serve(job_plan, config))

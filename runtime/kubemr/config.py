@@ -24,6 +24,12 @@ class MasterConfig:
     """Host written to ``address_file``. Default loopback."""
     summary_file: Path | None = None
     """If set, the master also writes the job summary (JSON) here, success or not."""
+    monitoring_port: int | None = None
+    """Port of the HTTP server for ``/status`` and ``/healthz`` (the operator reads
+    ``/status``); 0 picks a free one; None serves nothing. Default none; pods use 9090."""
+    status_linger: float = 0.0
+    """Seconds the master keeps serving ``/status`` after the job ended, until the final
+    report has been read once (so the operator sees the final figures). Default 0."""
     poll_timeout: float = 1.0
     """Seconds a long-poll (RequestTask, AwaitMapOutputs) waits before answering WAIT."""
     exit_grace: float = 10.0

@@ -22,6 +22,7 @@ import grpc
 
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
+from kubemr.monitoring import MonitoringServer
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -63,6 +64,7 @@ class JobState:
         self.changed = asyncio.Condition()
         self.done = asyncio.Event()
         self.released = asyncio.Event()  # output final: workers may exit
+        self.final_read = asyncio.Event()  # the final /status was served once
 
     def mark(self, name: str) -> None:
         self.marks.setdefault(name, time.time())
@@ -109,6 +111,27 @@ class JobState:
             "wallSeconds": round(now - self.started, 3),
             "outputs": [p.name for p in self.output.parts()],
         }
+
+    def status_report(self) -> dict[str, Any]:
+        """What ``/status`` serves (the operator's view of the job): progress while it
+        runs, and the whole summary once it is over."""
+        scheduler = self.scheduler
+        report: dict[str, Any] = {
+            "job": self.plan.job.metadata.name,
+            "phase": scheduler.phase.value,
+            "maps": {"total": len(scheduler.maps), "done": scheduler.maps_done},
+            "reduces": {"total": len(scheduler.reduces), "done": scheduler.reduces_done},
+            "workers": sum(w.alive for w in scheduler.workers.values()),
+            "message": scheduler.error or "",
+            "attempts": scheduler.attempts_by_outcome(),
+            "backupAttempts": scheduler.backup_attempts(),
+            "blacklistedWorkers": scheduler.blacklisted(),
+            "counters": dict(sorted(self.counters.items())),
+        }
+        if self.released.is_set():
+            report["summary"] = self.summary()
+            self.final_read.set()
+        return report
 
 
 class MasterService(pb_grpc.MasterServicer):
@@ -347,6 +370,10 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         tmp = Path(f"{config.address_file}.tmp")
         tmp.write_text(address, encoding="utf-8")
         tmp.replace(config.address_file)
+    monitor: MonitoringServer | None = None
+    if config.monitoring_port is not None:
+        monitor = MonitoringServer(config.bind, config.monitoring_port, state.status_report)
+        log.info("status and health on port %d", await monitor.start())
     expiry = asyncio.create_task(
         _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
     )
@@ -373,4 +400,8 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     ):
         await state.wait_change(deadline - time.monotonic())
     await server.stop(grace=1.0)
+    if monitor is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.final_read.wait(), config.status_linger)
+        await monitor.stop()
     return code

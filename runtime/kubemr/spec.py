@@ -158,6 +158,63 @@ class FaultToleranceSpec(Model):
     """Launch backup attempts of straggling tasks near the end of a phase. Default true."""
 
 
+VOLUME_SCHEMA = {
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "required": ["name"],
+    "minProperties": 2,
+    "properties": {"name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 63}},
+}
+
+
+def _check_volume(value: dict[str, Any]) -> dict[str, Any]:
+    name = value.get("name")
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name) or len(name) > 63:
+        raise ValueError(f"a volume needs a 'name' that is a DNS label (got {name!r})")
+    if len(value) < 2:
+        raise ValueError(f"volume {name!r} has no source (hostPath, persistentVolumeClaim, ...)")
+    return value
+
+
+Volume = Annotated[dict[str, Any], AfterValidator(_check_volume), WithJsonSchema(VOLUME_SCHEMA)]
+"""An ordinary Kubernetes volume (``name`` plus one source), passed to every job pod as is."""
+
+
+class VolumeMountSpec(Model):
+    """Where a volume of ``spec.volumes`` appears in every job pod."""
+
+    name: str = Field(min_length=1)
+    """The name of a volume in ``spec.volumes``."""
+    mount_path: str = Field(min_length=1, pattern=r"^/")
+    """Absolute path in the container."""
+    read_only: bool = False
+    """Mount read-only. Default false."""
+    sub_path: str | None = None
+    """A path inside the volume to mount instead of its root. Default: the root."""
+
+
+class TolerationSpec(Model):
+    """A Kubernetes toleration for the job's pods."""
+
+    key: str | None = None
+    """The taint key; empty with operator Exists matches every taint."""
+    operator: Literal["Exists", "Equal"] | None = None
+    """``Exists`` or ``Equal``. Default Equal."""
+    value: str | None = None
+    """The taint value (operator Equal)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect to tolerate; empty matches all."""
+    toleration_seconds: int | None = None
+    """For NoExecute: seconds the pod stays bound after the taint appears."""
+
+
+class MasterSpec(Model):
+    """The master pod (Kubernetes only)."""
+
+    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+    """Pod resources of the master."""
+
+
 class JobSpec(Model):
     """The ``spec`` of a MapReduceJob."""
 
@@ -184,6 +241,52 @@ class JobSpec(Model):
     """Failure handling."""
     image: str | None = None
     """Container image for the job's pods (Kubernetes only). Default: the operator's."""
+
+    # ---- Kubernetes only (``kubemr run`` ignores these) -------------------------------
+
+    master: MasterSpec = Field(default_factory=MasterSpec)
+    """The master pod."""
+    backoff_limit: Annotated[int, Field(ge=0, le=1000)] = 6
+    """Pods (master or workers) that may fail and be replaced before the job fails.
+    Default 6, as for a Kubernetes Job."""
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Seconds from the job's start after which it fails (DeadlineExceeded). Default none."""
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
+    """Seconds after the job finishes (either way) before it is deleted with everything
+    it owns. Default none: kept until deleted."""
+    suspend: bool = False
+    """True stops the job's pods; false again resumes it without losing committed work.
+    Default false."""
+    cleanup_policy: Literal["DeleteWorkers", "DeleteAll", "KeepAll"] = "DeleteWorkers"
+    """What is removed when the job finishes: ``DeleteWorkers`` (mapper and reducer pods,
+    except failed ones; the master pod stays, for its log), ``DeleteAll`` (every pod, the
+    Service, Secret and ConfigMap) or ``KeepAll`` (nothing, for debugging). Pods still
+    running 30 s after the end are stopped whatever the policy. Default DeleteWorkers."""
+    pending_timeout: Annotated[Seconds, Field(gt=0)] = 300.0
+    """A pod that cannot start (unschedulable, bad image) for this long fails the job.
+    Default 5m."""
+    service_account_name: str | None = None
+    """The service account the job's pods run as. Default: the namespace's default."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels every job pod requires."""
+    tolerations: list[TolerationSpec] = Field(default_factory=list, max_length=64)
+    """Taints the job's pods tolerate."""
+    volumes: list[Volume] = Field(default_factory=list, max_length=64)
+    """Kubernetes volumes (PVC, hostPath, NFS, ...) added to every job pod; with
+    ``volumeMounts`` they carry the input and the output."""
+    volume_mounts: list[VolumeMountSpec] = Field(default_factory=list, max_length=64)
+    """Where the volumes appear in every job pod."""
+
+    @model_validator(mode="after")
+    def _mounts_name_volumes(self) -> JobSpec:
+        names = [v["name"] for v in self.volumes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"volumes: duplicate names {duplicates}")
+        unknown = sorted({m.name for m in self.volume_mounts} - set(names))
+        if unknown:
+            raise ValueError(f"volumeMounts name volumes not in spec.volumes: {unknown}")
+        return self
 
 
 class Metadata(BaseModel):

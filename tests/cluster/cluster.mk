@@ -9,12 +9,14 @@ LOCALKUBE := PYTHONPATH=tests/cluster $(BIN)/python -m localkube
 cluster-build: $(STAMP)
 	$(LOCALKUBE) build
 
-## cluster-up: start etcd, the control plane and the node agent; writes .cluster/kubeconfig
+## cluster-up: start etcd, the control plane, the node agent and the operator (working tree)
 cluster-up: $(STAMP)
 	$(LOCALKUBE) up
+	$(BIN)/python tests/operator/localoperator.py start
 
 ## cluster-down: stop everything and check no process, netns, veth or bridge is left
 cluster-down: $(STAMP)
+	$(BIN)/python tests/operator/localoperator.py stop
 	$(LOCALKUBE) down
 
 cluster-status: $(STAMP)

@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubemr import spec
-from kubemr_operator import crd
-from localkube import apiclient, deadlines
+from kubemr_operator import crd as crds
+from localkube import apiclient
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_ESTABLISHED = deadlines.Deadline("crd_established", 30.0)
 
 VALID: dict[str, Any] = {
     "apiVersion": "kubemr.io/v1alpha1",
@@ -72,11 +70,52 @@ CASES = [
     variant("empty-paths", spec__input={"paths": []}),
     variant("too-many-attempts", spec__faultTolerance={"maxTaskAttempts": 1000}),
     variant("long-name", metadata__name="x" * 53),
+    variant(
+        "kubernetes-fields",
+        spec__backoffLimit=2,
+        spec__activeDeadlineSeconds=600,
+        spec__ttlSecondsAfterFinished=0,
+        spec__suspend=True,
+        spec__cleanupPolicy="KeepAll",
+        spec__pendingTimeout="2m",
+        spec__serviceAccountName="runner",
+        spec__nodeSelector={"disk": "ssd"},
+        spec__tolerations=[{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+        spec__master={"resources": {"limits": {"memory": "512Mi"}}},
+        spec__volumes=[
+            {"name": "data", "persistentVolumeClaim": {"claimName": "books"}},
+            {"name": "scratch", "hostPath": {"path": "/mnt/scratch"}},
+        ],
+        spec__volumeMounts=[
+            {"name": "data", "mountPath": "/data", "readOnly": True},
+            {"name": "scratch", "mountPath": "/scratch", "subPath": "x"},
+        ],
+    ),
+    variant("bad-cleanupPolicy", spec__cleanupPolicy="DeleteSome"),
+    variant("negative-backoffLimit", spec__backoffLimit=-1),
+    variant("volume-without-name", spec__volumes=[{"hostPath": {"path": "/x"}}]),
+    variant("volume-without-source", spec__volumes=[{"name": "data"}]),
+    variant(
+        "duplicate-volumes",
+        spec__volumes=[{"name": "d", "emptyDir": {}}, {"name": "d", "emptyDir": {}}],
+    ),
+    variant(
+        "mount-of-unknown-volume",
+        spec__volumes=[{"name": "d", "emptyDir": {}}],
+        spec__volumeMounts=[{"name": "e", "mountPath": "/e"}],
+    ),
+    variant("mount-without-volumes", spec__volumeMounts=[{"name": "e", "mountPath": "/e"}]),
+    variant(
+        "relative-mountPath",
+        spec__volumes=[{"name": "d", "emptyDir": {}}],
+        spec__volumeMounts=[{"name": "d", "mountPath": "data"}],
+    ),
+    variant("bad-toleration-effect", spec__tolerations=[{"key": "k", "effect": "Sometimes"}]),
 ]
 
 
 def test_committed_crd_matches_the_model() -> None:
-    assert crd.CRD_FILE.read_text() == crd.render(), "run `make crd` and commit crds/"
+    assert crds.CRD_FILE.read_text() == crds.render(), "run `make crd` and commit crds/"
 
 
 def model_accepts(doc: dict[str, Any]) -> bool:
@@ -87,33 +126,10 @@ def model_accepts(doc: dict[str, Any]) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def installed(kube: apiclient.ApiClient) -> str:
-    body = yaml.safe_load(crd.CRD_FILE.read_text())
-    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    name = body["metadata"]["name"]
-    try:
-        current = kube.get(f"{path}/{name}")
-        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        kube.replace(f"{path}/{name}", body)
-    except apiclient.ApiError as error:
-        if not apiclient.is_not_found(error):
-            raise
-        kube.create(path, body)
-
-    def established() -> bool | None:
-        conditions = kube.get(f"{path}/{name}").get("status", {}).get("conditions", [])
-        ok = any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-        return True if ok else None
-
-    deadlines.poll(CRD_ESTABLISHED, established, f"CRD {name} established")
-    return name
-
-
 @pytest.mark.cluster
 @pytest.mark.parametrize(("name", "doc"), CASES, ids=[c[0] for c in CASES])
 def test_api_server_and_model_agree(
-    installed: str, kube: apiclient.ApiClient, namespace: str, name: str, doc: dict[str, Any]
+    crd: str, kube: apiclient.ApiClient, namespace: str, name: str, doc: dict[str, Any]
 ) -> None:
     path = f"/apis/kubemr.io/v1alpha1/namespaces/{namespace}/mapreducejobs"
     try:

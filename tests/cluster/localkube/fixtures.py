@@ -57,6 +57,11 @@ def pytest_runtest_makereport(
     return report
 
 
+def failed(item: pytest.Item) -> bool:
+    """Whether ``item``'s test body failed (for fixtures that dump state on failure)."""
+    return item.stash.get(_FAILED, False)
+
+
 def dump(client: apiclient.ApiClient, paths: layout.Layout, namespace: str) -> str:
     """Pod statuses, container logs and events of ``namespace``, for a failure report."""
     lines = [f"==== namespace {namespace}: pods"]

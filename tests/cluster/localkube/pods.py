@@ -318,7 +318,20 @@ class PodWorker:
         }
         if code < 0:
             run.terminated["signal"] = -code
+        if exit_code != 0 and run.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            run.terminated["message"] = self._log_tail(run)
         log.info("pod %s: %s exited with %d", self.key, run.name, exit_code)
+
+    def _log_tail(self, run: Run) -> str:
+        """The kubelet's FallbackToLogsOnError message: the log's last 80 lines, at most
+        2048 bytes (no termination-message file is read: pods share the host's /dev)."""
+        path = self.pod_dir / "logs" / run.name / f"{run.restart_count}.log"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return ""
+        tail = b"\n".join(data.rstrip(b"\n").split(b"\n")[-80:])[-2048:]
+        return tail.decode("utf-8", "replace")
 
     def _restart_due(self, run: Run) -> bool:
         assert run.terminated is not None

@@ -1,0 +1,218 @@
+"""The kopf handlers: observe, decide (:mod:`kubemr_operator.lifecycle`), act.
+
+One timer per MapReduceJob reconciles it every ``reconcile_interval`` seconds: it lists
+the pods the job owns, reads the master's ``/status`` when a master runs, asks
+:func:`lifecycle.decide` what to do, and does it: create-or-adopt the ConfigMap, Secret,
+Service and pods (deterministic names: a 409 on an object we own is adoption, on one we
+do not own a retryable error), delete pods, post events, and patch the status. Handlers
+stay thin; every decision is in the pure core.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+import lightkube
+from kubemr import spec as specs
+from lightkube import codecs
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
+
+from kubemr_operator import lifecycle, manifests, observation
+from kubemr_operator.manifests import JobRef
+from kubemr_operator.metrics import OperatorMetrics
+from kubemr_operator.settings import Settings
+
+log = logging.getLogger("kubemr.operator")
+
+MapReduceJobResource = create_namespaced_resource(
+    manifests.GROUP, "v1alpha1", specs.KIND, "mapreducejobs"
+)
+
+
+class Runtime:
+    """What the handlers share: settings, the API client, an HTTP session, metrics."""
+
+    def __init__(self, settings: Settings, metrics: OperatorMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._client: lightkube.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def client(self) -> lightkube.AsyncClient:
+        if self._client is None:
+            self._client = lightkube.AsyncClient(field_manager="kubemr-operator")
+        return self._client
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            timeout = aiohttp.ClientTimeout(total=self.settings.status_timeout)
+            self._http = aiohttp.ClientSession(timeout=timeout)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._client is not None:
+            await self._client.close()
+
+
+def _parse(body: Mapping[str, Any]) -> tuple[specs.MapReduceJob | None, tuple[str, ...]]:
+    meta = body.get("metadata", {})
+    document = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": body.get("spec"),
+    }
+    try:
+        return specs.parse_job(document, f"{specs.KIND} {meta.get('name')}"), ()
+    except specs.SpecError as error:
+        return None, tuple(error.problems)
+
+
+async def _create(runtime: Runtime, manifest: dict[str, Any], ref: JobRef) -> None:
+    """Create, or adopt what we created before; refuse a name held by someone else."""
+    try:
+        await runtime.client.create(codecs.from_dict(manifest))
+    except lightkube.ApiError as error:
+        if error.status.code != 409:
+            raise
+        kind = manifest["kind"]
+        name = manifest["metadata"]["name"]
+        resource: Any = {"Pod": Pod, "Service": Service, "Secret": Secret, "ConfigMap": ConfigMap}
+        existing: Any = await runtime.client.get(resource[kind], name, namespace=ref.namespace)
+        owners = existing.metadata.ownerReferences if existing.metadata else None
+        if not any(o.uid == ref.uid for o in owners or []):
+            raise kopf.TemporaryError(
+                f"{kind} {ref.namespace}/{name} exists and is not owned by this job "
+                "(left from an earlier job of the same name?)",
+                delay=5,
+            ) from error
+
+
+async def _delete(runtime: Runtime, resource: Any, name: str, namespace: str) -> None:
+    try:
+        await runtime.client.delete(resource, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+async def _apply(
+    runtime: Runtime,
+    decision: lifecycle.Decision,
+    ref: JobRef,
+    job: specs.MapReduceJob | None,
+    body: kopf.Body,
+) -> None:
+    settings = runtime.settings
+    for event in decision.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if job is not None and decision.ensure_support:
+        await _create(runtime, manifests.config_map(ref, job, settings), ref)
+        await _create(runtime, manifests.secret(ref, secrets.token_hex(32), settings), ref)
+        await _create(runtime, manifests.service(ref, settings), ref)
+    if job is not None:
+        for slot in decision.create:
+            manifest = manifests.pod(ref, job, slot.role, slot.index, slot.attempt, settings)
+            await _create(runtime, manifest, ref)
+            if slot.attempt > 0:
+                runtime.metrics.pod_replacements.labels(ref.namespace, slot.role).inc()
+    for name in decision.delete:
+        await _delete(runtime, Pod, name, ref.namespace)
+    if decision.delete_support:
+        await _delete(runtime, Service, manifests.service_name(ref.name), ref.namespace)
+        await _delete(runtime, Secret, manifests.secret_name(ref.name), ref.namespace)
+        await _delete(runtime, ConfigMap, manifests.config_map_name(ref.name), ref.namespace)
+    if decision.delete_job:
+        await _delete(runtime, MapReduceJobResource, ref.name, ref.namespace)
+
+
+async def reconcile(
+    runtime: Runtime, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger
+) -> None:
+    """Observe one job, decide, act, and write the status."""
+    started = time.perf_counter()
+    meta = body.metadata
+    ref = JobRef(str(meta.name), str(meta.namespace), str(meta.uid))
+    job, problems = _parse(body)
+    view = lifecycle.JobView(
+        name=ref.name,
+        namespace=ref.namespace,
+        uid=ref.uid,
+        generation=int(meta.get("generation") or 0),
+        job=job,
+        problems=problems,
+        status=dict(body.status),
+    )
+    try:
+        pods = await observation.pods(runtime.client, ref)
+        report = await observation.master_report(runtime.http, pods, runtime.settings)
+        decision = lifecycle.decide(lifecycle.Observed(view, pods, report, observation.now()))
+        await _apply(runtime, decision, ref, job, body)
+    except Exception:
+        runtime.metrics.reconcile_errors.labels(ref.namespace).inc()
+        raise
+    finally:
+        runtime.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+    phase_before = body.status.get("phase")
+    for key, value in decision.status.items():
+        if body.status.get(key) != value:
+            patch.status[key] = value
+    phase = decision.status.get("phase")
+    runtime.metrics.job_phase(ref.namespace, ref.name, str(phase or lifecycle.PENDING))
+    if phase != phase_before:
+        logger.info("phase %s -> %s: %s", phase_before, phase, decision.status.get("message"))
+    if problems and phase_before != lifecycle.FAILED:
+        raise kopf.PermanentError("invalid spec: " + "; ".join(problems))
+
+
+def _needs_work(status: Mapping[str, Any], spec: Mapping[str, Any], **_: Any) -> bool:
+    """Skip finished, cleaned-up jobs that have no TTL to wait for."""
+    return not (status.get("cleanedUp") and spec.get("ttlSecondsAfterFinished") is None)
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Register the handlers on ``registry`` with the runtime's settings."""
+
+    @kopf.on.startup(registry=registry)
+    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.INFO
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubemr.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubemr.io")
+        settings.watching.server_timeout = 300
+
+    @kopf.on.login(registry=registry)
+    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod, its service account; elsewhere, the kubeconfig ($KUBECONFIG)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        await runtime.close()
+
+    @kopf.timer(
+        manifests.GROUP,
+        "v1alpha1",
+        "mapreducejobs",
+        id="reconcile",
+        interval=runtime.settings.reconcile_interval,
+        initial_delay=0,
+        when=_needs_work,
+        registry=registry,
+    )
+    async def _reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+        await reconcile(runtime, body, patch, logger)
+
+    @kopf.on.delete(manifests.GROUP, "v1alpha1", "mapreducejobs", optional=True, registry=registry)
+    async def _forget(body: kopf.Body, **_: Any) -> None:
+        runtime.metrics.job_deleted(body)

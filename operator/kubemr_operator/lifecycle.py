@@ -1,0 +1,549 @@
+"""Observations -> decisions: what a MapReduceJob needs next. Pure, no I/O.
+
+The operator is level-triggered. Each reconciliation observes the job, the pods it owns
+and the master's ``/status`` report, and :func:`decide` answers with what to create, what
+to delete, which events to record and the complete new status. Nothing is remembered
+between calls except what the cluster holds: the pods (whose attempt numbers count
+replacements), and the job's own status. An operator killed at any moment therefore
+decides the same thing again when it comes back, and deterministic pod names make a
+repeated create harmless.
+
+Phases: ``Pending`` (pods starting), ``Running`` (the master runs), ``Succeeded``,
+``Failed``, ``Suspended``. Conditions: ``Running``, ``Complete``, ``Failed``,
+``Suspended``, ``PodsPending``, each with a reason.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubemr import quantities
+from kubemr import spec as specs
+
+from kubemr_operator.manifests import MAPPER, MASTER, REDUCER
+
+PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = (
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Suspended",
+)
+FINISHED = (SUCCEEDED, FAILED)
+
+EXIT_JOB_FAILED = 1
+"""The master's exit code when the job failed (a task used up its attempts)."""
+EXIT_BAD_INPUT = 2
+"""The master's exit code when the job was rejected before any task (input, output, app)."""
+
+FINISH_GRACE = 30.0
+"""Seconds after a job finished during which its pods may still exit on their own;
+after that, any pod still running is stopped whatever the cleanup policy."""
+MAX_LISTED_OUTPUTS = 100
+"""Output files listed by name in the status (the count is always there)."""
+
+# Reasons the operator itself ends a job: its pods are stopped at once.
+OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout")
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the operator reads of one pod it owns."""
+
+    name: str
+    role: str
+    index: int
+    attempt: int
+    phase: str
+    created: datetime.datetime
+    deleting: bool = False
+    ip: str = ""
+    ready: bool = False
+    """Its readiness probe passes (the master: it planned the job and serves)."""
+    exit_code: int | None = None
+    reason: str = ""
+    """Why it is not running: Unschedulable, ErrImagePull, Evicted, OOMKilled, Error..."""
+    message: str = ""
+    """The detail: the scheduler's message, or the termination message (log tail)."""
+
+    @property
+    def active(self) -> bool:
+        return not self.deleting and self.phase in ("Pending", "Running", "Unknown")
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the operator reads of the MapReduceJob."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    job: specs.MapReduceJob | None
+    problems: tuple[str, ...] = ()
+    status: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    job: JobView
+    pods: Sequence[PodView]
+    report: Mapping[str, Any] | None
+    """The master's last ``/status`` document, when it could be read."""
+    now: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A pod to create: ``role`` worker ``index`` (0 for the master), attempt number."""
+
+    role: str
+    index: int
+    attempt: int
+
+
+@dataclass
+class Decision:
+    status: dict[str, Any]
+    create: list[Slot] = field(default_factory=list)
+    ensure_support: bool = False
+    """Create the ConfigMap, Secret and Service if missing (before a master pod)."""
+    delete: list[str] = field(default_factory=list)
+    delete_support: bool = False
+    delete_job: bool = False
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+
+
+def timestamp(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: object) -> datetime.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def set_condition(
+    status: dict[str, Any], kind: str, value: bool, reason: str, message: str, now: str
+) -> None:
+    """Set one condition; ``lastTransitionTime`` changes only when its status does."""
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+    new = "True" if value else "False"
+    for condition in conditions:
+        if condition.get("type") == kind:
+            if condition.get("status") != new:
+                condition["lastTransitionTime"] = now
+            condition.update(status=new, reason=reason, message=message)
+            break
+    else:
+        conditions.append(
+            {
+                "type": kind,
+                "status": new,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+            }
+        )
+    status["conditions"] = conditions
+
+
+def condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for item in status.get("conditions") or []:
+        if isinstance(item, dict) and item.get("type") == kind:
+            return item
+    return None
+
+
+def _seconds(value: float) -> str:
+    return quantities.format_duration(value)
+
+
+class _Reconciliation:
+    """One call of :func:`decide`: the observation, and the decision being built."""
+
+    def __init__(self, observed: Observed) -> None:
+        self.observed = observed
+        self.job = observed.job
+        self.now = observed.now
+        self.now_text = timestamp(observed.now)
+        self.decision = Decision(status=_copy(observed.job.status))
+        self.status = self.decision.status
+        self.live = [p for p in observed.pods if not p.deleting]
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.decision.events.append(Event(kind, reason, message))
+
+    def finish(self, phase: str, reason: str, message: str) -> None:
+        status = self.status
+        status["phase"] = phase
+        status["reason"] = reason
+        status["message"] = message
+        status["completionTime"] = self.now_text
+        succeeded = phase == SUCCEEDED
+        set_condition(
+            status, "Complete" if succeeded else "Failed", True, reason, message, self.now_text
+        )
+        set_condition(status, "Running", False, reason, message, self.now_text)
+        if condition(status, "PodsPending") is not None:
+            set_condition(status, "PodsPending", False, reason, "", self.now_text)
+        self.event("Normal" if succeeded else "Warning", reason, message)
+        if not succeeded and reason in OPERATOR_FAILURES:
+            self.decision.delete += [p.name for p in self.live if p.active]
+
+    def slot_pods(self, role: str, index: int) -> list[PodView]:
+        pods = [p for p in self.observed.pods if p.role == role and p.index == index]
+        return sorted(pods, key=lambda p: p.attempt)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.get("phase") in FINISHED
+
+    # ---- the decision ---------------------------------------------------------------
+
+    def run(self) -> Decision:
+        job = self.job
+        self.status["observedGeneration"] = job.generation
+        if job.job is None:
+            self.invalid()
+        elif self.finished:
+            self.cleanup(job.job.spec)
+        elif job.job.spec.suspend:
+            self.suspend()
+        else:
+            self.advance(job.job.spec)
+            if self.finished:
+                self.cleanup(job.job.spec)
+        return self.decision
+
+    def invalid(self) -> None:
+        self.decision.delete += [p.name for p in self.live if p.active]
+        if self.status.get("phase") == FAILED:
+            return
+        problems = "; ".join(self.job.problems) or "the spec is not valid"
+        self.finish(FAILED, "InvalidSpec", f"invalid spec: {problems}")
+
+    def suspend(self) -> None:
+        stopping = [p.name for p in self.live if p.active]
+        self.decision.delete += stopping
+        if self.status.get("phase") == SUSPENDED:
+            return
+        self.status["phase"] = SUSPENDED
+        message = f"suspended: {len(stopping)} pod(s) stopped; committed work is kept"
+        self.status["message"] = message
+        set_condition(self.status, "Suspended", True, "JobSuspended", message, self.now_text)
+        set_condition(self.status, "Running", False, "JobSuspended", message, self.now_text)
+        self.event("Normal", "Suspended", message)
+
+    def advance(self, spec: specs.JobSpec) -> None:
+        status = self.status
+        if status.get("phase") == SUSPENDED:
+            set_condition(status, "Suspended", False, "JobResumed", "resumed", self.now_text)
+            self.event("Normal", "Resumed", "resumed: pods are started again")
+            status["startTime"] = self.now_text  # the active deadline restarts (as for Jobs)
+            status["phase"] = PENDING
+        if not status.get("phase"):
+            status["phase"] = PENDING
+            self.event("Normal", "Accepted", "spec is valid; starting the master")
+        if parse_time(status.get("startTime")) is None:
+            status["startTime"] = self.now_text
+        started = parse_time(status["startTime"]) or self.now
+        limit = spec.active_deadline_seconds
+        if limit is not None and (self.now - started).total_seconds() >= limit:
+            self.finish(
+                FAILED,
+                "DeadlineExceeded",
+                f"the job ran longer than spec.activeDeadlineSeconds ({limit}s)",
+            )
+            return
+        failed = self.failed_pods()
+        status["failedPods"] = len(failed)
+        self.apply_report(spec)
+        self.master(spec, failed)
+        if self.finished:
+            return
+        master = self.current_master()
+        if master is not None and master.ready and not master.deleting:
+            self.workers(spec, failed)  # only once the master planned the job and serves
+        if self.finished:
+            return
+        self.pending(spec)
+        if self.finished:
+            return
+        running = master is not None and master.phase == "Running"
+        status["phase"] = RUNNING if running else PENDING
+        set_condition(
+            status,
+            "Running",
+            running,
+            "MasterRunning" if running else "MasterStarting",
+            status.get("message", ""),
+            self.now_text,
+        )
+
+    # ---- pods -----------------------------------------------------------------------
+
+    def is_outcome(self, pod: PodView) -> bool:
+        """A master pod that ended the job (rather than crashed)."""
+        if pod.role != MASTER or pod.phase != "Failed":
+            return False
+        report = self.observed.report or {}
+        return pod.exit_code == EXIT_BAD_INPUT or (
+            pod.exit_code == EXIT_JOB_FAILED
+            and report.get("phase") in (FAILED, None)
+            and pod.reason != "OOMKilled"
+        )
+
+    def failed_pods(self) -> list[PodView]:
+        """Pods that failed and count against ``spec.backoffLimit``."""
+        return [p for p in self.observed.pods if p.phase == "Failed" and not self.is_outcome(p)]
+
+    def current_master(self) -> PodView | None:
+        pods = self.slot_pods(MASTER, 0)
+        return pods[-1] if pods else None
+
+    def replace(self, spec: specs.JobSpec, pod: PodView, failed: list[PodView]) -> bool:
+        """Create the next attempt of ``pod``'s slot; False if the backoff limit is hit."""
+        if pod.deleting:
+            why = "is being deleted"
+        else:
+            code = f", exit code {pod.exit_code}" if pod.exit_code is not None else ""
+            why = f"failed ({pod.reason or 'Error'}{code})"
+            if len(failed) > spec.backoff_limit:
+                self.finish(
+                    FAILED,
+                    "BackoffLimitExceeded",
+                    f"{len(failed)} pod(s) failed, more than spec.backoffLimit "
+                    f"({spec.backoff_limit}); last: pod {pod.name} {why}"
+                    + (f": {_last_line(pod.message)}" if pod.message else ""),
+                )
+                return False
+        slot = Slot(pod.role, pod.index, pod.attempt + 1)
+        self.decision.create.append(slot)
+        if pod.role == MASTER:
+            self.decision.ensure_support = True
+            detail = "the new master resumes the job from its journal"
+        else:
+            detail = "the master re-runs its tasks"
+        reason = "MasterReplaced" if pod.role == MASTER else "WorkerReplaced"
+        self.event(
+            "Warning", reason, f"pod {pod.name} {why}: starting attempt {slot.attempt}; {detail}"
+        )
+        return True
+
+    def master(self, spec: specs.JobSpec, failed: list[PodView]) -> None:
+        current = self.current_master()
+        report = self.observed.report or {}
+        if current is None:
+            self.decision.create.append(Slot(MASTER, 0, 0))
+            self.decision.ensure_support = True
+            return
+        if current.deleting or (current.phase == "Failed" and not self.is_outcome(current)):
+            self.replace(spec, current, failed)
+            return
+        if current.phase == "Succeeded":
+            self.record_outputs(spec, report)
+            for kind in ("maps", "reduces"):  # every task committed, by definition
+                total = self.status.get(f"{kind}Total")
+                if isinstance(total, int):
+                    self.status[f"{kind}Done"] = total
+                    self.status[kind] = f"{total}/{total}"
+            maps, reduces = self.status.get("maps", "?"), self.status.get("reduces", "?")
+            self.finish(
+                SUCCEEDED,
+                "Completed",
+                f"maps {maps}, reduces {reduces}; output committed in {spec.output.path}",
+            )
+        elif current.phase == "Failed":
+            reason = "InvalidInput" if current.exit_code == EXIT_BAD_INPUT else "TaskFailed"
+            message = str(report.get("message") or "") or _last_line(current.message)
+            self.finish(FAILED, reason, message or f"the master exited with {current.exit_code}")
+
+    def workers(self, spec: specs.JobSpec, failed: list[PodView]) -> None:
+        for role, group in ((MAPPER, spec.mapper), (REDUCER, spec.reducer)):
+            for index in range(group.replicas):
+                pods = self.slot_pods(role, index)
+                current = pods[-1] if pods else None
+                if current is None:
+                    self.decision.create.append(Slot(role, index, 0))
+                elif (current.deleting or current.phase == "Failed") and not self.replace(
+                    spec, current, failed
+                ):
+                    return
+
+    def pending(self, spec: specs.JobSpec) -> None:
+        """Pods that cannot start: a condition with the reason, then a timeout."""
+        waiting = [p for p in self.live if p.phase == "Pending"]
+        late = [p for p in waiting if (self.now - p.created).total_seconds() > spec.pending_timeout]
+        if late:
+            pod = late[0]
+            self.finish(
+                FAILED,
+                "PodPendingTimeout",
+                f"pod {pod.name} could not start within spec.pendingTimeout "
+                f"({_seconds(spec.pending_timeout)}): {pod.reason or 'Pending'}"
+                + (f": {pod.message}" if pod.message else ""),
+            )
+            return
+        stuck = [p for p in waiting if p.reason not in ("", "ContainerCreating", "PodInitializing")]
+        if stuck:
+            pod = stuck[0]
+            message = f"pod {pod.name}: {pod.reason}" + (f": {pod.message}" if pod.message else "")
+            if len(stuck) > 1:
+                message += f" (and {len(stuck) - 1} more)"
+            previous = condition(self.status, "PodsPending")
+            if previous is None or previous.get("status") != "True":
+                self.event("Warning", pod.reason, message)
+            set_condition(self.status, "PodsPending", True, pod.reason, message, self.now_text)
+        elif condition(self.status, "PodsPending") is not None:
+            set_condition(self.status, "PodsPending", False, "PodsStarted", "", self.now_text)
+
+    # ---- the master's report --------------------------------------------------------
+
+    def apply_report(self, spec: specs.JobSpec) -> None:
+        report = self.observed.report
+        if not report:
+            return
+        status = self.status
+        maps = _pair(report.get("maps"))
+        reduces = _pair(report.get("reduces"))
+        status["mapsDone"], status["mapsTotal"] = maps
+        status["reducesDone"], status["reducesTotal"] = reduces
+        status["maps"] = f"{maps[0]}/{maps[1]}"
+        status["reduces"] = f"{reduces[0]}/{reduces[1]}"
+        status["runtimePhase"] = str(report.get("phase", ""))
+        status["workers"] = _int(report.get("workers"))
+        counters = report.get("counters")
+        if isinstance(counters, dict):
+            status["counters"] = {str(k): _int(v) for k, v in counters.items()}
+        attempts = report.get("attempts")
+        if isinstance(attempts, dict):
+            status["attempts"] = {str(k): _int(v) for k, v in attempts.items()}
+        backups = report.get("backupAttempts")
+        if isinstance(backups, dict):
+            before = status.get("backupAttempts") or {}
+            now = {str(k): _int(v) for k, v in backups.items()}
+            for kind, count in sorted(now.items()):
+                extra = count - _int(before.get(kind) if isinstance(before, dict) else 0)
+                if extra > 0:
+                    self.event(
+                        "Normal",
+                        "SpeculativeAttempt",
+                        f"launched {extra} backup attempt(s) of straggling {kind} tasks "
+                        f"({count} in all); the first attempt to commit wins",
+                    )
+            status["backupAttempts"] = now
+        blacklisted = report.get("blacklistedWorkers")
+        if isinstance(blacklisted, list):
+            known = set(status.get("blacklistedWorkers") or [])
+            for worker in sorted(set(map(str, blacklisted)) - known):
+                self.event(
+                    "Warning",
+                    "WorkerBlacklisted",
+                    f"worker {worker}: repeated task failures; it gets no more tasks",
+                )
+            status["blacklistedWorkers"] = sorted(map(str, blacklisted))
+        if report.get("message"):
+            status["message"] = str(report["message"])
+        else:
+            status["message"] = (
+                f"{str(report.get('phase', '')).lower()}: maps {status['maps']}, "
+                f"reduces {status['reduces']}"
+            )
+        if isinstance(report.get("summary"), dict):
+            self.record_outputs(spec, report)
+
+    def record_outputs(self, spec: specs.JobSpec, report: Mapping[str, Any]) -> None:
+        summary = report.get("summary")
+        names: list[str] = []
+        if isinstance(summary, dict) and isinstance(summary.get("outputs"), list):
+            names = [str(n) for n in summary["outputs"]]
+        if not names:
+            names = [f"part-{i:05d}" for i in range(spec.reduce_tasks)]
+        self.status["output"] = {
+            "path": spec.output.path,
+            "files": len(names),
+            "names": names[:MAX_LISTED_OUTPUTS],
+        }
+        if isinstance(summary, dict) and "wallSeconds" in summary:
+            self.status["wallSeconds"] = summary["wallSeconds"]
+
+    # ---- after the end --------------------------------------------------------------
+
+    def cleanup(self, spec: specs.JobSpec) -> None:
+        status = self.status
+        finished_at = parse_time(status.get("completionTime")) or self.now
+        age = (self.now - finished_at).total_seconds()
+        doomed = set(self.decision.delete)
+        if age >= FINISH_GRACE or status.get("reason") in OPERATOR_FAILURES:
+            doomed |= {p.name for p in self.live if p.active}
+        if spec.cleanup_policy == "DeleteWorkers":
+            doomed |= {p.name for p in self.live if p.role != MASTER and p.phase != "Failed"}
+        elif spec.cleanup_policy == "DeleteAll":
+            doomed |= {p.name for p in self.live}
+            self.decision.delete_support = not status.get("cleanedUp")
+        self.decision.delete = sorted(doomed)
+        lingering = [p for p in self.live if p.active and p.name not in doomed]
+        status["cleanedUp"] = not self.decision.delete and not lingering
+        if not status["cleanedUp"] and lingering:
+            self.decision.requeue_after = max(1.0, FINISH_GRACE - age)
+        ttl = spec.ttl_seconds_after_finished
+        if ttl is not None:
+            left = ttl - age
+            if left <= 0:
+                self.decision.delete_job = True
+                self.event(
+                    "Normal",
+                    "Expired",
+                    f"deleted {ttl}s after it finished (spec.ttlSecondsAfterFinished)",
+                )
+            else:
+                self.decision.requeue_after = min(self.decision.requeue_after or left, left)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _pair(value: object) -> tuple[int, int]:
+    if isinstance(value, dict):
+        return _int(value.get("done")), _int(value.get("total"))
+    return 0, 0
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def decide(observed: Observed) -> Decision:
+    """What to do next for one job, given what was observed."""
+    return _Reconciliation(observed).run()

@@ -1,0 +1,330 @@
+"""Spec -> manifests: the Kubernetes objects one MapReduceJob owns. Pure, no I/O.
+
+A job ``wc`` owns a ConfigMap ``wc-spec`` (the validated manifest the master reads), a
+Secret ``wc-token`` (the job's shuffle token), a headless Service ``wc-master`` (the
+master's stable name), the master pod and one pod per mapper and reducer slot. Every name
+is deterministic, so an operator restarted at any moment finds (and adopts) what it had
+created instead of creating it twice. A replacement pod gets the next attempt number:
+``wc-mapper-0``, then ``wc-mapper-0-1``, ``wc-mapper-0-2``...
+
+Every object carries an owner reference to the job (deleting the job deletes them) and
+the labels ``kubemr.io/job``, ``kubemr.io/role``, ``kubemr.io/index`` and
+``kubemr.io/attempt``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubemr import spec as specs
+
+from kubemr_operator.settings import Settings
+
+GROUP = "kubemr.io"
+API_VERSION = f"{GROUP}/v1alpha1"
+LABEL_JOB = f"{GROUP}/job"
+LABEL_ROLE = f"{GROUP}/role"
+LABEL_INDEX = f"{GROUP}/index"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+MASTER, MAPPER, REDUCER = "master", "mapper", "reducer"
+ROLES = (MASTER, MAPPER, REDUCER)
+JOB_FILE = "job.json"
+TOKEN_KEY = "token"
+WORK_VOLUME = "kubemr-work"
+TMP_VOLUME = "kubemr-tmp"
+JOB_VOLUME = "kubemr-job"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The identity of a MapReduceJob object."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def pod_name(job: str, role: str, index: int, attempt: int) -> str:
+    base = f"{job}-{MASTER}" if role == MASTER else f"{job}-{role}-{index}"
+    return base if attempt == 0 else f"{base}-{attempt}"
+
+
+def config_map_name(job: str) -> str:
+    return f"{job}-spec"
+
+
+def secret_name(job: str) -> str:
+    return f"{job}-token"
+
+
+def service_name(job: str) -> str:
+    return f"{job}-{MASTER}"
+
+
+def master_address(ref: JobRef, settings: Settings) -> str:
+    """``host:port`` of the master as the job's pods reach it (the headless Service)."""
+    return f"{service_name(ref.name)}.{ref.namespace}.svc:{settings.master_port}"
+
+
+def labels(
+    job: str, settings: Settings, role: str | None = None, index: int | None = None
+) -> dict[str, str]:
+    out = {
+        "app.kubernetes.io/name": "kubemr",
+        "app.kubernetes.io/managed-by": "kubemr-operator",
+        "app.kubernetes.io/instance": job,
+        **settings.extra_labels,
+        LABEL_JOB: job,
+    }
+    if role is not None:
+        out[LABEL_ROLE] = role
+        out["app.kubernetes.io/component"] = role
+    if index is not None:
+        out[LABEL_INDEX] = str(index)
+    return out
+
+
+def _metadata(ref: JobRef, name: str, labels_: dict[str, str]) -> Manifest:
+    return {
+        "name": name,
+        "namespace": ref.namespace,
+        "labels": labels_,
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": specs.KIND,
+                "name": ref.name,
+                "uid": ref.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def config_map(ref: JobRef, job: specs.MapReduceJob, settings: Settings) -> Manifest:
+    """The validated manifest (defaults applied) that the master pod reads."""
+    document = json.dumps(specs.dump_job(job), indent=2, sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(ref, config_map_name(ref.name), labels(ref.name, settings)),
+        "data": {JOB_FILE: document},
+    }
+
+
+def secret(ref: JobRef, token: str, settings: Settings) -> Manifest:
+    """The job's token: its pods present it to each other (authenticated shuffle)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(ref, secret_name(ref.name), labels(ref.name, settings)),
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def service(ref: JobRef, settings: Settings) -> Manifest:
+    """A headless Service: a stable DNS name for whichever master pod is current."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(ref, service_name(ref.name), labels(ref.name, settings, MASTER)),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {LABEL_JOB: ref.name, LABEL_ROLE: MASTER},
+            "ports": [
+                {"name": "grpc", "port": settings.master_port, "targetPort": "grpc"},
+                {
+                    "name": "monitoring",
+                    "port": settings.monitoring_port,
+                    "targetPort": "monitoring",
+                },
+            ],
+        },
+    }
+
+
+def _env(name: str, value: str) -> Manifest:
+    return {"name": name, "value": value}
+
+
+def _field_env(name: str, path: str) -> Manifest:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _resources(resources: specs.ResourceSpec) -> Manifest:
+    out: Manifest = {}
+    if resources.requests:
+        out["requests"] = {k: str(v) for k, v in resources.requests.items()}
+    if resources.limits:
+        out["limits"] = {k: str(v) for k, v in resources.limits.items()}
+    return out
+
+
+def _pod(
+    ref: JobRef,
+    job: specs.MapReduceJob,
+    role: str,
+    index: int,
+    attempt: int,
+    args: list[str],
+    env: list[Manifest],
+    ports: list[Manifest],
+    resources: specs.ResourceSpec,
+    settings: Settings,
+    extra_mounts: list[Manifest],
+    extra_volumes: list[Manifest],
+) -> Manifest:
+    spec = job.spec
+    name = pod_name(ref.name, role, index, attempt)
+    pod_labels = {**labels(ref.name, settings, role, index), LABEL_ATTEMPT: str(attempt)}
+    metadata = _metadata(ref, name, pod_labels)
+    container: Manifest = {
+        "name": role,
+        "image": spec.image or settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": list(settings.command),
+        "args": args,
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_IP", "status.podIP"),
+            {
+                "name": "KUBEMR_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": secret_name(ref.name), "key": TOKEN_KEY}},
+            },
+            *env,
+        ],
+        "ports": ports,
+        "resources": _resources(resources),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": WORK_VOLUME, "mountPath": settings.work_dir},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *extra_mounts,
+            *(m.model_dump(by_alias=True, exclude_none=True) for m in spec.volume_mounts),
+        ],
+    }
+    if settings.pod_working_dir:
+        container["workingDir"] = settings.pod_working_dir
+    pod_spec: Manifest = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": WORK_VOLUME, "emptyDir": {}},
+            {"name": TMP_VOLUME, "emptyDir": {}},
+            *extra_volumes,
+            *spec.volumes,
+        ],
+    }
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in spec.tolerations
+        ]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def master_pod(ref: JobRef, job: specs.MapReduceJob, attempt: int, settings: Settings) -> Manifest:
+    """The master: plans the job, schedules tasks, commits the output, serves /status."""
+    job_path = f"{settings.job_dir}/{JOB_FILE}"
+    pod = _pod(
+        ref,
+        job,
+        MASTER,
+        0,
+        attempt,
+        args=["master"],
+        env=[
+            _env("KUBEMR_JOB_FILE", job_path),
+            _env("KUBEMR_MASTER_PORT", str(settings.master_port)),
+            _env("KUBEMR_MONITORING_PORT", str(settings.monitoring_port)),
+            _env("KUBEMR_STATUS_LINGER", str(settings.status_linger)),
+        ],
+        ports=[
+            {"name": "grpc", "containerPort": settings.master_port},
+            {"name": "monitoring", "containerPort": settings.monitoring_port},
+        ],
+        resources=job.spec.master.resources,
+        settings=settings,
+        extra_mounts=[{"name": JOB_VOLUME, "mountPath": settings.job_dir, "readOnly": True}],
+        extra_volumes=[{"name": JOB_VOLUME, "configMap": {"name": config_map_name(ref.name)}}],
+    )
+    pod["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(settings.monitoring_port),
+    }
+    pod["spec"]["containers"][0]["readinessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "monitoring"},
+        "periodSeconds": 2,
+    }
+    return pod
+
+
+def worker_pod(
+    ref: JobRef,
+    job: specs.MapReduceJob,
+    role: str,
+    index: int,
+    attempt: int,
+    settings: Settings,
+) -> Manifest:
+    """A mapper or reducer: pulls tasks from the master until it is told to exit."""
+    group = job.spec.mapper if role == MAPPER else job.spec.reducer
+    ports = [{"name": "shuffle", "containerPort": settings.shuffle_port}] if role == MAPPER else []
+    return _pod(
+        ref,
+        job,
+        role,
+        index,
+        attempt,
+        args=["worker"],
+        env=[
+            _env("KUBEMR_ROLE", role),
+            _env("KUBEMR_MASTER", master_address(ref, settings)),
+            _env("KUBEMR_SHUFFLE_PORT", str(settings.shuffle_port)),
+            _env("KUBEMR_WORK_DIR", settings.work_dir),
+        ],
+        ports=ports,
+        resources=group.resources,
+        settings=settings,
+        extra_mounts=[],
+        extra_volumes=[],
+    )
+
+
+def pod(
+    ref: JobRef,
+    job: specs.MapReduceJob,
+    role: str,
+    index: int,
+    attempt: int,
+    settings: Settings,
+) -> Manifest:
+    """The pod of one slot (master, or a worker ``index`` of ``role``) and attempt."""
+    if role == MASTER:
+        return master_pod(ref, job, attempt, settings)
+    return worker_pod(ref, job, role, index, attempt, settings)

@@ -1,0 +1,92 @@
+"""The operator's own settings (not a job's: that is the MapReduceJob spec).
+
+Typed, one docstring per field (unit, default). The environment is read once, by
+:func:`from_env` at the entry point (:mod:`kubemr_operator.__main__`), and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kubemr import __version__
+
+ENV_PREFIX = "KUBEMR_OPERATOR_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the operator runs jobs."""
+
+    image: str = f"ghcr.io/kubemr/kubemr:{__version__}"
+    """Image of job pods whose spec names none. Default the release's runtime image."""
+    image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy of job pods. Default IfNotPresent."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch: names (``a,b``: only these, a namespaced Role suffices) or
+    one kopf pattern of globs where ``!`` excludes (``team-*,!team-sandbox``); empty
+    watches the whole cluster. Default empty."""
+    reconcile_interval: float = 2.0
+    """Seconds between two reconciliations of a running job. Default 2."""
+    status_timeout: float = 2.0
+    """Seconds the operator waits for the master's ``/status``. Default 2."""
+    master_port: int = 7070
+    """The master's gRPC port in its pod. Default 7070."""
+    shuffle_port: int = 7071
+    """The mappers' shuffle port in their pods. Default 7071."""
+    monitoring_port: int = 9090
+    """Port of ``/status`` and ``/healthz`` (and, later, ``/metrics``). Default 9090."""
+    status_linger: float = 15.0
+    """Seconds a finished master waits for the operator to read its final ``/status``.
+    Default 15 (several reconcile intervals)."""
+    work_dir: str = "/var/lib/kubemr"
+    """Where each job pod's emptyDir (spills, map output) is mounted. Default
+    /var/lib/kubemr."""
+    job_dir: str = "/etc/kubemr"
+    """Where the job's manifest (a ConfigMap) is mounted in the master. Default /etc/kubemr."""
+    run_as_user: int = 65532
+    """UID (and GID, fsGroup) of job pods; they never run as root. Default 65532."""
+    pod_working_dir: str | None = None
+    """workingDir of job pods, where relative input and output paths resolve. Default:
+    the image's. The local developer cluster sets the repository root so that the
+    examples' relative paths work as they do with ``kubemr run``."""
+    command: tuple[str, ...] = ("kubemr",)
+    """The runtime's entry point in the image (``kubemr master``/``kubemr worker``)."""
+    metrics_port: int = 8080
+    """Port of the operator's own ``/metrics``; 0 serves none. Default 8080."""
+    liveness_port: int = 8081
+    """Port of kopf's liveness endpoint ``/healthz``; 0 serves none. Default 8081."""
+    standalone: bool = False
+    """Run without kopf peering (one replica, or a developer loop). Default false: peer
+    with other replicas when the KopfPeering resources exist."""
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels added to every object the operator creates. Default none."""
+
+
+def from_env(env: Mapping[str, str]) -> Settings:
+    """Settings from ``KUBEMR_OPERATOR_*`` variables (unset ones keep their defaults)."""
+
+    def get(name: str) -> str | None:
+        value = env.get(ENV_PREFIX + name)
+        return value if value else None
+
+    defaults = Settings()
+    namespaces = get("NAMESPACES")
+    return Settings(
+        image=get("IMAGE") or defaults.image,
+        image_pull_policy=get("IMAGE_PULL_POLICY") or defaults.image_pull_policy,
+        namespaces=_namespaces(namespaces or ""),
+        reconcile_interval=float(get("RECONCILE_INTERVAL") or defaults.reconcile_interval),
+        status_timeout=float(get("STATUS_TIMEOUT") or defaults.status_timeout),
+        pod_working_dir=get("POD_WORKING_DIR"),
+        metrics_port=int(get("METRICS_PORT") or defaults.metrics_port),
+        liveness_port=int(get("LIVENESS_PORT") or defaults.liveness_port),
+        standalone=(get("STANDALONE") or "").lower() in ("1", "true", "yes"),
+    )
+
+
+def _namespaces(value: str) -> tuple[str, ...]:
+    """Plain names become a tuple; a value with globs stays one kopf pattern."""
+    if any(c in value for c in "*?!"):
+        return (value,)
+    return tuple(n.strip() for n in value.split(",") if n.strip())

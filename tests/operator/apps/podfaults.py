@@ -1,0 +1,33 @@
+"""A word count whose worker pods fail or crawl on purpose (operator tests).
+
+``crash_pods`` is a regular expression: a worker whose pod name (``POD_NAME``) matches
+exits with code 3 as soon as it loads the app, as a crashing container would. ``delay`` is
+seconds per map call, so that a test can act on a job while it runs. Both act only in
+``kubemr worker`` processes, so the sequential oracle (the same app run locally) is
+fault-free.
+"""
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+
+class PodFaults:
+    def __init__(self, crash_pods: str = "", delay: str = "0") -> None:
+        in_worker = "worker" in sys.argv
+        pod = os.environ.get("POD_NAME", "")
+        if crash_pods and in_worker and re.search(crash_pods, pod):
+            print(f"podfaults: pod {pod} crashes on purpose", flush=True)
+            os._exit(3)
+        self.delay = float(delay) if in_worker else 0.0
+
+    def map(self, key: str, line: str) -> Iterator[tuple[str, int]]:
+        if self.delay:
+            time.sleep(self.delay)
+        for word in line.split():
+            yield word, 1
+
+    def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
+        yield key, sum(values)

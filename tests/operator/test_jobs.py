@@ -1,0 +1,340 @@
+"""MapReduceJobs run by the real operator on the local control plane.
+
+Every test owns a namespace the operator watches; jobs run as real pods (processes of
+the node agent) and every successful output is compared, sorted, with a sequential run
+of the same app. Faults come from a purpose-built app (apps/podfaults.py) that makes
+chosen pods crash or crawl.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from localkube import apiclient, deadlines
+
+from localoperator import LocalOperator
+from testjobs import ROOT, run_cli, sorted_output, word_input, write_manifest
+
+pytestmark = pytest.mark.cluster
+
+JOB_FINISHED = deadlines.Deadline("job_finished", 180.0)
+JOB_PHASE = deadlines.Deadline("job_phase", 60.0)
+PODS_GONE = deadlines.Deadline("pods_gone", 60.0)
+FAULTS_APP = "tests/operator/apps/podfaults.py:PodFaults"
+
+
+def jobs_path(namespace: str, name: str = "") -> str:
+    path = f"/apis/kubemr.io/v1alpha1/namespaces/{namespace}/mapreducejobs"
+    return f"{path}/{name}" if name else path
+
+
+def submit(kube: apiclient.ApiClient, namespace: str, doc: dict[str, Any]) -> str:
+    body = copy.deepcopy(doc)
+    body["metadata"]["namespace"] = namespace
+    kube.create(jobs_path(namespace), body)
+    return str(body["metadata"]["name"])
+
+
+def job_doc(
+    name: str, app: dict[str, Any], paths: list[str], output: str, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubemr.io/v1alpha1",
+        "kind": "MapReduceJob",
+        "metadata": {"name": name},
+        "spec": {
+            "app": app,
+            "input": {"paths": paths, "splitSize": "8Ki"},
+            "output": {"path": output},
+            "reduceTasks": 2,
+            "mapper": {"replicas": 2},
+            "reducer": {"replicas": 1},
+            **spec,
+        },
+    }
+
+
+def wait_for(
+    kube: apiclient.ApiClient,
+    namespace: str,
+    name: str,
+    phases: tuple[str, ...],
+    deadline: deadlines.Deadline = JOB_FINISHED,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        job = kube.get(jobs_path(namespace, name))
+        return job if job.get("status", {}).get("phase") in phases else None
+
+    return deadlines.poll(deadline, probe, f"job {namespace}/{name} in phase {phases}")
+
+
+def pods(kube: apiclient.ApiClient, namespace: str) -> dict[str, dict[str, Any]]:
+    items = kube.items(apiclient.resource_path("pods", namespace))
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def events(kube: apiclient.ApiClient, namespace: str, name: str) -> list[tuple[str, str]]:
+    items = kube.items(apiclient.resource_path("events", namespace))
+    return [
+        (str(e.get("reason")), str(e.get("message")))
+        for e in items
+        if e.get("involvedObject", {}).get("kind") == "MapReduceJob"
+        and e.get("involvedObject", {}).get("name") == name
+    ]
+
+
+def oracle(tmp_path: Path, doc: dict[str, Any], paths: list[str] | None = None) -> list[str]:
+    """The same app over the same input, sequentially, in this process's view of files."""
+    local = copy.deepcopy(doc)
+    for key in ("volumes", "volumeMounts", "activeDeadlineSeconds", "suspend"):
+        local["spec"].pop(key, None)
+    if paths is not None:
+        local["spec"]["input"]["paths"] = paths
+    local["spec"]["output"] = {"path": str(tmp_path / "oracle"), "overwrite": True}
+    result = run_cli("run", "--sequential", "--quiet", str(write_manifest(tmp_path, local)))
+    assert result.returncode == 0, result.stderr
+    return sorted_output(tmp_path / "oracle")
+
+
+def reasons(kube: apiclient.ApiClient, namespace: str, name: str) -> list[str]:
+    return [reason for reason, _ in events(kube, namespace, name)]
+
+
+def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
+    doc["spec"]["output"]["path"] = str(shared / "out")
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    status = job["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["reduces"] == "3/3"
+    assert status["maps"] == f"{status['mapsTotal']}/{status['mapsTotal']}"
+    assert status["output"]["files"] == 3
+    assert status["observedGeneration"] == job["metadata"]["generation"]
+    assert status["counters"], "the master's final counters reach the status"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Complete"] == "True"
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    assert (shared / "out" / "_SUCCESS").exists()
+    assert {"Accepted", "Completed"} <= set(reasons(kube, job_namespace, name))
+
+    def only_the_master_left() -> list[str] | None:
+        names = sorted(pods(kube, job_namespace))
+        return names if names == [f"{name}-master"] else None
+
+    deadlines.poll(PODS_GONE, only_the_master_left, "worker pods deleted (DeleteWorkers)")
+    kube.delete(jobs_path(job_namespace, name))
+
+    def nothing_left() -> bool | None:
+        left = [
+            f"{kind}/{item['metadata']['name']}"
+            for kind in ("pods", "services", "secrets", "configmaps")
+            for item in kube.items(apiclient.resource_path(kind, job_namespace))
+            if item["metadata"].get("labels", {}).get("kubemr.io/job") == name
+        ]
+        return True if not left else None
+
+    deadlines.poll(PODS_GONE, nothing_left, "every object of the deleted job garbage-collected")
+
+
+def test_a_user_app_reads_and_writes_through_spec_volumes(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    (shared / "in").mkdir()
+    (shared / "results").mkdir()
+    local_paths = word_input(shared / "in")
+    doc = job_doc(
+        "volumes",
+        {"module": FAULTS_APP},
+        ["/mnt/kubemr-test/in/*.txt"],
+        "/mnt/kubemr-test/results/out",
+        volumes=[
+            {"name": "input", "hostPath": {"path": str(shared / "in")}},
+            {"name": "results", "hostPath": {"path": str(shared / "results")}},
+        ],
+        volumeMounts=[
+            {"name": "input", "mountPath": "/mnt/kubemr-test/in", "readOnly": True},
+            {"name": "results", "mountPath": "/mnt/kubemr-test/results"},
+        ],
+    )
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert job["status"]["output"]["path"] == "/mnt/kubemr-test/results/out"
+    assert sorted_output(shared / "results" / "out") == oracle(tmp_path, doc, local_paths)
+
+
+def test_a_failed_worker_pod_is_replaced_and_the_job_still_succeeds(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    paths = word_input(shared)
+    app = {"module": FAULTS_APP, "args": {"crash_pods": "-mapper-0$"}}
+    doc = job_doc("replace", app, paths, str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert job["status"]["failedPods"] == 1
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    replaced = [m for r, m in events(kube, job_namespace, name) if r == "WorkerReplaced"]
+    assert len(replaced) == 1 and f"pod {name}-mapper-0 failed (Error, exit code 3)" in replaced[0]
+    failed = pods(kube, job_namespace)[f"{name}-mapper-0"]  # kept: its log explains
+    assert failed["status"]["phase"] == "Failed"
+
+
+def test_pods_failing_past_the_backoff_limit_fail_the_job(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    app = {"module": FAULTS_APP, "args": {"crash_pods": "-mapper-"}}
+    doc = job_doc("backoff", app, word_input(shared), str(shared / "out"), backoffLimit=1)
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    status = job["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "BackoffLimitExceeded", status
+    assert "more than spec.backoffLimit (1)" in status["message"]
+    assert "crashes on purpose" in status["message"]  # the pod's last words
+
+    def stopped() -> bool | None:
+        running = [
+            n
+            for n, p in pods(kube, job_namespace).items()
+            if p["status"].get("phase") in ("Pending", "Running")
+        ]
+        return True if not running else None
+
+    deadlines.poll(PODS_GONE, stopped, "no pod of the failed job still running")
+    assert not (shared / "out" / "_SUCCESS").exists()
+
+
+def test_bad_input_fails_the_job_with_a_message_naming_it(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    missing = str(shared / "nowhere" / "*.txt")
+    doc = job_doc("badinput", {"builtin": "wordcount"}, [missing], str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    status = job["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "InvalidInput", status
+    assert str(shared / "nowhere") in status["message"]
+    assert not [n for n in pods(kube, job_namespace) if "-mapper-" in n or "-reducer-" in n]
+
+
+def test_the_active_deadline_stops_a_job_that_runs_too_long(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    app = {"module": FAULTS_APP, "args": {"delay": "0.2"}}
+    doc = job_doc("deadline", app, word_input(shared), str(shared / "out"), activeDeadlineSeconds=4)
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["reason"] == "DeadlineExceeded", job["status"]
+    deadlines.poll(
+        PODS_GONE,
+        lambda: True if not pods(kube, job_namespace) else None,
+        "every pod of the job stopped",
+    )
+
+
+def test_a_suspended_job_starts_nothing_until_resumed(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    doc = job_doc(
+        "suspended",
+        {"builtin": "wordcount"},
+        word_input(shared),
+        str(shared / "out"),
+        suspend=True,
+    )
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Suspended",), JOB_PHASE)
+    assert {c["type"]: c["status"] for c in job["status"]["conditions"]}["Suspended"] == "True"
+    assert pods(kube, job_namespace) == {}
+    kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": False}})
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    assert {"Suspended", "Resumed", "Completed"} <= set(reasons(kube, job_namespace, name))
+
+
+def test_an_unschedulable_job_says_why_and_times_out(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    doc = job_doc(
+        "nowhere",
+        {"builtin": "wordcount"},
+        word_input(shared),
+        str(shared / "out"),
+        nodeSelector={"kubemr.io/no-such-node": "true"},
+        pendingTimeout="6s",
+    )
+    name = submit(kube, job_namespace, doc)
+
+    def pending_condition() -> dict[str, Any] | None:
+        status = kube.get(jobs_path(job_namespace, name)).get("status", {})
+        for condition in status.get("conditions", []):
+            if condition["type"] == "PodsPending" and condition["status"] == "True":
+                return dict(condition)
+        return None
+
+    condition = deadlines.poll(JOB_PHASE, pending_condition, "condition PodsPending=True")
+    assert condition["reason"] == "Unschedulable", condition
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["reason"] == "PodPendingTimeout", job["status"]
+    assert "Unschedulable" in job["status"]["message"]
+
+
+def test_ttl_after_finished_deletes_the_job(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    doc = job_doc(
+        "ttl",
+        {"builtin": "wordcount"},
+        word_input(shared),
+        str(shared / "out"),
+        ttlSecondsAfterFinished=0,
+        cleanupPolicy="DeleteAll",
+    )
+    name = submit(kube, job_namespace, doc)
+
+    def deleted() -> bool | None:
+        try:
+            kube.get(jobs_path(job_namespace, name))
+        except apiclient.ApiError as error:
+            return True if apiclient.is_not_found(error) else None
+        return None
+
+    deadlines.poll(JOB_FINISHED, deleted, f"job {name} deleted after it finished")
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+
+
+def test_an_operator_killed_mid_job_carries_on_without_duplicates(
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    shared: Path,
+    tmp_path: Path,
+    operator: LocalOperator,
+) -> None:
+    app = {"module": FAULTS_APP, "args": {"delay": "0.004"}}
+    doc = job_doc("restart", app, word_input(shared), str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+
+    def workers_created() -> bool | None:
+        return True if len(pods(kube, job_namespace)) >= 4 else None
+
+    deadlines.poll(JOB_PHASE, workers_created, "master and worker pods created")
+    operator.kill()
+    operator.start()
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    assert sorted(pods(kube, job_namespace)) == [f"{name}-master"]
+    created = [m for r, m in events(kube, job_namespace, name) if r.endswith("Replaced")]
+    assert created == [], "no pod was replaced or duplicated"
+    attempts = {
+        p["metadata"]["labels"]["kubemr.io/attempt"]
+        for p in kube.items(apiclient.resource_path("pods", job_namespace))
+    }
+    assert attempts == {"0"}

@@ -1,0 +1,295 @@
+"""The operator's pure core: observations -> decisions (kubemr_operator.lifecycle)."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from typing import Any
+
+import pytest
+from kubemr import spec as specs
+from kubemr_operator import lifecycle
+from kubemr_operator.lifecycle import Decision, Observed, PodView, Slot
+
+T0 = datetime.datetime(2026, 11, 21, 12, 0, 0, tzinfo=datetime.UTC)
+
+BASE: dict[str, Any] = {
+    "apiVersion": "kubemr.io/v1alpha1",
+    "kind": "MapReduceJob",
+    "metadata": {"name": "wc"},
+    "spec": {
+        "app": {"builtin": "wordcount"},
+        "input": {"paths": ["/data/*.txt"]},
+        "output": {"path": "/out/wc"},
+        "reduceTasks": 2,
+        "mapper": {"replicas": 2},
+        "reducer": {"replicas": 1},
+        "backoffLimit": 2,
+    },
+}
+
+
+def job(**spec: Any) -> specs.MapReduceJob:
+    doc = copy.deepcopy(BASE)
+    doc["spec"].update(spec)
+    return specs.parse_job(doc)
+
+
+def pod(
+    role: str,
+    index: int = 0,
+    attempt: int = 0,
+    phase: str = "Running",
+    age: float = 10.0,
+    **fields: Any,
+) -> PodView:
+    base = "wc-master" if role == "master" else f"wc-{role}-{index}"
+    name = base if attempt == 0 else f"{base}-{attempt}"
+    created = T0 - datetime.timedelta(seconds=age)
+    fields.setdefault("ready", phase == "Running")
+    return PodView(name, role, index, attempt, phase, created, ip="10.0.0.1", **fields)
+
+
+def running_pods() -> list[PodView]:
+    return [pod("master"), pod("mapper", 0), pod("mapper", 1), pod("reducer", 0)]
+
+
+def decide(
+    model: specs.MapReduceJob | None,
+    pods: list[PodView],
+    status: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    now: datetime.datetime = T0,
+    problems: tuple[str, ...] = (),
+) -> Decision:
+    view = lifecycle.JobView("wc", "ns", "uid-1", 3, model, problems, status or {})
+    return lifecycle.decide(Observed(view, pods, report, now))
+
+
+def reasons(decision: Decision) -> list[str]:
+    return [e.reason for e in decision.events]
+
+
+def cond(decision: Decision, kind: str) -> dict[str, Any]:
+    found = lifecycle.condition(decision.status, kind)
+    assert found is not None, decision.status
+    return dict(found)
+
+
+def test_a_new_job_gets_its_master_first() -> None:
+    decision = decide(job(), [])
+    assert decision.create == [Slot("master", 0, 0)]
+    assert decision.ensure_support
+    assert decision.status["phase"] == "Pending"
+    assert decision.status["observedGeneration"] == 3
+    assert "Accepted" in reasons(decision)
+
+
+def test_workers_wait_for_a_running_master() -> None:
+    assert decide(job(), [pod("master", phase="Pending")], {"phase": "Pending"}).create == []
+    planning = pod("master", ready=False)  # running, but not serving yet
+    assert decide(job(), [planning], {"phase": "Pending"}).create == []
+    decision = decide(job(), [pod("master")], {"phase": "Pending"})
+    assert decision.create == [Slot("mapper", 0, 0), Slot("mapper", 1, 0), Slot("reducer", 0, 0)]
+    assert decision.status["phase"] == "Running"
+    assert not decision.ensure_support
+
+
+def test_nothing_to_do_while_all_pods_run() -> None:
+    decision = decide(job(), running_pods(), {"phase": "Running", "startTime": "x"})
+    assert decision.create == [] and decision.delete == [] and decision.events == []
+
+
+def test_the_report_becomes_status_and_speculation_becomes_events() -> None:
+    report = {
+        "phase": "Mapping",
+        "maps": {"total": 8, "done": 3},
+        "reduces": {"total": 2, "done": 0},
+        "workers": 3,
+        "counters": {"map.records_in": 100},
+        "attempts": {"succeeded": 3},
+        "backupAttempts": {"map": 1, "reduce": 0},
+        "blacklistedWorkers": ["map-2-wc-mapper-1"],
+    }
+    status = {"phase": "Running", "backupAttempts": {"map": 0, "reduce": 0}}
+    decision = decide(job(), running_pods(), status, report)
+    assert decision.status["maps"] == "3/8" and decision.status["mapsDone"] == 3
+    assert decision.status["reduces"] == "0/2"
+    assert decision.status["counters"] == {"map.records_in": 100}
+    assert reasons(decision) == ["SpeculativeAttempt", "WorkerBlacklisted"]
+    again = decide(job(), running_pods(), decision.status, report)
+    assert again.events == []  # reported once, not on every reconciliation
+
+
+def test_a_failed_worker_is_replaced_and_counted() -> None:
+    pods = [*running_pods()[:2], pod("mapper", 1, phase="Failed", exit_code=137, reason="Error")]
+    pods.append(pod("reducer", 0))
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == [Slot("mapper", 1, 1)]
+    assert decision.status["failedPods"] == 1
+    assert reasons(decision) == ["WorkerReplaced"]
+    assert "exit code 137" in decision.events[0].message
+
+
+def test_a_deleted_worker_is_replaced_without_counting() -> None:
+    pods = [*running_pods()[:2], pod("mapper", 1, deleting=True), pod("reducer", 0)]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == [Slot("mapper", 1, 1)]
+    assert decision.status["failedPods"] == 0
+
+
+def test_the_backoff_limit_fails_the_job_and_stops_its_pods() -> None:
+    failed = [pod("mapper", 0, a, phase="Failed", exit_code=1) for a in range(3)]
+    pods = [pod("master"), *failed, pod("mapper", 1), pod("reducer", 0)]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.status["phase"] == "Failed"
+    assert decision.status["reason"] == "BackoffLimitExceeded"
+    assert "spec.backoffLimit (2)" in decision.status["message"]
+    assert decision.create == []
+    assert set(decision.delete) == {"wc-master", "wc-mapper-1", "wc-reducer-0"}
+    assert cond(decision, "Failed")["status"] == "True"
+
+
+def test_a_crashed_master_is_replaced_with_its_support_objects() -> None:
+    pods = [pod("master", phase="Failed", exit_code=137, reason="OOMKilled"), *running_pods()[1:]]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == [Slot("master", 0, 1)]
+    assert decision.ensure_support
+    assert reasons(decision) == ["MasterReplaced"]
+
+
+def test_a_master_that_failed_the_job_ends_it() -> None:
+    pods = [
+        pod("master", phase="Failed", exit_code=1, message="...\nkubemr: boom"),
+        *running_pods()[1:],
+    ]
+    report = {"phase": "Failed", "message": "map task 3 (split a.txt:0-10) failed 4 times"}
+    decision = decide(job(), pods, {"phase": "Running"}, report)
+    assert decision.status["phase"] == "Failed"
+    assert decision.status["reason"] == "TaskFailed"
+    assert "split a.txt" in decision.status["message"]
+    assert decision.create == []
+
+
+def test_bad_input_is_named_from_the_masters_last_words() -> None:
+    message = "log line\nkubemr: spec.input.paths: '/data/*.txt' matches no file\n"
+    pods = [pod("master", phase="Failed", exit_code=2, message=message)]
+    decision = decide(job(), pods, {"phase": "Pending"})
+    assert decision.status["reason"] == "InvalidInput"
+    assert decision.status["message"] == "kubemr: spec.input.paths: '/data/*.txt' matches no file"
+
+
+def test_success_lists_outputs_and_cleans_workers_up() -> None:
+    pods = [pod("master", phase="Succeeded", exit_code=0), *running_pods()[1:]]
+    status = {"phase": "Running", "mapsTotal": 8, "reducesTotal": 2, "maps": "7/8"}
+    decision = decide(job(), pods, status)
+    assert decision.status["phase"] == "Succeeded"
+    assert decision.status["maps"] == "8/8"
+    assert decision.status["output"] == {
+        "path": "/out/wc",
+        "files": 2,
+        "names": ["part-00000", "part-00001"],
+    }
+    assert sorted(decision.delete) == ["wc-mapper-0", "wc-mapper-1", "wc-reducer-0"]
+    assert cond(decision, "Complete")["reason"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    ("policy", "deleted", "support"),
+    [
+        ("DeleteWorkers", {"wc-mapper-0"}, False),
+        ("DeleteAll", {"wc-master", "wc-mapper-0"}, True),
+        ("KeepAll", set(), False),
+    ],
+)
+def test_cleanup_policies(policy: str, deleted: set[str], support: bool) -> None:
+    pods = [pod("master", phase="Succeeded"), pod("mapper", 0, phase="Succeeded")]
+    status = {"phase": "Succeeded", "completionTime": "2026-11-21T11:59:59Z"}
+    decision = decide(job(cleanupPolicy=policy), pods, status)
+    assert set(decision.delete) == deleted
+    assert decision.delete_support is support
+    cleaned = decide(
+        job(cleanupPolicy=policy), [p for p in pods if p.name not in deleted], decision.status
+    )
+    assert cleaned.status["cleanedUp"] is True
+
+
+def test_pods_still_running_after_the_grace_are_stopped_even_with_keep_all() -> None:
+    pods = [pod("master", phase="Succeeded"), pod("mapper", 0)]
+    status = {"phase": "Succeeded", "completionTime": "2026-11-21T11:59:59Z"}
+    assert decide(job(cleanupPolicy="KeepAll"), pods, status).delete == []
+    later = T0 + datetime.timedelta(seconds=lifecycle.FINISH_GRACE)
+    assert decide(job(cleanupPolicy="KeepAll"), pods, status, now=later).delete == ["wc-mapper-0"]
+
+
+def test_ttl_deletes_the_job_when_due() -> None:
+    status = {"phase": "Succeeded", "completionTime": "2026-11-21T11:59:50Z", "cleanedUp": True}
+    early = decide(job(ttlSecondsAfterFinished=30), [], status)
+    assert not early.delete_job and early.requeue_after == pytest.approx(20.0)
+    due = decide(job(ttlSecondsAfterFinished=10), [], status)
+    assert due.delete_job and "Expired" in reasons(due)
+
+
+def test_active_deadline() -> None:
+    status = {"phase": "Running", "startTime": "2026-11-21T11:59:00Z"}
+    assert (
+        decide(job(activeDeadlineSeconds=120), running_pods(), status).status["phase"] == "Running"
+    )
+    decision = decide(job(activeDeadlineSeconds=60), running_pods(), status)
+    assert decision.status["reason"] == "DeadlineExceeded"
+    assert len(decision.delete) == 4
+
+
+def test_suspend_stops_pods_and_resume_restarts_the_clock() -> None:
+    decision = decide(job(suspend=True), running_pods(), {"phase": "Running", "startTime": "x"})
+    assert decision.status["phase"] == "Suspended" and len(decision.delete) == 4
+    assert cond(decision, "Suspended")["status"] == "True"
+    resumed = decide(job(), [], decision.status)
+    assert resumed.status["phase"] == "Pending"
+    assert resumed.status["startTime"] == "2026-11-21T12:00:00Z"
+    assert resumed.create == [Slot("master", 0, 0)]
+    assert cond(resumed, "Suspended")["status"] == "False"
+    assert reasons(resumed) == ["Resumed"]
+
+
+def test_the_next_attempt_follows_the_highest_seen() -> None:
+    pods = [pod("master", phase="Failed", exit_code=139), pod("master", attempt=1, deleting=True)]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == [Slot("master", 0, 2)]
+
+
+def test_unschedulable_pods_raise_a_condition_then_time_out() -> None:
+    stuck = pod(
+        "master",
+        phase="Pending",
+        age=20,
+        reason="Unschedulable",
+        message="0/2 nodes are available: 2 node(s) didn't match Pod's node affinity",
+    )
+    decision = decide(job(pendingTimeout="60s"), [stuck], {"phase": "Pending"})
+    pending = cond(decision, "PodsPending")
+    assert pending["status"] == "True" and pending["reason"] == "Unschedulable"
+    assert "node affinity" in pending["message"]
+    assert reasons(decision) == ["Unschedulable"]
+    late = decide(job(pendingTimeout="10s"), [stuck], decision.status)
+    assert late.status["phase"] == "Failed"
+    assert late.status["reason"] == "PodPendingTimeout"
+    assert late.create == []
+    assert "spec.pendingTimeout (10s)" in late.status["message"]
+    assert late.delete == ["wc-master"]
+
+
+def test_an_invalid_spec_fails_once_without_pods() -> None:
+    decision = decide(None, [], {}, problems=("spec.reduceTasks: must be >= 1",))
+    assert decision.status["phase"] == "Failed"
+    assert decision.status["reason"] == "InvalidSpec"
+    assert "spec.reduceTasks" in decision.status["message"]
+    assert decision.create == []
+    assert decide(None, [], decision.status, problems=("x",)).events == []
+
+
+def test_decisions_do_not_alter_the_observed_status() -> None:
+    status = {"phase": "Running", "conditions": [{"type": "Running", "status": "True"}]}
+    before = copy.deepcopy(status)
+    decide(job(activeDeadlineSeconds=1), running_pods(), status)
+    assert status == before

@@ -1,0 +1,167 @@
+"""The operator's pure core: spec -> manifests (kubemr_operator.manifests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubemr import spec as specs
+from kubemr_operator import manifests
+from kubemr_operator.manifests import JobRef
+from kubemr_operator.settings import Settings, from_env
+
+REF = JobRef("wc", "batch", "uid-1")
+SETTINGS = Settings(image="registry.example/kubemr:1")
+
+
+def job(**spec: Any) -> specs.MapReduceJob:
+    body = {
+        "app": {"builtin": "wordcount"},
+        "input": {"paths": ["/data/*.txt"]},
+        "output": {"path": "/out/wc"},
+        **spec,
+    }
+    return specs.parse_job(
+        {
+            "apiVersion": "kubemr.io/v1alpha1",
+            "kind": "MapReduceJob",
+            "metadata": {"name": "wc"},
+            "spec": body,
+        }
+    )
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]
+    }
+
+
+def test_names_are_deterministic_per_slot_and_attempt() -> None:
+    assert manifests.pod_name("wc", "master", 0, 0) == "wc-master"
+    assert manifests.pod_name("wc", "master", 0, 2) == "wc-master-2"
+    assert manifests.pod_name("wc", "mapper", 3, 0) == "wc-mapper-3"
+    assert manifests.pod_name("wc", "reducer", 0, 1) == "wc-reducer-0-1"
+
+
+def test_every_object_is_owned_and_labelled() -> None:
+    model = job()
+    objects = [
+        manifests.config_map(REF, model, SETTINGS),
+        manifests.secret(REF, "t0k3n", SETTINGS),
+        manifests.service(REF, SETTINGS),
+        manifests.pod(REF, model, "master", 0, 0, SETTINGS),
+        manifests.pod(REF, model, "mapper", 1, 2, SETTINGS),
+    ]
+    for obj in objects:
+        owner = obj["metadata"]["ownerReferences"][0]
+        assert owner == {
+            "apiVersion": "kubemr.io/v1alpha1",
+            "kind": "MapReduceJob",
+            "name": "wc",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        assert obj["metadata"]["labels"][manifests.LABEL_JOB] == "wc"
+        assert obj["metadata"]["namespace"] == "batch"
+    mapper = objects[-1]["metadata"]["labels"]
+    assert (mapper[manifests.LABEL_ROLE], mapper[manifests.LABEL_INDEX]) == ("mapper", "1")
+    assert mapper[manifests.LABEL_ATTEMPT] == "2"
+
+
+def test_the_master_reads_the_validated_manifest_from_its_config_map() -> None:
+    model = job(reduceTasks=3)
+    data = manifests.config_map(REF, model, SETTINGS)["data"][manifests.JOB_FILE]
+    assert specs.parse_job(__import__("json").loads(data)) == model
+    master = manifests.master_pod(REF, model, 0, SETTINGS)
+    env = env_of(master)
+    assert env["KUBEMR_JOB_FILE"] == "/etc/kubemr/job.json"
+    assert env["KUBEMR_MONITORING_PORT"] == "9090"
+    assert master["spec"]["containers"][0]["args"] == ["master"]
+    assert {"name": "kubemr-job", "configMap": {"name": "wc-spec"}} in master["spec"]["volumes"]
+
+
+def test_workers_find_the_master_through_the_headless_service() -> None:
+    service = manifests.service(REF, SETTINGS)
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"kubemr.io/job": "wc", "kubemr.io/role": "master"}
+    mapper = manifests.worker_pod(REF, job(), "mapper", 0, 0, SETTINGS)
+    env = env_of(mapper)
+    assert env["KUBEMR_MASTER"] == "wc-master.batch.svc:7070"
+    assert env["KUBEMR_ROLE"] == "mapper"
+    assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["KUBEMR_TOKEN"] == {"secretKeyRef": {"name": "wc-token", "key": "token"}}
+    assert mapper["spec"]["containers"][0]["ports"] == [{"name": "shuffle", "containerPort": 7071}]
+    reducer = manifests.worker_pod(REF, job(), "reducer", 0, 0, SETTINGS)
+    assert reducer["spec"]["containers"][0]["ports"] == []
+
+
+def test_pods_are_restricted() -> None:
+    pod = manifests.pod(REF, job(), "reducer", 0, 0, SETTINGS)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    container = pod["spec"]["containers"][0]["securityContext"]
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_the_spec_reaches_every_pod() -> None:
+    model = job(
+        image="mine:2",
+        mapper={"replicas": 2, "resources": {"limits": {"memory": "1Gi"}, "requests": {"cpu": 1}}},
+        master={"resources": {"requests": {"memory": "256Mi"}}},
+        serviceAccountName="runner",
+        nodeSelector={"pool": "batch"},
+        tolerations=[{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "books"}}],
+        volumeMounts=[{"name": "data", "mountPath": "/data", "readOnly": True}],
+    )
+    for role in ("master", "mapper", "reducer"):
+        pod = manifests.pod(REF, model, role, 0, 0, SETTINGS)
+        spec = pod["spec"]
+        container = spec["containers"][0]
+        assert container["image"] == "mine:2"
+        assert spec["serviceAccountName"] == "runner"
+        assert spec["nodeSelector"] == {"pool": "batch"}
+        assert spec["tolerations"] == [
+            {"key": "batch", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+        assert {"name": "data", "persistentVolumeClaim": {"claimName": "books"}} in spec["volumes"]
+        assert {"name": "data", "mountPath": "/data", "readOnly": True} in container["volumeMounts"]
+    mapper = manifests.pod(REF, model, "mapper", 0, 0, SETTINGS)["spec"]["containers"][0]
+    assert mapper["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}
+    master = manifests.pod(REF, model, "master", 0, 0, SETTINGS)["spec"]["containers"][0]
+    assert master["resources"] == {"requests": {"memory": "256Mi"}}
+
+
+def test_the_operators_image_is_the_default() -> None:
+    pod = manifests.pod(REF, job(), "mapper", 0, 0, SETTINGS)
+    assert pod["spec"]["containers"][0]["image"] == "registry.example/kubemr:1"
+    assert "workingDir" not in pod["spec"]["containers"][0]
+    local = Settings(pod_working_dir="/src/kubemr")
+    assert (
+        manifests.pod(REF, job(), "mapper", 0, 0, local)["spec"]["containers"][0]["workingDir"]
+        == "/src/kubemr"
+    )
+
+
+def test_settings_from_the_environment() -> None:
+    settings = from_env(
+        {
+            "KUBEMR_OPERATOR_IMAGE": "x:1",
+            "KUBEMR_OPERATOR_NAMESPACES": "a, b",
+            "KUBEMR_OPERATOR_RECONCILE_INTERVAL": "0.5",
+            "KUBEMR_OPERATOR_STANDALONE": "true",
+        }
+    )
+    assert settings.image == "x:1"
+    assert settings.namespaces == ("a", "b")
+    assert settings.reconcile_interval == 0.5
+    assert settings.standalone
+    assert from_env({}) == Settings()
