@@ -42,7 +42,7 @@ from kubemr.master import EXIT_JOB_FAILED
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.storage import OutputDir
+from kubemr.storage import SUMMARY, OutputDir
 
 MASTER_START_DEADLINE = 60.0
 """Seconds the master may take to start serving."""
@@ -288,12 +288,14 @@ class Launcher:
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
             time.sleep(0.02)
         summary: dict[str, Any] = {}
-        if self.summary_file.exists():
-            summary = json.loads(self.summary_file.read_text(encoding="utf-8"))
+        for written in (self.summary_file, self._output().path / SUMMARY):
+            if written.exists():
+                summary = json.loads(written.read_text(encoding="utf-8"))
+                break
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
-        if master.code != 0:
+        if master.code != 0 and not self._output().committed():
             message = summary.get("error") or master.log_tail()
             raise LaunchError(f"job {self.plan.job.metadata.name} failed: {message}")
         return LocalRun(0, summary, Path(spec.output.path), peaks)
@@ -306,8 +308,8 @@ class Launcher:
             master = self.master
             assert master is not None
             self._watch(master, address)
-            if master.code in MASTER_FINAL_CODES:
-                return master
+            if master.code in MASTER_FINAL_CODES or self._output().committed():
+                return master  # (a master that dies after _SUCCESS has done its job)
             if self.master_restarts >= self.master_restart_limit:
                 raise LaunchError(
                     f"{master.name} exited with code {master.code} and the master restart "
@@ -357,6 +359,9 @@ class Launcher:
         for process in self.processes:
             process.signal(signal.SIGKILL)
             process.poll(block=True)
-        output = OutputDir(self.plan.job.spec.output.path)
+        output = self._output()
         if not output.committed():
             output.abort()
+
+    def _output(self) -> OutputDir:
+        return OutputDir(self.plan.job.spec.output.path)

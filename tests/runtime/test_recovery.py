@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubemr import journal as journals
 from kubemr import plan, spec
-from kubemr.launcher import Launcher, LocalRun
+from kubemr.launcher import Launcher, LaunchError, LocalRun
+from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.sequential import run_sequential
 from kubemr.storage import OutputDir
 
@@ -126,3 +129,22 @@ def test_a_stale_journal_of_a_changed_manifest_starts_the_job_over(
     assert result.summary["masterRestarts"] == 0
     assert result.summary["recovered"] == {"maps": 0, "reduces": 0}
     assert sorted_output(Path(doc["spec"]["output"]["path"])) == oracle(doc)
+
+
+def test_a_master_that_keeps_crashing_exhausts_its_restart_limit(tmp_path: Path) -> None:
+    """Every master is killed as soon as it reports progress: with a limit of one restart,
+    the second kill fails the job, and no output is left."""
+    doc = job_doc(tmp_path)
+    killed: list[str] = []
+
+    def strike(status: pb.JobStatus) -> None:
+        master = launcher.master
+        if master is not None and master.name not in killed:
+            killed.append(master.name)
+            master.signal(signal.SIGKILL)
+
+    launcher = Launcher(plan_of(doc), search=[ROOT], progress=strike, master_restart_limit=1)
+    with pytest.raises(LaunchError, match=r"master-r1 exited with code -9 and the master restart"):
+        launcher.run()
+    assert killed == ["master", "master-r1"] and launcher.master_restarts == 1
+    assert not list(Path(doc["spec"]["output"]["path"]).glob("*"))
