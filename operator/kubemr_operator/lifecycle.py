@@ -34,8 +34,10 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = (
 )
 FINISHED = (SUCCEEDED, FAILED)
 
-EXIT_JOB_FAILED = 1
-"""The master's exit code when the job failed (a task used up its attempts)."""
+EXIT_JOB_FAILED = 3
+"""The master's exit code when the job failed (a task used up its attempts). Any exit
+code but 0, this one and :data:`EXIT_BAD_INPUT` is a crash: the master pod is replaced
+and the new master resumes from its journal."""
 EXIT_BAD_INPUT = 2
 """The master's exit code when the job was rejected before any task (input, output, app)."""
 
@@ -304,12 +306,7 @@ class _Reconciliation:
         """A master pod that ended the job (rather than crashed)."""
         if pod.role != MASTER or pod.phase != "Failed":
             return False
-        report = self.observed.report or {}
-        return pod.exit_code == EXIT_BAD_INPUT or (
-            pod.exit_code == EXIT_JOB_FAILED
-            and report.get("phase") in (FAILED, None)
-            and pod.reason != "OOMKilled"
-        )
+        return pod.exit_code in (EXIT_JOB_FAILED, EXIT_BAD_INPUT)
 
     def failed_pods(self) -> list[PodView]:
         """Pods that failed and count against ``spec.backoffLimit``."""

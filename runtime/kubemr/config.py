@@ -57,6 +57,7 @@ class WorkerConfig:
     advertise_host: str = "127.0.0.1"
     """Host the master tells reducers to fetch from (the pod IP on Kubernetes)."""
     connect_timeout: float = 60.0
-    """Seconds to keep trying to reach the master at start-up. Default 60."""
+    """Seconds to keep trying to (re-)register with the master: at start-up, and each time
+    it is lost (its process died and is being restarted). Default 60."""
     search_path: tuple[Path, ...] = ()
     """Directories searched for ``spec.app.module``."""

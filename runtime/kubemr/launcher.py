@@ -11,6 +11,12 @@ abnormally: the replacement has the same role, a fresh name (``mapper-0-r1``) an
 empty work directory, and starts after a short delay that grows with each restart of
 that slot. Past the restart limit (by default 3 restarts per replica) the job fails.
 The master notices the dead worker by its missing heartbeats and reruns its tasks.
+
+Like a pod's restart policy, the launcher also restarts a master that crashes (killed
+by a signal, or any exit code but success, "job failed" and "cannot start"), on the
+same port, after the same growing delay, up to :data:`MASTER_RESTARTS` times. The new
+master resumes the job from its journal; the workers, which keep retrying, register
+with it again.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ from typing import Any
 import grpc
 
 from kubemr import spec as specs
+from kubemr.master import EXIT_JOB_FAILED
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.storage import OutputDir
+from kubemr.storage import SUMMARY, OutputDir
 
 MASTER_START_DEADLINE = 60.0
 """Seconds the master may take to start serving."""
@@ -51,6 +58,16 @@ RESTART_DELAY = 0.1
 """Seconds before a slot's first replacement; doubles with each restart of the slot."""
 RESTART_DELAY_MAX = 2.0
 """Longest delay before a replacement, seconds."""
+MASTER_RESTARTS = 3
+"""Default restart limit of the master: this many restarts after crashes, in all."""
+MASTER_FINAL_CODES = (0, 2, EXIT_JOB_FAILED)
+"""Master exit codes that end the job (success, cannot start, job failed); any other
+exit is a crash and the master is restarted."""
+
+
+def restart_delay(restarts: int) -> float:
+    """Seconds before the ``restarts``-th restart of a process (1, 2, ...)."""
+    return min(RESTART_DELAY * 2 ** (restarts - 1), RESTART_DELAY_MAX)
 
 
 class LaunchError(RuntimeError):
@@ -135,6 +152,8 @@ class Launcher:
         worker_env: dict[str, str] | None = None,
         restart_limit: int | None = None,
         on_worker_start: StartCallback | None = None,
+        master_restart_limit: int = MASTER_RESTARTS,
+        on_master_start: StartCallback | None = None,
     ) -> None:
         self.plan = plan
         self.search = search
@@ -150,6 +169,13 @@ class Launcher:
         )
         self.restarts = 0
         self.on_worker_start = on_worker_start
+        self.master: Process | None = None
+        """The master process serving the job now (it may be a restarted one)."""
+        self.master_restarts = 0
+        self.master_restart_limit = master_restart_limit
+        self.on_master_start = on_master_start
+        self.address_file = self.workdir / "master.addr"
+        self.summary_file = self.workdir / "summary.json"
 
     def _start(self, name: str, args: list[str], role: str = "") -> Process:
         log = self.workdir / "logs" / f"{name}.log"
@@ -219,52 +245,84 @@ class Launcher:
             if not self.keep_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def _start_master(self, port: int) -> Process:
+        """Start (or restart) the master; ``port`` 0 picks a free one."""
+        name = "master" if self.master_restarts == 0 else f"master-r{self.master_restarts}"
+        self.address_file.unlink(missing_ok=True)
+        process = self._start(
+            name,
+            [
+                "master",
+                "--job",
+                str(self.workdir / "job.json"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--address-file",
+                str(self.address_file),
+                "--summary-file",
+                str(self.summary_file),
+                *self._search_args(),
+            ],
+        )
+        self.master = process
+        if self.on_master_start is not None:
+            self.on_master_start(process)
+        return process
+
     def _run(self) -> LocalRun:
         spec = self.plan.job.spec
         job_file = self.workdir / "job.json"
         job_file.write_text(json.dumps(specs.dump_job(self.plan.job)), encoding="utf-8")
-        address_file = self.workdir / "master.addr"
-        summary_file = self.workdir / "summary.json"
-        master = self._start(
-            "master",
-            [
-                "master",
-                "--job",
-                str(job_file),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--address-file",
-                str(address_file),
-                "--summary-file",
-                str(summary_file),
-                *self._search_args(),
-            ],
-        )
-        address = self._await_address(master, address_file)
+        master = self._start_master(0)
+        address = self._await_address(master, self.address_file)
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
                 slot = Slot(role, index)
                 self.slots.append(slot)
                 self._start_worker(slot, address)
-        self._supervise(master, address)
+        master = self._supervise(address)
         deadline = time.monotonic() + WORKER_EXIT_DEADLINE
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
             time.sleep(0.02)
         summary: dict[str, Any] = {}
-        if summary_file.exists():
-            summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        for written in (self.summary_file, self._output().path / SUMMARY):
+            if written.exists():
+                summary = json.loads(written.read_text(encoding="utf-8"))
+                break
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
-        if master.code != 0:
+        if master.code != 0 and not self._output().committed():
             message = summary.get("error") or master.log_tail()
             raise LaunchError(f"job {self.plan.job.metadata.name} failed: {message}")
         return LocalRun(0, summary, Path(spec.output.path), peaks)
 
-    def _supervise(self, master: Process, address: str) -> None:
+    def _supervise(self, address: str) -> Process:
+        """Watch the master until it ends the job, restarting it when it crashes; return
+        the last master process."""
+        port = int(address.rsplit(":", 1)[1])
+        while True:
+            master = self.master
+            assert master is not None
+            self._watch(master, address)
+            if master.code in MASTER_FINAL_CODES or self._output().committed():
+                return master  # (a master that dies after _SUCCESS has done its job)
+            if self.master_restarts >= self.master_restart_limit:
+                raise LaunchError(
+                    f"{master.name} exited with code {master.code} and the master restart "
+                    f"limit ({self.master_restart_limit}) is reached:\n{master.log_tail()}"
+                )
+            self.master_restarts += 1
+            restart_at = time.monotonic() + restart_delay(self.master_restarts)
+            while (now := time.monotonic()) < restart_at:
+                self._replace_dead_workers(address, now)
+                time.sleep(0.02)
+            self._await_address(self._start_master(port), self.address_file)
+
+    def _watch(self, master: Process, address: str) -> None:
         """Poll the master's status until it exits; replace workers that die."""
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.MasterStub(channel)
@@ -286,9 +344,7 @@ class Launcher:
                     )
                 self.restarts += 1
                 slot.restarts += 1
-                slot.restart_at = now + min(
-                    RESTART_DELAY * 2 ** (slot.restarts - 1), RESTART_DELAY_MAX
-                )
+                slot.restart_at = now + restart_delay(slot.restarts)
                 slot.process = None
             if slot.process is None and now >= slot.restart_at:
                 self._start_worker(slot, address)
@@ -303,6 +359,9 @@ class Launcher:
         for process in self.processes:
             process.signal(signal.SIGKILL)
             process.poll(block=True)
-        output = OutputDir(self.plan.job.spec.output.path)
+        output = self._output()
         if not output.committed():
             output.abort()
+
+    def _output(self) -> OutputDir:
+        return OutputDir(self.plan.job.spec.output.path)

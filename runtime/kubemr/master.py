@@ -5,6 +5,12 @@ on the event loop (one loop, so no locks), and encodes the answer. Long polls wa
 condition that is notified whenever the state changes. When every reduce task is
 committed, the master writes the summary and ``_SUCCESS``, tells every worker to exit,
 and returns.
+
+Progress is journaled (:mod:`kubemr.journal`) before a worker hears of it, so a master
+that is restarted after a crash resumes the job. The process's exit code tells a crash
+(anything else; restart it) from an end: 0 the job succeeded, :data:`EXIT_JOB_FAILED`
+the job failed, 2 (from :mod:`kubemr.cli`) the job cannot start (manifest, input,
+output path).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import journal as journals
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
 from kubemr.monitoring import MonitoringServer
@@ -36,6 +43,15 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 300 * 2**20),
 ]
 
+EXIT_JOB_FAILED = 3
+"""Exit code of a master whose job failed (a task failed ``maxTaskAttempts`` times): final,
+restarting would not help. 0 is success; any other code is a crash, and the master may be
+restarted to resume the job."""
+
+
+class JournalError(RuntimeError):
+    """The master cannot make its progress durable: it stops, to be restarted."""
+
 
 def _kind_of(attempt_id: str) -> Kind:
     return Kind.MAP if attempt_id.startswith("m") else Kind.REDUCE
@@ -44,10 +60,18 @@ def _kind_of(attempt_id: str) -> Kind:
 class JobState:
     """The scheduler plus what the master adds around it: counters, timings, commit."""
 
-    def __init__(self, plan: JobPlan, output: OutputDir) -> None:
+    def __init__(
+        self,
+        plan: JobPlan,
+        output: OutputDir,
+        journal: journals.Journal,
+        replay: journals.Replay | None = None,
+    ) -> None:
         spec = plan.job.spec
         self.plan = plan
         self.output = output
+        self.journal = journal
+        self.fatal: JournalError | None = None
         self.scheduler = Scheduler(
             plan.splits,
             spec.reduce_tasks,
@@ -65,6 +89,23 @@ class JobState:
         self.done = asyncio.Event()
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
+        self.master_restarts = 0
+        if replay is not None:
+            self.scheduler.restore(replay.recovery, time.monotonic())
+            counters, timings = replay.totals()
+            self.counters.update(counters)
+            self.task_seconds.update(timings)
+            self.master_restarts = replay.starts
+            self.started = replay.first_start or self.started
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Journal one event, durably; a master that cannot stops (see :class:`JournalError`)."""
+        try:
+            self.journal.append(event)
+        except OSError as exc:
+            self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
+            self.done.set()
+            raise self.fatal from exc
 
     def mark(self, name: str) -> None:
         self.marks.setdefault(name, time.time())
@@ -102,6 +143,12 @@ class JobState:
             "partitioner": self.plan.partitioner_kind,
             "counters": dict(sorted(self.counters.items())),
             "attempts": self.scheduler.attempts_by_outcome(),
+            "masterRestarts": self.master_restarts,
+            "recovered": {f"{k}s": n for k, n in self.scheduler.recovered().items()},
+            "journal": {
+                "records": self.journal.records,
+                "seconds": round(self.journal.seconds, 4),
+            },
             "backupAttempts": self.scheduler.backup_attempts(),
             "blacklistedWorkers": self.scheduler.blacklisted(),
             "phaseSeconds": {k: round(max(v, 0.0), 3) for k, v in phases.items()},
@@ -155,7 +202,14 @@ class MasterService(pb_grpc.MasterServicer):
     ) -> pb.RegisterReply:
         role = Kind.MAP if request.role == pb.MAPPER else Kind.REDUCE
         worker_id = self.scheduler.register(request.name, role, request.address, time.monotonic())
-        log.info("registered %s at %s", worker_id, request.address or "-")
+        maps = self.scheduler.maps
+        held = sum(t.output is not None and t.output.worker == worker_id for t in maps)
+        log.info(
+            "registered %s at %s%s",
+            worker_id,
+            request.address or "-",
+            f", holding {held} map outputs of its earlier registration" if held else "",
+        )
         await self.state.notify()
         return pb.RegisterReply(
             worker_id=worker_id,
@@ -204,6 +258,7 @@ class MasterService(pb_grpc.MasterServicer):
             if remaining <= 0:
                 return pb.TaskAssignment(kind=pb.TaskAssignment.WAIT)
             await self.state.wait_change(remaining)
+        self.state.record({"event": "assigned", "attempt": assignment.attempt})
         if assignment.kind is Kind.MAP:
             self.state.mark("first_map")
             split = assignment.split
@@ -236,23 +291,33 @@ class MasterService(pb_grpc.MasterServicer):
                 "attempt %s failed: %s", attempt_id, request.error.strip().splitlines()[-1:]
             )
             accepted = scheduler.attempt_failed(attempt_id, request.error, now)
+            if accepted:
+                state.record({"event": "failed", "attempt": attempt_id, "error": request.error})
         elif _kind_of(attempt_id) is Kind.MAP:
             partitions = [(p.records, p.bytes) for p in request.partitions]
             accepted = scheduler.map_succeeded(attempt_id, partitions, now)
+            if accepted:
+                output = scheduler.maps[scheduler.attempts[attempt_id].index].output
+                assert output is not None
+                state.record(
+                    {
+                        "event": "map_done",
+                        "attempt": attempt_id,
+                        "worker": output.name,
+                        "address": output.address,
+                        "partitions": output.partitions,
+                        "counters": dict(request.counters),
+                        "timings": dict(request.timings),
+                    }
+                )
         else:
             accepted = scheduler.may_commit(attempt_id)
             if accepted:
-                attempt = scheduler.attempts[attempt_id]
-                temp = state.output.temp_path(attempt_id, attempt.index)
-                started = time.perf_counter()
-                try:
-                    state.output.commit(temp, attempt.index)
-                except OSError as exc:
-                    scheduler.attempt_failed(attempt_id, f"commit failed: {exc}", now)
+                error = self._commit(request, now)
+                if error is not None:
                     accepted = False
-                else:
-                    scheduler.reduce_committed(attempt_id, now)
-                    state.task_seconds["commit"] += time.perf_counter() - started
+                    if scheduler.attempt_failed(attempt_id, error, now):
+                        state.record({"event": "failed", "attempt": attempt_id, "error": error})
             else:
                 state.output.discard(attempt_id)
         if accepted and request.ok:
@@ -264,6 +329,33 @@ class MasterService(pb_grpc.MasterServicer):
             state.mark("reduce_end")
         await state.notify()
         return pb.ReportReply(accepted=accepted)
+
+    def _commit(self, request: pb.TaskReport, now: float) -> str | None:
+        """Commit a reduce attempt: journal the intent, rename, journal the commit.
+
+        Returns the error if the rename failed.
+        """
+        state, scheduler, attempt_id = self.state, self.scheduler, request.attempt_id
+        index = scheduler.attempts[attempt_id].index
+        temp = state.output.temp_path(attempt_id, index)
+        started = time.perf_counter()
+        state.record(
+            {
+                "event": "committing",
+                "index": index,
+                "attempt": attempt_id,
+                "counters": dict(request.counters),
+                "timings": dict(request.timings),
+            }
+        )
+        try:
+            state.output.commit(temp, index)
+        except OSError as exc:
+            return f"commit failed: {exc}"
+        state.record({"event": "committed", "index": index, "attempt": attempt_id})
+        scheduler.reduce_committed(attempt_id, now)
+        state.task_seconds["commit"] += time.perf_counter() - started
+        return None
 
     async def AwaitMapOutputs(
         self,
@@ -344,7 +436,10 @@ async def _expire_workers(state: JobState, interval: float) -> None:
         await asyncio.sleep(interval)
         dead = state.scheduler.expire(time.monotonic())
         if dead:
-            log.warning("workers lost (no heartbeat): %s", ", ".join(dead))
+            log.warning(
+                "workers lost (no heartbeat, or not back after a master restart): %s",
+                ", ".join(dead),
+            )
             await state.notify()
 
 
@@ -352,8 +447,21 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     """Run the job to the end; return the process exit code (0 on success)."""
     spec = plan.job.spec
     output = OutputDir(spec.output.path)
-    output.prepare(spec.output.overwrite)
-    state = JobState(plan, output)
+    journal, replay = journals.open_journal(output, plan)
+    state = JobState(plan, output, journal, replay)
+    if replay is not None:
+        recovered = state.scheduler.recovered()
+        log.warning(
+            "resuming job %s (master restart %d): %d of %d map outputs and %d of %d "
+            "committed reduce tasks recovered from %s",
+            plan.job.metadata.name,
+            state.master_restarts,
+            recovered["map"],
+            len(plan.splits),
+            recovered["reduce"],
+            spec.reduce_tasks,
+            journal.path,
+        )
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
     port = server.add_insecure_port(f"{config.bind}:{config.port}")
@@ -380,6 +488,10 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     await state.notify()  # a job with nothing to do is done at once
     await state.done.wait()
     expiry.cancel()
+    if state.fatal is not None:
+        await server.stop(grace=None)
+        raise state.fatal
+    journal.close()
     scheduler = state.scheduler
     summary = state.summary()
     if scheduler.phase is Phase.SUCCEEDED:
@@ -389,7 +501,7 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     else:
         output.abort()
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
-        code = 1
+        code = EXIT_JOB_FAILED
     if config.summary_file is not None:
         config.summary_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     state.released.set()

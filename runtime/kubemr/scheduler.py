@@ -27,6 +27,18 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
   master's heartbeat reply tells their workers to cancel them).
 - A worker on which ``BLACKLIST_AFTER`` attempts failed gets no more tasks while
   another worker of its role that is not blacklisted is alive (as Hadoop does).
+- A worker that registers again under the same name, role and address while its
+  earlier registration is still alive has reconnected (it lost the master for a
+  moment): the earlier registration's running attempts are lost, its map outputs are
+  the new one's.
+- Master recovery (:meth:`Scheduler.restore`): a restarted master restores what an
+  earlier master of the job made durable. Committed reduce tasks are done; journaled
+  map outputs are done too, held by a *pending* owner known only by worker name and
+  address until a mapper of that name and address registers and inherits them. Outputs
+  still unclaimed ``heartbeat_timeout`` seconds after the restore are lost and their
+  maps run again; so is an output whose worker comes back at another address, and one
+  a reducer cannot fetch. Attempt numbers continue after the journaled ones, so a new
+  attempt id never names an earlier master's attempt.
 """
 
 from __future__ import annotations
@@ -48,9 +60,26 @@ BLACKLIST_AFTER = 3
 """Failed attempts on one worker after which it is avoided."""
 
 
+PENDING = "pending:"
+"""Prefix of the owner of a recovered map output whose worker has not registered yet."""
+
+
 class Kind(enum.Enum):
     MAP = "map"
     REDUCE = "reduce"
+
+
+def attempt_id(kind: Kind, index: int, number: int) -> str:
+    """``m3.a2``: map task 3, attempt 2."""
+    return f"{'m' if kind is Kind.MAP else 'r'}{index}.a{number}"
+
+
+def parse_attempt_id(text: str) -> tuple[Kind, int, int]:
+    """The kind, task index and attempt number an attempt id names; ValueError if none."""
+    head, _, number = text.partition(".a")
+    if head[:1] not in ("m", "r") or not head[1:].isdigit() or not number.isdigit():
+        raise ValueError(f"not an attempt id: {text!r}")
+    return (Kind.MAP if head[0] == "m" else Kind.REDUCE), int(head[1:]), int(number)
 
 
 class State(enum.Enum):
@@ -75,7 +104,7 @@ class Attempt:
     worker: str
     started: float
     finished: float | None = None
-    outcome: str = "running"  # running | succeeded | failed | discarded | lost
+    outcome: str = "running"  # running | succeeded | failed | discarded | lost | recovered
     backup: bool = False
 
 
@@ -86,8 +115,15 @@ class MapOutputRef:
     index: int
     attempt: str
     worker: str
+    """The holder's worker id (``pending:<name>`` until a recovered output is claimed)."""
     address: str
     partitions: list[tuple[int, int]]
+    name: str = ""
+    """The holder's worker name, which outlives a master (its id does not)."""
+
+    @property
+    def pending(self) -> bool:
+        return self.worker.startswith(PENDING)
 
 
 @dataclass
@@ -112,6 +148,20 @@ class Worker:
     attempt: str | None = None
     told_to_exit: bool = False
     failures: int = 0
+
+
+@dataclass
+class Recovery:
+    """What earlier masters of this job made durable (read back by :mod:`kubemr.journal`)."""
+
+    attempts: dict[tuple[Kind, int], int] = field(default_factory=dict)
+    """Highest attempt number handed out, per (kind, task index)."""
+    failures: dict[tuple[Kind, int], list[str]] = field(default_factory=dict)
+    """Errors of failed attempts, per (kind, task index)."""
+    map_outputs: dict[int, MapOutputRef] = field(default_factory=dict)
+    """Completed map outputs by task index; ``worker`` is ignored, ``name`` is the holder."""
+    committed: dict[int, str] = field(default_factory=dict)
+    """Committed reduce tasks: index -> attempt id."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +198,7 @@ class Scheduler:
         self.version = 0  # bumps whenever map outputs change
         self.fetch_failures: dict[str, list[str]] = {}  # map attempt -> reporting attempts
         self.backups: dict[Kind, int] = {Kind.MAP: 0, Kind.REDUCE: 0}
+        self.claim_deadline: float | None = None  # recovered outputs unclaimed after: lost
         self._worker_seq = 0
 
     # ---- progress -------------------------------------------------------------------
@@ -181,10 +232,49 @@ class Scheduler:
     # ---- workers --------------------------------------------------------------------
 
     def register(self, name: str, role: Kind, address: str, now: float) -> str:
+        """A worker (re-)registers; it inherits the map outputs of its earlier self.
+
+        Its earlier self is a live registration of the same name, role and address (the
+        worker lost the master for a moment and abandoned what it was running), or the
+        pending owner of recovered outputs (the master restarted). Recovered outputs of
+        a worker of that name now at another address are gone with its disk.
+        """
         self._worker_seq += 1
         worker_id = f"{role.value}-{self._worker_seq}-{name}"
+        for earlier in list(self.workers.values()):
+            if earlier.alive and (earlier.name, earlier.role, earlier.address) == (
+                name,
+                role,
+                address,
+            ):
+                self._retire(earlier, worker_id, now)
         self.workers[worker_id] = Worker(worker_id, name, role, address, now)
+        if role is Kind.MAP:
+            for task in self.maps:
+                output = task.output
+                if output is None or output.worker != PENDING + name:
+                    continue
+                if output.address == address:
+                    self._move_output(task, worker_id)
+                else:
+                    self._lose_output(task)
         return worker_id
+
+    def _retire(self, earlier: Worker, successor: str, now: float) -> None:
+        """An earlier registration of a reconnected worker: its attempts are over (the
+        worker abandoned them), its map outputs are its successor's."""
+        earlier.alive = False
+        for attempt in list(self.attempts.values()):
+            if attempt.worker == earlier.id and attempt.outcome == "running":
+                self._end_attempt(attempt, "lost", now)
+        for task in self.maps:
+            if task.output is not None and task.output.worker == earlier.id:
+                self._move_output(task, successor)
+
+    def _move_output(self, task: Task, worker_id: str) -> None:
+        assert task.output is not None
+        task.output.worker = worker_id
+        self.attempts[task.output.attempt].worker = worker_id
 
     def known(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)
@@ -207,7 +297,14 @@ class Scheduler:
         ]
         for worker in dead:
             self.worker_lost(worker.id, now)
-        return [w.id for w in dead]
+        lost = [w.id for w in dead]
+        if self.claim_deadline is not None and now > self.claim_deadline:
+            self.claim_deadline = None
+            for task in self.maps:
+                if task.output is not None and task.output.pending:
+                    lost.append(task.output.worker)
+                    self._lose_output(task)
+        return list(dict.fromkeys(lost))
 
     def worker_lost(self, worker_id: str, now: float) -> None:
         """A worker is gone: rerun what it was running and the map outputs it held."""
@@ -255,9 +352,8 @@ class Scheduler:
         if task is None:
             return None
         task.attempts += 1
-        prefix = "m" if task.kind is Kind.MAP else "r"
         attempt = Attempt(
-            f"{prefix}{task.index}.a{task.attempts}",
+            attempt_id(task.kind, task.index, task.attempts),
             task.kind,
             task.index,
             worker_id,
@@ -338,6 +434,46 @@ class Scheduler:
             return None
         return attempt
 
+    # ---- recovery -------------------------------------------------------------------
+
+    def restore(self, recovery: Recovery, now: float) -> None:
+        """Take over what an earlier master of this job made durable (before any worker
+        registers). Recovered attempts count as ``recovered`` in :meth:`attempts_by_outcome`."""
+        for (kind, index), number in recovery.attempts.items():
+            task = self._tasks(kind)[index]
+            task.attempts = max(task.attempts, number)
+        for (kind, index), errors in recovery.failures.items():
+            self._tasks(kind)[index].failures = list(errors)
+        for index, ref in sorted(recovery.map_outputs.items()):
+            owner = PENDING + ref.name
+            task = self.maps[index]
+            task.state = State.DONE
+            task.output = MapOutputRef(
+                index, ref.attempt, owner, ref.address, list(ref.partitions), ref.name
+            )
+            self.attempts[ref.attempt] = Attempt(
+                ref.attempt, Kind.MAP, index, owner, now, now, outcome="recovered"
+            )
+        for index, committed_by in sorted(recovery.committed.items()):
+            self.reduces[index].state = State.DONE
+            self.attempts[committed_by] = Attempt(
+                committed_by, Kind.REDUCE, index, "", now, now, outcome="recovered"
+            )
+        if recovery.map_outputs:
+            self.claim_deadline = now + self.heartbeat_timeout
+        self.version += 1
+
+    def recovered(self) -> dict[str, int]:
+        """Recovered map outputs still in use and recovered reduce tasks, by kind."""
+        counts = {kind.value: 0 for kind in Kind}
+        for attempt in self.attempts.values():
+            if attempt.outcome == "recovered":
+                counts[attempt.kind.value] += 1
+        return counts
+
+    def _tasks(self, kind: Kind) -> list[Task]:
+        return self.maps if kind is Kind.MAP else self.reduces
+
     # ---- reports --------------------------------------------------------------------
 
     def map_succeeded(self, attempt_id: str, partitions: list[tuple[int, int]], now: float) -> bool:
@@ -352,7 +488,9 @@ class Scheduler:
         worker = self.workers[attempt.worker]
         self._end_attempt(attempt, "succeeded", now)
         task.state = State.DONE
-        task.output = MapOutputRef(task.index, attempt_id, worker.id, worker.address, partitions)
+        task.output = MapOutputRef(
+            task.index, attempt_id, worker.id, worker.address, partitions, worker.name
+        )
         for other in list(task.running):  # a backup (or the original) lost the race
             self._end_attempt(self.attempts[other], "discarded", now)
         self.version += 1

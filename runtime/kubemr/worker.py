@@ -4,6 +4,12 @@ One event loop runs the gRPC client, the heartbeat and (mappers) the shuffle ser
 User code runs in a worker thread, off the loop, so heartbeats and shuffle fetches go on
 while a task computes. A worker runs one task at a time and exits when the master says
 so, which happens only after the job's output is final.
+
+A worker outlives its master: when the master cannot be reached (its process died) or
+no longer knows the worker (it was restarted, or declared the worker dead), the worker
+abandons the attempt it is running and registers again under the same name and shuffle
+address, for up to ``connect_timeout`` seconds. Its shuffle server and the map outputs
+on its disk stay, and the master gives them back to it (:meth:`Scheduler.register`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ from kubemr.splits import Split
 log = logging.getLogger("kubemr.worker")
 Assignment = pb.TaskAssignment
 
+MASTER_CHANNEL_OPTIONS = [
+    *GRPC_OPTIONS,
+    # Reach a restarted master soon after it serves: gRPC's default reconnect back-off
+    # grows to two minutes, far past the window in which the master waits for workers.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
+]
+
 
 class WorkerError(RuntimeError):
     """The worker cannot go on (master unreachable, job spec unusable)."""
@@ -65,6 +80,8 @@ class Context:
     running: set[str] = field(default_factory=set)
     cancel: dict[str, threading.Event] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when this registration is over: the master is unreachable or forgot us."""
 
     def channel(self, address: str) -> grpc.aio.Channel:
         if address not in self.channels:
@@ -101,19 +118,29 @@ async def _context(stub: pb_grpc.MasterStub, config: WorkerConfig, address: str)
 
 
 async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
+    """Heartbeat until the job is over (``stop``) or this registration is (``ctx.lost``)."""
     while not stop.is_set():
         try:
             reply = await ctx.stub.Heartbeat(
                 pb.HeartbeatRequest(worker_id=ctx.worker_id, running=sorted(ctx.running)),
                 timeout=max(ctx.heartbeat_interval * 2, 1.0),
             )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                log.warning("the master is unreachable: %s", exc.details())
+                ctx.lost.set()
+                return
+            log.debug("heartbeat failed: %s", exc.code().name)
+        else:
             if reply.command == pb.EXIT:
                 stop.set()
+            elif reply.command == pb.REREGISTER:
+                log.warning("the master no longer knows %s", ctx.worker_id)
+                ctx.lost.set()
+                return
             for attempt_id in reply.cancel:  # another attempt of the task won
                 if attempt_id in ctx.cancel:
                     ctx.cancel[attempt_id].set()
-        except grpc.aio.AioRpcError as exc:
-            log.debug("heartbeat failed: %s", exc.code().name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ctx.heartbeat_interval)
 
@@ -302,26 +329,61 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
 
 
 async def _run_task(ctx: Context, task: Assignment) -> None:
+    """Run one attempt and report it; abandon it if the registration is lost meanwhile
+    (the master that assigned it is gone, or forgot this worker)."""
     ctx.running.add(task.attempt_id)
     ctx.cancel[task.attempt_id] = threading.Event()
+    body = _run_map(ctx, task) if task.kind == Assignment.MAP else _run_reduce(ctx, task)
+    work = asyncio.create_task(body)
+    lost = asyncio.create_task(ctx.lost.wait())
     try:
-        if task.kind == Assignment.MAP:
-            report = await _run_map(ctx, task)
-        else:
-            report = await _run_reduce(ctx, task)
+        await asyncio.wait([work, lost], return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            log.warning("abandoning attempt %s: lost the master", task.attempt_id)
+            ctx.cancel[task.attempt_id].set()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            return
+        report = work.result()
     except (asyncio.CancelledError, MapCancelledError):
         log.info("attempt %s cancelled", task.attempt_id)
+        return
+    except grpc.aio.AioRpcError as exc:  # a call to the master failed mid-task
+        log.warning(
+            "abandoning attempt %s: a call to the master failed: %s",
+            task.attempt_id,
+            exc.code().name,
+        )
+        ctx.lost.set()
         return
     except Exception as exc:  # the user's code failed: report it, keep serving
         log.warning("attempt %s failed: %r", task.attempt_id, exc)
         report = pb.TaskReport(ok=False, error=f"{task.attempt_id}: {_error_text(exc)}")
     finally:
+        lost.cancel()
         ctx.running.discard(task.attempt_id)
         ctx.cancel.pop(task.attempt_id, None)
     report.worker_id = ctx.worker_id
     report.attempt_id = task.attempt_id
     report.peak_rss = peak_rss()
-    await ctx.stub.ReportTask(report)
+    try:
+        await ctx.stub.ReportTask(report)
+    except grpc.aio.AioRpcError as exc:
+        log.warning("cannot report %s, abandoning it: %s", task.attempt_id, exc.code().name)
+        ctx.lost.set()
+
+
+async def _reconnect(
+    ctx: Context, stub: pb_grpc.MasterStub, config: WorkerConfig, address: str
+) -> Context:
+    """Register again under the same name and shuffle address (within
+    ``connect_timeout``): the master gives this worker back its map outputs."""
+    log.warning("%s: registration %s is over; registering again", config.name, ctx.worker_id)
+    fresh = await _context(stub, config, address)
+    fresh.channels = ctx.channels
+    log.warning("%s re-registered as %s", config.name, fresh.worker_id)
+    return fresh
 
 
 async def run_worker(config: WorkerConfig) -> int:
@@ -336,7 +398,7 @@ async def run_worker(config: WorkerConfig) -> int:
         port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
         await server.start()
         address = f"{config.advertise_host}:{port}"
-    channel = grpc.aio.insecure_channel(config.master, options=GRPC_OPTIONS)
+    channel = grpc.aio.insecure_channel(config.master, options=MASTER_CHANNEL_OPTIONS)
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
     try:
@@ -345,21 +407,21 @@ async def run_worker(config: WorkerConfig) -> int:
         log.info("%s registered as %s", config.name, ctx.worker_id)
         beats = asyncio.create_task(_heartbeats(ctx, stop))
         while not stop.is_set():
+            if ctx.lost.is_set():
+                beats.cancel()
+                ctx = await _reconnect(ctx, stub, config, address)
+                beats = asyncio.create_task(_heartbeats(ctx, stop))
+                continue
             try:
                 task = await stub.RequestTask(pb.TaskRequest(worker_id=ctx.worker_id))
             except grpc.aio.AioRpcError as exc:
-                raise WorkerError(
-                    f"lost the master at {config.master}: {exc.code().name}"
-                ) from None
+                log.warning("lost the master at %s: %s", config.master, exc.code().name)
+                ctx.lost.set()
+                continue
             if task.kind == Assignment.EXIT:
                 break
-            if task.kind == Assignment.REREGISTER:  # declared dead (it stalled): start over
-                channels = ctx.channels
-                beats.cancel()
-                ctx = await _context(stub, config, address)
-                ctx.channels = channels
-                log.warning("%s re-registered as %s", config.name, ctx.worker_id)
-                beats = asyncio.create_task(_heartbeats(ctx, stop))
+            if task.kind == Assignment.REREGISTER:  # declared dead, or a new master
+                ctx.lost.set()
                 continue
             if task.kind in (Assignment.MAP, Assignment.REDUCE):
                 await _run_task(ctx, task)

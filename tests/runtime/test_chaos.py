@@ -1,14 +1,16 @@
-"""Chaos cells: workers killed or stopped at chosen moments; every cell ends with output
-identical to the sequential oracle.
+"""Chaos cells: workers or the master killed or stopped at chosen moments; every cell
+ends with output identical to the sequential oracle.
 
 The launcher runs in this process; its progress callback (called with the master's
 status every ~50 ms) is where each cell decides, by polling the job's state, when to
-strike. Kills are SIGKILL to a worker's process group; the launcher replaces the worker
-and the master reruns its tasks (heartbeat timeout 1s).
+strike. Kills are SIGKILL to a process group. The launcher replaces a killed worker and
+the master reruns its tasks (heartbeat timeout 1s); it restarts a killed master, which
+resumes the job from its journal while the workers register with it again.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -232,4 +234,62 @@ def test_kill_a_reducer_while_it_writes_its_output(tmp_path: Path, oracle: Oracl
     out = Path(doc["spec"]["output"]["path"])
     assert sorted(p.name for p in out.glob("part-*")) == [f"part-{i:05d}" for i in range(3)]
     assert not temporary.exists()
+    check(doc, run, oracle)
+
+
+def test_kill_the_master_mid_map(tmp_path: Path, oracle: Oracle) -> None:
+    """The master is killed after k of the 30 maps; the launcher restarts it on the same
+    port and it resumes from its journal. Every mapper is alive and registers again, so
+    no map completed before the kill runs again. (Heartbeat timeout 3s: the window in
+    which the new master waits for mappers to claim their outputs.)"""
+    doc = chaos_job(tmp_path, heartbeat="3s")
+    killed: dict[str, Any] = {}
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and 3 <= status.maps_done < status.maps_total - 6:
+            assert launcher.master is not None
+            killed.update(launcher=launcher, name=launcher.master.name, maps=status.maps_done)
+            launcher.master.signal(signal.SIGKILL)
+
+    run = run_chaos(doc, strike)
+    assert killed["name"] == "master"
+    assert killed["launcher"].master_restarts == 1 and run.summary["masterRestarts"] == 1
+    assert run.summary["workerRestarts"] == 0
+    recovered, attempts = run.summary["recovered"], run.summary["attempts"]
+    assert recovered["maps"] >= killed["maps"], attempts
+    assert attempts.get("map_lost", 0) == 0, attempts
+    assert attempts["map_succeeded"] + recovered["maps"] == run.summary["mapTasks"], attempts
+    check(doc, run, oracle)
+
+
+def test_kill_the_master_mid_reduce(tmp_path: Path, oracle: Oracle) -> None:
+    """One reducer, slowed to ~1s per reduce task; the master is killed once some but not
+    all reduce tasks are committed. The restarted master keeps the committed part files
+    (not rewritten: same inode, same mtime), reuses every map output, and runs only the
+    reduce tasks that were not committed."""
+    doc = chaos_job(tmp_path, reducers=1, heartbeat="3s")
+    doc["spec"]["app"]["args"]["reduce_delay"] = "0.015"
+    out = Path(doc["spec"]["output"]["path"])
+    killed: dict[str, Any] = {}
+
+    def identity(part: Path) -> tuple[int, int]:
+        stat = os.stat(part)
+        return stat.st_ino, stat.st_mtime_ns
+
+    def strike(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not killed and 0 < status.reduces_done < status.reduces_total:
+            assert launcher.master is not None
+            parts = {p.name: identity(p) for p in out.glob("part-*")}
+            killed.update(launcher=launcher, parts=parts, reduces=status.reduces_done)
+            launcher.master.signal(signal.SIGKILL)
+
+    run = run_chaos(doc, strike)
+    assert killed["launcher"].master_restarts == 1 and run.summary["masterRestarts"] == 1
+    parts = killed["parts"]
+    assert len(parts) >= killed["reduces"] >= 1
+    assert {name: identity(out / name) for name in parts} == parts, "a committed part changed"
+    recovered, attempts = run.summary["recovered"], run.summary["attempts"]
+    assert recovered["reduces"] >= len(parts), attempts
+    assert attempts["reduce_succeeded"] == 3 - recovered["reduces"], attempts
+    assert recovered["maps"] == run.summary["mapTasks"], attempts
     check(doc, run, oracle)

@@ -150,8 +150,9 @@ def test_the_backoff_limit_fails_the_job_and_stops_its_pods() -> None:
     assert cond(decision, "Failed")["status"] == "True"
 
 
-def test_a_crashed_master_is_replaced_with_its_support_objects() -> None:
-    pods = [pod("master", phase="Failed", exit_code=137, reason="OOMKilled"), *running_pods()[1:]]
+@pytest.mark.parametrize("code", [1, 137])  # an uncaught exception; SIGKILL / OOM
+def test_a_crashed_master_is_replaced_with_its_support_objects(code: int) -> None:
+    pods = [pod("master", phase="Failed", exit_code=code, reason="Error"), *running_pods()[1:]]
     decision = decide(job(), pods, {"phase": "Running"})
     assert decision.create == [Slot("master", 0, 1)]
     assert decision.ensure_support
@@ -160,7 +161,7 @@ def test_a_crashed_master_is_replaced_with_its_support_objects() -> None:
 
 def test_a_master_that_failed_the_job_ends_it() -> None:
     pods = [
-        pod("master", phase="Failed", exit_code=1, message="...\nkubemr: boom"),
+        pod("master", phase="Failed", exit_code=3, message="...\nkubemr: boom"),
         *running_pods()[1:],
     ]
     report = {"phase": "Failed", "message": "map task 3 (split a.txt:0-10) failed 4 times"}

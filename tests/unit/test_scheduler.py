@@ -1,6 +1,16 @@
 """The master's scheduling rules, driven directly (no processes, no gRPC)."""
 
-from kubemr.scheduler import Kind, Phase, Scheduler, State
+import pytest
+from kubemr.scheduler import (
+    Kind,
+    MapOutputRef,
+    Phase,
+    Recovery,
+    Scheduler,
+    State,
+    attempt_id,
+    parse_attempt_id,
+)
 from kubemr.splits import Split
 
 
@@ -284,3 +294,119 @@ def test_a_blacklisted_worker_still_works_when_it_is_the_only_one_left() -> None
     assert s.blacklisted() == []
     a = s.assign(bad, 1.0)
     assert a is not None
+
+
+# ---- master recovery ----------------------------------------------------------------
+
+
+def recovery(maps: dict[int, tuple[str, str, str]], committed: dict[int, str]) -> Recovery:
+    """Map outputs as index -> (attempt, worker name, address); committed reduces."""
+    return Recovery(
+        attempts={
+            **{(Kind.MAP, i): parse_attempt_id(a)[2] for i, (a, _, _) in maps.items()},
+            **{(Kind.REDUCE, i): parse_attempt_id(a)[2] for i, a in committed.items()},
+        },
+        map_outputs={
+            i: MapOutputRef(i, a, "", address, [(1, 10), (2, 20)], name)
+            for i, (a, name, address) in maps.items()
+        },
+        committed=dict(committed),
+    )
+
+
+def restored(maps: int = 3, reduces: int = 2) -> Scheduler:
+    """Maps 0 and 1 done on m0 (h:1) and m1 (h:2), reduce 0 committed; restored at 10."""
+    s = make(maps=maps, reduces=reduces)
+    s.restore(recovery({0: ("m0.a1", "m0", "h:1"), 1: ("m1.a2", "m1", "h:2")}, {0: "r0.a1"}), 10.0)
+    return s
+
+
+def test_attempt_ids_round_trip() -> None:
+    assert parse_attempt_id(attempt_id(Kind.MAP, 3, 2)) == (Kind.MAP, 3, 2)
+    assert parse_attempt_id("r12.a7") == (Kind.REDUCE, 12, 7)
+    for bad in ("x1.a1", "m.a1", "m1.b1", "m1", "m1.a"):
+        with pytest.raises(ValueError, match="not an attempt id"):
+            parse_attempt_id(bad)
+
+
+def test_restore_marks_committed_reduces_and_journaled_maps_done() -> None:
+    s = restored()
+    assert s.maps_done == 2 and s.reduces_done == 1
+    assert s.recovered() == {"map": 2, "reduce": 1}
+    assert s.attempts_by_outcome() == {"map_recovered": 2, "reduce_recovered": 1}
+    assert [t.output.pending for t in s.maps[:2] if t.output is not None] == [True, True]
+    refs, complete = s.map_outputs(set())  # reducers may fetch them at once
+    assert [(r.index, r.attempt, r.address) for r in refs] == [
+        (0, "m0.a1", "h:1"),
+        (1, "m1.a2", "h:2"),
+    ]
+    assert not complete
+
+
+def test_attempt_numbers_continue_after_the_journaled_ones() -> None:
+    s = restored()
+    s.restore(Recovery(attempts={(Kind.MAP, 2): 4}), 10.0)
+    m = s.register("m9", Kind.MAP, "h:9", 10.0)
+    a = s.assign(m, 10.0)
+    assert a is not None and a.attempt == "m2.a5"
+    r = s.register("r9", Kind.REDUCE, "", 10.0)
+    b = s.assign(r, 10.0)
+    assert b is not None and b.index == 1 and b.attempt == "r1.a1"
+
+
+def test_a_mapper_back_at_its_address_inherits_its_outputs() -> None:
+    s = restored()
+    m0 = s.register("m0", Kind.MAP, "h:1", 10.5)
+    output = s.maps[0].output
+    assert output is not None and output.worker == m0 and not output.pending
+    assert s.attempts["m0.a1"].worker == m0
+    s.expire(15.2)  # past the claim window: only m1's unclaimed output is lost
+    assert s.maps[0].state is State.DONE and s.maps[1].state is State.IDLE
+    assert s.attempts["m1.a2"].outcome == "lost"
+    assert s.recovered() == {"map": 1, "reduce": 1}
+    s.worker_lost(m0, 20.0)  # what it inherited is lost with it
+    assert s.maps[0].state is State.IDLE
+
+
+def test_unclaimed_outputs_survive_until_the_heartbeat_timeout() -> None:
+    s = restored()
+    assert s.expire(15.0) == [] and s.maps_done == 2  # restored at 10, timeout 5
+    assert s.expire(15.1) == ["pending:m0", "pending:m1"]
+    assert s.maps_done == 0
+    late = s.register("m0", Kind.MAP, "h:1", 16.0)
+    assert all(t.output is None or t.output.worker != late for t in s.maps)
+
+
+def test_a_mapper_back_at_another_address_lost_its_outputs() -> None:
+    s = restored()
+    s.register("m1", Kind.MAP, "h:7", 10.5)  # same name, new process, empty disk
+    assert s.maps[1].state is State.IDLE and s.maps[0].state is State.DONE
+    a = s.assign(s.register("m2", Kind.MAP, "h:3", 10.5), 10.5)
+    assert a is not None and a.attempt == "m1.a3"
+
+
+def test_a_fetch_failure_against_an_unclaimed_output_loses_it_at_once() -> None:
+    s = restored(reduces=2)
+    r = s.register("r0", Kind.REDUCE, "", 10.0)
+    reduce = s.assign(r, 10.0)
+    assert reduce is not None and reduce.index == 1
+    assert s.fetch_failed(reduce.attempt, 1, "m1.a2")
+    assert s.maps[1].state is State.IDLE and s.stale(["m0.a1", "m1.a2"]) == [1]
+
+
+def test_a_worker_that_reconnects_keeps_its_outputs_and_loses_its_running_attempt() -> None:
+    s = make(maps=3)
+    m = s.register("m0", Kind.MAP, "h:1", 0.0)
+    done = s.assign(m, 0.0)
+    assert done is not None and s.map_succeeded(done.attempt, [(1, 1), (1, 1)], 0.0)
+    running = s.assign(m, 0.0)
+    assert running is not None
+    again = s.register("m0", Kind.MAP, "h:1", 1.0)  # it lost the master for a moment
+    assert not s.workers[m].alive and s.workers[again].alive
+    assert s.attempts[running.attempt].outcome == "lost"
+    assert s.maps[running.index].state is State.IDLE
+    output = s.maps[done.index].output
+    assert output is not None and output.worker == again
+    assert s.expire(5.5) == [] and s.maps_done == 1  # the old registration is not "dead"
+    other = s.register("m0", Kind.MAP, "h:2", 2.0)  # same name elsewhere: not the same worker
+    assert s.workers[again].alive and s.workers[other].alive

@@ -1,0 +1,305 @@
+"""The master's journal: a job's progress, durable in its output directory, so that a
+restarted master resumes the job instead of starting over.
+
+It lives at ``<output>/_temporary/_master/journal.jsonl``, under the output directory's
+temporary area, as Hadoop's FileOutputCommitter keeps its recovery data: on Kubernetes
+the output is a shared volume that every pod mounts and that outlives the master's pod,
+committed reduce output is right there, and the runtime needs no Kubernetes API for it.
+A job that ends (succeeded or failed) removes it with the rest of ``_temporary``.
+
+Append-only JSON lines, one per durable event; each is flushed and fsynced before the
+master acts on it (before it answers the worker whose request caused it):
+
+- ``job``: the first line; the job's name and its fingerprint (a hash of the manifest,
+  the split list and the range-partition boundaries). A journal with another
+  fingerprint belongs to another job: the master starts over.
+- ``start``: a master started serving the job (the first, or a restarted one).
+- ``assigned``: an attempt id was handed out, so attempt numbers never repeat across
+  masters (a worker's map output directory and a reduce attempt's temporary file are
+  named by attempt id).
+- ``map_done``: a map attempt's output was accepted: the worker's name and shuffle
+  address, the partition sizes, the attempt's counters.
+- ``committing`` / ``committed``: a reduce attempt's part file is about to be renamed
+  into place (with the attempt's counters) / was. A part file is trusted only if its
+  ``committing`` line is there; without ``committed`` it means the master died between
+  the rename and the journal write: the part file, if present, is kept.
+- ``failed``: an attempt failed; its error counts towards ``maxTaskAttempts``.
+
+A crash mid-write leaves a torn last line: it is ignored, and cut off before a
+resuming master appends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kubemr import spec as specs
+from kubemr.plan import JobPlan
+from kubemr.scheduler import Kind, MapOutputRef, Recovery, parse_attempt_id
+from kubemr.storage import TEMPORARY, OutputDir
+
+log = logging.getLogger("kubemr.journal")
+
+FORMAT = 1
+"""Version of the journal's records; a journal of another format is not resumed."""
+
+
+def journal_path(output: Path) -> Path:
+    """Where the journal of the job writing to ``output`` lives."""
+    return output / TEMPORARY / "_master" / "journal.jsonl"
+
+
+def fingerprint(plan: JobPlan) -> str:
+    """A hash of everything that decides what the tasks are and what they produce."""
+    body = {
+        "job": specs.dump_job(plan.job),
+        "splits": [[s.path, s.start, s.end] for s in plan.splits],
+        "boundaries": [b.hex() for b in plan.boundaries],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Contents:
+    """The whole lines of a journal file."""
+
+    records: list[dict[str, Any]]
+    size: int
+    """Bytes of whole, valid lines; anything after them is a torn tail."""
+    torn: int
+    """Bytes after the last valid line (a master died mid-write)."""
+
+
+def read(path: Path) -> Contents:
+    """Every whole, valid line up to the first that is not (a torn last line)."""
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    size = 0
+    while (end := data.find(b"\n", size)) >= 0:
+        try:
+            record = json.loads(data[size:end])
+        except ValueError:
+            break
+        if not isinstance(record, dict):
+            break
+        records.append(record)
+        size = end + 1
+    return Contents(records, size, len(data) - size)
+
+
+@dataclass
+class Replay:
+    """What the journal says about the job, ready for a new master."""
+
+    recovery: Recovery
+    starts: int = 0
+    """Masters that served the job before this one."""
+    first_start: float | None = None
+    """Wall-clock time the first master started serving, seconds since the epoch."""
+    committing: dict[int, str] = field(default_factory=dict)
+    """Reduce tasks whose commit began (index -> attempt), committed or not."""
+    map_reports: list[tuple[dict[str, int], dict[str, float]]] = field(default_factory=list)
+    """Counters and timings of every accepted map attempt."""
+    reduce_reports: dict[int, tuple[dict[str, int], dict[str, float]]] = field(default_factory=dict)
+    """Counters and timings of the reduce attempt whose commit began, per task."""
+
+    def totals(self) -> tuple[dict[str, int], dict[str, float]]:
+        """Counters and task timings of accepted maps and committed reduces."""
+        counters: dict[str, int] = {}
+        timings: dict[str, float] = {}
+        reports = [*self.map_reports]
+        reports += [r for i, r in self.reduce_reports.items() if i in self.recovery.committed]
+        for report_counters, report_timings in reports:
+            for name, value in report_counters.items():
+                counters[name] = counters.get(name, 0) + int(value)
+            for name, seconds in report_timings.items():
+                timings[name] = timings.get(name, 0.0) + float(seconds)
+        return counters, timings
+
+
+def replay(records: list[dict[str, Any]]) -> Replay:
+    """Fold journal records (after the ``job`` line) into what a new master restores.
+
+    Raises ValueError (or KeyError, TypeError) on a record it cannot use.
+    """
+    result = Replay(Recovery())
+    recovery = result.recovery
+    for record in records:
+        event = record["event"]
+        if event == "start":
+            result.starts += 1
+            if result.first_start is None:
+                result.first_start = float(record["time"])
+        elif event == "assigned":
+            kind, index, number = parse_attempt_id(record["attempt"])
+            recovery.attempts[(kind, index)] = max(recovery.attempts.get((kind, index), 0), number)
+        elif event == "map_done":
+            kind, index, _ = parse_attempt_id(record["attempt"])
+            if kind is not Kind.MAP:
+                raise ValueError(f"map_done for {record['attempt']}")
+            recovery.map_outputs[index] = MapOutputRef(
+                index,
+                record["attempt"],
+                "",
+                record["address"],
+                [(int(r), int(b)) for r, b in record["partitions"]],
+                record["worker"],
+            )
+            result.map_reports.append((record["counters"], record["timings"]))
+        elif event == "committing":
+            index = int(record["index"])
+            result.committing[index] = record["attempt"]
+            result.reduce_reports[index] = (record["counters"], record["timings"])
+        elif event == "committed":
+            recovery.committed[int(record["index"])] = record["attempt"]
+        elif event == "failed":
+            kind, index, _ = parse_attempt_id(record["attempt"])
+            recovery.failures.setdefault((kind, index), []).append(record["error"])
+        else:
+            raise ValueError(f"unknown journal event {event!r}")
+    return result
+
+
+class Journal:
+    """An open journal file, appended to by one master."""
+
+    def __init__(self, path: Path, stream: BinaryIO) -> None:
+        self.path = path
+        self.stream = stream
+        self.records = 0
+        self.seconds = 0.0
+        """Time spent writing and syncing records."""
+
+    @classmethod
+    def create(cls, path: Path) -> Journal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        journal = cls(path, path.open("wb"))
+        _sync_dir(path.parent)
+        return journal
+
+    @classmethod
+    def reopen(cls, path: Path, size: int) -> Journal:
+        """Append after the first ``size`` bytes, cutting off a torn tail."""
+        stream = path.open("r+b")
+        stream.truncate(size)
+        stream.seek(size)
+        return cls(path, stream)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and make it durable (flush and fsync) before returning."""
+        started = time.perf_counter()
+        self.stream.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.records += 1
+        self.seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | None]:
+    """Resume the job's journal (returning what it says), or start the job afresh.
+
+    Starting afresh clears the output directory (:meth:`OutputDir.prepare`) and writes a
+    new journal; that happens when there is no journal, or it belongs to another job or
+    manifest (logged, with the reason), or it cannot be read.
+    """
+    path = journal_path(output.path)
+    print_ = fingerprint(plan)
+    name = plan.job.metadata.name
+    if path.is_file() and not output.committed():
+        contents = read(path)
+        header = contents.records[0] if contents.records else {}
+        reason = ""
+        if header.get("event") != "job" or header.get("format") != FORMAT:
+            reason = "it has no readable header"
+        elif header.get("fingerprint") != print_:
+            reason = (
+                f"it was written for another job or manifest (job {header.get('job')!r}, "
+                f"fingerprint {str(header.get('fingerprint'))[:12]}, "
+                f"this one {print_[:12]})"
+            )
+        else:
+            try:
+                replayed = replay(contents.records[1:])
+                _check_fits(replayed, plan)
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                reason = f"a record is unusable ({exc!r})"
+            else:
+                if contents.torn:
+                    log.warning(
+                        "journal %s: ignoring a torn last line of %d bytes "
+                        "(a master died while writing it)",
+                        path,
+                        contents.torn,
+                    )
+                journal = Journal.reopen(path, contents.size)
+                _reconcile(output, plan, journal, replayed)
+                journal.append({"event": "start", "time": time.time()})
+                return journal, replayed
+        log.warning("found a journal at %s, but %s: starting the job over", path, reason)
+    output.prepare(plan.job.spec.output.overwrite)
+    journal = Journal.create(path)
+    journal.append({"event": "job", "format": FORMAT, "job": name, "fingerprint": print_})
+    journal.append({"event": "start", "time": time.time()})
+    return journal, None
+
+
+def _check_fits(replayed: Replay, plan: JobPlan) -> None:
+    recovery = replayed.recovery
+    sizes = {Kind.MAP: len(plan.splits), Kind.REDUCE: plan.reduce_tasks}
+    tasks = [
+        *recovery.attempts,
+        *recovery.failures,
+        *((Kind.MAP, i) for i in recovery.map_outputs),
+        *((Kind.REDUCE, i) for i in (*recovery.committed, *replayed.committing)),
+    ]
+    for kind, index in tasks:
+        if not 0 <= index < sizes[kind]:
+            raise IndexError(f"{kind.value} task {index} of {sizes[kind]}")
+
+
+def _reconcile(output: OutputDir, plan: JobPlan, journal: Journal, replayed: Replay) -> None:
+    """Make the journal's commits and the part files in place agree.
+
+    A part file is only ever renamed into place after its ``committing`` line is
+    durable, and the output directory was cleared before the journal began; so a part
+    file without that line was not written by this job (it is removed), one with it but
+    without ``committed`` was renamed just before a master died (it is kept, and the
+    commit journaled now), and a journaled commit whose part file is gone runs again.
+    """
+    committed = replayed.recovery.committed
+    for index in range(plan.reduce_tasks):
+        final = output.final_path(index)
+        if final.exists() and index not in replayed.committing:
+            log.warning("%s is not journaled as committing: removing it", final.name)
+            final.unlink()
+        elif final.exists() and index not in committed:
+            attempt = replayed.committing[index]
+            log.warning(
+                "%s is in place but its commit was not journaled (the master died between "
+                "the rename and the journal write): keeping it as %s's output",
+                final.name,
+                attempt,
+            )
+            journal.append({"event": "committed", "index": index, "attempt": attempt})
+            committed[index] = attempt
+        elif not final.exists() and index in committed:
+            log.warning("%s is journaled as committed but missing: it runs again", final.name)
+            del committed[index]

@@ -1,0 +1,209 @@
+"""The master's journal: what a restarted master resumes from, and when it starts over."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubemr import journal as journals
+from kubemr import plan, spec
+from kubemr.scheduler import Kind
+from kubemr.storage import OutputDir
+
+from testjobs import manifest
+
+
+def make_plan(tmp_path: Path, reduce_tasks: int = 2) -> plan.JobPlan:
+    source = tmp_path / "in.txt"
+    if not source.exists():
+        source.write_text("a b c\n" * 200)
+    doc = manifest(
+        "wc",
+        {"builtin": "wordcount"},
+        [str(source)],
+        tmp_path / "out",
+        input={"splitSize": "256"},
+        reduceTasks=reduce_tasks,
+    )
+    return plan.plan_job(spec.parse_job(doc, "test"), [])
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def first_run(tmp_path: Path, job: plan.JobPlan) -> tuple[OutputDir, journals.Journal]:
+    """A fresh journal with map 0 done, maps 1 and 2 assigned, reduce 0 committed."""
+    output = OutputDir(job.job.spec.output.path)
+    journal, replay = journals.open_journal(output, job)
+    assert replay is None
+    for event in (
+        {"event": "assigned", "attempt": "m0.a1"},
+        {"event": "assigned", "attempt": "m1.a1"},
+        {"event": "failed", "attempt": "m1.a1", "error": "ValueError: bad"},
+        {"event": "assigned", "attempt": "m1.a2"},
+        {
+            "event": "map_done",
+            "attempt": "m0.a1",
+            "worker": "mapper-0",
+            "address": "h:1",
+            "partitions": [[3, 30], [4, 40]],
+            "counters": {"map_input_records": 7},
+            "timings": {"map": 0.5},
+        },
+        {"event": "assigned", "attempt": "r0.a1"},
+        {
+            "event": "committing",
+            "index": 0,
+            "attempt": "r0.a1",
+            "counters": {"reduce_output_records": 2},
+            "timings": {},
+        },
+    ):
+        journal.append(event)
+    output.final_path(0).write_text("a\t1\n")
+    journal.append({"event": "committed", "index": 0, "attempt": "r0.a1"})
+    return output, journal
+
+
+def test_a_fresh_job_starts_a_journal_under_temporary(tmp_path: Path) -> None:
+    job = make_plan(tmp_path)
+    output, journal = first_run(tmp_path, job)
+    journal.close()
+    path = journals.journal_path(output.path)
+    assert path == output.path / "_temporary" / "_master" / "journal.jsonl"
+    header, start = records(path)[:2]
+    assert header == {
+        "event": "job",
+        "format": journals.FORMAT,
+        "job": "wc",
+        "fingerprint": journals.fingerprint(job),
+    }
+    assert start["event"] == "start"
+    assert journal.records == 10
+
+
+def test_the_same_job_resumes_where_the_journal_ends(tmp_path: Path) -> None:
+    job = make_plan(tmp_path)
+    _, journal = first_run(tmp_path, job)
+    journal.close()
+    resumed, replay = journals.open_journal(OutputDir(job.job.spec.output.path), job)
+    assert replay is not None
+    recovery = replay.recovery
+    assert recovery.attempts == {(Kind.MAP, 0): 1, (Kind.MAP, 1): 2, (Kind.REDUCE, 0): 1}
+    assert recovery.failures == {(Kind.MAP, 1): ["ValueError: bad"]}
+    ref = recovery.map_outputs[0]
+    assert (ref.attempt, ref.name, ref.address, ref.partitions) == (
+        "m0.a1",
+        "mapper-0",
+        "h:1",
+        [(3, 30), (4, 40)],
+    )
+    assert list(recovery.map_outputs) == [0]
+    assert recovery.committed == {0: "r0.a1"}
+    assert replay.starts == 1 and replay.first_start is not None
+    assert replay.totals() == ({"map_input_records": 7, "reduce_output_records": 2}, {"map": 0.5})
+    resumed.close()
+    assert [r["event"] for r in records(resumed.path)][-1] == "start"
+
+
+def test_a_torn_last_line_is_ignored_and_cut_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = make_plan(tmp_path)
+    _, journal = first_run(tmp_path, job)
+    journal.stream.write(b'{"event":"map_done","attempt":"m1.a2","wor')  # the master died here
+    journal.close()
+    contents = journals.read(journal.path)
+    assert [r["event"] for r in contents.records][-1] == "committed"
+    assert contents.torn == len(b'{"event":"map_done","attempt":"m1.a2","wor')
+    with caplog.at_level(logging.WARNING):
+        resumed, replay = journals.open_journal(OutputDir(job.job.spec.output.path), job)
+    assert "ignoring a torn last line" in caplog.text
+    assert replay is not None and list(replay.recovery.map_outputs) == [0]
+    resumed.append({"event": "assigned", "attempt": "m1.a3"})
+    resumed.close()
+    assert [r["event"] for r in records(resumed.path)][-2:] == ["start", "assigned"]
+
+
+def test_a_changed_manifest_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, journal = first_run(tmp_path, make_plan(tmp_path))
+    journal.close()
+    changed = make_plan(tmp_path, reduce_tasks=3)
+    output = OutputDir(changed.job.spec.output.path)
+    with caplog.at_level(logging.WARNING):
+        fresh, replay = journals.open_journal(output, changed)
+    fresh.close()
+    assert replay is None
+    assert "written for another job or manifest" in caplog.text
+    assert "starting the job over" in caplog.text
+    assert output.parts() == []  # the earlier manifest's committed output is gone
+    assert [r["event"] for r in records(fresh.path)] == ["job", "start"]
+    assert records(fresh.path)[0]["fingerprint"] == journals.fingerprint(changed)
+
+
+def test_an_unreadable_journal_starts_over(tmp_path: Path) -> None:
+    job = make_plan(tmp_path)
+    path = journals.journal_path(Path(job.job.spec.output.path))
+    path.parent.mkdir(parents=True)
+    path.write_text('{"event": "start", "time": 1}\n')  # no header
+    fresh, replay = journals.open_journal(OutputDir(job.job.spec.output.path), job)
+    fresh.close()
+    assert replay is None and [r["event"] for r in records(path)] == ["job", "start"]
+
+
+def test_a_part_file_renamed_before_the_master_died_is_kept(tmp_path: Path) -> None:
+    """``committing`` journaled, rename done, ``committed`` not journaled: keep the part."""
+    job = make_plan(tmp_path)
+    output, journal = first_run(tmp_path, job)
+    journal.append(
+        {
+            "event": "committing",
+            "index": 1,
+            "attempt": "r1.a1",
+            "counters": {"reduce_output_records": 5},
+            "timings": {},
+        }
+    )
+    output.final_path(1).write_text("b\t1\n")
+    journal.close()
+    resumed, replay = journals.open_journal(output, job)
+    resumed.close()
+    assert replay is not None and replay.recovery.committed == {0: "r0.a1", 1: "r1.a1"}
+    assert records(resumed.path)[-2] == {"event": "committed", "index": 1, "attempt": "r1.a1"}
+    assert output.final_path(1).read_text() == "b\t1\n"
+    assert replay.totals()[0] == {"map_input_records": 7, "reduce_output_records": 7}
+
+
+def test_a_commit_that_never_renamed_runs_again(tmp_path: Path) -> None:
+    job = make_plan(tmp_path)
+    output, journal = first_run(tmp_path, job)
+    journal.append(
+        {
+            "event": "committing",
+            "index": 1,
+            "attempt": "r1.a1",
+            "counters": {"reduce_output_records": 5},
+            "timings": {},
+        }
+    )
+    journal.close()
+    resumed, replay = journals.open_journal(output, job)
+    resumed.close()
+    assert replay is not None and replay.recovery.committed == {0: "r0.a1"}
+    assert replay.totals()[0] == {"map_input_records": 7, "reduce_output_records": 2}
+
+
+def test_part_files_the_journal_does_not_vouch_for_are_not_trusted(tmp_path: Path) -> None:
+    job = make_plan(tmp_path)
+    output, journal = first_run(tmp_path, job)
+    journal.close()
+    output.final_path(1).write_text("stale\t9\n")  # never journaled as committing
+    output.final_path(0).unlink()  # journaled as committed, but gone
+    resumed, replay = journals.open_journal(output, job)
+    resumed.close()
+    assert replay is not None and replay.recovery.committed == {}
+    assert output.parts() == []
