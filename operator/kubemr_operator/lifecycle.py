@@ -351,6 +351,13 @@ class _Reconciliation:
         if current is None:
             self.decision.create.append(Slot(MASTER, 0, 0))
             self.decision.ensure_support = True
+            if self.status.get("phase") == RUNNING:  # it was there: deleted and gone
+                self.event(
+                    "Warning",
+                    "MasterReplaced",
+                    "the master pod is gone: starting a new one; it resumes the job "
+                    "from its journal",
+                )
             return
         if current.deleting or (current.phase == "Failed" and not self.is_outcome(current)):
             self.replace(spec, current, failed)

@@ -49,6 +49,9 @@ MASTER_CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 250),
+    # A replacement master pod has a new IP behind the same Service name: re-resolve it
+    # at once (gRPC's default waits 30 s between two resolutions of a name).
+    ("grpc.dns_min_time_between_resolutions_ms", 500),
 ]
 
 

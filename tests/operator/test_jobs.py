@@ -338,3 +338,65 @@ def test_an_operator_killed_mid_job_carries_on_without_duplicates(
         for p in kube.items(apiclient.resource_path("pods", job_namespace))
     }
     assert attempts == {"0"}
+
+
+def wait_progress(kube: apiclient.ApiClient, namespace: str, name: str, maps: int) -> None:
+    def probe() -> bool | None:
+        status = kube.get(jobs_path(namespace, name)).get("status", {})
+        return True if status.get("mapsDone", 0) >= maps else None
+
+    deadlines.poll(JOB_PHASE, probe, f"job {name} with at least {maps} map tasks done")
+
+
+def summary(output: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load((output / "_summary.json").read_text()))
+
+
+def test_a_deleted_master_pod_is_replaced_and_resumes_the_job(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    app = {"module": FAULTS_APP, "args": {"delay": "0.01"}}
+    doc = job_doc("resume", app, word_input(shared), str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+    wait_progress(kube, job_namespace, name, 2)
+    kube.delete(apiclient.resource_path("pods", job_namespace, f"{name}-master"))
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    replaced = [m for r, m in events(kube, job_namespace, name) if r == "MasterReplaced"]
+    assert replaced, "a MasterReplaced event"
+    facts = summary(shared / "out")
+    assert facts["masterRestarts"] >= 1
+    assert facts["recovered"]["maps"] >= 1, facts["recovered"]
+
+
+def test_suspend_mid_job_keeps_committed_work(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    app = {"module": FAULTS_APP, "args": {"reduce_delay": "0.05"}}
+    doc = job_doc("pause", app, word_input(shared), str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+
+    def one_reduce_committed() -> bool | None:
+        status = kube.get(jobs_path(job_namespace, name)).get("status", {})
+        return True if status.get("reducesDone", 0) >= 1 else None
+
+    deadlines.poll(JOB_FINISHED, one_reduce_committed, "one reduce task committed")
+    kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": True}})
+    wait_for(kube, job_namespace, name, ("Suspended", "Succeeded"), JOB_PHASE)
+    if kube.get(jobs_path(job_namespace, name))["status"]["phase"] == "Succeeded":
+        pytest.fail("the job finished before it could be suspended: slow its reduce more")
+    committed = {p.name: p.stat().st_ino for p in (shared / "out").glob("part-*")}
+    assert committed, "a part file committed before the suspension"
+    deadlines.poll(
+        PODS_GONE,
+        lambda: True if not pods(kube, job_namespace) else None,
+        "every pod of the suspended job stopped",
+    )
+    kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": False}})
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    assert summary(shared / "out")["recovered"]["reduces"] >= 1
+    for part, inode in committed.items():  # kept, not rewritten
+        assert (shared / "out" / part).stat().st_ino == inode

@@ -1,8 +1,9 @@
 """A word count whose worker pods fail or crawl on purpose (operator tests).
 
 ``crash_pods`` is a regular expression: a worker whose pod name (``POD_NAME``) matches
-exits with code 3 as soon as it loads the app, as a crashing container would. ``delay`` is
-seconds per map call, so that a test can act on a job while it runs. Both act only in
+exits with code 3 as soon as it loads the app, as a crashing container would. ``delay`` and
+``reduce_delay`` are seconds per map or reduce call, so that a test can act on a job
+while it maps or reduces. Both act only in
 ``kubemr worker`` processes, so the sequential oracle (the same app run locally) is
 fault-free.
 """
@@ -15,13 +16,14 @@ from collections.abc import Iterable, Iterator
 
 
 class PodFaults:
-    def __init__(self, crash_pods: str = "", delay: str = "0") -> None:
+    def __init__(self, crash_pods: str = "", delay: str = "0", reduce_delay: str = "0") -> None:
         in_worker = "worker" in sys.argv
         pod = os.environ.get("POD_NAME", "")
         if crash_pods and in_worker and re.search(crash_pods, pod):
             print(f"podfaults: pod {pod} crashes on purpose", flush=True)
             os._exit(3)
         self.delay = float(delay) if in_worker else 0.0
+        self.reduce_delay = float(reduce_delay) if in_worker else 0.0
 
     def map(self, key: str, line: str) -> Iterator[tuple[str, int]]:
         if self.delay:
@@ -30,4 +32,6 @@ class PodFaults:
             yield word, 1
 
     def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
+        if self.reduce_delay:
+            time.sleep(self.reduce_delay)
         yield key, sum(values)
