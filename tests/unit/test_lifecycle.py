@@ -294,3 +294,17 @@ def test_decisions_do_not_alter_the_observed_status() -> None:
     before = copy.deepcopy(status)
     decide(job(activeDeadlineSeconds=1), running_pods(), status)
     assert status == before
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"phase": 7, "conditions": "nope", "startTime": 12, "backupAttempts": [1]},
+        {"phase": "Running", "conditions": [None, 3, {"type": 1}], "completionTime": "soon"},
+        {"phase": "Succeeded", "completionTime": None, "blacklistedWorkers": "x"},
+    ],
+)
+def test_a_malformed_status_never_crashes_the_operator(status: dict[str, Any]) -> None:
+    report = {"maps": "3 of 8", "counters": {"x": "many"}, "backupAttempts": {"map": None}}
+    decision = decide(job(), running_pods(), status, report)
+    assert decision.status["observedGeneration"] == 3
