@@ -49,6 +49,7 @@ typecheck: $(STAMP)
 ## crd: regenerate crds/mapreducejob.yaml from the runtime's spec model
 crd: $(STAMP)
 	$(BIN)/python -m kubemr_operator.crd
+	cp crds/mapreducejob.yaml charts/kubemr/crds/mapreducejob.yaml
 
 importlint: $(STAMP)
 	$(BIN)/lint-imports

@@ -11,6 +11,7 @@ stay thin; every decision is in the pure core.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -190,6 +191,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubemr.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubemr.io")
         settings.watching.server_timeout = 300
+        settings.peering.name = runtime.settings.peering
+        settings.peering.lifetime = runtime.settings.peering_lifetime
+        settings.peering.priority = (
+            runtime.settings.priority
+            if runtime.settings.priority is not None
+            else random.randint(1, 2**31 - 1)
+        )
 
     @kopf.on.login(registry=registry)
     def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -59,6 +59,13 @@ class Settings:
     standalone: bool = False
     """Run without kopf peering (one replica, or a developer loop). Default false: peer
     with other replicas when the KopfPeering resources exist."""
+    peering: str = "kubemr"
+    """Name of the kopf peering object replicas share (unless standalone). Default kubemr."""
+    peering_lifetime: int = 30
+    """Seconds after which a silent replica counts as gone and another takes over."""
+    priority: int | None = None
+    """This replica's kopf peering priority; the highest acts, the others wait. Default:
+    drawn at random at start, so that two replicas never tie (tied replicas both freeze)."""
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels added to every object the operator creates. Default none."""
 
@@ -82,6 +89,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         metrics_port=int(get("METRICS_PORT") or defaults.metrics_port),
         liveness_port=int(get("LIVENESS_PORT") or defaults.liveness_port),
         standalone=(get("STANDALONE") or "").lower() in ("1", "true", "yes"),
+        peering=get("PEERING") or defaults.peering,
+        peering_lifetime=int(get("PEERING_LIFETIME") or defaults.peering_lifetime),
+        priority=int(priority) if (priority := get("PRIORITY")) else None,
     )
 
 
