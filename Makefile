@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all crd demo test test-fast test-slow lint typecheck importlint proto proto-check venv clean bench
+.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench
 
 all: test
 
@@ -57,6 +57,10 @@ importlint: $(STAMP)
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
 test: lint typecheck importlint proto-check
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
+test-kind: $(STAMP)
+	$(BIN)/pytest -m kind -rs tests/kind $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)

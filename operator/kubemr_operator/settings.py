@@ -66,6 +66,9 @@ class Settings:
     priority: int | None = None
     """This replica's kopf peering priority; the highest acts, the others wait. Default:
     drawn at random at start, so that two replicas never tie (tied replicas both freeze)."""
+    api_server: str | None = None
+    """In a pod: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`` (as client-go
+    builds it); elsewhere none, and the kubeconfig is used."""
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels added to every object the operator creates. Default none."""
 
@@ -92,6 +95,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         peering=get("PEERING") or defaults.peering,
         peering_lifetime=int(get("PEERING_LIFETIME") or defaults.peering_lifetime),
         priority=int(priority) if (priority := get("PRIORITY")) else None,
+        api_server=_in_cluster(env),
     )
 
 
@@ -100,3 +104,10 @@ def _namespaces(value: str) -> tuple[str, ...]:
     if any(c in value for c in "*?!"):
         return (value,)
     return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def _in_cluster(env: Mapping[str, str]) -> str | None:
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

@@ -252,3 +252,56 @@ def test_install_run_a_job_upgrade_and_uninstall(
         return True if not names and not operator_pods(kube, namespace) else None
 
     deadlines.poll(RELEASE_GONE, nothing_left, "every resource of the release removed")
+
+
+def test_two_replicas_never_both_act(
+    cluster: clusters.Cluster,
+    kube: apiclient.ApiClient,
+    crd: str,
+    release_namespace: str,
+    tmp_path: Path,
+) -> None:
+    del crd
+    paths, namespace = cluster.paths, release_namespace
+    install = helm(
+        paths,
+        "install",
+        "kubemr",
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "replicaCount=2",
+        "--set",
+        f"operator.watchNamespaces={{{namespace}}}",
+        "--set",
+        f"jobDefaults.workingDir={ROOT}",
+    )
+    assert install.returncode == 0, install.stderr
+
+    def logs() -> dict[str, str] | None:
+        pods = [p for p in operator_pods(kube, namespace) if p["status"].get("phase") == "Running"]
+        if len(pods) != 2:
+            return None
+        texts = {
+            p["metadata"]["name"]: kubectl(
+                paths, "logs", "-n", namespace, p["metadata"]["name"]
+            ).stdout
+            for p in pods
+        }
+        paused = [n for n, t in texts.items() if "Pausing operations in favour of" in t]
+        return texts if len(paused) == 1 else None
+
+    texts = deadlines.poll(OPERATOR_POD, logs, "two operator replicas, exactly one paused")
+    shared = ROOT / ".cache" / "operator-tests" / f"replicas-{uuid.uuid4().hex[:6]}"
+    shared.mkdir(parents=True)
+    doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
+    doc["spec"]["output"]["path"] = str(shared / "out")
+    name = submit(kube, namespace, doc)
+    job = wait_for(kube, namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    events = kube.items(apiclient.resource_path("events", namespace))
+    accepted = [e for e in events if e.get("reason") == "Accepted"]
+    assert sum(int(e.get("count") or 1) for e in accepted) == 1, "one replica acted, once"
+    assert len(texts) == 2
