@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench
+.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench bench-faults
 
 all: test
 
@@ -68,6 +68,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/wordcount.py
+
+## bench-faults: the same job healthy, with a worker slowed 10x (speculation on/off) and
+## with a quarter of the workers killed mid-map (docs/benchmarks.md)
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py --json bench/results/faults.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

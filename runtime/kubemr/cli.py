@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kubemr import __version__, plan, spec
-from kubemr.config import MasterConfig, WorkerConfig
+from kubemr.config import MasterConfig, Slowdown, WorkerConfig
 
 ENV_MASTER = "KUBEMR_MASTER"
 ENV_MASTER_PORT = "KUBEMR_MASTER_PORT"
@@ -29,6 +29,19 @@ ENV_ROLE = "KUBEMR_ROLE"
 ENV_JOB_FILE = "KUBEMR_JOB_FILE"
 ENV_POD_NAME = "POD_NAME"
 ENV_POD_IP = "POD_IP"
+
+
+def _slowdown(text: str) -> Slowdown:
+    slot, sep, factor = text.partition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = 0.0
+    if not sep or not slot or not value >= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected SLOT=FACTOR, e.g. mapper-0=10 (FACTOR a number >= 1)"
+        )
+    return Slowdown(slot, value)
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -55,6 +68,15 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="print the N output lines with the largest numeric values",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--slow-worker",
+        type=_slowdown,
+        action="append",
+        default=[],
+        metavar="SLOT=FACTOR",
+        help="for testing: make a worker slot (mapper-0, reducer-1, ...) FACTOR times "
+        "slower by stopping and resuming its process (SIGSTOP/SIGCONT); repeatable",
+    )
 
     validate = commands.add_parser("validate", help="check a manifest and its input")
     validate.add_argument("manifest", type=Path)
@@ -125,7 +147,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         with progress.JobProgress(job.metadata.name, enabled=not args.quiet) as bar:
             result = launcher.Launcher(
-                job_plan, search=search, keep_workdir=args.keep_workdir, progress=bar.update
+                job_plan,
+                search=search,
+                keep_workdir=args.keep_workdir,
+                progress=bar.update,
+                slow_workers=args.slow_worker,
             ).run()
         summary = result.summary
     progress.report(job.spec.output.path, summary, top=args.top)

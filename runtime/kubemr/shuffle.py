@@ -52,6 +52,7 @@ class FetchedRun:
     frames: list[bytes] = field(default_factory=list)
     path: Path | None = None
     bytes: int = 0
+    records: int = 0
 
 
 async def fetch_run(
@@ -62,7 +63,7 @@ async def fetch_run(
     request = pb.FetchRequest(
         job=job, map_task=ref.map_task, attempt_id=ref.attempt_id, partition=partition
     )
-    run = FetchedRun(ref.map_task, path=spill_to)
+    run = FetchedRun(ref.map_task, path=spill_to, records=ref.records)
     sink = spill_to.open("wb") if spill_to is not None else None
     try:
         async for chunk in stub.FetchPartition(request):

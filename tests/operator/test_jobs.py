@@ -9,6 +9,7 @@ chosen pods crash or crawl.
 from __future__ import annotations
 
 import copy
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,11 @@ def reasons(kube: apiclient.ApiClient, namespace: str, name: str) -> list[str]:
 
 
 def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
-    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    shared: Path,
+    tmp_path: Path,
+    operator: LocalOperator,
 ) -> None:
     doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
     doc["spec"]["output"]["path"] = str(shared / "out")
@@ -122,6 +127,13 @@ def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)
     assert (shared / "out" / "_SUCCESS").exists()
     assert {"Accepted", "Completed"} <= set(reasons(kube, job_namespace, name))
+    metrics = (
+        urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    assert f'kubemr_operator_jobs{{namespace="{job_namespace}",phase="Succeeded"}} 1.0' in metrics
+    assert "kubemr_operator_reconcile_duration_seconds_count" in metrics
 
     def only_the_master_left() -> list[str] | None:
         names = sorted(pods(kube, job_namespace))
