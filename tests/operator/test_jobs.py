@@ -412,3 +412,27 @@ def test_suspend_mid_job_keeps_committed_work(
     assert summary(shared / "out")["recovered"]["reduces"] >= 1
     for part, inode in committed.items():  # kept, not rewritten
         assert (shared / "out" / part).stat().st_ino == inode
+
+
+def test_a_job_runs_in_a_namespace_enforcing_the_restricted_pod_security_standard(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    kube.merge_patch(f"/api/v1/namespaces/{job_namespace}", {"metadata": {"labels": labels}})
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "not-restricted"},
+        "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}]},
+    }
+    with pytest.raises(apiclient.ApiError) as refused:  # admission really enforces it
+        kube.create(apiclient.resource_path("pods", job_namespace), probe)
+    assert refused.value.status == 403
+    doc = job_doc("restricted", {"builtin": "wordcount"}, word_input(shared), str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
