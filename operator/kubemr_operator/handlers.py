@@ -194,6 +194,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubemr.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubemr.io")
         settings.watching.server_timeout = 300
+        # Watching named namespaces needs no discovery of namespaces or CRDs (and a
+        # namespaced Role does not allow it): only globs and cluster-wide scan.
+        named = runtime.settings.namespaces
+        settings.scanning.disabled = bool(named) and not any(
+            c in n for n in named for c in "*?!,"
+        )
         settings.peering.name = runtime.settings.peering
         settings.peering.lifetime = runtime.settings.peering_lifetime
         settings.peering.priority = (

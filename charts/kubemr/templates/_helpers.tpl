@@ -45,22 +45,22 @@ the operator works with these rules and nothing more.
 {{- define "kubemr.rules" -}}
 - apiGroups: ["kubemr.io"]
   resources: ["mapreducejobs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["kubemr.io"]
   resources: ["mapreducejobs/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "create", "delete"]
 - apiGroups: [""]
   resources: ["services", "secrets", "configmaps"]
   verbs: ["get", "create", "delete"]
-- apiGroups: ["", "events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 {{- if .Values.peering.enabled }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end -}}

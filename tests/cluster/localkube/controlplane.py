@@ -39,6 +39,21 @@ class Ports:
             picked.add(processes.free_port())
         return cls(*sorted(picked))
 
+AUDIT_POLICY = """\
+# Who called which verb on which resource: the operator's least-privilege test reads it.
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  userGroups: ["system:nodes"]
+- level: None
+  users: ["system:kube-scheduler", "system:kube-controller-manager", "system:apiserver"]
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*"]
+- level: Metadata
+"""
+
 
 def credentials(paths: layout.Layout, server: str) -> apiclient.Credentials:
     files = pki.Pki(paths.pki)
@@ -154,6 +169,7 @@ def start(paths: layout.Layout, ports: Ports) -> list[processes.Handle]:
             log=paths.component_log("etcd"),
         )
 
+        paths.audit_policy.write_text(AUDIT_POLICY, encoding="utf-8")
         apiserver = launch(
             "kube-apiserver",
             [
@@ -177,6 +193,10 @@ def start(paths: layout.Layout, ports: Ports) -> list[processes.Handle]:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={paths.audit_policy}",
+                f"--audit-log-path={paths.audit_log}",
+                "--audit-log-maxsize=200",
+                "--audit-log-maxbackup=1",
                 "--v=0",
             ],
         )

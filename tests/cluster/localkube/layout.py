@@ -87,3 +87,12 @@ class Layout:
 
     def component_log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines, metadata level): who called what."""
+        return self.logs / "audit.log"
+
+    @property
+    def audit_policy(self) -> Path:
+        return self.pki / "audit-policy.yaml"
