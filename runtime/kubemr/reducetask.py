@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubemr import records, runs
 from kubemr.apps import App
+from kubemr.metrics import RuntimeMetrics
 from kubemr.runs import Record
 
 MERGE_FACTOR = 32
@@ -37,7 +38,13 @@ def _merge(sources: list[runs.Source]) -> Iterator[Record]:
     return heapq.merge(*(runs.source_records(s) for s in sources), key=_first)
 
 
-def run_reduce(app: App, sources: list[runs.Source], out_path: Path, scratch: Path) -> ReduceResult:
+def run_reduce(
+    app: App,
+    sources: list[runs.Source],
+    out_path: Path,
+    scratch: Path,
+    metrics: RuntimeMetrics | None = None,
+) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order."""
     stats = {
@@ -89,4 +96,14 @@ def run_reduce(app: App, sources: list[runs.Source], out_path: Path, scratch: Pa
         if isinstance(source, Path):
             source.unlink(missing_ok=True)
     done = time.perf_counter()
-    return ReduceResult(stats, {"reduce_merge": merge_done - started, "reduce": done - merge_done})
+    timings = {"reduce_merge": merge_done - started, "reduce": done - merge_done}
+    if metrics is not None:
+        metrics.stage(
+            "reduce",
+            records_in=stats["reduce_input_records"],
+            records_out=stats["reduce_output_records"],
+            bytes_out=stats["output_bytes"],
+        )
+        for phase, seconds in timings.items():
+            metrics.observe("kubemr_phase_duration_seconds", seconds, phase)
+    return ReduceResult(stats, timings)
