@@ -14,11 +14,12 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubemr.metrics import RuntimeMetrics
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 StatusSource = Callable[[], dict[str, Any]]
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,6 +87,8 @@ class MonitoringServer:
 
     async def start(self) -> int:
         """Serve; return the port bound."""
+        from aiohttp import web  # noqa: PLC0415 (a process that serves nothing skips the import)
+
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         if self._status is not None:
@@ -106,6 +109,8 @@ class MonitoringServer:
             self._runner = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        from aiohttp import web  # noqa: PLC0415
+
         del request
         return web.Response(text="ok\n")
 
@@ -113,11 +118,15 @@ class MonitoringServer:
         del request
         assert self._status is not None
         body = json.dumps(self._status(), sort_keys=True)
+        from aiohttp import web  # noqa: PLC0415
+
         return web.Response(text=body, content_type="application/json")
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         del request
         assert self._metrics is not None
+        from aiohttp import web  # noqa: PLC0415
+
         response = web.Response(body=self._metrics.exposition())
         response.headers["Content-Type"] = METRICS_CONTENT_TYPE
         return response
