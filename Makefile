@@ -8,8 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all crd demo test test-fast test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-lockwait monitoring monitoring-check prometheus test-prometheus
+.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
+	bench-faults bench-lockwait monitoring monitoring-check prometheus test-prometheus
 
 all: test
 
@@ -50,6 +50,7 @@ typecheck: $(STAMP)
 ## crd: regenerate crds/mapreducejob.yaml from the runtime's spec model
 crd: $(STAMP)
 	$(BIN)/python -m kubemr_operator.crd
+	cp crds/mapreducejob.yaml charts/kubemr/crds/mapreducejob.yaml
 
 importlint: $(STAMP)
 	$(BIN)/lint-imports
@@ -62,7 +63,7 @@ prometheus:
 	    --no-install-recommends prometheus >/dev/null; \
 	fi
 
-## monitoring: regenerate dashboards, alert rules, PodMonitor and the table of docs/metrics.md
+## monitoring: regenerate the chart's dashboards and alert rules (charts/kubemr) and the table of docs/metrics.md
 monitoring: $(STAMP)
 	$(BIN)/python charts/monitoring/generate.py
 
@@ -72,6 +73,10 @@ monitoring-check: $(STAMP)
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
 test: lint typecheck importlint proto-check monitoring-check prometheus
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
+test-kind: $(STAMP)
+	$(BIN)/pytest -m kind -rs tests/kind $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)
@@ -87,6 +92,11 @@ bench: $(STAMP)
 ## bench-lockwait: reducer lock wait and buffer occupancy, default vs a coarse lock
 bench-lockwait: $(STAMP)
 	$(BIN)/python bench/lockwait.py
+
+## bench-faults: the same job healthy, with a worker slowed 10x (speculation on/off) and
+## with a quarter of the workers killed mid-map (docs/benchmarks.md)
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py --json bench/results/faults.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

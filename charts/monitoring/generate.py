@@ -3,17 +3,19 @@
 Run it with ``make monitoring``; ``make monitoring-check`` (and ``tests/unit/
 test_monitoring_assets.py``) fail when a committed file differs from what this writes.
 
-Writes:
+Writes, inside the Helm chart (``charts/kubemr``; Helm reads only files in the chart):
 
-- ``charts/dashboards/kubemr-{job,shuffle,workers}.json``: Grafana dashboards, and
-  ``charts/dashboards/configmaps.yaml``: each as a ConfigMap labelled
-  ``grafana_dashboard: "1"`` for the Grafana sidecar.
-- ``charts/monitoring/alerts.rules.yaml``: the alert rules as a plain Prometheus rules file,
-  and ``charts/monitoring/prometheusrule.yaml``: the same groups as a PrometheusRule.
-- ``charts/monitoring/podmonitor.yaml``: a PodMonitor scraping every job pod's
-  ``monitoring`` port.
+- ``charts/kubemr/dashboards/kubemr-{job,shuffle,workers}.json``: Grafana dashboards (the
+  chart's ``templates/dashboards.yaml`` ships each as a ConfigMap for the Grafana sidecar;
+  without Helm, import the JSON into Grafana).
+- ``charts/kubemr/files/alerts.rules.yaml``: the alert rules as a plain Prometheus rules
+  file (``rule_files``, ``promtool check rules``); the chart's
+  ``templates/prometheusrule.yaml`` uses it as its PrometheusRule's ``spec``.
 - the metric table of ``docs/metrics.md`` (between its ``catalog`` markers), from
   :data:`kubemr.metrics.CATALOG`.
+
+The PodMonitor for job pods is the chart's (``templates/monitors.yaml``,
+``metrics.podMonitor.enabled``).
 
 Every query filters on the dashboard variables ``$namespace`` and ``$kubemr_job`` (All:
 ``.*``, which also matches series without the label, as on ``kubemr run``), and rates use
@@ -33,8 +35,9 @@ import yaml
 from kubemr import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = ROOT / "charts" / "dashboards"
-MONITORING = ROOT / "charts" / "monitoring"
+CHART = ROOT / "charts" / "kubemr"
+DASHBOARDS = CHART / "dashboards"
+RULES = CHART / "files" / "alerts.rules.yaml"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 BEGIN, END = "<!-- catalog: begin (make monitoring) -->", "<!-- catalog: end -->"
 
@@ -312,14 +315,23 @@ WORKERS = Dashboard(
             "short",
             (
                 t(
-                    f"sum by (phase) (kubemr_speculative_attempts_launched_total{{{S}}})",
-                    "{{phase}} launched",
+                    f"sum by (phase, rule) (kubemr_speculative_attempts_launched_total{{{S}}})",
+                    "{{phase}} launched ({{rule}})",
                 ),
                 t(
                     f'sum by (phase) (kubemr_speculative_attempts{{{S}, outcome="succeeded"}})',
                     "{{phase}} won",
                 ),
             ),
+            "rate: the straggler's progress rate was far below its peers'; elapsed: it had "
+            "reported no progress. A backup that won committed before its original.",
+        ),
+        Panel(
+            "Master restarts",
+            "short",
+            (t(f"max by (kubemr_job) (kubemr_master_restarts{{{S}}})", "{{kubemr_job}}"),),
+            "Masters of the job that ran before the current one; each resumed the job "
+            "from its journal (completed map outputs and committed reduces are kept).",
         ),
         Panel(
             "Heartbeats: longest silence and timeout",
@@ -439,8 +451,6 @@ ALERTS: list[dict[str, Any]] = [
 
 RULE_GROUPS = {"groups": [{"name": "kubemr", "rules": ALERTS}]}
 
-COMMON_LABELS = {"app.kubernetes.io/name": "kubemr", "app.kubernetes.io/part-of": "kubemr"}
-
 
 def panel_json(panel: Panel, index: int) -> dict[str, Any]:
     return {
@@ -519,50 +529,9 @@ def dump_yaml(*documents: Any) -> str:
 def assets() -> dict[Path, str]:
     """Every generated file and its content."""
     out: dict[Path, str] = {}
-    config_maps = []
     for board in ALL_DASHBOARDS:
-        text = dump_json(dashboard_json(board))
-        out[DASHBOARDS / f"{board.uid}.json"] = text
-        config_maps.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": f"{board.uid}-dashboard",
-                    "labels": {**COMMON_LABELS, "grafana_dashboard": "1"},
-                },
-                "data": {f"{board.uid}.json": text},
-            }
-        )
-    out[DASHBOARDS / "configmaps.yaml"] = dump_yaml(*config_maps)
-    out[MONITORING / "alerts.rules.yaml"] = dump_yaml(RULE_GROUPS)
-    out[MONITORING / "prometheusrule.yaml"] = dump_yaml(
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PrometheusRule",
-            "metadata": {"name": "kubemr", "labels": COMMON_LABELS},
-            "spec": RULE_GROUPS,
-        }
-    )
-    out[MONITORING / "podmonitor.yaml"] = dump_yaml(
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PodMonitor",
-            "metadata": {"name": "kubemr-jobs", "labels": COMMON_LABELS},
-            "spec": {
-                "namespaceSelector": {"any": True},
-                "selector": {
-                    "matchLabels": {
-                        "app.kubernetes.io/name": "kubemr",
-                        "app.kubernetes.io/managed-by": "kubemr-operator",
-                    }
-                },
-                "podMetricsEndpoints": [
-                    {"port": "monitoring", "path": "/metrics", "interval": "15s"}
-                ],
-            },
-        }
-    )
+        out[DASHBOARDS / f"{board.uid}.json"] = dump_json(dashboard_json(board))
+    out[RULES] = dump_yaml(RULE_GROUPS)
     doc = METRICS_DOC.read_text(encoding="utf-8") if METRICS_DOC.exists() else ""
     if BEGIN in doc and END in doc:
         head, rest = doc.split(BEGIN, 1)
@@ -571,12 +540,19 @@ def assets() -> dict[Path, str]:
     return out
 
 
+def strays(generated: dict[Path, str]) -> list[Path]:
+    """Files in the generated folders that the generator does not write (a renamed or
+    removed dashboard): the chart would still ship them."""
+    return sorted(set(DASHBOARDS.glob("*.json")) - set(generated))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a file would change")
     args = parser.parse_args(argv)
+    generated = assets()
     stale = []
-    for path, text in assets().items():
+    for path, text in generated.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue
@@ -584,9 +560,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        print(f"out of date (run `make monitoring`): {', '.join(map(str, stale))}")
+    extra = strays(generated)
+    if args.check and (stale or extra):
+        if stale:
+            print(f"out of date (run `make monitoring`): {', '.join(map(str, stale))}")
+        if extra:
+            names = ", ".join(str(p.relative_to(ROOT)) for p in extra)
+            print(f"not generated (run `make monitoring` to remove): {names}")
         return 1
+    for path in extra:
+        path.unlink()
+        print(f"removed {path.relative_to(ROOT)}")
     for path in stale:
         print(f"wrote {path}")
     return 0

@@ -43,6 +43,7 @@ def main() -> None:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=settings.standalone,
+            peering_name=None if settings.standalone else settings.peering,
             liveness_endpoint=liveness,
         )
     except KeyboardInterrupt:

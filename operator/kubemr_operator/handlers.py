@@ -11,9 +11,11 @@ stay thin; every decision is in the pure core.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +32,8 @@ from kubemr_operator.metrics import OperatorMetrics
 from kubemr_operator.settings import Settings
 
 log = logging.getLogger("kubemr.operator")
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 MapReduceJobResource = create_namespaced_resource(
     manifests.GROUP, "v1alpha1", specs.KIND, "mapreducejobs"
@@ -190,11 +194,30 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubemr.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubemr.io")
         settings.watching.server_timeout = 300
+        settings.peering.name = runtime.settings.peering
+        settings.peering.lifetime = runtime.settings.peering_lifetime
+        settings.peering.priority = (
+            runtime.settings.priority
+            if runtime.settings.priority is not None
+            else random.randint(1, 2**31 - 1)
+        )
 
     @kopf.on.login(registry=registry)
     def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In a pod, its service account; elsewhere, the kubeconfig ($KUBECONFIG)."""
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        token = SERVICE_ACCOUNT / "token"
+        if runtime.settings.api_server is not None and token.exists():
+            namespace = SERVICE_ACCOUNT / "namespace"
+            return kopf.ConnectionInfo(
+                server=runtime.settings.api_server,
+                ca_path=str(SERVICE_ACCOUNT / "ca.crt"),
+                scheme="Bearer",
+                token=token.read_text(encoding="utf-8").strip(),
+                default_namespace=(
+                    namespace.read_text(encoding="utf-8").strip() if namespace.exists() else None
+                ),
+            )
+        return kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:

@@ -10,8 +10,8 @@ created instead of creating it twice. A replacement pod gets the next attempt nu
 Every object carries an owner reference to the job (deleting the job deletes them) and
 the labels ``kubemr.io/job``, ``kubemr.io/role``, ``kubemr.io/index`` and
 ``kubemr.io/attempt``. Every pod serves ``/metrics`` on its ``monitoring`` port and
-carries the ``prometheus.io/*`` scrape annotations (``charts/monitoring/`` has a
-PodMonitor for the Prometheus operator).
+carries the ``prometheus.io/*`` scrape annotations (the Helm chart's PodMonitor,
+``metrics.podMonitor.enabled``, scrapes that port for the Prometheus operator).
 """
 
 from __future__ import annotations

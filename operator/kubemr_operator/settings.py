@@ -60,6 +60,16 @@ class Settings:
     standalone: bool = False
     """Run without kopf peering (one replica, or a developer loop). Default false: peer
     with other replicas when the KopfPeering resources exist."""
+    peering: str = "kubemr"
+    """Name of the kopf peering object replicas share (unless standalone). Default kubemr."""
+    peering_lifetime: int = 30
+    """Seconds after which a silent replica counts as gone and another takes over."""
+    priority: int | None = None
+    """This replica's kopf peering priority; the highest acts, the others wait. Default:
+    drawn at random at start, so that two replicas never tie (tied replicas both freeze)."""
+    api_server: str | None = None
+    """In a pod: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`` (as client-go
+    builds it); elsewhere none, and the kubeconfig is used."""
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels added to every object the operator creates. Default none."""
 
@@ -83,6 +93,10 @@ def from_env(env: Mapping[str, str]) -> Settings:
         metrics_port=int(get("METRICS_PORT") or defaults.metrics_port),
         liveness_port=int(get("LIVENESS_PORT") or defaults.liveness_port),
         standalone=(get("STANDALONE") or "").lower() in ("1", "true", "yes"),
+        peering=get("PEERING") or defaults.peering,
+        peering_lifetime=int(get("PEERING_LIFETIME") or defaults.peering_lifetime),
+        priority=int(priority) if (priority := get("PRIORITY")) else None,
+        api_server=_in_cluster(env),
     )
 
 
@@ -91,3 +105,10 @@ def _namespaces(value: str) -> tuple[str, ...]:
     if any(c in value for c in "*?!"):
         return (value,)
     return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def _in_cluster(env: Mapping[str, str]) -> str | None:
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kubemr import __version__, plan, spec
-from kubemr.config import MasterConfig, WorkerConfig
+from kubemr.config import MasterConfig, Slowdown, WorkerConfig
 
 ENV_MASTER = "KUBEMR_MASTER"
 ENV_MASTER_PORT = "KUBEMR_MASTER_PORT"
@@ -54,6 +54,19 @@ def _monitoring_args(parser: argparse.ArgumentParser, env: Mapping[str, str]) ->
     )
 
 
+def _slowdown(text: str) -> Slowdown:
+    slot, sep, factor = text.partition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = 0.0
+    if not sep or not slot or not value >= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected SLOT=FACTOR, e.g. mapper-0=10 (FACTOR a number >= 1)"
+        )
+    return Slowdown(slot, value)
+
+
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubemr", description="MapReduce on Kubernetes.")
     parser.add_argument("--version", action="version", version=f"kubemr {__version__}")
@@ -83,6 +96,15 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         action="store_true",
         help="serve every process's /metrics while the job runs (prints the URLs) and add "
         "the final figures to _summary.json",
+    )
+    run.add_argument(
+        "--slow-worker",
+        type=_slowdown,
+        action="append",
+        default=[],
+        metavar="SLOT=FACTOR",
+        help="for testing: make a worker slot (mapper-0, reducer-1, ...) FACTOR times "
+        "slower by stopping and resuming its process (SIGSTOP/SIGCONT); repeatable",
     )
 
     validate = commands.add_parser("validate", help="check a manifest and its input")
@@ -157,6 +179,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 progress=bar.update,
                 metrics=args.metrics,
                 on_metrics_url=bar.metrics_url,
+                slow_workers=args.slow_worker,
             ).run()
         summary = result.summary
     progress.report(job.spec.output.path, summary, top=args.top)

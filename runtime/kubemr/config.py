@@ -81,3 +81,23 @@ class WorkerConfig:
     it is lost (its process died and is being restarted). Default 60."""
     search_path: tuple[Path, ...] = ()
     """Directories searched for ``spec.app.module``."""
+
+
+@dataclass(frozen=True)
+class Slowdown:
+    """A worker slot that ``kubemr run`` slows down on purpose, for tests and benchmarks
+    (``--slow-worker mapper-0=10``): a straggler that stays alive.
+
+    The launcher duty-cycles SIGSTOP and SIGCONT on the process filling the slot, so
+    everything in it (its task, heartbeats, shuffle serving) runs about ``factor`` times
+    slower, as on an overloaded node. A replacement in the slot is slowed too.
+    """
+
+    slot: str
+    """The worker slot: ``mapper-N`` or ``reducer-N`` (N from 0)."""
+    factor: float
+    """How many times slower, at least 1: the process runs ``period / factor`` seconds
+    of every ``period`` and is stopped for the rest."""
+    period: float = 0.1
+    """Seconds of one run-and-stop cycle. Default 0.1 (at 10x: runs 10 ms, stopped
+    90 ms), far below any heartbeat timeout."""

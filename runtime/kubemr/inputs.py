@@ -71,7 +71,9 @@ def read_blocks(split: Split, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]
     """Yield blocks of whole lines (each ending in ``\\n``, except perhaps the file's last
     line) that together hold exactly the lines starting inside ``split``.
 
-    A line longer than ``block_bytes`` becomes one block of its own length.
+    A line longer than ``block_bytes`` becomes one block of its own length; each read
+    is searched once for newlines, so a long line costs linear time whatever the block
+    size.
     """
     with open(split.path, "rb", buffering=0) as stream:
         pos = split.start
@@ -88,15 +90,16 @@ def read_blocks(split: Split, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]
                 if carry:
                     yield bytes(carry)
                 return
+            scanned = len(carry)  # carry holds no newline: only the new data can
             carry += data
             limit = split.end - carry_at  # lines must start before carry[limit]
             if len(carry) > limit:
-                cut = carry.find(b"\n", max(limit - 1, 0))
+                cut = carry.find(b"\n", max(limit - 1, scanned, 0))
                 if cut != -1:
                     yield bytes(carry[: cut + 1])
                     return
                 continue  # a line that crosses the split's end: read on to its newline
-            last = carry.rfind(b"\n")
+            last = carry.rfind(b"\n", scanned)
             if last == -1:
                 continue  # a line longer than a block
             yield bytes(carry[: last + 1])

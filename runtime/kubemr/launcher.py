@@ -21,6 +21,10 @@ by a signal, or any exit code but success, "job failed" and "cannot start"), on 
 same port, after the same growing delay, up to :data:`MASTER_RESTARTS` times. The new
 master resumes the job from its journal; the workers, which keep retrying, register
 with it again.
+
+For tests and benchmarks, chosen worker slots can be slowed down (``slow_workers``, or
+``kubemr run --slow-worker mapper-0=10``): a thread of the launcher stops and resumes
+the slot's process (SIGSTOP/SIGCONT) on a fixed cycle, see :class:`Throttle`.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ import grpc
 
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
+from kubemr.config import Slowdown
 from kubemr.master import EXIT_JOB_FAILED
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
@@ -56,7 +62,8 @@ STOP_GRACE = 5.0
 WORKER_EXIT_DEADLINE = 5.0
 """Seconds workers may take to exit after the master has finished. Registered workers are
 told to exit before the master stops and take milliseconds; one that had not registered
-yet (a job that failed at once) can never be told, and is stopped after this."""
+yet (a job that failed at once, or one slow to start) can never be told: it is stopped
+at once if the master's summary shows it never registered, after this otherwise."""
 RESTARTS_PER_REPLICA = 3
 """Default restart limit: this many worker restarts per replica, in all."""
 RESTART_DELAY = 0.1
@@ -146,6 +153,55 @@ class Slot:
         return base if self.restarts == 0 else f"{base}-r{self.restarts}"
 
 
+class Throttle:
+    """Slows the process filling a worker slot down ``factor`` times, for real.
+
+    A thread stops the slot's process group (SIGSTOP) and resumes it (SIGCONT) on a
+    fixed schedule: it runs ``period / factor`` seconds of every ``period``. Every thread
+    of the process stops, so its task, its heartbeats and its shuffle server all slow
+    down alike, as on an overloaded node; heartbeats still arrive (an RPC needs a few
+    cycles at most). The schedule is kept against the clock, so a late wake-up does not
+    shift the following cycles. Whoever fills the slot is throttled, replacements too;
+    on :meth:`stop` the process is left running.
+    """
+
+    def __init__(self, slot: Slot, slowdown: Slowdown) -> None:
+        self.slot = slot
+        self.slowdown = slowdown
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"throttle-{slowdown.slot}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        process = self.slot.process
+        if process is not None and process.code is None:  # never signal a reaped pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signum)
+
+    def _loop(self) -> None:
+        period = self.slowdown.period
+        running = period / self.slowdown.factor
+        cycle = time.monotonic()
+        while True:
+            self._signal(signal.SIGCONT)
+            if self._stop.wait(max(cycle + running - time.monotonic(), 0.0)):
+                return
+            self._signal(signal.SIGSTOP)
+            cycle = max(cycle + period, time.monotonic() - period)
+            if self._stop.wait(max(cycle - time.monotonic(), 0.0)):
+                return
+
+
 class Launcher:
     """Starts and supervises the processes of one local job."""
 
@@ -163,7 +219,23 @@ class Launcher:
         on_master_start: StartCallback | None = None,
         metrics: bool = False,
         on_metrics_url: MetricsCallback | None = None,
+        slow_workers: Sequence[Slowdown] = (),
     ) -> None:
+        spec = plan.job.spec
+        slots = [f"mapper-{i}" for i in range(spec.mapper.replicas)]
+        slots += [f"reducer-{i}" for i in range(spec.reducer.replicas)]
+        for slowdown in slow_workers:
+            if slowdown.slot not in slots:
+                raise LaunchError(
+                    f"--slow-worker {slowdown.slot}: no such worker slot "
+                    f"(this job has {', '.join(slots)})"
+                )
+            if not slowdown.factor >= 1 or not slowdown.period > 0:
+                raise LaunchError(
+                    f"--slow-worker {slowdown.slot}={slowdown.factor}: the factor must be "
+                    "at least 1 and the period positive"
+                )
+        self.slow_workers = list(slow_workers)
         self.plan = plan
         self.search = search
         self.keep_workdir = keep_workdir
@@ -190,6 +262,7 @@ class Launcher:
         self.monitoring_dir = self.workdir / "monitoring"
         self.metrics_urls: dict[str, str] = {}
         """Process name -> URL of its ``/metrics``, as they start serving."""
+        self.throttles: list[Throttle] = []
 
     def _start(self, name: str, args: list[str], role: str = "") -> Process:
         log = self.workdir / "logs" / f"{name}.log"
@@ -296,6 +369,7 @@ class Launcher:
         try:
             return self._run()
         finally:
+            self._unthrottle()
             self.stop_all()
             if not self.keep_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
@@ -339,21 +413,32 @@ class Launcher:
                 slot = Slot(role, index)
                 self.slots.append(slot)
                 self._start_worker(slot, address)
+        for slowdown in self.slow_workers:
+            slot = next(s for s in self.slots if f"{s.role}-{s.index}" == slowdown.slot)
+            self.throttles.append(Throttle(slot, slowdown))
+            self.throttles[-1].start()
         master = self._supervise(address)
-        deadline = time.monotonic() + WORKER_EXIT_DEADLINE
-        while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
-            time.sleep(0.02)
+        self._unthrottle()  # the job is over: let every worker exit at full speed
         summary: dict[str, Any] = {}
         for written in (self.summary_file, self._output().path / SUMMARY):
             if written.exists():
                 summary = json.loads(written.read_text(encoding="utf-8"))
                 break
+        if "workerNames" in summary:
+            registered = set(summary["workerNames"])
+            for process in self.processes:
+                if process.role and process.name not in registered and process.poll() is None:
+                    process.signal(signal.SIGTERM)  # never registered: cannot be told to exit
+        deadline = time.monotonic() + WORKER_EXIT_DEADLINE
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
+            time.sleep(0.02)
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         if self.metrics:
             self._announce_metrics()
             self._add_metrics(summary)
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
+        summary["slowWorkers"] = {s.slot: s.factor for s in self.slow_workers}
         if master.code != 0 and not self._output().committed():
             message = summary.get("error") or master.log_tail()
             raise LaunchError(f"job {self.plan.job.metadata.name} failed: {message}")
@@ -392,6 +477,11 @@ class Launcher:
                 self._replace_dead_workers(address, time.monotonic())
                 self._announce_metrics()
                 time.sleep(0.05)
+
+    def _unthrottle(self) -> None:
+        for throttle in self.throttles:
+            throttle.stop()
+        self.throttles.clear()
 
     def _replace_dead_workers(self, address: str, now: float) -> None:
         for slot in self.slots:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,21 +32,42 @@ class MapResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+PROGRESS_STEPS = 16
+"""A split is read in about this many blocks, so its progress moves in steps this fine."""
+MIN_BLOCK_BYTES = 4 * 2**10
+"""Smallest block read (bytes), however small the split."""
+
+Progress = Callable[[float], None]
+"""Called with an attempt's progress, 0..1, as it moves."""
+
+
 class MapCancelledError(Exception):
     """The attempt was cancelled (another attempt of the task finished first)."""
 
 
+def block_bytes(split: Split) -> int:
+    """Bytes read at a time from ``split``: about 1/``PROGRESS_STEPS`` of it, within
+    ``MIN_BLOCK_BYTES`` and :data:`kubemr.inputs.BLOCK_BYTES`."""
+    return min(inputs.BLOCK_BYTES, max(MIN_BLOCK_BYTES, split.length // PROGRESS_STEPS))
+
+
 class _CountedBlocks:
-    """Counts lines and bytes of the blocks an app reads; stops if cancelled."""
+    """Counts lines and bytes of the blocks an app reads; stops if cancelled; reports the
+    share of the split's bytes the app has consumed (a block counts once the app asks
+    for the next one)."""
 
     def __init__(
         self,
         blocks: Iterable[bytes],
         cancel: threading.Event | None,
+        length: int,
+        progress: Progress | None,
         metrics: RuntimeMetrics | None,
     ) -> None:
         self.blocks = blocks
         self.cancel = cancel
+        self.length = max(length, 1)
+        self.progress = progress
         self.metrics = metrics
         self.lines = 0
         self.bytes = 0
@@ -61,6 +82,8 @@ class _CountedBlocks:
             if self.metrics is not None:
                 self.metrics.stage("map", records_in=lines, bytes_in=len(block))
             yield block
+            if self.progress is not None:
+                self.progress(min(self.bytes / self.length, 1.0))
 
 
 def _per_line(app: App, path: str, blocks: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
@@ -81,16 +104,21 @@ def run_map(
     out_dir: Path,
     scratch_dir: Path,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
     metrics: RuntimeMetrics | None = None,
 ) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
 
     If ``cancel`` is set while the split is read (checked before each block), raises
-    :class:`MapCancelledError` and leaves nothing behind.
+    :class:`MapCancelledError` and leaves nothing behind. ``progress`` is called with the
+    share of the split's bytes consumed (bytes of the blocks the app has finished with /
+    the split's length) after each block.
     """
     started = time.perf_counter()
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
-    blocks = _CountedBlocks(inputs.read_blocks(split), cancel, metrics)
+    blocks = _CountedBlocks(
+        inputs.read_blocks(split, block_bytes(split)), cancel, split.length, progress, metrics
+    )
     try:
         map_split = getattr(app, "map_split", None)
         if callable(map_split):

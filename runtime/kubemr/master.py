@@ -34,7 +34,7 @@ from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.scheduler import Kind, Phase, Scheduler
+from kubemr.scheduler import STALE_AFTER, Kind, Phase, Scheduler, heartbeat_interval
 from kubemr.storage import OutputDir
 
 log = logging.getLogger("kubemr.master")
@@ -158,11 +158,13 @@ class JobState:
                 "seconds": round(self.journal.seconds, 4),
             },
             "backupAttempts": self.scheduler.backup_attempts(),
+            "speculation": self.scheduler.speculation(),
             "blacklistedWorkers": self.scheduler.blacklisted(),
             "phaseSeconds": {k: round(max(v, 0.0), 3) for k, v in phases.items()},
             "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
             "peakRssBytes": dict(sorted(self.peak_rss.items())),
             "workers": len(self.scheduler.workers),
+            "workerNames": sorted({w.name for w in self.scheduler.workers.values()}),
             "wallSeconds": round(now - self.started, 3),
             "outputs": [p.name for p in self.output.parts()],
         }
@@ -179,10 +181,13 @@ class JobState:
         zeros = {(k, o): 0 for k in ("map", "reduce") for o in metrics_.OUTCOMES}
         attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
         backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
+        launched = {(k, r): 0 for k in ("map", "reduce") for r in metrics_.BACKUP_RULES}
         for attempt in scheduler.attempts.values():
             attempts[attempt.kind.value, attempt.outcome] += 1
             if attempt.backup:
                 backups[attempt.kind.value, attempt.outcome] += 1
+                key = (attempt.kind.value, attempt.rule)
+                launched[key] = launched.get(key, 0) + 1
         return metrics_.JobView(
             tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
             completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
@@ -191,10 +196,11 @@ class JobState:
             last_progress=self.progress_time,
             workers=workers,
             attempts=dict(attempts),
-            backups_launched=scheduler.backup_attempts(),
+            backups_launched=launched,
             backups=dict(backups),
             max_lag=lag,
             heartbeat_timeout=scheduler.heartbeat_timeout,
+            master_restarts=self.master_restarts,
         )
 
     def status_report(self) -> dict[str, Any]:
@@ -227,7 +233,9 @@ class MasterService(pb_grpc.MasterServicer):
         self.config = config
         plan = state.plan
         self.job_json = json.dumps(specs.dump_job(plan.job))
-        self.heartbeat_interval = min(1.0, plan.job.spec.fault_tolerance.heartbeat_timeout / 4)
+        self.heartbeat_interval = heartbeat_interval(
+            plan.job.spec.fault_tolerance.heartbeat_timeout
+        )
 
     @property
     def scheduler(self) -> Scheduler:
@@ -279,6 +287,8 @@ class MasterService(pb_grpc.MasterServicer):
             )
         if not self.scheduler.heartbeat(request.worker_id, now):
             return pb.HeartbeatReply(command=pb.REREGISTER)
+        if len(request.running) == 1:  # a worker runs one attempt at a time
+            self.scheduler.progress(request.running[0], request.progress, now)
         cancel = [a for a in request.running if not self.scheduler.attempt_wanted(a)]
         return pb.HeartbeatReply(command=pb.CONTINUE, cancel=cancel)
 
@@ -558,10 +568,14 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     state.released.set()
     await state.notify()
     deadline = time.monotonic() + config.exit_grace
+    # Live workers heartbeat every interval; one silent for longer (killed, stopped) is
+    # not waited for: it could not be told anyway.
+    interval = heartbeat_interval(spec.fault_tolerance.heartbeat_timeout)
     while time.monotonic() < deadline and any(
-        w.alive and not w.told_to_exit for w in scheduler.workers.values()
+        w.alive and not w.told_to_exit and time.monotonic() - w.last_seen <= STALE_AFTER * interval
+        for w in scheduler.workers.values()
     ):
-        await state.wait_change(deadline - time.monotonic())
+        await state.wait_change(min(deadline - time.monotonic(), interval))
     await server.stop(grace=1.0)
     if monitor is not None:
         with contextlib.suppress(TimeoutError):

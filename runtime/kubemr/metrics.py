@@ -8,9 +8,10 @@ catalogue and a unit test fails when the two differ.
 
 Labels are bounded: ``kubemr_job`` (the MapReduceJob's name; not ``job``, which Prometheus
 reserves for the scrape job and would rename to ``exported_job``), ``role`` (the process:
-master, mapper or reducer), ``phase``, ``outcome`` and, for gRPC, ``method`` (the
-protocol's methods). Never a task, attempt, worker or key. The namespace and the pod come
-from the scrape's target labels (``charts/monitoring/podmonitor.yaml``).
+master, mapper or reducer), ``phase``, ``outcome``, ``rule`` (what chose a backup
+attempt: ``rate`` or ``elapsed``) and, for gRPC, ``method`` (the protocol's methods).
+Never a task, attempt, worker or key. The namespace and the pod come from the scrape's
+target labels (the Helm chart's PodMonitor, ``charts/kubemr/templates/monitors.yaml``).
 
 Values are recorded by the I/O layers (worker, master, shuffle, task bodies); the pure
 cores (spec, splits, partitioning, scheduler, records) know nothing of this module.
@@ -45,6 +46,9 @@ LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """Buckets of heartbeat intervals and event-loop lag, seconds."""
 OUTCOMES = ("running", "succeeded", "failed", "discarded", "lost", "recovered")
 """Outcomes of an attempt as the master's scheduler records them (exported even at 0)."""
+BACKUP_RULES = ("rate", "elapsed")
+"""What chose a backup attempt's original as a straggler: its progress rate against its
+peers', or (no progress reported yet) its elapsed time (exported even at 0)."""
 LOOP_PROBE_INTERVAL = 0.25
 """Seconds between two probes of the event loop's lag."""
 
@@ -261,8 +265,9 @@ CATALOG: tuple[MetricDef, ...] = (
     MetricDef(
         "kubemr_speculative_attempts_launched_total",
         "counter",
-        "Backup attempts launched for stragglers, by phase.",
-        ("phase",),
+        "Backup attempts launched for stragglers, by phase and by the rule that chose the "
+        "straggler (rate: progress rate against its peers'; elapsed: no progress reported).",
+        ("phase", "rule"),
         "master",
     ),
     MetricDef(
@@ -291,6 +296,13 @@ CATALOG: tuple[MetricDef, ...] = (
         "kubemr_heartbeat_timeout_seconds",
         "gauge",
         "The job's heartbeat timeout (spec.faultTolerance.heartbeatTimeout).",
+        roles="master",
+    ),
+    MetricDef(
+        "kubemr_master_restarts",
+        "gauge",
+        "Masters of this job that ran before this one (crashed or evicted; the journal "
+        "in the output's _temporary lets each resume the job).",
         roles="master",
     ),
     MetricDef(
@@ -359,6 +371,7 @@ _COLLECTED = {
     "kubemr_speculative_attempts",
     "kubemr_heartbeat_max_lag_seconds",
     "kubemr_heartbeat_timeout_seconds",
+    "kubemr_master_restarts",
     "kubemr_process_cpu_seconds_total",
     "kubemr_process_resident_memory_bytes",
     "kubemr_process_max_resident_memory_bytes",
@@ -377,10 +390,12 @@ class JobView:
     last_progress: float
     workers: dict[str, int]
     attempts: dict[tuple[str, str], int]
-    backups_launched: dict[str, int]
+    backups_launched: dict[tuple[str, str], int]
+    """Backup attempts launched, by (phase, rule)."""
     backups: dict[tuple[str, str], int]
     max_lag: dict[str, float]
     heartbeat_timeout: float
+    master_restarts: int = 0
 
 
 def _current_rss() -> int:
@@ -422,7 +437,6 @@ class _StateCollector(Collector):
             ("kubemr_job_tasks", view.tasks),
             ("kubemr_job_tasks_completed", view.completed),
             ("kubemr_job_workers", view.workers),
-            ("kubemr_speculative_attempts_launched_total", view.backups_launched),
             ("kubemr_heartbeat_max_lag_seconds", view.max_lag),
         ]
         for name, values in per_phase:
@@ -432,11 +446,12 @@ class _StateCollector(Collector):
             yield family
         for name, pairs in (
             ("kubemr_task_attempts", view.attempts),
+            ("kubemr_speculative_attempts_launched_total", view.backups_launched),
             ("kubemr_speculative_attempts", view.backups),
         ):
-            family = self._family(name, ("phase", "outcome"))
-            for (phase, outcome), value in sorted(pairs.items()):
-                family.add_metric([*common, phase, outcome], value)
+            family = self._family(name, BY_NAME[name].labels)
+            for (phase, second), value in sorted(pairs.items()):
+                family.add_metric([*common, phase, second], value)
             yield family
         total = sum(view.tasks.values())
         done = sum(view.completed.values())
@@ -446,6 +461,7 @@ class _StateCollector(Collector):
             "kubemr_job_failed": float(view.failed),
             "kubemr_job_last_progress_timestamp_seconds": view.last_progress,
             "kubemr_heartbeat_timeout_seconds": view.heartbeat_timeout,
+            "kubemr_master_restarts": float(view.master_restarts),
         }
         for name, value in singles.items():
             family = self._family(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -23,6 +23,8 @@ from kubemr.runs import Record
 
 MERGE_FACTOR = 32
 """Most runs merged at once; more on-disk runs are merged in passes first."""
+PROGRESS_GROUPS = 1024
+"""Keys reduced between two progress reports."""
 _first = itemgetter(0)
 
 
@@ -44,9 +46,11 @@ def run_reduce(
     out_path: Path,
     scratch: Path,
     metrics: RuntimeMetrics | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
-    so that each key's values reach reduce in input order."""
+    so that each key's values reach reduce in input order. ``progress`` is called with
+    the number of input records reduced so far, every ``PROGRESS_GROUPS`` keys."""
     stats = {
         "merge_passes": 0,
         "reduce_input_records": 0,
@@ -80,6 +84,8 @@ def run_reduce(
         lines: list[str] = []
         for key_bytes, group in groupby(merged, key=_first):
             stats["reduce_input_groups"] += 1
+            if progress is not None and stats["reduce_input_groups"] % PROGRESS_GROUPS == 0:
+                progress(stats["reduce_input_records"])
             for out_key, out_value in reduce(decode_key(key_bytes), values_of(group)):
                 lines.append(format_line(out_key, out_value))
             if len(lines) >= 4096:

@@ -18,13 +18,26 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
   ``FETCH_FAILURE_THRESHOLD`` reports against the same map attempt (or at once if its
   worker is dead) the output is declared lost and the map task runs again. Reducers
   learn which of the outputs they are fetching went stale (:meth:`Scheduler.stale`).
-- Speculative execution (when enabled): once no task of a kind is idle (the end of the
-  phase; for reduces, after the map phase), an idle worker asking for work gets a
-  backup attempt of the slowest running task with a single attempt whose elapsed time
-  is at least ``SLOW_FACTOR`` times the median of that kind's completed attempts (and
-  ``MIN_LAG`` seconds more than it), within a budget of ``BACKUP_SHARE`` of the tasks
-  (at least one). The first attempt to finish wins; the others are discarded (the
-  master's heartbeat reply tells their workers to cancel them).
+- Speculative execution (when enabled), LATE-style (Zaharia et al., OSDI 2008): once
+  no task of a kind is idle (the end of the phase), an idle worker asking for work gets
+  a backup attempt of the running task (with a single attempt) expected to finish last,
+  if it is a straggler. Workers report each attempt's progress (0..1) in their
+  heartbeats (:meth:`Scheduler.progress`). An attempt's rate is its progress over the
+  time from its start to the report (to now once reports are ``STALE_AFTER`` heartbeat
+  intervals old, so a dead or hung attempt's rate falls). The typical rate is the median
+  over the kind's succeeded attempts (1 / duration) and its running attempts with
+  progress; a typical attempt takes 1 / that. An attempt with progress is a straggler
+  if its rate is at most ``1 / SLOW_FACTOR`` of the typical one and its estimated time
+  left, ``(1 - progress) / rate`` less the time since the report, exceeds the typical
+  time by ``MIN_LAG`` seconds (so a backup is expected to finish first). An attempt with
+  no progress yet falls back to elapsed time: at least ``SLOW_FACTOR`` times the typical
+  time and ``MIN_LAG`` seconds more. Reduce backups wait for the map phase to end,
+  except in streaming mode by the rate rule: there every reducer fetches each map output
+  as it completes, so peers' rates are comparable and one whose progress stopped falls
+  behind. No backup goes to a worker whose own last succeeded attempt of the kind was
+  that slow; backups of a kind stay within ``BACKUP_SHARE`` of its tasks (at least
+  one). The first attempt to finish wins; the others are discarded (the master's
+  heartbeat reply tells their workers to cancel them).
 - A worker on which ``BLACKLIST_AFTER`` attempts failed gets no more tasks while
   another worker of its role that is not blacklisted is alive (as Hadoop does).
 - A worker that registers again under the same name, role and address while its
@@ -44,6 +57,8 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 from __future__ import annotations
 
 import enum
+import math
+import statistics
 from dataclasses import dataclass, field
 
 from kubemr.splits import Split
@@ -51,13 +66,21 @@ from kubemr.splits import Split
 FETCH_FAILURE_THRESHOLD = 2
 """Fetch-failure reports against one map attempt's output that declare it lost."""
 SLOW_FACTOR = 1.5
-"""A running attempt this many times slower than the median completed one is a straggler."""
+"""A running attempt whose rate is this many times below the typical one is a straggler."""
 MIN_LAG = 0.5
-"""...and at least this many seconds slower, so tiny tasks are never backed up."""
+"""...if a backup is expected to finish at least this many seconds before it, so tiny
+tasks are never backed up."""
 BACKUP_SHARE = 0.1
 """Backup attempts per kind, as a share of that kind's tasks (at least one)."""
 BLACKLIST_AFTER = 3
 """Failed attempts on one worker after which it is avoided."""
+STALE_AFTER = 2
+"""Heartbeat intervals after which an attempt's last progress report is stale."""
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """Seconds between a worker's heartbeats (which carry progress), given the timeout."""
+    return min(1.0, timeout / 4)
 
 
 PENDING = "pending:"
@@ -106,6 +129,12 @@ class Attempt:
     finished: float | None = None
     outcome: str = "running"  # running | succeeded | failed | discarded | lost | recovered
     backup: bool = False
+    progress: float = 0.0
+    """Share of the attempt's work done (0..1), as its worker last reported it."""
+    reported: float | None = None
+    """When that progress was reported."""
+    rule: str = ""
+    """Backups: the rule that chose the original as a straggler (``rate`` or ``elapsed``)."""
 
 
 @dataclass
@@ -162,6 +191,19 @@ class Recovery:
     """Completed map outputs by task index; ``worker`` is ignored, ``name`` is the holder."""
     committed: dict[int, str] = field(default_factory=dict)
     """Committed reduce tasks: index -> attempt id."""
+
+
+@dataclass(frozen=True)
+class Straggler:
+    """A running task worth a backup attempt, and why."""
+
+    task: Task
+    left: float
+    """Estimated seconds until its attempt finishes (infinite when it reported no progress)."""
+    rule: str
+    """``rate`` (progress rate against the typical one) or ``elapsed`` (no progress known)."""
+    started: float
+    """When its running attempt started (ties go to the older one)."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +330,28 @@ class Scheduler:
         worker.last_seen = now
         return True
 
+    def progress(self, attempt_id: str, value: float, now: float) -> bool:
+        """Record a running attempt's progress (clamped to 0..1); False if it is not live."""
+        attempt = self._live_attempt(attempt_id)
+        if attempt is None or math.isnan(value):
+            return False
+        attempt.progress = min(max(value, 0.0), 1.0)
+        attempt.reported = now
+        return True
+
+    def _rate(self, attempt: Attempt, now: float) -> tuple[float, float] | None:
+        """A running attempt's progress rate (per second) and estimated seconds left, or
+        None if it reported no progress. The rate is measured up to the report, so a
+        report's lag does not make an attempt look slow; once reports are stale (its
+        worker died or hangs) it is measured up to now, and so falls."""
+        if attempt.progress <= 0 or attempt.reported is None:
+            return None
+        stale = now - attempt.reported > STALE_AFTER * heartbeat_interval(self.heartbeat_timeout)
+        until = now if stale else attempt.reported
+        rate = attempt.progress / max(until - attempt.started, 1e-3)
+        left = (1.0 - attempt.progress) / rate - (now - until)
+        return rate, max(left, 0.0)
+
     def expire(self, now: float) -> list[str]:
         """Declare dead every worker silent past the timeout; return their ids."""
         dead = [
@@ -345,10 +409,11 @@ class Scheduler:
             task = None
         else:
             task = next((t for t in self.reduces if t.state is State.IDLE), None)
-        backup = False
+        straggler = None
         if task is None and self.speculative:
-            task = self._straggler(worker.role, worker_id, now)
-            backup = task is not None
+            straggler = self._straggler(worker.role, worker_id, now)
+            task = straggler.task if straggler is not None else None
+        backup = straggler is not None
         if task is None:
             return None
         task.attempts += 1
@@ -359,6 +424,7 @@ class Scheduler:
             worker_id,
             now,
             backup=backup,
+            rule=straggler.rule if straggler is not None else "",
         )
         if backup:
             self.backups[task.kind] += 1
@@ -382,34 +448,73 @@ class Scheduler:
         """Live workers that get no tasks because too many attempts failed on them."""
         return [w.id for w in self.workers.values() if w.alive and self._avoided(w)]
 
-    def _straggler(self, kind: Kind, worker_id: str, now: float) -> Task | None:
+    def _typical_seconds(self, kind: Kind, now: float) -> float | None:
+        """Seconds a typical attempt of ``kind`` takes: 1 / the median rate of its succeeded
+        attempts and of its running attempts with progress; None if nothing is known."""
+        rates = []
+        for attempt in self.attempts.values():
+            if attempt.kind is not kind:
+                continue
+            if attempt.outcome == "succeeded" and attempt.finished is not None:
+                rates.append(1.0 / max(attempt.finished - attempt.started, 1e-3))
+            elif attempt.outcome == "running" and (measured := self._rate(attempt, now)):
+                rates.append(measured[0])
+        if not rates:
+            return None
+        return 1.0 / statistics.median(rates)
+
+    def _slow_worker(self, worker_id: str, kind: Kind, typical: float) -> bool:
+        """Whether the worker's last succeeded attempt of ``kind`` was a straggler's."""
+        finished = [
+            (a.finished, a.finished - a.started)
+            for a in self.attempts.values()
+            if a.worker == worker_id
+            and a.kind is kind
+            and a.outcome == "succeeded"
+            and a.finished is not None
+        ]
+        return bool(finished) and max(finished)[1] >= SLOW_FACTOR * typical
+
+    def _straggler(self, kind: Kind, worker_id: str, now: float) -> Straggler | None:
         """The running task most worth a backup attempt on this worker, if any."""
         tasks = self.maps if kind is Kind.MAP else self.reduces
-        if kind is Kind.REDUCE and not self.map_phase_over:
+        early = kind is Kind.REDUCE and not self.map_phase_over
+        if early and self.barrier:
             return None
         if any(t.state is State.IDLE for t in tasks):
             return None  # not the end of the phase yet
         if self.backups[kind] >= max(1, int(len(tasks) * BACKUP_SHARE)):
             return None
-        durations = sorted(
-            a.finished - a.started
-            for a in self.attempts.values()
-            if a.kind is kind and a.outcome == "succeeded" and a.finished is not None
-        )
-        if not durations:
+        typical = self._typical_seconds(kind, now)
+        if typical is None or self._slow_worker(worker_id, kind, typical):
             return None
-        median = durations[len(durations) // 2]
-        best: tuple[float, Task] | None = None
+        best: Straggler | None = None
         for task in tasks:
             if task.state is not State.RUNNING or len(task.running) != 1:
                 continue
             attempt = self.attempts[next(iter(task.running))]
-            elapsed = now - attempt.started
-            if attempt.worker == worker_id or elapsed < max(SLOW_FACTOR * median, median + MIN_LAG):
+            if attempt.worker == worker_id:
                 continue
-            if best is None or elapsed > best[0]:
-                best = (elapsed, task)
-        return best[1] if best is not None else None
+            found = self._judge(attempt, typical, now)
+            if found is None or (early and found[1] != "rate"):
+                continue
+            candidate = Straggler(task, *found, started=attempt.started)
+            if best is None or (candidate.left, -candidate.started) > (best.left, -best.started):
+                best = candidate
+        return best
+
+    def _judge(self, attempt: Attempt, typical: float, now: float) -> tuple[float, str] | None:
+        """Whether a running attempt is a straggler, given the seconds a typical attempt
+        of its kind takes: its estimated seconds left and the rule that decided, or None."""
+        measured = self._rate(attempt, now)
+        if measured is not None:
+            rate, left = measured
+            if rate * SLOW_FACTOR <= 1.0 / typical and left >= typical + MIN_LAG:
+                return left, "rate"
+            return None
+        if now - attempt.started >= max(SLOW_FACTOR * typical, typical + MIN_LAG):
+            return math.inf, "elapsed"
+        return None
 
     def _task(self, attempt: Attempt) -> Task:
         return (self.maps if attempt.kind is Kind.MAP else self.reduces)[attempt.index]
@@ -591,6 +696,26 @@ class Scheduler:
     def backup_attempts(self) -> dict[str, int]:
         """Backup attempts launched, by kind."""
         return {kind.value: n for kind, n in self.backups.items()}
+
+    def speculation(self) -> dict[str, object]:
+        """What speculative execution did: backups launched by kind and by the rule that
+        chose them, backups that won (committed first), and backups as a share of all
+        attempts."""
+        backups = [a for a in self.attempts.values() if a.backup]
+        won = {kind.value: 0 for kind in Kind}
+        rules = {"rate": 0, "elapsed": 0}
+        for attempt in backups:
+            rules[attempt.rule] = rules.get(attempt.rule, 0) + 1
+            if attempt.outcome == "succeeded":
+                won[attempt.kind.value] += 1
+        total = len(self.attempts)
+        return {
+            "backups": self.backup_attempts(),
+            "backupsWon": won,
+            "backupsByRule": rules,
+            "attempts": total,
+            "backupShare": round(len(backups) / total, 4) if total else 0.0,
+        }
 
     def attempts_by_outcome(self) -> dict[str, int]:
         counts: dict[str, int] = {}

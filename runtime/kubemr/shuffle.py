@@ -59,6 +59,7 @@ class FetchedRun:
     frames: list[bytes] = field(default_factory=list)
     path: Path | None = None
     bytes: int = 0
+    records: int = 0
 
 
 class FetchBuffer:
@@ -177,7 +178,7 @@ async def fetch_run(
         job=job, map_task=ref.map_task, attempt_id=ref.attempt_id, partition=partition
     )
     metrics = buffer.metrics
-    run = FetchedRun(ref.map_task, path=spill_to)
+    run = FetchedRun(ref.map_task, path=spill_to, records=ref.records)
     sink = spill_to.open("wb") if spill_to is not None else None
     started = time.perf_counter()
     complete = False
@@ -199,7 +200,7 @@ async def fetch_run(
         if sink is None and not complete:
             buffer.discard(run)
     if sink is None:
-        buffer.completed(run, ref.records)
-    metrics.stage("shuffle_fetch", records_in=ref.records)
+        buffer.completed(run, run.records)
+    metrics.stage("shuffle_fetch", records_in=run.records)
     metrics.observe("kubemr_phase_duration_seconds", time.perf_counter() - started, "shuffle_fetch")
     return run

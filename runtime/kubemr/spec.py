@@ -69,7 +69,25 @@ class Model(BaseModel):
         extra="forbid",
         frozen=True,
         use_attribute_docstrings=True,
+        strict=True,  # "3" is not an integer, "true" not a boolean: as the API server says
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        """Read numbers and nulls as the API server does: ``field: null`` means the field is
+        not set (it drops nulls of known, non-nullable fields; unknown fields stay
+        unknown), and a whole number written ``3.0`` is the integer 3."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) | {
+            f.alias for f in cls.model_fields.values() if f.alias is not None
+        }
+        return {
+            k: int(v) if isinstance(v, float) and v.is_integer() else v  # 3.0 is 3 (JSON)
+            for k, v in data.items()
+            if not (v is None and k in known)
+        }
 
 
 class AppSpec(Model):
@@ -332,6 +350,8 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         elif part in ("function-after[_check_module(), str]",) or "[" in str(part):
             continue
+        elif not re.fullmatch(r"[A-Za-z_][\w-]*", part):
+            path += f"[{part!r}]"  # a key that is not a field name, quoted
         else:
             path += f".{part}" if path else str(part)
     return path

@@ -10,6 +10,12 @@ no longer knows the worker (it was restarted, or declared the worker dead), the 
 abandons the attempt it is running and registers again under the same name and shuffle
 address, for up to ``connect_timeout`` seconds. Its shuffle server and the map outputs
 on its disk stay, and the master gives them back to it (:meth:`Scheduler.register`).
+
+Every heartbeat carries the running attempt's progress, 0..1, which the master's
+speculation compares with its peers'. A map's progress is the share of its split's
+bytes consumed. A reduce's is half fetching, half reducing:
+``0.5 * map outputs fetched / map tasks + 0.5 * records reduced / records fetched``
+(it stays at 0.5 while merge passes, if any, run before reducing).
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ class Context:
     metrics: metrics_.RuntimeMetrics
     running: set[str] = field(default_factory=set)
     cancel: dict[str, threading.Event] = field(default_factory=dict)
+    progress: dict[str, float] = field(default_factory=dict)
+    """Progress of each running attempt, 0..1 (written by task threads, read by the loop)."""
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this registration is over: the master is unreachable or forgot us."""
@@ -140,9 +148,11 @@ async def _context(
 async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
     """Heartbeat until the job is over (``stop``) or this registration is (``ctx.lost``)."""
     while not stop.is_set():
+        running = sorted(ctx.running)
+        progress = ctx.progress.get(running[0], 0.0) if len(running) == 1 else 0.0
         try:
             reply = await ctx.stub.Heartbeat(
-                pb.HeartbeatRequest(worker_id=ctx.worker_id, running=sorted(ctx.running)),
+                pb.HeartbeatRequest(worker_id=ctx.worker_id, running=running, progress=progress),
                 timeout=max(ctx.heartbeat_interval * 2, 1.0),
             )
         except grpc.aio.AioRpcError as exc:
@@ -181,6 +191,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         out_dir=shuffle.map_output_dir(root, task.attempt_id),
         scratch_dir=root / "spill" / task.attempt_id,
         cancel=ctx.cancel.get(task.attempt_id),
+        progress=lambda share: ctx.progress.__setitem__(task.attempt_id, share),
         metrics=ctx.metrics,
     )
     return pb.TaskReport(
@@ -191,6 +202,8 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     )
 
 
+FETCH_SHARE = 0.5
+"""The share of a reduce attempt's progress that fetching stands for; reducing is the rest."""
 FETCH_RETRY_DELAY = 0.2
 """Seconds a reducer waits before fetching a map task's output again after a failure
 (times the number of failures so far for that task)."""
@@ -268,6 +281,8 @@ async def _fetch_all(
             if exc is None:
                 inflight.pop(index)
                 done[index] = pending.result()
+                if total:
+                    ctx.progress[task.attempt_id] = FETCH_SHARE * len(done) / total
             elif isinstance(exc, grpc.aio.AioRpcError):
                 drop(index)
                 failures[index] = failures.get(index, 0) + 1
@@ -349,9 +364,21 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
         sources: list[list[bytes] | Path] = [
             r.path if r.path is not None else r.frames for r in fetched
         ]
+        records = max(sum(r.records for r in fetched), 1)
+
+        def reduced(done: int) -> None:
+            ctx.progress[task.attempt_id] = FETCH_SHARE + (1 - FETCH_SHARE) * done / records
+
+        ctx.progress[task.attempt_id] = FETCH_SHARE
         async with buffer.reducing():
             result = await asyncio.to_thread(
-                run_reduce, ctx.app, sources, Path(task.temp_path), scratch, ctx.metrics
+                run_reduce,
+                ctx.app,
+                sources,
+                Path(task.temp_path),
+                scratch,
+                metrics=ctx.metrics,
+                progress=reduced,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -405,6 +432,7 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
         lost.cancel()
         ctx.running.discard(task.attempt_id)
         ctx.cancel.pop(task.attempt_id, None)
+        ctx.progress.pop(task.attempt_id, None)
     report.worker_id = ctx.worker_id
     report.attempt_id = task.attempt_id
     report.peak_rss = peak_rss()

@@ -28,7 +28,7 @@ from localkube import apiclient, deadlines, layout  # noqa: E402
 from localkube import cluster as clusters  # noqa: E402
 
 CRD_FILE = ROOT / "crds" / "mapreducejob.yaml"
-TEST_NAMESPACES = "test-*"
+TEST_NAMESPACES = "test-*,!test-chart-*"
 DEV_NAMESPACES = "*,!test-*"
 CRD_ESTABLISHED = deadlines.Deadline("crd_established", 30.0)
 OPERATOR_READY = deadlines.Deadline("operator_ready", 60.0)

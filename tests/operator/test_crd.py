@@ -110,6 +110,11 @@ CASES = [
         spec__volumes=[{"name": "d", "emptyDir": {}}],
         spec__volumeMounts=[{"name": "d", "mountPath": "data"}],
     ),
+    variant("string-for-integer", spec__reduceTasks="3"),
+    variant("whole-float-for-integer", spec__reduceTasks=3.0),
+    variant("string-for-boolean", spec__suspend="true"),
+    ("null-is-absent", {**VALID, "spec": {**VALID["spec"], "backoffLimit": None}}),
+    ("null-unknown-field", {**VALID, "spec": {**VALID["spec"], "colour": None}}),
     variant("bad-toleration-effect", spec__tolerations=[{"key": "k", "effect": "Sometimes"}]),
 ]
 

@@ -9,6 +9,7 @@ chosen pods crash or crawl.
 from __future__ import annotations
 
 import copy
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,11 @@ def reasons(kube: apiclient.ApiClient, namespace: str, name: str) -> list[str]:
 
 
 def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
-    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    shared: Path,
+    tmp_path: Path,
+    operator: LocalOperator,
 ) -> None:
     doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
     doc["spec"]["output"]["path"] = str(shared / "out")
@@ -122,6 +127,13 @@ def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)
     assert (shared / "out" / "_SUCCESS").exists()
     assert {"Accepted", "Completed"} <= set(reasons(kube, job_namespace, name))
+    metrics = (
+        urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    assert f'kubemr_operator_jobs{{namespace="{job_namespace}",phase="Succeeded"}} 1.0' in metrics
+    assert "kubemr_operator_reconcile_duration_seconds_count" in metrics
 
     def only_the_master_left() -> list[str] | None:
         names = sorted(pods(kube, job_namespace))
@@ -400,3 +412,27 @@ def test_suspend_mid_job_keeps_committed_work(
     assert summary(shared / "out")["recovered"]["reduces"] >= 1
     for part, inode in committed.items():  # kept, not rewritten
         assert (shared / "out" / part).stat().st_ino == inode
+
+
+def test_a_job_runs_in_a_namespace_enforcing_the_restricted_pod_security_standard(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    kube.merge_patch(f"/api/v1/namespaces/{job_namespace}", {"metadata": {"labels": labels}})
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "not-restricted"},
+        "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}]},
+    }
+    with pytest.raises(apiclient.ApiError) as refused:  # admission really enforces it
+        kube.create(apiclient.resource_path("pods", job_namespace), probe)
+    assert refused.value.status == 403
+    doc = job_doc("restricted", {"builtin": "wordcount"}, word_input(shared), str(shared / "out"))
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)

@@ -180,3 +180,18 @@ def test_manifest_file_with_several_documents(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace"}, doc]))
     result = run_cli("validate", str(path))
     assert result.returncode == 0 and "1 map tasks" in result.stdout
+
+
+def test_slow_worker_flag_names_the_bad_slot_or_factor(tmp_path: Path) -> None:
+    doc = manifest("slow", {"builtin": "wordcount"}, [str(APPS / "crash.py")], tmp_path / "out")
+    path = str(write_manifest(tmp_path, doc))
+    env = {"TMPDIR": str(tmp_path)}
+    result = run_cli("run", path, "--slow-worker", "mapper-7=10", env=env)
+    assert result.returncode == 1
+    assert "--slow-worker mapper-7: no such worker slot" in result.stderr
+    assert "mapper-0, reducer-0" in result.stderr
+    assert not list(tmp_path.glob("kubemr-*")), "no process should have started"
+    result = run_cli("run", path, "--slow-worker", "mapper-0=0.5", env=env)
+    assert result.returncode == 2
+    assert "'mapper-0=0.5': expected SLOT=FACTOR" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubemr import plan, spec
+from kubemr.config import Slowdown
 from kubemr.launcher import Launcher, LocalRun, Process
 from kubemr.proto import mapreduce_pb2 as pb
 
@@ -54,6 +55,8 @@ def run_chaos(
     doc: dict[str, Any],
     on_status: OnStatus,
     on_start: Callable[[Process], None] | None = None,
+    slow_workers: list[Slowdown] | None = None,
+    metrics: bool = False,
 ) -> LocalRun:
     job = spec.parse_job(doc, "chaos test")
     job_plan = plan.plan_job(job, [ROOT])
@@ -63,6 +66,8 @@ def run_chaos(
         search=[ROOT],
         progress=lambda status: on_status(holder[0], status),
         on_worker_start=on_start,
+        slow_workers=slow_workers or [],
+        metrics=metrics,
     )
     holder.append(launcher)
     return launcher.run()
@@ -213,6 +218,45 @@ def test_a_throttled_mapper_is_backed_up_near_the_end_of_the_map_phase(
     check(doc, run, oracle)
 
 
+def test_a_mapper_slowed_ten_times_is_backed_up_and_the_backup_wins(
+    tmp_path: Path, oracle: Oracle
+) -> None:
+    """mapper-0 runs 10x slower for real (the launcher stops it 90 ms of every 100 ms,
+    start-up included); the two other mappers are held until it has registered, so it
+    takes a task early. Splits of 16Ki are read in 4 KiB blocks, so its attempt reports
+    progress; at the end of the map phase an idle mapper gets a backup of its task, the
+    backup commits first and the slow original is discarded."""
+    doc = chaos_job(tmp_path, heartbeat="3s", delay=0.0005)
+    (tmp_path / "words").mkdir()
+    paths = word_input(tmp_path / "words", files=1, lines=9000)  # about 20 map tasks
+    doc["spec"]["input"] = {"paths": paths, "splitSize": "16Ki"}
+    held: list[Process] = []
+    released: list[bool] = []
+    reducers = doc["spec"]["reducer"]["replicas"]
+
+    def hold_fast_mappers(process: Process) -> None:
+        if process.role == "mapper" and process.name != "mapper-0" and not released:
+            process.signal(signal.SIGSTOP)
+            held.append(process)
+
+    def release(launcher: Launcher, status: pb.JobStatus) -> None:
+        if not released and status.workers >= reducers + 1:  # mapper-0 has registered
+            for process in held:
+                process.signal(signal.SIGCONT)
+            released.append(True)
+
+    run = run_chaos(doc, release, hold_fast_mappers, [Slowdown("mapper-0", 10)])
+    summary = run.summary
+    speculation = summary["speculation"]
+    assert summary["slowWorkers"] == {"mapper-0": 10}
+    assert speculation["backups"]["map"] >= 1, summary["attempts"]
+    assert speculation["backupsWon"]["map"] >= 1, summary["attempts"]
+    assert summary["attempts"].get("map_discarded", 0) >= 1
+    assert summary["backupAttempts"] == speculation["backups"]
+    assert speculation["backupShare"] > 0
+    check(doc, run, oracle)
+
+
 def test_kill_a_reducer_while_it_writes_its_output(tmp_path: Path, oracle: Oracle) -> None:
     """One reducer, slowed to ~1s per reduce task; it is killed as soon as an attempt's
     temporary part file exists (before the master commits it). Its replacement reruns
@@ -251,9 +295,17 @@ def test_kill_the_master_mid_map(tmp_path: Path, oracle: Oracle) -> None:
             killed.update(launcher=launcher, name=launcher.master.name, maps=status.maps_done)
             launcher.master.signal(signal.SIGKILL)
 
-    run = run_chaos(doc, strike)
+    run = run_chaos(doc, strike, metrics=True)
     assert killed["name"] == "master"
     assert killed["launcher"].master_restarts == 1 and run.summary["masterRestarts"] == 1
+    restarted = run.summary["metrics"]["master-r1"]  # the killed master wrote no snapshot
+    assert restarted["kubemr_master_restarts"][0]["value"] == 1.0
+    recovered_maps = [
+        row["value"]
+        for row in restarted["kubemr_task_attempts"]
+        if row["labels"] == {"role": "master", "phase": "map", "outcome": "recovered"}
+    ]
+    assert recovered_maps == [run.summary["recovered"]["maps"]]
     assert run.summary["workerRestarts"] == 0
     recovered, attempts = run.summary["recovered"], run.summary["attempts"]
     assert recovered["maps"] >= killed["maps"], attempts

@@ -1,10 +1,11 @@
 """A real Prometheus scrapes a running ``kubemr run --metrics`` job.
 
 Checks what a dashboard or an alert would see: every query of every panel of the shipped
-Grafana dashboards returns data over the job's run, every alert rule of
-``charts/monitoring/alerts.rules.yaml`` is loaded and evaluates without error, and
-``promtool check rules`` accepts the rules. Needs Debian's ``prometheus`` package
-(``make prometheus`` installs it; ``make test`` does so first).
+Grafana dashboards (``charts/kubemr/dashboards``) returns data over the job's run, every
+alert rule of ``charts/kubemr/files/alerts.rules.yaml`` (the Helm chart's PrometheusRule)
+is loaded and evaluates without error, and ``promtool check rules`` accepts the rules.
+Needs Debian's ``prometheus`` package (``make prometheus`` installs it; ``make test`` does
+so first).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ pytestmark = pytest.mark.prometheus
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
-RULES = ROOT / "charts" / "monitoring" / "alerts.rules.yaml"
-DASHBOARDS = sorted((ROOT / "charts" / "dashboards").glob("*.json"))
+CHART = ROOT / "charts" / "kubemr"
+RULES = CHART / "files" / "alerts.rules.yaml"
+DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
 READY_DEADLINE = 30.0
 """Seconds Prometheus may take to become ready."""
 JOB_DEADLINE = 120.0

@@ -7,11 +7,16 @@ import re
 import urllib.request
 from pathlib import Path
 
-from kubemr import metrics, monitoring
+from kubemr import journal as journals
+from kubemr import master, metrics, monitoring, plan, spec
+from kubemr.scheduler import Attempt, Kind
+from kubemr.storage import OutputDir
 from prometheus_client.parser import text_string_to_metric_families
 
+from testjobs import manifest
+
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED_LABELS = {"kubemr_job", "role", "phase", "outcome", "method"}
+ALLOWED_LABELS = {"kubemr_job", "role", "phase", "outcome", "rule", "method"}
 
 
 def view() -> metrics.JobView:
@@ -23,10 +28,11 @@ def view() -> metrics.JobView:
         last_progress=1.0,
         workers={"map": 2, "reduce": 1},
         attempts={("map", "succeeded"): 3, ("reduce", "running"): 1},
-        backups_launched={"map": 1, "reduce": 0},
+        backups_launched={("map", "rate"): 1, ("reduce", "rate"): 0},
         backups={("map", "succeeded"): 1},
         max_lag={"map": 0.5, "reduce": 0.2},
         heartbeat_timeout=10.0,
+        master_restarts=2,
     )
 
 
@@ -97,10 +103,11 @@ def test_the_master_exports_the_job_at_scrape_time() -> None:
     runtime.job_view = view
     snap = metrics.snapshot(runtime.exposition().decode())
     assert snap["kubemr_job_progress_ratio"][0]["value"] == 0.8
-    assert {"labels": {"role": "master", "phase": "map"}, "value": 1.0} in snap[
+    assert {"labels": {"role": "master", "phase": "map", "rule": "rate"}, "value": 1.0} in snap[
         "kubemr_speculative_attempts_launched_total"
     ]
     assert snap["kubemr_heartbeat_timeout_seconds"][0]["value"] == 10.0
+    assert snap["kubemr_master_restarts"][0]["value"] == 2.0
 
 
 def test_the_monitoring_server_serves_metrics_and_health(tmp_path: Path) -> None:
@@ -132,3 +139,54 @@ def test_the_monitoring_server_serves_metrics_and_health(tmp_path: Path) -> None
     assert 'kubemr_map_sort_buffer_bytes{kubemr_job="wc",role="mapper"} 7.0' in body
     assert health == "ok\n"
     assert "kubemr_map_sort_buffer_bytes" in (tmp_path / "final.prom").read_text()
+
+
+def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("a b c\n" * 200)
+    doc = manifest(
+        "wc", {"builtin": "wordcount"}, [str(source)], tmp_path / "out", input={"splitSize": "256"}
+    )
+    job = plan.plan_job(spec.parse_job(doc, "test"), [])
+    output = OutputDir(job.job.spec.output.path)
+    journal, _ = journals.open_journal(output, job)
+    journal.append({"event": "assigned", "attempt": "m0.a1"})
+    journal.append(
+        {
+            "event": "map_done",
+            "attempt": "m0.a1",
+            "worker": "mapper-0",
+            "address": "h:1",
+            "partitions": [[1, 10]],
+            "counters": {},
+            "timings": {},
+        }
+    )
+    journal.close()
+    journal, replay = journals.open_journal(output, job)  # a restarted master
+    state = master.JobState(job, output, journal, replay)
+    scheduler = state.scheduler
+    for number, rule in ((2, "rate"), (3, "elapsed"), (4, "rate")):
+        attempt = f"m1.a{number}"
+        scheduler.attempts[attempt] = Attempt(
+            attempt, Kind.MAP, 1, "w", 0.0, backup=True, rule=rule
+        )
+    view = state.job_view()
+    journal.close()
+    assert view.master_restarts == 1
+    assert view.attempts["map", "recovered"] == 1
+    assert view.backups_launched == {
+        ("map", "rate"): 2,
+        ("map", "elapsed"): 1,
+        ("reduce", "rate"): 0,
+        ("reduce", "elapsed"): 0,
+    }
+    assert view.backups["map", "running"] == 3
+    snap = metrics.snapshot(state.metrics.exposition().decode())
+    assert snap["kubemr_master_restarts"][0]["value"] == 1.0
+    assert {
+        "labels": {"role": "master", "phase": "map", "rule": "elapsed"},
+        "value": 1.0,
+    } in snap["kubemr_speculative_attempts_launched_total"]

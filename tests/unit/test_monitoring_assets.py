@@ -1,19 +1,29 @@
-"""The shipped dashboards, alert rules and monitor manifests: generated, consistent with
-each other and with the runtime's metric catalogue."""
+"""The shipped dashboards and alert rules: generated into the Helm chart, consistent with
+the chart's templates and with the runtime's metric catalogue."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import pytest
 import yaml
 from kubemr import metrics
+from kubemr_operator import manifests
+from kubemr_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubemr"
+RULES = CHART / "files" / "alerts.rules.yaml"
+DASHBOARDS = CHART / "dashboards"
 
 
 def generator() -> ModuleType:
@@ -28,12 +38,31 @@ def generator() -> ModuleType:
 
 
 def test_committed_assets_are_what_the_generator_writes() -> None:
+    module = generator()
+    generated = module.assets()
     stale = [
         str(path.relative_to(ROOT))
-        for path, text in generator().assets().items()
+        for path, text in generated.items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
     assert not stale, f"run `make monitoring`: {stale}"
+    strays = [str(p.relative_to(ROOT)) for p in module.strays(generated)]
+    assert not strays, f"not generated, but the chart would ship them: {strays}"
+
+
+def test_the_generator_writes_inside_the_chart_what_its_templates_read() -> None:
+    written = {p.relative_to(CHART).as_posix() for p in generator().assets() if CHART in p.parents}
+    assert written == {
+        "files/alerts.rules.yaml",
+        "dashboards/kubemr-job.json",
+        "dashboards/kubemr-shuffle.json",
+        "dashboards/kubemr-workers.json",
+    }
+    templates = CHART / "templates"
+    assert '.Files.Get "files/alerts.rules.yaml"' in (templates / "prometheusrule.yaml").read_text()
+    assert '.Files.Glob "dashboards/*.json"' in (templates / "dashboards.yaml").read_text()
+    ignored = (CHART / ".helmignore").read_text().split()
+    assert not any(p in ignored for p in ("files", "files/", "dashboards", "dashboards/", "*.json"))
 
 
 def referenced(expr: str) -> set[str]:
@@ -44,23 +73,23 @@ def referenced(expr: str) -> set[str]:
 
 def test_every_query_uses_catalogued_metrics() -> None:
     known = set(metrics.BY_NAME)
-    for path in sorted((ROOT / "charts" / "dashboards").glob("*.json")):
+    boards = sorted(DASHBOARDS.glob("*.json"))
+    assert len(boards) == 3
+    for path in boards:
         board = json.loads(path.read_text(encoding="utf-8"))
         for panel in board["panels"]:
             for target in panel["targets"]:
                 for name in referenced(target["expr"]):
                     assert name in known or name.startswith("container_"), (path.name, name)
-    rules = yaml.safe_load((ROOT / "charts" / "monitoring" / "alerts.rules.yaml").read_text())
+    rules = yaml.safe_load(RULES.read_text())
     for rule in rules["groups"][0]["rules"]:
         assert referenced(rule["expr"]) <= known, rule["alert"]
 
 
-def test_the_prometheus_rule_and_the_rules_file_hold_the_same_groups() -> None:
-    plain = yaml.safe_load((ROOT / "charts" / "monitoring" / "alerts.rules.yaml").read_text())
-    crd = yaml.safe_load((ROOT / "charts" / "monitoring" / "prometheusrule.yaml").read_text())
-    assert crd["kind"] == "PrometheusRule"
-    assert crd["spec"] == plain
-    alerts = {r["alert"] for r in plain["groups"][0]["rules"]}
+def test_the_rules_file_is_a_rules_file_with_the_four_alerts() -> None:
+    rules = yaml.safe_load(RULES.read_text())
+    assert set(rules) == {"groups"}  # the chart uses it whole as the PrometheusRule's spec
+    alerts = {r["alert"] for r in rules["groups"][0]["rules"]}
     assert alerts == {
         "KubemrJobStuck",
         "KubemrTaskFailuresRepeated",
@@ -69,22 +98,43 @@ def test_the_prometheus_rule_and_the_rules_file_hold_the_same_groups() -> None:
     }
 
 
-def test_each_dashboard_ships_as_a_sidecar_config_map() -> None:
-    docs = list(
-        yaml.safe_load_all((ROOT / "charts" / "dashboards" / "configmaps.yaml").read_text())
+def _helm() -> str | None:
+    for candidate in (os.environ.get("HELM"), str(ROOT / ".cluster" / "bin" / "helm")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("helm")
+
+
+def _render(*values: str) -> list[dict[str, Any]]:
+    helm = _helm()
+    if helm is None:
+        pytest.skip("no helm binary ($HELM, .cluster/bin/helm or PATH)")
+    args = [helm, "template", "t", str(CHART), "-n", "obs"]
+    for value in values:
+        args += ["--set", value]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_the_chart_renders_the_rules_the_dashboards_and_the_pod_monitor() -> None:
+    docs = _render(
+        "prometheusRule.enabled=true", "metrics.podMonitor.enabled=true", "dashboards.enabled=true"
     )
-    boards = sorted((ROOT / "charts" / "dashboards").glob("*.json"))
-    assert len(docs) == len(boards) == 3
-    for doc, path in zip(docs, boards, strict=True):
-        assert doc["kind"] == "ConfigMap"
-        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
-        assert doc["data"] == {path.name: path.read_text(encoding="utf-8")}
-
-
-def test_the_pod_monitor_scrapes_the_pods_monitoring_port() -> None:
-    monitor = yaml.safe_load((ROOT / "charts" / "monitoring" / "podmonitor.yaml").read_text())
-    assert monitor["kind"] == "PodMonitor"
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["spec"] == yaml.safe_load(RULES.read_text())
+    maps = {
+        key: value
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+        for key, value in d["data"].items()
+    }
+    assert set(maps) == {p.name for p in DASHBOARDS.glob("*.json")}
+    for name, text in maps.items():
+        assert json.loads(text) == json.loads((DASHBOARDS / name).read_text(encoding="utf-8"))
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "monitoring"
-    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/managed-by"] == (
-        "kubemr-operator"
-    )
+    assert monitor["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    pod_labels = manifests.labels("wc", Settings(image="kubemr:1"), "mapper", 0)
+    assert selector.items() <= pod_labels.items()  # it selects the operator's job pods

@@ -240,6 +240,114 @@ def test_no_backups_when_speculation_is_off_or_no_task_completed() -> None:
     assert fresh.assign(w2, 100.0) is None  # no completed attempt: no median to compare
 
 
+def test_a_low_progress_rate_gets_a_backup_before_the_elapsed_rule_would() -> None:
+    s, m1, m2 = speculating(maps=2)  # map 1 took 1s; map 0 has run 1.2s on m1
+    assert s.assign(m2, 1.2) is None  # no progress known: elapsed 1.2s < 1.5x the median
+    assert s.progress("m0.a1", 0.1, 1.2)  # 10 % in 1.2s: 12s in all, against 1s typical
+    backup = s.assign(m2, 1.2)
+    assert backup is not None and backup.attempt == "m0.a2"
+    assert s.attempts["m0.a2"].rule == "rate"
+    assert s.workers[m1].attempt == "m0.a1"  # the original runs on
+
+
+def test_lagging_reports_do_not_make_an_attempt_slow_but_stale_ones_do() -> None:
+    """Progress arrives with the heartbeat: 40 % reported at 0.4s of a 1s-typical attempt
+    is a normal rate even when judged later; once reports stop (the worker died), the
+    rate is measured up to now and falls."""
+    s, _, m2 = speculating(maps=2)  # map 1 took 1s; map 0 runs on m1 from 0
+    s.progress("m0.a1", 0.4, 0.4)
+    assert s.assign(m2, 1.2) is None  # the report lags, the rate does not
+    backup = s.assign(m2, 12.0)  # stale for 11.6s (heartbeats every 1s): 0.4 in 12s
+    assert backup is not None and s.attempts[backup.attempt].rule == "rate"
+
+
+def test_a_task_that_started_late_at_a_normal_rate_gets_no_backup() -> None:
+    """Map 0 runs at a normal rate but started last, so it has the most work left; map 1
+    is slow but almost done (a backup could not catch up). Neither is backed up."""
+    splits = [Split("f", i * 10, i * 10 + 10) for i in range(10)]
+    s = Scheduler(
+        splits, 1, barrier=False, max_attempts=2, heartbeat_timeout=100.0, speculative=True
+    )
+    workers = [s.register(f"m{i}", Kind.MAP, f"h:{i}", 0.0) for i in range(3)]
+    fast, slow, late = workers
+    almost = s.assign(slow, 0.0)
+    assert almost is not None
+    now = 0.0
+    while sum(t.state is State.IDLE for t in s.maps) > 1:
+        a = s.assign(fast, now)
+        assert a is not None
+        now += 1.0
+        assert s.map_succeeded(a.attempt, [(1, 1)], now)
+    started_late = s.assign(late, now)
+    assert started_late is not None
+    s.progress(started_late.attempt, 0.2, now + 0.2)  # 0.2 in 0.2s: a typical 1 task/s
+    s.progress(almost.attempt, 0.95, now + 0.2)  # slow (8.2s for 95 %) but 0.4s from done
+    assert s.assign(fast, now + 0.2) is None
+    assert s.backup_attempts() == {"map": 0, "reduce": 0}
+    s.progress(almost.attempt, 0.5, now + 0.2)  # had it been half done, it would be backed up
+    backup = s.assign(fast, now + 0.2)
+    assert backup is not None and backup.index == almost.index
+
+
+def test_backups_stay_within_the_budget() -> None:
+    """20 maps: at most 2 backups (10 %), however many stragglers and idle workers."""
+    splits = [Split("f", i * 10, i * 10 + 10) for i in range(20)]
+    s = Scheduler(
+        splits, 1, barrier=False, max_attempts=2, heartbeat_timeout=100.0, speculative=True
+    )
+    slow = [s.register(f"slow{i}", Kind.MAP, f"h:{i}", 0.0) for i in range(3)]
+    for w in slow:
+        a = s.assign(w, 0.0)
+        assert a is not None
+        s.progress(a.attempt, 0.05, 0.5)
+    fast = s.register("fast", Kind.MAP, "h:9", 0.0)
+    for now in range(17):
+        a = s.assign(fast, float(now))
+        assert a is not None and not s.attempts[a.attempt].backup
+        assert s.map_succeeded(a.attempt, [(1, 1)], now + 1.0)
+    idle = [fast, *(s.register(f"idle{i}", Kind.MAP, f"h:1{i}", 17.0) for i in range(2))]
+    got = [s.assign(w, 17.0) for w in idle]
+    assert [a is not None for a in got] == [True, True, False]
+    assert s.backup_attempts() == {"map": 2, "reduce": 0}
+
+
+def test_a_worker_whose_last_attempt_straggled_gets_no_backup() -> None:
+    s, m1, m2 = speculating(maps=4)  # m2 did maps 1-3 in 1s each; map 0 runs on m1
+    assert s.map_succeeded("m0.a1", [(1, 1)], 10.0)  # m1 took 10s
+    m3 = s.register("m3", Kind.MAP, "h:3", 10.0)
+    s.maps[1].state = State.IDLE  # (as if its output were lost) map 1 runs again, on m3
+    rerun = s.assign(m3, 10.0)
+    assert rerun is not None and rerun.index == 1
+    s.progress(rerun.attempt, 0.01, 11.0)
+    assert s.assign(m1, 15.0) is None  # m1 is slow itself
+    backup = s.assign(m2, 15.0)
+    assert backup is not None and backup.index == 1
+
+
+def test_progress_is_clamped_and_only_for_live_attempts() -> None:
+    s, _, _ = speculating(maps=2)
+    assert s.progress("m0.a1", 1.7, 1.0) and s.attempts["m0.a1"].progress == 1.0
+    assert s.progress("m0.a1", -1.0, 1.0) and s.attempts["m0.a1"].progress == 0.0
+    assert not s.progress("m1.a1", 0.5, 1.0)  # finished
+    assert not s.progress("m9.a1", 0.5, 1.0)  # unknown
+    assert not s.progress("m0.a1", float("nan"), 1.0)
+
+
+def test_the_summary_counts_backups_that_won_and_their_share() -> None:
+    s, _, m2 = speculating()
+    s.progress("m0.a1", 0.05, 9.0)
+    backup = s.assign(m2, 9.0)
+    assert backup is not None
+    assert s.map_succeeded(backup.attempt, [(1, 1)], 9.5)
+    assert s.speculation() == {
+        "backups": {"map": 1, "reduce": 0},
+        "backupsWon": {"map": 1, "reduce": 0},
+        "backupsByRule": {"rate": 1, "elapsed": 0},
+        "attempts": 11,
+        "backupShare": round(1 / 11, 4),
+    }
+
+
 def test_reduce_backups_wait_for_the_map_phase_and_first_commit_wins() -> None:
     splits = [Split("f", 0, 10)]
     s = Scheduler(
@@ -265,6 +373,27 @@ def test_reduce_backups_wait_for_the_map_phase_and_first_commit_wins() -> None:
     s.reduce_committed(backup.attempt, 21.0)
     assert not s.may_commit(slow.attempt)
     assert s.phase is Phase.SUCCEEDED
+
+
+def test_streaming_backs_up_a_stalled_reduce_during_the_map_phase_by_rate_only() -> None:
+    """Streaming: reducers fetch while maps run. One reducer's progress stopped at 5 %
+    (its worker died) while its peers reached 25 %: a replacement reducer gets a backup
+    before the map phase ends. Without progress, reduces still wait for the map phase."""
+    splits = [Split("f", i * 10, i * 10 + 10) for i in range(10)]
+    s = Scheduler(
+        splits, 3, barrier=False, max_attempts=2, heartbeat_timeout=100.0, speculative=True
+    )
+    reducers = [s.register(f"r{i}", Kind.REDUCE, "", 0.0) for i in range(3)]
+    attempts = [s.assign(r, 0.0) for r in reducers]
+    assert all(a is not None for a in attempts)
+    spare = s.register("r3", Kind.REDUCE, "", 5.0)
+    assert s.assign(spare, 5.0) is None  # no progress known: no early backup
+    for attempt, share in zip(attempts, (0.05, 0.25, 0.25), strict=True):
+        assert attempt is not None and s.progress(attempt.attempt, share, 5.0)
+    backup = s.assign(spare, 5.0)
+    assert not s.map_phase_over
+    assert backup is not None and backup.attempt == "r0.a2"
+    assert s.attempts["r0.a2"].rule == "rate"
 
 
 def test_a_worker_where_attempts_keep_failing_is_avoided() -> None:

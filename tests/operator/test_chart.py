@@ -1,0 +1,307 @@
+"""The Helm chart (charts/kubemr) with the real helm against the real local API server.
+
+`helm lint`; `helm template` accepted by the API server (server-side dry run, strict
+field validation) with the default values and with every option on; bad values refused
+by values.schema.json with the field named; and a real install: the operator runs as a
+pod (the node agent runs the chart's command) with the chart's RBAC and service account,
+the wordcount example reaches Succeeded with the oracle's output, `helm upgrade` rolls
+the operator, `helm uninstall` leaves nothing of it behind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from localkube import apiclient, deadlines, layout
+from localkube import cluster as clusters
+from localkube.fixtures import dump, failed
+from test_jobs import jobs_path, oracle, submit, wait_for
+
+from testjobs import ROOT, sorted_output
+
+pytestmark = pytest.mark.cluster
+
+CHART = ROOT / "charts" / "kubemr"
+STUB_CRDS = Path(__file__).resolve().parent / "monitoring-crds.yaml"
+OPERATOR_POD = deadlines.Deadline("operator_pod", 90.0)
+RELEASE_GONE = deadlines.Deadline("release_gone", 90.0)
+
+ALL_ON: dict[str, Any] = {
+    "replicaCount": 2,
+    "operator": {
+        "watchNamespaces": ["team-a", "team-b"],
+        "extraEnv": [{"name": "X", "value": "1"}],
+    },
+    "imagePullSecrets": [{"name": "registry"}],
+    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}},
+    "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
+    "prometheusRule": {"enabled": True},
+    "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {}}]},
+    "nodeSelector": {"pool": "system"},
+    "tolerations": [{"key": "system", "operator": "Exists"}],
+    "affinity": {"nodeAffinity": {}},
+    "priorityClassName": "system-cluster-critical",
+    "podLabels": {"team": "batch"},
+    "jobDefaults": {"image": {"repository": "registry.example/kubemr", "tag": "1"}},
+}
+
+
+def helm(paths: layout.Layout, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(paths.helm), "--kubeconfig", str(paths.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def kubectl(paths: layout.Layout, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(paths.kubectl), "--kubeconfig", str(paths.kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_helm_lint_passes(cluster: clusters.Cluster) -> None:
+    result = helm(cluster.paths, "lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"replicaCount": 9}, "/replicaCount"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"operator": {"watchNamespaces": ["Not_A_Name"]}}, "/operator/watchNamespaces/0"),
+        ({"metrics": {"port": 70000}}, "/metrics/port"),
+        ({"colour": "blue"}, "colour"),
+        ({"replicaCount": 2, "peering": {"enabled": False}}, "peering.enabled"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(
+    cluster: clusters.Cluster, tmp_path: Path, values: dict[str, Any], field: str
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm(cluster.paths, "template", "t", str(CHART), "-f", str(path))
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("values", [{}, ALL_ON], ids=["defaults", "all-on"])
+def test_rendered_chart_is_accepted_by_the_api_server(
+    cluster: clusters.Cluster, crd: str, namespace: str, tmp_path: Path, values: dict[str, Any]
+) -> None:
+    del crd
+    paths = cluster.paths
+    # prometheus-operator's kinds are not part of Kubernetes: stand-ins that accept any
+    # object let the dry run check everything else of those manifests.
+    for crds in (STUB_CRDS, CHART / "crds" / "kopfpeerings.yaml"):
+        applied = kubectl(paths, "apply", "--server-side", "-f", str(crds))
+        assert applied.returncode == 0, applied.stderr
+    for name in ("team-a", "team-b"):
+        kubectl(paths, "create", "namespace", name)
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    rendered = helm(paths, "template", "t", str(CHART), "-n", namespace, "-f", str(path))
+    assert rendered.returncode == 0, rendered.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert {"Deployment", "ServiceAccount"} <= set(kinds)
+    if values:
+        assert {"ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "Role"} <= set(
+            kinds
+        )
+    result = kubectl(
+        paths,
+        "create",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        stdin=rendered.stdout,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(kinds), result.stdout
+
+
+@pytest.fixture
+def release_namespace(
+    request: pytest.FixtureRequest, kube: apiclient.ApiClient, cluster: clusters.Cluster
+) -> Iterator[str]:
+    """A namespace for the release and its jobs, outside the test operator's patterns."""
+    name = f"test-chart-{uuid.uuid4().hex[:6]}"
+    kube.create("/api/v1/namespaces", {"metadata": {"name": name}})
+    yield name
+    if failed(request.node):
+        print(dump(kube, cluster.paths, name))
+    helm(cluster.paths, "uninstall", "kubemr", "-n", name, "--wait", "--timeout", "60s")
+    kube.delete(f"/api/v1/namespaces/{name}")
+
+
+def operator_pods(kube: apiclient.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    pods = kube.items(apiclient.resource_path("pods", namespace))
+    return [
+        p
+        for p in pods
+        if p["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "operator"
+    ]
+
+
+def running_operator(kube: apiclient.ApiClient, namespace: str, env: dict[str, str]) -> Any:
+    def probe() -> dict[str, Any] | None:
+        for pod in operator_pods(kube, namespace):
+            container = pod["spec"]["containers"][0]
+            values = {e["name"]: e.get("value") for e in container.get("env", [])}
+            if pod["status"].get("phase") == "Running" and all(
+                values.get(k) == v for k, v in env.items()
+            ):
+                return pod
+        return None
+
+    return deadlines.poll(OPERATOR_POD, probe, f"an operator pod running with {env}")
+
+
+def test_install_run_a_job_upgrade_and_uninstall(
+    cluster: clusters.Cluster,
+    kube: apiclient.ApiClient,
+    crd: str,
+    release_namespace: str,
+    tmp_path: Path,
+) -> None:
+    del crd
+    paths, namespace = cluster.paths, release_namespace
+    shared = ROOT / ".cache" / "operator-tests" / f"chart-{uuid.uuid4().hex[:6]}"
+    shared.mkdir(parents=True)
+    install = helm(
+        paths,
+        "install",
+        "kubemr",
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        f"operator.watchNamespaces={{{namespace}}}",
+        "--set",
+        f"jobDefaults.workingDir={ROOT}",
+    )
+    assert install.returncode == 0, install.stderr
+    pod = running_operator(kube, namespace, {"KUBEMR_OPERATOR_RECONCILE_INTERVAL": "2"})
+    assert pod["spec"]["serviceAccountName"] == "kubemr"
+    assert pod["spec"]["containers"][0]["command"] == ["kubemr-operator"]
+
+    doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
+    doc["spec"]["output"]["path"] = str(shared / "out")
+    name = submit(kube, namespace, doc)
+    job = wait_for(kube, namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+
+    upgrade = helm(
+        paths,
+        "upgrade",
+        "kubemr",
+        str(CHART),
+        "-n",
+        namespace,
+        "--reuse-values",
+        "--set",
+        "operator.reconcileInterval=1",
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    rolled = running_operator(kube, namespace, {"KUBEMR_OPERATOR_RECONCILE_INTERVAL": "1"})
+    assert rolled["metadata"]["name"] != pod["metadata"]["name"]
+    kube.delete(jobs_path(namespace, name))
+
+    uninstall = helm(paths, "uninstall", "kubemr", "-n", namespace, "--wait")
+    assert uninstall.returncode == 0, uninstall.stderr
+
+    def nothing_left() -> bool | None:
+        left = kubectl(
+            paths,
+            "get",
+            "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,"
+            "kopfpeerings,configmaps",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/instance=kubemr",
+            "-o",
+            "name",
+        )
+        cluster_wide = kubectl(
+            paths,
+            "get",
+            "clusterroles,clusterrolebindings",
+            "-o",
+            "name",
+            "-l",
+            "app.kubernetes.io/instance=kubemr",
+        )
+        names = (left.stdout + cluster_wide.stdout).split()
+        return True if not names and not operator_pods(kube, namespace) else None
+
+    deadlines.poll(RELEASE_GONE, nothing_left, "every resource of the release removed")
+
+
+def test_two_replicas_never_both_act(
+    cluster: clusters.Cluster,
+    kube: apiclient.ApiClient,
+    crd: str,
+    release_namespace: str,
+    tmp_path: Path,
+) -> None:
+    del crd
+    paths, namespace = cluster.paths, release_namespace
+    install = helm(
+        paths,
+        "install",
+        "kubemr",
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "replicaCount=2",
+        "--set",
+        f"operator.watchNamespaces={{{namespace}}}",
+        "--set",
+        f"jobDefaults.workingDir={ROOT}",
+    )
+    assert install.returncode == 0, install.stderr
+
+    def logs() -> dict[str, str] | None:
+        pods = [p for p in operator_pods(kube, namespace) if p["status"].get("phase") == "Running"]
+        if len(pods) != 2:
+            return None
+        texts = {
+            p["metadata"]["name"]: kubectl(
+                paths, "logs", "-n", namespace, p["metadata"]["name"]
+            ).stdout
+            for p in pods
+        }
+        paused = [n for n, t in texts.items() if "Pausing operations in favour of" in t]
+        return texts if len(paused) == 1 else None
+
+    texts = deadlines.poll(OPERATOR_POD, logs, "two operator replicas, exactly one paused")
+    shared = ROOT / ".cache" / "operator-tests" / f"replicas-{uuid.uuid4().hex[:6]}"
+    shared.mkdir(parents=True)
+    doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
+    doc["spec"]["output"]["path"] = str(shared / "out")
+    name = submit(kube, namespace, doc)
+    job = wait_for(kube, namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+    events = kube.items(apiclient.resource_path("events", namespace))
+    accepted = [e for e in events if e.get("reason") == "Accepted"]
+    assert sum(int(e.get("count") or 1) for e in accepted) == 1, "one replica acted, once"
+    assert len(texts) == 2

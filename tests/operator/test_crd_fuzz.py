@@ -1,0 +1,54 @@
+"""Hypothesis-generated manifests against the real API server (the CRD, server-side dry
+run) and the spec model: they accept and reject the same ones, and every rejection by
+the model names a field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from kubemr import spec
+from localkube import apiclient
+
+from manifestfuzz import manifests
+
+pytestmark = pytest.mark.cluster
+
+DISAGREEMENTS: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def server(kube: apiclient.ApiClient, crd: str) -> apiclient.ApiClient:
+    del crd
+    return kube
+
+
+def test_model_and_crd_agree_on_generated_manifests(server: apiclient.ApiClient) -> None:
+    path = "/apis/kubemr.io/v1alpha1/namespaces/default/mapreducejobs"
+
+    @settings(
+        max_examples=300,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(manifests())
+    def agree(doc: dict[str, Any]) -> None:
+        try:
+            server.request("POST", path, doc, params={"dryRun": "All", "fieldValidation": "Strict"})
+            server_says = "accepts"
+        except apiclient.ApiError as error:
+            assert error.status in (400, 422), error
+            server_says = f"rejects ({error.message[:300]})"
+        try:
+            spec.parse_job(doc)
+            model_says = "accepts"
+        except spec.SpecError as error:
+            model_says = f"rejects ({'; '.join(error.problems)})"
+        assert server_says.split()[0] == model_says.split()[0], (
+            f"{json.dumps(doc)}\nserver {server_says}\nmodel {model_says}"
+        )
+
+    agree()
