@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench bench-faults
+.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
+	bench-faults bench-lockwait monitoring monitoring-check prometheus test-prometheus
 
 all: test
 
@@ -54,8 +55,23 @@ crd: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
+## prometheus: Debian's Prometheus (the monitoring test scrapes a local job with it)
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+	  echo "installing Debian's prometheus package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; \
+	fi
+
+## monitoring: regenerate the chart's dashboards and alert rules (charts/kubemr) and the table of docs/metrics.md
+monitoring: $(STAMP)
+	$(BIN)/python charts/monitoring/generate.py
+
+monitoring-check: $(STAMP)
+	$(BIN)/python charts/monitoring/generate.py --check
+
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
-test: lint typecheck importlint proto-check
+test: lint typecheck importlint proto-check monitoring-check prometheus
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
@@ -66,8 +82,16 @@ test-kind: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
+## test-prometheus: only the test that scrapes a running job with a real Prometheus
+test-prometheus: $(STAMP) prometheus
+	$(BIN)/pytest -m prometheus $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python bench/wordcount.py
+
+## bench-lockwait: reducer lock wait and buffer occupancy, default vs a coarse lock
+bench-lockwait: $(STAMP)
+	$(BIN)/python bench/lockwait.py
 
 ## bench-faults: the same job healthy, with a worker slowed 10x (speculation on/off) and
 ## with a quarter of the workers killed mid-map (docs/benchmarks.md)

@@ -9,7 +9,9 @@ created instead of creating it twice. A replacement pod gets the next attempt nu
 
 Every object carries an owner reference to the job (deleting the job deletes them) and
 the labels ``kubemr.io/job``, ``kubemr.io/role``, ``kubemr.io/index`` and
-``kubemr.io/attempt``.
+``kubemr.io/attempt``. Every pod serves ``/metrics`` on its ``monitoring`` port and
+carries the ``prometheus.io/*`` scrape annotations (the Helm chart's PodMonitor,
+``metrics.podMonitor.enabled``, scrapes that port for the Prometheus operator).
 """
 
 from __future__ import annotations
@@ -150,6 +152,19 @@ def service(ref: JobRef, settings: Settings) -> Manifest:
     }
 
 
+def scrape_annotations(settings: Settings) -> dict[str, str]:
+    """The conventional annotations that let an annotation-driven Prometheus scrape a pod."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(settings.monitoring_port),
+        "prometheus.io/path": "/metrics",
+    }
+
+
+def _monitoring_port(settings: Settings) -> Manifest:
+    return {"name": "monitoring", "containerPort": settings.monitoring_port}
+
+
 def _env(name: str, value: str) -> Manifest:
     return {"name": name, "value": value}
 
@@ -266,17 +281,14 @@ def master_pod(ref: JobRef, job: specs.MapReduceJob, attempt: int, settings: Set
         ],
         ports=[
             {"name": "grpc", "containerPort": settings.master_port},
-            {"name": "monitoring", "containerPort": settings.monitoring_port},
+            _monitoring_port(settings),
         ],
         resources=job.spec.master.resources,
         settings=settings,
         extra_mounts=[{"name": JOB_VOLUME, "mountPath": settings.job_dir, "readOnly": True}],
         extra_volumes=[{"name": JOB_VOLUME, "configMap": {"name": config_map_name(ref.name)}}],
     )
-    pod["metadata"]["annotations"] = {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(settings.monitoring_port),
-    }
+    pod["metadata"]["annotations"] = scrape_annotations(settings)
     pod["spec"]["containers"][0]["readinessProbe"] = {
         "httpGet": {"path": "/healthz", "port": "monitoring"},
         "periodSeconds": 2,
@@ -295,7 +307,8 @@ def worker_pod(
     """A mapper or reducer: pulls tasks from the master until it is told to exit."""
     group = job.spec.mapper if role == MAPPER else job.spec.reducer
     ports = [{"name": "shuffle", "containerPort": settings.shuffle_port}] if role == MAPPER else []
-    return _pod(
+    ports.append(_monitoring_port(settings))
+    pod = _pod(
         ref,
         job,
         role,
@@ -307,6 +320,7 @@ def worker_pod(
             _env("KUBEMR_MASTER", master_address(ref, settings)),
             _env("KUBEMR_SHUFFLE_PORT", str(settings.shuffle_port)),
             _env("KUBEMR_WORK_DIR", settings.work_dir),
+            _env("KUBEMR_MONITORING_PORT", str(settings.monitoring_port)),
         ],
         ports=ports,
         resources=group.resources,
@@ -314,6 +328,8 @@ def worker_pod(
         extra_mounts=[],
         extra_volumes=[],
     )
+    pod["metadata"]["annotations"] = scrape_annotations(settings)
+    return pod
 
 
 def pod(

@@ -35,7 +35,8 @@ class Settings:
     shuffle_port: int = 7071
     """The mappers' shuffle port in their pods. Default 7071."""
     monitoring_port: int = 9090
-    """Port of ``/status`` and ``/healthz`` (and, later, ``/metrics``). Default 9090."""
+    """Port of every job pod's ``/metrics`` and ``/healthz`` (and the master's ``/status``).
+    Default 9090."""
     status_linger: float = 15.0
     """Seconds a finished master waits for the operator to read its final ``/status``.
     Default 15 (several reconcile intervals)."""

@@ -29,6 +29,29 @@ ENV_ROLE = "KUBEMR_ROLE"
 ENV_JOB_FILE = "KUBEMR_JOB_FILE"
 ENV_POD_NAME = "POD_NAME"
 ENV_POD_IP = "POD_IP"
+ENV_COARSE_LOCK = "KUBEMR_COARSE_LOCK"
+"""Test builds only: ``1`` makes reducers hold their fetch buffer's lock while they parse
+and reduce (``bench/lockwait.py`` measures what that costs)."""
+
+
+def _monitoring_port(env: Mapping[str, str]) -> int | None:
+    value = env.get(ENV_MONITORING_PORT)
+    return int(value) if value else None
+
+
+def _monitoring_args(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    parser.add_argument(
+        "--monitoring-port",
+        type=int,
+        default=_monitoring_port(env),
+        help=f"serve /metrics and /healthz over HTTP on this port [${ENV_MONITORING_PORT}]",
+    )
+    parser.add_argument(
+        "--monitoring-file", type=Path, help="write host:port of the monitoring server here"
+    )
+    parser.add_argument(
+        "--metrics-snapshot", type=Path, help="write the final metrics here when done"
+    )
 
 
 def _slowdown(text: str) -> Slowdown:
@@ -69,6 +92,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve every process's /metrics while the job runs (prints the URLs) and add "
+        "the final figures to _summary.json",
+    )
+    run.add_argument(
         "--slow-worker",
         type=_slowdown,
         action="append",
@@ -90,12 +119,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     master.add_argument("--bind", default="0.0.0.0")
     master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
-    master.add_argument(
-        "--monitoring-port",
-        type=int,
-        default=int(env[ENV_MONITORING_PORT]) if env.get(ENV_MONITORING_PORT) else None,
-        help=f"serve /status and /healthz over HTTP on this port [${ENV_MONITORING_PORT}]",
-    )
+    _monitoring_args(master, env)
     master.add_argument(
         "--status-linger",
         type=float,
@@ -117,6 +141,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     worker.add_argument("--shuffle-port", type=int, default=int(env.get(ENV_SHUFFLE_PORT, "7071")))
     worker.add_argument("--advertise-host", default=env.get(ENV_POD_IP, "127.0.0.1"))
     worker.add_argument("--search", type=Path, action="append", default=[])
+    _monitoring_args(worker, env)
+    worker.set_defaults(coarse_fetch_lock=env.get(ENV_COARSE_LOCK, "") == "1")
     return parser
 
 
@@ -151,6 +177,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 search=search,
                 keep_workdir=args.keep_workdir,
                 progress=bar.update,
+                metrics=args.metrics,
+                on_metrics_url=bar.metrics_url,
                 slow_workers=args.slow_worker,
             ).run()
         summary = result.summary
@@ -182,6 +210,8 @@ def _cmd_master(args: argparse.Namespace) -> int:
         address_file=args.address_file,
         summary_file=args.summary_file,
         monitoring_port=args.monitoring_port,
+        monitoring_file=args.monitoring_file,
+        metrics_snapshot=args.metrics_snapshot,
         status_linger=args.status_linger,
         search_path=tuple(search),
     )
@@ -204,6 +234,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         shuffle_port=args.shuffle_port,
         advertise_host=args.advertise_host,
         search_path=tuple([Path.cwd(), *args.search]),
+        monitoring_port=args.monitoring_port,
+        monitoring_file=args.monitoring_file,
+        metrics_snapshot=args.metrics_snapshot,
+        coarse_fetch_lock=args.coarse_fetch_lock,
     )
     return asyncio.run(worker.run_worker(config))
 

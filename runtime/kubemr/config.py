@@ -25,8 +25,15 @@ class MasterConfig:
     summary_file: Path | None = None
     """If set, the master also writes the job summary (JSON) here, success or not."""
     monitoring_port: int | None = None
-    """Port of the HTTP server for ``/status`` and ``/healthz`` (the operator reads
-    ``/status``); 0 picks a free one; None serves nothing. Default none; pods use 9090."""
+    """Port of the HTTP server for ``/metrics``, ``/status`` and ``/healthz`` (the operator
+    reads ``/status``); 0 picks a free one; None serves nothing. Default none; pods use
+    9090."""
+    monitoring_file: Path | None = None
+    """If set, the master writes ``host:port`` of its monitoring server here once it
+    serves (``kubemr run --metrics`` reads it). Default none."""
+    metrics_snapshot: Path | None = None
+    """If set, the master writes its final metrics (Prometheus text format) here when the
+    job is over. Default none."""
     status_linger: float = 0.0
     """Seconds the master keeps serving ``/status`` after the job ended, until the final
     report has been read once (so the operator sees the final figures). Default 0."""
@@ -56,6 +63,19 @@ class WorkerConfig:
     """The shuffle server's port (mappers); 0 picks a free one. Default 7071."""
     advertise_host: str = "127.0.0.1"
     """Host the master tells reducers to fetch from (the pod IP on Kubernetes)."""
+    monitoring_port: int | None = None
+    """Port of the HTTP server for ``/metrics`` and ``/healthz``; 0 picks a free one; None
+    serves nothing. Default none; pods use 9090."""
+    monitoring_file: Path | None = None
+    """If set, the worker writes ``host:port`` of its monitoring server here once it
+    serves. Default none."""
+    metrics_snapshot: Path | None = None
+    """If set, the worker writes its final metrics (Prometheus text format) here when it
+    exits. Default none."""
+    coarse_fetch_lock: bool = False
+    """Test builds only (``KUBEMR_COARSE_LOCK=1``): the reducer holds its fetch buffer's
+    lock while it parses fetched chunks and while it reduces, the mistake that serialises
+    a reducer; ``bench/lockwait.py`` shows its cost in the metrics. Default false."""
     connect_timeout: float = 60.0
     """Seconds to keep trying to (re-)register with the master: at start-up, and each time
     it is lost (its process died and is being restarted). Default 60."""

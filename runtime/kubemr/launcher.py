@@ -12,6 +12,10 @@ empty work directory, and starts after a short delay that grows with each restar
 that slot. Past the restart limit (by default 3 restarts per replica) the job fails.
 The master notices the dead worker by its missing heartbeats and reruns its tasks.
 
+With ``metrics`` (``kubemr run --metrics``) every process serves ``/metrics`` on a free
+port, the launcher announces each URL as the process starts serving, and at the end it
+adds every process's final figures to the job summary (``metrics`` in ``_summary.json``).
+
 Like a pod's restart policy, the launcher also restarts a master that crashes (killed
 by a signal, or any exit code but success, "job failed" and "cannot start"), on the
 same port, after the same growing delay, up to :data:`MASTER_RESTARTS` times. The new
@@ -42,6 +46,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
 from kubemr.master import EXIT_JOB_FAILED
@@ -129,6 +134,8 @@ class LocalRun:
 
 ProgressCallback = Callable[[pb.JobStatus], None]
 StartCallback = Callable[[Process], None]
+MetricsCallback = Callable[[str, str], None]
+"""Told (process name, metrics URL) when a process of the job serves its metrics."""
 
 
 @dataclass
@@ -210,6 +217,8 @@ class Launcher:
         on_worker_start: StartCallback | None = None,
         master_restart_limit: int = MASTER_RESTARTS,
         on_master_start: StartCallback | None = None,
+        metrics: bool = False,
+        on_metrics_url: MetricsCallback | None = None,
         slow_workers: Sequence[Slowdown] = (),
     ) -> None:
         spec = plan.job.spec
@@ -248,6 +257,11 @@ class Launcher:
         self.on_master_start = on_master_start
         self.address_file = self.workdir / "master.addr"
         self.summary_file = self.workdir / "summary.json"
+        self.metrics = metrics
+        self.on_metrics_url = on_metrics_url
+        self.monitoring_dir = self.workdir / "monitoring"
+        self.metrics_urls: dict[str, str] = {}
+        """Process name -> URL of its ``/metrics``, as they start serving."""
         self.throttles: list[Throttle] = []
 
     def _start(self, name: str, args: list[str], role: str = "") -> Process:
@@ -286,6 +300,7 @@ class Launcher:
                 "--shuffle-port",
                 "0",
                 *self._search_args(),
+                *self._monitoring_args(name),
             ],
             slot.role,
         )
@@ -293,6 +308,46 @@ class Launcher:
         if self.on_worker_start is not None:
             self.on_worker_start(process)
         return process
+
+    def _monitoring_args(self, name: str) -> list[str]:
+        if not self.metrics:
+            return []
+        self.monitoring_dir.mkdir(parents=True, exist_ok=True)
+        return [
+            "--monitoring-port",
+            "0",
+            "--monitoring-file",
+            str(self.monitoring_dir / f"{name}.addr"),
+            "--metrics-snapshot",
+            str(self.monitoring_dir / f"{name}.prom"),
+        ]
+
+    def _announce_metrics(self) -> None:
+        """Tell ``on_metrics_url`` of every process that started serving its metrics."""
+        if not self.metrics:
+            return
+        for path in sorted(self.monitoring_dir.glob("*.addr")):
+            if path.stem not in self.metrics_urls:
+                url = f"http://{path.read_text(encoding='utf-8').strip()}/metrics"
+                self.metrics_urls[path.stem] = url
+                if self.on_metrics_url is not None:
+                    self.on_metrics_url(path.stem, url)
+
+    def _add_metrics(self, summary: dict[str, Any]) -> None:
+        """Put every process's final metrics into the summary and rewrite the summary
+        files (``_summary.json`` atomically)."""
+        snapshots = {
+            path.stem: metrics_.snapshot(path.read_text(encoding="utf-8"))
+            for path in sorted(self.monitoring_dir.glob("*.prom"))
+        }
+        summary["metrics"] = snapshots
+        for written in (self.summary_file, self._output().path / SUMMARY):
+            if written.exists():
+                data = json.loads(written.read_text(encoding="utf-8"))
+                data["metrics"] = snapshots
+                tmp = written.with_name(f".{written.name}.tmp")
+                tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+                tmp.replace(written)
 
     def _search_args(self) -> list[str]:
         return [arg for d in self.search for arg in ("--search", str(d))]
@@ -338,6 +393,7 @@ class Launcher:
                 "--summary-file",
                 str(self.summary_file),
                 *self._search_args(),
+                *self._monitoring_args(name),
             ],
         )
         self.master = process
@@ -377,6 +433,9 @@ class Launcher:
         while time.monotonic() < deadline and any(p.poll() is None for p in self.processes):
             time.sleep(0.02)
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
+        if self.metrics:
+            self._announce_metrics()
+            self._add_metrics(summary)
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
         summary["slowWorkers"] = {s.slot: s.factor for s in self.slow_workers}
@@ -416,6 +475,7 @@ class Launcher:
                     with contextlib.suppress(grpc.RpcError):
                         self.progress(stub.GetStatus(pb.StatusRequest(), timeout=1.0))
                 self._replace_dead_workers(address, time.monotonic())
+                self._announce_metrics()
                 time.sleep(0.05)
 
     def _unthrottle(self) -> None:

@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from kubemr import records, runs
+from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
 from kubemr.runs import Record
 
 RECORD_OVERHEAD = 170
 """Estimated Python memory per buffered record beyond its payload bytes: two bytes
 objects (2 x 33), a tuple (56), a list slot (8) and allocator slack."""
+
+PUBLISH_EVERY = 4096
+"""Records between two updates of the buffer's occupancy metrics while it fills."""
 
 MERGE_FACTOR = 16
 """Most spill files merged at once (each holds one decoded batch in memory while
@@ -76,6 +80,7 @@ class MapBuffer:
         capacity: int,
         spill_dir: Path,
         combiner: Combiner | None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         self.reduce_tasks = reduce_tasks
         self.partitioner = partitioner
@@ -85,6 +90,8 @@ class MapBuffer:
         self.parts: list[list[Record]] = [[] for _ in range(reduce_tasks)]
         self.size = 0
         self.records = 0
+        self.buffered = 0
+        """Records in the buffer now (``records`` counts every record added)."""
         self.spills: list[list[Path]] = []
         self.stats: dict[str, int] = {
             "map_output_records": 0,
@@ -96,6 +103,9 @@ class MapBuffer:
         }
         self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
         self.peak_size = 0
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.set("kubemr_map_sort_buffer_capacity_bytes", capacity)
         spill_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
@@ -115,16 +125,25 @@ class MapBuffer:
                 self.size = size
                 self._account(count, payload)
                 count = payload = 0
-                self.spill()
+                self.spill(full=True)
                 size = 0
+            elif not count % PUBLISH_EVERY:
+                self._publish(size, self.buffered + count)
         self.size = size
         self._account(count, payload)
 
     def _account(self, count: int, payload: int) -> None:
         self.records += count
+        self.buffered += count
         self.stats["map_output_records"] += count
         self.stats["map_output_bytes"] += payload
         self.peak_size = max(self.peak_size, self.size)
+        self._publish(self.size, self.buffered)
+
+    def _publish(self, size: int, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.set("kubemr_map_sort_buffer_bytes", size)
+            self.metrics.set("kubemr_map_sort_buffer_records", count)
 
     def _sorted_partition(self, index: int) -> Iterator[Record]:
         part = self.parts[index]
@@ -133,8 +152,9 @@ class MapBuffer:
             return iter(part)
         return combine_sorted(part, self.combiner, self.stats)
 
-    def spill(self) -> None:
-        """Sort, combine and write every partition to a new spill file; empty the buffer."""
+    def spill(self, full: bool = False) -> None:
+        """Sort, combine and write every partition to a new spill file; empty the buffer.
+        ``full``: the buffer filled up and its producer waits for this spill."""
         started = time.perf_counter()
         number = len(self.spills)
         files: list[Path] = []
@@ -147,8 +167,14 @@ class MapBuffer:
             self.parts[index] = []
         self.spills.append(files)
         self.stats["spills"] += 1
-        self.size = 0
-        self.timings["spill"] += time.perf_counter() - started
+        self.size = self.buffered = 0
+        elapsed = time.perf_counter() - started
+        self.timings["spill"] += elapsed
+        if self.metrics is not None:
+            self._publish(0, 0)
+            self.metrics.observe("kubemr_phase_duration_seconds", elapsed, "spill")
+            if full:
+                self.metrics.observe("kubemr_map_sort_buffer_full_wait_seconds", elapsed)
 
     def _merged(self, sources: list[runs.Source]) -> Iterator[Record]:
         """The sorted (and, with a combiner, combined) merge of some spill files."""
@@ -186,5 +212,7 @@ class MapBuffer:
         for files in self.spills:
             for path in files:
                 path.unlink(missing_ok=True)
+        self.buffered = self.size = 0
+        self._publish(0, 0)
         self.timings["merge"] += time.perf_counter() - started
         return result

@@ -17,6 +17,7 @@ from typing import Any
 from kubemr import inputs
 from kubemr.apps import App
 from kubemr.mapbuffer import Combiner, MapBuffer
+from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
 from kubemr.splits import Split
 
@@ -61,11 +62,13 @@ class _CountedBlocks:
         cancel: threading.Event | None,
         length: int,
         progress: Progress | None,
+        metrics: RuntimeMetrics | None,
     ) -> None:
         self.blocks = blocks
         self.cancel = cancel
         self.length = max(length, 1)
         self.progress = progress
+        self.metrics = metrics
         self.lines = 0
         self.bytes = 0
 
@@ -73,8 +76,11 @@ class _CountedBlocks:
         for block in self.blocks:
             if self.cancel is not None and self.cancel.is_set():
                 raise MapCancelledError()
+            lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             self.bytes += len(block)
-            self.lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            self.lines += lines
+            if self.metrics is not None:
+                self.metrics.stage("map", records_in=lines, bytes_in=len(block))
             yield block
             if self.progress is not None:
                 self.progress(min(self.bytes / self.length, 1.0))
@@ -99,6 +105,7 @@ def run_map(
     scratch_dir: Path,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    metrics: RuntimeMetrics | None = None,
 ) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
 
@@ -108,9 +115,9 @@ def run_map(
     the split's length) after each block.
     """
     started = time.perf_counter()
-    buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner)
+    buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
     blocks = _CountedBlocks(
-        inputs.read_blocks(split, block_bytes(split)), cancel, split.length, progress
+        inputs.read_blocks(split, block_bytes(split)), cancel, split.length, progress, metrics
     )
     try:
         map_split = getattr(app, "map_split", None)
@@ -136,4 +143,34 @@ def run_map(
         "spill": buffer.timings["spill"],
         "map_merge": buffer.timings["merge"],
     }
+    if metrics is not None:
+        _record(metrics, counters, timings, partitions)
     return MapResult(partitions, counters, timings)
+
+
+def _record(
+    metrics: RuntimeMetrics,
+    counters: dict[str, int],
+    timings: dict[str, float],
+    partitions: list[tuple[int, int]],
+) -> None:
+    """A finished map attempt's stage counts and phase durations (its spills and input
+    were recorded as they happened)."""
+    metrics.stage(
+        "map",
+        records_out=counters["map_output_records"],
+        bytes_out=counters["map_output_bytes"],
+    )
+    metrics.stage(
+        "combine",
+        records_in=counters["combine_input_records"],
+        records_out=counters["combine_output_records"],
+    )
+    metrics.stage("spill", records_out=counters["spilled_records"])
+    metrics.stage(
+        "map_merge",
+        records_out=sum(r for r, _ in partitions),
+        bytes_out=counters["map_output_run_bytes"],
+    )
+    metrics.observe("kubemr_phase_duration_seconds", timings["map"], "map")
+    metrics.observe("kubemr_phase_duration_seconds", timings["map_merge"], "map_merge")

@@ -27,9 +27,10 @@ from typing import Any
 import grpc
 
 from kubemr import journal as journals
+from kubemr import metrics as metrics_
+from kubemr import monitoring
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
-from kubemr.monitoring import MonitoringServer
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -90,6 +91,10 @@ class JobState:
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
         self.master_restarts = 0
+        self.metrics = metrics_.RuntimeMetrics("master", plan.job.metadata.name)
+        self.metrics.job_view = self.job_view
+        self.progress_count = -1
+        self.progress_time = time.time()
         if replay is not None:
             self.scheduler.restore(replay.recovery, time.monotonic())
             counters, timings = replay.totals()
@@ -111,6 +116,9 @@ class JobState:
         self.marks.setdefault(name, time.time())
 
     async def notify(self) -> None:
+        progress = self.scheduler.maps_done + self.scheduler.reduces_done
+        if progress != self.progress_count:
+            self.progress_count, self.progress_time = progress, time.time()
         if self.scheduler.map_phase_over:
             self.mark("map_phase_end")
         if self.scheduler.finished:
@@ -160,6 +168,40 @@ class JobState:
             "wallSeconds": round(now - self.started, 3),
             "outputs": [p.name for p in self.output.parts()],
         }
+
+    def job_view(self) -> metrics_.JobView:
+        """The job's figures for the metrics (read at scrape time)."""
+        scheduler, now = self.scheduler, time.monotonic()
+        workers = {"map": 0, "reduce": 0}
+        lag = {"map": 0.0, "reduce": 0.0}
+        for worker in scheduler.workers.values():
+            if worker.alive:
+                workers[worker.role.value] += 1
+                lag[worker.role.value] = max(lag[worker.role.value], now - worker.last_seen)
+        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metrics_.OUTCOMES}
+        attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
+        backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
+        launched = {(k, r): 0 for k in ("map", "reduce") for r in metrics_.BACKUP_RULES}
+        for attempt in scheduler.attempts.values():
+            attempts[attempt.kind.value, attempt.outcome] += 1
+            if attempt.backup:
+                backups[attempt.kind.value, attempt.outcome] += 1
+                key = (attempt.kind.value, attempt.rule)
+                launched[key] = launched.get(key, 0) + 1
+        return metrics_.JobView(
+            tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
+            completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
+            running=not scheduler.finished,
+            failed=scheduler.phase is Phase.FAILED,
+            last_progress=self.progress_time,
+            workers=workers,
+            attempts=dict(attempts),
+            backups_launched=launched,
+            backups=dict(backups),
+            max_lag=lag,
+            heartbeat_timeout=scheduler.heartbeat_timeout,
+            master_restarts=self.master_restarts,
+        )
 
     def status_report(self) -> dict[str, Any]:
         """What ``/status`` serves (the operator's view of the job): progress while it
@@ -238,7 +280,11 @@ class MasterService(pb_grpc.MasterServicer):
         if self._exit_if_over(request.worker_id):
             await self.state.notify()
             return pb.HeartbeatReply(command=pb.EXIT)
-        now = time.monotonic()
+        worker, now = self.scheduler.workers.get(request.worker_id), time.monotonic()
+        if worker is not None and worker.alive:
+            self.state.metrics.observe(
+                "kubemr_heartbeat_interval_seconds", now - worker.last_seen, worker.role.value
+            )
         if not self.scheduler.heartbeat(request.worker_id, now):
             return pb.HeartbeatReply(command=pb.REREGISTER)
         if len(request.running) == 1:  # a worker runs one attempt at a time
@@ -362,6 +408,9 @@ class MasterService(pb_grpc.MasterServicer):
         state.record({"event": "committed", "index": index, "attempt": attempt_id})
         scheduler.reduce_committed(attempt_id, now)
         state.task_seconds["commit"] += time.perf_counter() - started
+        state.metrics.observe(
+            "kubemr_phase_duration_seconds", time.perf_counter() - started, "commit"
+        )
         return None
 
     async def AwaitMapOutputs(
@@ -442,6 +491,10 @@ async def _expire_workers(state: JobState, interval: float) -> None:
     while not state.done.is_set():
         await asyncio.sleep(interval)
         dead = state.scheduler.expire(time.monotonic())
+        for worker_id in dead:
+            worker = state.scheduler.workers.get(worker_id)
+            if worker is not None:
+                state.metrics.inc("kubemr_workers_lost_total", 1, worker.role.value)
         if dead:
             log.warning(
                 "workers lost (no heartbeat, or not back after a master restart): %s",
@@ -469,7 +522,9 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
             spec.reduce_tasks,
             journal.path,
         )
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    server = grpc.aio.server(
+        options=GRPC_OPTIONS, interceptors=[state.metrics.server_interceptor()]
+    )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
     port = server.add_insecure_port(f"{config.bind}:{config.port}")
     await server.start()
@@ -485,16 +540,15 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         tmp = Path(f"{config.address_file}.tmp")
         tmp.write_text(address, encoding="utf-8")
         tmp.replace(config.address_file)
-    monitor: MonitoringServer | None = None
-    if config.monitoring_port is not None:
-        monitor = MonitoringServer(config.bind, config.monitoring_port, state.status_report)
-        log.info("status and health on port %d", await monitor.start())
+    monitor = await monitoring.start(config, state.metrics, state.status_report)
+    probe = asyncio.create_task(state.metrics.probe_loop())
     expiry = asyncio.create_task(
         _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
     )
     await state.notify()  # a job with nothing to do is done at once
     await state.done.wait()
     expiry.cancel()
+    probe.cancel()
     if state.fatal is not None:
         await server.stop(grace=None)
         raise state.fatal
@@ -526,5 +580,5 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     if monitor is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.final_read.wait(), config.status_linger)
-        await monitor.stop()
+    await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
     return code

@@ -1,37 +1,100 @@
-"""The HTTP side of a kubemr process: ``/status`` and ``/healthz``.
+"""The HTTP side of a kubemr process: ``/metrics``, ``/status`` and ``/healthz``.
 
-The master serves its progress as JSON at ``/status``; the operator reads it to write
-the MapReduceJob's status (it knows the runtime only through this document and the job
-spec). ``/healthz`` answers 200 while the process serves. The server runs on the
-process's event loop beside gRPC and costs nothing while nobody asks.
+Every process (master and workers) serves its Prometheus metrics at ``/metrics`` (its own
+registry, :mod:`kubemr.metrics`). The master also serves its progress as JSON at
+``/status``; the operator reads it to write the MapReduceJob's status (it knows the
+runtime only through this document and the job spec). ``/healthz`` answers 200 while the
+process serves. The server runs on the process's event loop beside gRPC and costs nothing
+while nobody asks.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
+from kubemr.metrics import RuntimeMetrics
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 StatusSource = Callable[[], dict[str, Any]]
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The text exposition format every Prometheus since 2.0 reads (what we serve)."""
+log = logging.getLogger("kubemr.monitoring")
+
+
+class Served(Protocol):
+    """The settings of a process that serves monitoring (master or worker config)."""
+
+    @property
+    def bind(self) -> str: ...
+    @property
+    def advertise_host(self) -> str: ...
+    @property
+    def monitoring_port(self) -> int | None: ...
+    @property
+    def monitoring_file(self) -> Path | None: ...
+
+
+async def start(
+    config: Served, metrics: RuntimeMetrics, status: StatusSource | None = None
+) -> MonitoringServer | None:
+    """Start the process's monitoring server if ``config`` asks for one; write its
+    ``host:port`` to ``config.monitoring_file`` if set."""
+    if config.monitoring_port is None:
+        return None
+    server = MonitoringServer(config.bind, config.monitoring_port, status, metrics)
+    port = await server.start()
+    log.info("metrics and health on port %d", port)
+    if config.monitoring_file is not None:
+        tmp = Path(f"{config.monitoring_file}.tmp")
+        tmp.write_text(f"{config.advertise_host}:{port}", encoding="utf-8")
+        tmp.replace(config.monitoring_file)
+    return server
+
+
+async def finish(
+    server: MonitoringServer | None, metrics: RuntimeMetrics, snapshot: Path | None
+) -> None:
+    """Write the final metrics to ``snapshot`` (if set) and stop the server."""
+    if snapshot is not None:
+        tmp = Path(f"{snapshot}.tmp")
+        tmp.write_bytes(metrics.exposition())
+        tmp.replace(snapshot)
+    if server is not None:
+        await server.stop()
 
 
 class MonitoringServer:
     """An aiohttp server on ``bind:port`` (port 0 picks a free one)."""
 
-    def __init__(self, bind: str, port: int, status: StatusSource | None = None) -> None:
+    def __init__(
+        self,
+        bind: str,
+        port: int,
+        status: StatusSource | None = None,
+        metrics: RuntimeMetrics | None = None,
+    ) -> None:
         self.bind = bind
         self.port = port
         self._status = status
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
         """Serve; return the port bound."""
+        from aiohttp import web  # noqa: PLC0415 (a process that serves nothing skips the import)
+
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         if self._status is not None:
             app.router.add_get("/status", self._status_page)
+        if self._metrics is not None:
+            app.router.add_get("/metrics", self._metrics_page)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port)
@@ -46,6 +109,8 @@ class MonitoringServer:
             self._runner = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        from aiohttp import web  # noqa: PLC0415
+
         del request
         return web.Response(text="ok\n")
 
@@ -53,4 +118,15 @@ class MonitoringServer:
         del request
         assert self._status is not None
         body = json.dumps(self._status(), sort_keys=True)
+        from aiohttp import web  # noqa: PLC0415
+
         return web.Response(text=body, content_type="application/json")
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        del request
+        assert self._metrics is not None
+        from aiohttp import web  # noqa: PLC0415
+
+        response = web.Response(body=self._metrics.exposition())
+        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+        return response

@@ -35,6 +35,10 @@ class JobProgress:
             self.reduces, total=status.reduces_total, completed=status.reduces_done
         )
 
+    def metrics_url(self, process: str, url: str) -> None:
+        """Say where a process of the job serves its metrics (stderr, above the bars)."""
+        self.console.print(f"metrics: {process} {url}", highlight=False, soft_wrap=True)
+
     def __enter__(self) -> JobProgress:
         self.progress.start()
         return self

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubemr import records, runs
 from kubemr.apps import App
+from kubemr.metrics import RuntimeMetrics
 from kubemr.runs import Record
 
 MERGE_FACTOR = 32
@@ -44,6 +45,7 @@ def run_reduce(
     sources: list[runs.Source],
     out_path: Path,
     scratch: Path,
+    metrics: RuntimeMetrics | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
@@ -100,4 +102,14 @@ def run_reduce(
         if isinstance(source, Path):
             source.unlink(missing_ok=True)
     done = time.perf_counter()
-    return ReduceResult(stats, {"reduce_merge": merge_done - started, "reduce": done - merge_done})
+    timings = {"reduce_merge": merge_done - started, "reduce": done - merge_done}
+    if metrics is not None:
+        metrics.stage(
+            "reduce",
+            records_in=stats["reduce_input_records"],
+            records_out=stats["reduce_output_records"],
+            bytes_out=stats["output_bytes"],
+        )
+        for phase, seconds in timings.items():
+            metrics.observe("kubemr_phase_duration_seconds", seconds, phase)
+    return ReduceResult(stats, timings)

@@ -3,11 +3,14 @@
 The server side streams a run file in bounded chunks of whole frames; it never parses
 records, and gRPC's flow control means a slow reader slows the stream instead of
 growing memory. The client side keeps a fetched run in memory while it fits the
-reducer's fetch buffer and writes it to local disk otherwise.
+reducer's fetch buffer (:class:`FetchBuffer`) and writes it to local disk otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import grpc
 
 from kubemr import runs
+from kubemr.metrics import RuntimeMetrics
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 
@@ -27,9 +31,10 @@ def map_output_dir(root: Path, attempt_id: str) -> Path:
 class ShuffleServicer(pb_grpc.ShuffleServicer):
     """Streams map output partitions from this worker's disk."""
 
-    def __init__(self, root: Path, chunk_size: int) -> None:
+    def __init__(self, root: Path, chunk_size: int, metrics: RuntimeMetrics | None = None) -> None:
         self.root = root
         self.chunk_size = chunk_size
+        self.metrics = metrics
 
     async def FetchPartition(
         self, request: pb.FetchRequest, context: grpc.aio.ServicerContext
@@ -41,6 +46,8 @@ class ShuffleServicer(pb_grpc.ShuffleServicer):
                 f"no output for {request.attempt_id} partition {request.partition}",
             )
         for chunk in runs.chunk_file(path, request.offset, self.chunk_size):
+            if self.metrics is not None:
+                self.metrics.stage("shuffle_serve", bytes_out=len(chunk))
             yield pb.Chunk(frames=chunk)
 
 
@@ -55,28 +62,145 @@ class FetchedRun:
     records: int = 0
 
 
+class FetchBuffer:
+    """The reducer's in-memory fetch buffer, shared by its fetch streams and its reduce.
+
+    A map output whose size fits what is left of ``capacity`` is fetched into memory, any
+    other streams to local disk. Fetch streams append chunks under the buffer's lock and
+    the reduce takes the runs under it. Frames are cut out of a chunk (parsed) in a
+    thread, outside the lock, so the lock is only held to append; with ``coarse`` (test
+    builds, ``KUBEMR_COARSE_LOCK=1``) it is held while parsing and for the whole reduce,
+    the mistake that serialises a reducer. Waits and holds are measured.
+    """
+
+    def __init__(self, capacity: int, metrics: RuntimeMetrics, coarse: bool = False) -> None:
+        self.capacity = capacity
+        self.metrics = metrics
+        self.coarse = coarse
+        self.reserved = 0
+        """Bytes promised to in-memory fetches (their announced sizes)."""
+        self.held = 0
+        """Bytes received into memory."""
+        self.records = 0
+        self.lock = asyncio.Lock()
+        metrics.set("kubemr_fetch_buffer_capacity_bytes", capacity)
+        self._publish()
+
+    def _publish(self) -> None:
+        self.metrics.set("kubemr_fetch_buffer_bytes", self.held)
+        self.metrics.set("kubemr_fetch_buffer_records", self.records)
+
+    def reserve(self, size: int) -> bool:
+        """Whether a map output of ``size`` bytes is fetched into memory (it is reserved)."""
+        if self.reserved + size > self.capacity:
+            self.metrics.inc("kubemr_fetched_runs_spilled_total")
+            return False
+        self.reserved += size
+        return True
+
+    def unreserve(self, size: int) -> None:
+        """An in-memory fetch was dropped before it started holding data."""
+        self.reserved -= size
+
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        """Hold the buffer's lock, measuring the wait and the hold."""
+        started = time.perf_counter()
+        async with self.lock:
+            acquired = time.perf_counter()
+            self.metrics.observe("kubemr_fetch_buffer_lock_wait_seconds", acquired - started)
+            try:
+                yield
+            finally:
+                self.metrics.observe(
+                    "kubemr_fetch_buffer_lock_hold_seconds", time.perf_counter() - acquired
+                )
+
+    async def add(self, run: FetchedRun, data: bytes) -> None:
+        """Parse a chunk of whole frames into ``run`` (held in memory)."""
+        if self.coarse:
+            async with self.locked():
+                frames = await asyncio.to_thread(_whole_frames, data, run.map_task)
+                run.frames.extend(frames)
+                self.held += len(data)
+        else:
+            frames = await asyncio.to_thread(_whole_frames, data, run.map_task)
+            async with self.locked():
+                run.frames.extend(frames)
+                self.held += len(data)
+        self._publish()
+
+    def completed(self, run: FetchedRun, records: int) -> None:
+        """An in-memory run is complete: count its records."""
+        del run
+        self.records += records
+        self._publish()
+
+    def discard(self, run: FetchedRun) -> None:
+        """A partial in-memory run is dropped (its fetch failed or went stale); its
+        reservation is returned with :meth:`unreserve`."""
+        self.held -= run.bytes
+        run.frames.clear()
+        self._publish()
+
+    @contextlib.asynccontextmanager
+    async def reducing(self) -> AsyncIterator[None]:
+        """Take the runs for the reduce; the lock is held throughout only when coarse."""
+        if self.coarse:
+            async with self.locked():
+                yield
+        else:
+            async with self.locked():
+                pass
+            yield
+        self.held = self.records = self.reserved = 0
+        self._publish()
+
+
+def _whole_frames(data: bytes, map_task: int) -> list[bytes]:
+    frames, used = runs.split_frames(data)
+    if used != len(data):
+        raise runs.FrameError(f"chunk from map {map_task} ends mid-frame")
+    return frames
+
+
 async def fetch_run(
-    channel: grpc.aio.Channel, job: str, ref: pb.MapOutput, partition: int, spill_to: Path | None
+    channel: grpc.aio.Channel,
+    job: str,
+    ref: pb.MapOutput,
+    partition: int,
+    spill_to: Path | None,
+    buffer: FetchBuffer,
 ) -> FetchedRun:
-    """Fetch one partition of one map output, into memory or (``spill_to``) a file."""
+    """Fetch one partition of one map output, into ``buffer`` or (``spill_to``) a file."""
     stub = pb_grpc.ShuffleStub(channel)
     request = pb.FetchRequest(
         job=job, map_task=ref.map_task, attempt_id=ref.attempt_id, partition=partition
     )
+    metrics = buffer.metrics
     run = FetchedRun(ref.map_task, path=spill_to, records=ref.records)
     sink = spill_to.open("wb") if spill_to is not None else None
+    started = time.perf_counter()
+    complete = False
     try:
         async for chunk in stub.FetchPartition(request):
             data = chunk.frames
-            run.bytes += len(data)
+            metrics.add("kubemr_fetch_inflight_bytes", len(data))
             if sink is not None:
                 sink.write(data)
             else:
-                frames, used = runs.split_frames(data)
-                if used != len(data):
-                    raise runs.FrameError(f"chunk from map {ref.map_task} ends mid-frame")
-                run.frames.extend(frames)
+                await buffer.add(run, data)
+            run.bytes += len(data)
+            metrics.stage("shuffle_fetch", bytes_in=len(data))
+        complete = True
     finally:
         if sink is not None:
             sink.close()
+        metrics.add("kubemr_fetch_inflight_bytes", -run.bytes)
+        if sink is None and not complete:
+            buffer.discard(run)
+    if sink is None:
+        buffer.completed(run, run.records)
+    metrics.stage("shuffle_fetch", records_in=run.records)
+    metrics.observe("kubemr_phase_duration_seconds", time.perf_counter() - started, "shuffle_fetch")
     return run

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import grpc
 
-from kubemr import apps, plan, shuffle
+from kubemr import apps, monitoring, plan, shuffle
+from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import WorkerConfig
 from kubemr.maptask import MapCancelledError, run_map
@@ -86,6 +87,7 @@ class Context:
     app: apps.App
     boundaries: list[bytes]
     heartbeat_interval: float
+    metrics: metrics_.RuntimeMetrics
     running: set[str] = field(default_factory=set)
     cancel: dict[str, threading.Event] = field(default_factory=dict)
     progress: dict[str, float] = field(default_factory=dict)
@@ -96,7 +98,9 @@ class Context:
 
     def channel(self, address: str) -> grpc.aio.Channel:
         if address not in self.channels:
-            self.channels[address] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+            self.channels[address] = grpc.aio.insecure_channel(
+                address, options=GRPC_OPTIONS, interceptors=self.metrics.client_interceptors()
+            )
         return self.channels[address]
 
 
@@ -119,12 +123,25 @@ async def _register(
             await asyncio.sleep(0.2)
 
 
-async def _context(stub: pb_grpc.MasterStub, config: WorkerConfig, address: str) -> Context:
+async def _context(
+    stub: pb_grpc.MasterStub,
+    config: WorkerConfig,
+    address: str,
+    metrics: metrics_.RuntimeMetrics,
+) -> Context:
     reply = await _register(stub, config, address)
     job = specs.parse_job(json.loads(reply.job_json), "job from master")
     app = apps.load_app(job.spec.app, config.search_path)
+    metrics.job = job.metadata.name
     return Context(
-        config, stub, reply.worker_id, job, app, list(reply.boundaries), reply.heartbeat_interval
+        config,
+        stub,
+        reply.worker_id,
+        job,
+        app,
+        list(reply.boundaries),
+        reply.heartbeat_interval,
+        metrics,
     )
 
 
@@ -175,6 +192,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         scratch_dir=root / "spill" / task.attempt_id,
         cancel=ctx.cancel.get(task.attempt_id),
         progress=lambda share: ctx.progress.__setitem__(task.attempt_id, share),
+        metrics=ctx.metrics,
     )
     return pb.TaskReport(
         ok=True,
@@ -192,7 +210,7 @@ FETCH_RETRY_DELAY = 0.2
 
 
 async def _fetch_all(
-    ctx: Context, task: Assignment, scratch: Path
+    ctx: Context, task: Assignment, scratch: Path, buffer: shuffle.FetchBuffer
 ) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
     """Fetch this reduce task's partition of every map output, as they are reported.
 
@@ -203,8 +221,8 @@ async def _fetch_all(
     their data was read whole, whatever happened to the mapper since.
     """
     spec = ctx.job.spec
-    budget = spec.shuffle.buffer_size
-    in_memory = 0
+    metrics = ctx.metrics
+    metrics.set("kubemr_fetch_sources_capacity", spec.shuffle.parallel_fetches)
     done: dict[int, shuffle.FetchedRun] = {}
     inflight: dict[int, tuple[pb.MapOutput, Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
     failures: dict[int, int] = {}
@@ -219,10 +237,21 @@ async def _fetch_all(
         delay = FETCH_RETRY_DELAY * failures.get(ref.map_task, 0)
         if delay:
             await asyncio.sleep(delay)
-        async with gate:
+        queued = time.perf_counter()
+        metrics.add("kubemr_fetch_sources_waiting", 1)
+        try:
+            await gate.acquire()
+        finally:
+            metrics.add("kubemr_fetch_sources_waiting", -1)
+        metrics.observe("kubemr_fetch_slot_wait_seconds", time.perf_counter() - queued)
+        metrics.add("kubemr_fetch_sources_active", 1)
+        try:
             return await shuffle.fetch_run(
-                ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to
+                ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to, buffer
             )
+        finally:
+            metrics.add("kubemr_fetch_sources_active", -1)
+            gate.release()
 
     async def poll(delay: float) -> pb.MapOutputsReply:
         if delay:
@@ -237,11 +266,10 @@ async def _fetch_all(
         )
 
     def drop(index: int) -> None:
-        nonlocal in_memory
         ref, spill_to, pending = inflight.pop(index)
         pending.cancel()
         if spill_to is None:
-            in_memory -= ref.bytes
+            buffer.unreserve(ref.bytes)
         else:
             spill_to.unlink(missing_ok=True)
 
@@ -293,6 +321,7 @@ async def _fetch_all(
             if not poller.done():
                 continue
             waited += loop.time() - poll_started
+            metrics.observe("kubemr_map_output_wait_seconds", loop.time() - poll_started)
             reply = poller.result()
             poller = None
             if reply.cancelled:
@@ -307,11 +336,7 @@ async def _fetch_all(
             for ref in reply.outputs:
                 if ref.map_task in done or ref.map_task in inflight:
                     continue
-                spill_to = None
-                if in_memory + ref.bytes > budget:
-                    spill_to = _spill_path(scratch, ref)
-                else:
-                    in_memory += ref.bytes
+                spill_to = None if buffer.reserve(ref.bytes) else _spill_path(scratch, ref)
                 inflight[ref.map_task] = (ref, spill_to, asyncio.create_task(fetch(ref, spill_to)))
             idle_poll = reply.complete and not reply.outputs and not reply.lost
     finally:
@@ -330,8 +355,12 @@ def _spill_path(scratch: Path, ref: pb.MapOutput) -> Path:
 async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
     scratch = ctx.config.work_dir / "reduce" / task.attempt_id
     scratch.mkdir(parents=True, exist_ok=True)
+    spec = ctx.job.spec
+    buffer = shuffle.FetchBuffer(
+        spec.shuffle.buffer_size, ctx.metrics, coarse=ctx.config.coarse_fetch_lock
+    )
     try:
-        fetched, timings = await _fetch_all(ctx, task, scratch)
+        fetched, timings = await _fetch_all(ctx, task, scratch, buffer)
         sources: list[list[bytes] | Path] = [
             r.path if r.path is not None else r.frames for r in fetched
         ]
@@ -341,9 +370,16 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
             ctx.progress[task.attempt_id] = FETCH_SHARE + (1 - FETCH_SHARE) * done / records
 
         ctx.progress[task.attempt_id] = FETCH_SHARE
-        result = await asyncio.to_thread(
-            run_reduce, ctx.app, sources, Path(task.temp_path), scratch, reduced
-        )
+        async with buffer.reducing():
+            result = await asyncio.to_thread(
+                run_reduce,
+                ctx.app,
+                sources,
+                Path(task.temp_path),
+                scratch,
+                metrics=ctx.metrics,
+                progress=reduced,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     counters = dict(result.counters)
@@ -357,6 +393,7 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
     (the master that assigned it is gone, or forgot this worker)."""
     ctx.running.add(task.attempt_id)
     ctx.cancel[task.attempt_id] = threading.Event()
+    started, outcome = time.perf_counter(), "abandoned"
     body = _run_map(ctx, task) if task.kind == Assignment.MAP else _run_reduce(ctx, task)
     work = asyncio.create_task(body)
     lost = asyncio.create_task(ctx.lost.wait())
@@ -370,7 +407,9 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
                 await work
             return
         report = work.result()
+        outcome = "succeeded"
     except (asyncio.CancelledError, MapCancelledError):
+        outcome = "cancelled"
         log.info("attempt %s cancelled", task.attempt_id)
         return
     except grpc.aio.AioRpcError as exc:  # a call to the master failed mid-task
@@ -383,8 +422,13 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
         return
     except Exception as exc:  # the user's code failed: report it, keep serving
         log.warning("attempt %s failed: %r", task.attempt_id, exc)
+        outcome = "failed"
         report = pb.TaskReport(ok=False, error=f"{task.attempt_id}: {_error_text(exc)}")
     finally:
+        kind = "map" if task.kind == Assignment.MAP else "reduce"
+        ctx.metrics.observe(
+            "kubemr_task_duration_seconds", time.perf_counter() - started, kind, outcome
+        )
         lost.cancel()
         ctx.running.discard(task.attempt_id)
         ctx.cancel.pop(task.attempt_id, None)
@@ -405,7 +449,7 @@ async def _reconnect(
     """Register again under the same name and shuffle address (within
     ``connect_timeout``): the master gives this worker back its map outputs."""
     log.warning("%s: registration %s is over; registering again", config.name, ctx.worker_id)
-    fresh = await _context(stub, config, address)
+    fresh = await _context(stub, config, address, ctx.metrics)
     fresh.channels = ctx.channels
     log.warning("%s re-registered as %s", config.name, fresh.worker_id)
     return fresh
@@ -416,18 +460,23 @@ async def run_worker(config: WorkerConfig) -> int:
     config.work_dir.mkdir(parents=True, exist_ok=True)
     server: grpc.aio.Server | None = None
     address = ""
-    servicer = shuffle.ShuffleServicer(config.work_dir, chunk_size=2**20)
+    metrics = metrics_.RuntimeMetrics(config.role)
+    monitor = await monitoring.start(config, metrics)
+    probe = asyncio.create_task(metrics.probe_loop())
+    servicer = shuffle.ShuffleServicer(config.work_dir, chunk_size=2**20, metrics=metrics)
     if config.role == "mapper":
-        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[metrics.server_interceptor()])
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
         port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
         await server.start()
         address = f"{config.advertise_host}:{port}"
-    channel = grpc.aio.insecure_channel(config.master, options=MASTER_CHANNEL_OPTIONS)
+    channel = grpc.aio.insecure_channel(
+        config.master, options=MASTER_CHANNEL_OPTIONS, interceptors=metrics.client_interceptors()
+    )
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
     try:
-        ctx = await _context(stub, config, address)
+        ctx = await _context(stub, config, address, metrics)
         servicer.chunk_size = ctx.job.spec.shuffle.chunk_size
         log.info("%s registered as %s", config.name, ctx.worker_id)
         beats = asyncio.create_task(_heartbeats(ctx, stop))
@@ -462,3 +511,5 @@ async def run_worker(config: WorkerConfig) -> int:
         await channel.close()
         if server is not None:
             await server.stop(grace=1.0)
+        probe.cancel()
+        await monitoring.finish(monitor, metrics, config.metrics_snapshot)

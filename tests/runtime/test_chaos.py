@@ -56,6 +56,7 @@ def run_chaos(
     on_status: OnStatus,
     on_start: Callable[[Process], None] | None = None,
     slow_workers: list[Slowdown] | None = None,
+    metrics: bool = False,
 ) -> LocalRun:
     job = spec.parse_job(doc, "chaos test")
     job_plan = plan.plan_job(job, [ROOT])
@@ -66,6 +67,7 @@ def run_chaos(
         progress=lambda status: on_status(holder[0], status),
         on_worker_start=on_start,
         slow_workers=slow_workers or [],
+        metrics=metrics,
     )
     holder.append(launcher)
     return launcher.run()
@@ -293,9 +295,17 @@ def test_kill_the_master_mid_map(tmp_path: Path, oracle: Oracle) -> None:
             killed.update(launcher=launcher, name=launcher.master.name, maps=status.maps_done)
             launcher.master.signal(signal.SIGKILL)
 
-    run = run_chaos(doc, strike)
+    run = run_chaos(doc, strike, metrics=True)
     assert killed["name"] == "master"
     assert killed["launcher"].master_restarts == 1 and run.summary["masterRestarts"] == 1
+    restarted = run.summary["metrics"]["master-r1"]  # the killed master wrote no snapshot
+    assert restarted["kubemr_master_restarts"][0]["value"] == 1.0
+    recovered_maps = [
+        row["value"]
+        for row in restarted["kubemr_task_attempts"]
+        if row["labels"] == {"role": "master", "phase": "map", "outcome": "recovered"}
+    ]
+    assert recovered_maps == [run.summary["recovered"]["maps"]]
     assert run.summary["workerRestarts"] == 0
     recovered, attempts = run.summary["recovered"], run.summary["attempts"]
     assert recovered["maps"] >= killed["maps"], attempts

@@ -91,9 +91,28 @@ def test_workers_find_the_master_through_the_headless_service() -> None:
     assert env["KUBEMR_ROLE"] == "mapper"
     assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["KUBEMR_TOKEN"] == {"secretKeyRef": {"name": "wc-token", "key": "token"}}
-    assert mapper["spec"]["containers"][0]["ports"] == [{"name": "shuffle", "containerPort": 7071}]
+    assert mapper["spec"]["containers"][0]["ports"] == [
+        {"name": "shuffle", "containerPort": 7071},
+        {"name": "monitoring", "containerPort": 9090},
+    ]
     reducer = manifests.worker_pod(REF, job(), "reducer", 0, 0, SETTINGS)
-    assert reducer["spec"]["containers"][0]["ports"] == []
+    assert reducer["spec"]["containers"][0]["ports"] == [
+        {"name": "monitoring", "containerPort": 9090}
+    ]
+
+
+def test_every_pod_serves_metrics_and_is_annotated_for_scraping() -> None:
+    settings = Settings(image="registry.example/kubemr:1", monitoring_port=9191)
+    for role, index in (("master", 0), ("mapper", 1), ("reducer", 0)):
+        pod = manifests.pod(REF, job(), role, index, 0, settings)
+        container = pod["spec"]["containers"][0]
+        assert {"name": "monitoring", "containerPort": 9191} in container["ports"], role
+        assert env_of(pod)["KUBEMR_MONITORING_PORT"] == "9191", role
+        assert pod["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": "9191",
+            "prometheus.io/path": "/metrics",
+        }, role
 
 
 def test_pods_are_restricted() -> None:
