@@ -197,9 +197,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         # Watching named namespaces needs no discovery of namespaces or CRDs (and a
         # namespaced Role does not allow it): only globs and cluster-wide scan.
         named = runtime.settings.namespaces
-        settings.scanning.disabled = bool(named) and not any(
-            c in n for n in named for c in "*?!,"
-        )
+        settings.scanning.disabled = bool(named) and not any(c in n for n in named for c in "*?!,")
         settings.peering.name = runtime.settings.peering
         settings.peering.lifetime = runtime.settings.peering_lifetime
         settings.peering.priority = (
