@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench bench-faults
+.PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench bench-faults bench-s3 s3-server
 
 all: test
 
@@ -54,8 +54,13 @@ crd: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
+## s3-server: build .cache/bin/minio (the S3 tests' server) from its Go module, unless the
+## pinned version is already there (a cold build takes minutes: a prerequisite, not a fixture)
+s3-server: $(STAMP)
+	$(BIN)/python tests/support/s3server.py build
+
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
-test: lint typecheck importlint proto-check
+test: lint typecheck importlint proto-check s3-server
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
@@ -73,6 +78,10 @@ bench: $(STAMP)
 ## with a quarter of the workers killed mid-map (docs/benchmarks.md)
 bench-faults: $(STAMP)
 	$(BIN)/python bench/faults.py --json bench/results/faults.json
+
+## bench-s3: split read throughput from a local MinIO against local disk (docs/benchmarks.md)
+bench-s3: s3-server
+	$(BIN)/python bench/s3read.py --json bench/results/s3read.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -364,10 +364,10 @@ class Launcher:
         master = self._supervise(address)
         self._unthrottle()  # the job is over: let every worker exit at full speed
         summary: dict[str, Any] = {}
-        for written in (self.summary_file, self._output().path / SUMMARY):
-            if written.exists():
-                summary = json.loads(written.read_text(encoding="utf-8"))
-                break
+        if self.summary_file.exists():
+            summary = json.loads(self.summary_file.read_text(encoding="utf-8"))
+        elif (output := self._output()).committed():
+            summary = json.loads(output.store.read_bytes(output.join(SUMMARY)))
         if "workerNames" in summary:
             registered = set(summary["workerNames"])
             for process in self.processes:
@@ -454,4 +454,5 @@ class Launcher:
             output.abort()
 
     def _output(self) -> OutputDir:
-        return OutputDir(self.plan.job.spec.output.path)
+        spec = self.plan.job.spec
+        return OutputDir(spec.output.path, spec.storage)

@@ -18,6 +18,7 @@ from kubemr import inputs
 from kubemr.apps import App
 from kubemr.mapbuffer import Combiner, MapBuffer
 from kubemr.partitioning import Partitioner
+from kubemr.spec import StorageSpec
 from kubemr.splits import Split
 
 
@@ -99,6 +100,7 @@ def run_map(
     scratch_dir: Path,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    storage: StorageSpec | None = None,
 ) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
 
@@ -110,7 +112,7 @@ def run_map(
     started = time.perf_counter()
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner)
     blocks = _CountedBlocks(
-        inputs.read_blocks(split, block_bytes(split)), cancel, split.length, progress
+        inputs.read_blocks(split, block_bytes(split), storage), cancel, split.length, progress
     )
     try:
         map_split = getattr(app, "map_split", None)

@@ -28,6 +28,7 @@ import grpc
 
 from kubemr import journal as journals
 from kubemr import spec as specs
+from kubemr import stores
 from kubemr.config import MasterConfig
 from kubemr.monitoring import MonitoringServer
 from kubemr.plan import JobPlan
@@ -158,7 +159,7 @@ class JobState:
             "workers": len(self.scheduler.workers),
             "workerNames": sorted({w.name for w in self.scheduler.workers.values()}),
             "wallSeconds": round(now - self.started, 3),
-            "outputs": [p.name for p in self.output.parts()],
+            "outputs": [stores.basename(p) for p in self.output.parts()],
         }
 
     def status_report(self) -> dict[str, Any]:
@@ -281,7 +282,7 @@ class MasterService(pb_grpc.MasterServicer):
             kind=pb.TaskAssignment.REDUCE,
             index=assignment.index,
             attempt_id=assignment.attempt,
-            temp_path=str(temp),
+            temp_path=temp,
         )
 
     async def ReportTask(
@@ -453,7 +454,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
 async def serve(plan: JobPlan, config: MasterConfig) -> int:
     """Run the job to the end; return the process exit code (0 on success)."""
     spec = plan.job.spec
-    output = OutputDir(spec.output.path)
+    output = OutputDir(spec.output.path, spec.storage)
     journal, replay = journals.open_journal(output, plan)
     state = JobState(plan, output, journal, replay)
     if replay is not None:

@@ -174,6 +174,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         out_dir=shuffle.map_output_dir(root, task.attempt_id),
         scratch_dir=root / "spill" / task.attempt_id,
         cancel=ctx.cancel.get(task.attempt_id),
+        storage=spec.storage,
         progress=lambda share: ctx.progress.__setitem__(task.attempt_id, share),
     )
     return pb.TaskReport(
@@ -342,7 +343,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
 
         ctx.progress[task.attempt_id] = FETCH_SHARE
         result = await asyncio.to_thread(
-            run_reduce, ctx.app, sources, Path(task.temp_path), scratch, reduced
+            run_reduce, ctx.app, sources, task.temp_path, scratch, reduced, ctx.job.spec.storage
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
