@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait monitoring monitoring-check prometheus test-prometheus
+	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server
 
 all: test
 
@@ -70,8 +70,13 @@ monitoring: $(STAMP)
 monitoring-check: $(STAMP)
 	$(BIN)/python charts/monitoring/generate.py --check
 
+## s3-server: build .cache/bin/minio (the S3 tests' server) from its Go module, unless the
+## pinned version is already there (a cold build takes minutes: a prerequisite, not a fixture)
+s3-server: $(STAMP)
+	$(BIN)/python tests/support/s3server.py build
+
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
-test: lint typecheck importlint proto-check monitoring-check prometheus
+test: lint typecheck importlint proto-check monitoring-check prometheus s3-server
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
@@ -97,6 +102,10 @@ bench-lockwait: $(STAMP)
 ## with a quarter of the workers killed mid-map (docs/benchmarks.md)
 bench-faults: $(STAMP)
 	$(BIN)/python bench/faults.py --json bench/results/faults.json
+
+## bench-s3: split read throughput from a local MinIO against local disk (docs/benchmarks.md)
+bench-s3: s3-server
+	$(BIN)/python bench/s3read.py --json bench/results/s3read.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

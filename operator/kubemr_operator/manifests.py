@@ -12,6 +12,13 @@ the labels ``kubemr.io/job``, ``kubemr.io/role``, ``kubemr.io/index`` and
 ``kubemr.io/attempt``. Every pod serves ``/metrics`` on its ``monitoring`` port and
 carries the ``prometheus.io/*`` scrape annotations (the Helm chart's PodMonitor,
 ``metrics.podMonitor.enabled``, scrapes that port for the Prometheus operator).
+
+Object-store credentials never appear in the custom resource: with
+``spec.storage.credentialsSecret`` every job pod gets ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` (and, if the Secret has it, ``AWS_SESSION_TOKEN``) from that
+Secret by reference; otherwise the AWS chain in the pod finds them itself (IRSA through
+``spec.serviceAccountName``, or the node's instance profile). The endpoint and region
+travel in the job's spec, which the runtime reads.
 """
 
 from __future__ import annotations
@@ -173,6 +180,35 @@ def _field_env(name: str, path: str) -> Manifest:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+AWS_SECRET_KEYS = (
+    ("AWS_ACCESS_KEY_ID", False),
+    ("AWS_SECRET_ACCESS_KEY", False),
+    ("AWS_SESSION_TOKEN", True),
+)
+"""Keys of ``spec.storage.credentialsSecret`` mapped into every job pod's environment,
+each with whether it may be missing from the Secret."""
+
+
+def storage_env(storage: specs.StorageSpec) -> list[Manifest]:
+    """The AWS chain's credentials from ``spec.storage.credentialsSecret``, by reference
+    (the values stay in the Secret); none without it (IRSA, instance profile)."""
+    if storage.credentials_secret is None:
+        return []
+    return [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": storage.credentials_secret,
+                    "key": key,
+                    **({"optional": True} if optional else {}),
+                }
+            },
+        }
+        for key, optional in AWS_SECRET_KEYS
+    ]
+
+
 def _resources(resources: specs.ResourceSpec) -> Manifest:
     out: Manifest = {}
     if resources.requests:
@@ -213,6 +249,7 @@ def _pod(
                 "name": "KUBEMR_TOKEN",
                 "valueFrom": {"secretKeyRef": {"name": secret_name(ref.name), "key": TOKEN_KEY}},
             },
+            *storage_env(spec.storage),
             *env,
         ],
         "ports": ports,

@@ -161,7 +161,7 @@ def _load(path: Path) -> spec.MapReduceJob:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kubemr import launcher, progress  # noqa: PLC0415 (keeps worker start-up lean)
+    from kubemr import launcher, progress, storage  # noqa: PLC0415 (keeps workers lean)
 
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]
@@ -182,7 +182,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 slow_workers=args.slow_worker,
             ).run()
         summary = result.summary
-    progress.report(job.spec.output.path, summary, top=args.top)
+    output = storage.OutputDir(job.spec.output.path, job.spec.storage)
+    progress.report(output, summary, top=args.top)
     return 0
 
 
@@ -244,7 +245,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command, turn known errors into a message and exit code 2."""
-    from kubemr import apps, inputs, launcher, storage  # noqa: PLC0415
+    from kubemr import apps, inputs, launcher, storage, stores  # noqa: PLC0415
 
     args = _parser(os.environ).parse_args(argv)
     _setup_logging(
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs.InputError,
         apps.AppError,
         storage.OutputError,
+        stores.StoreError,
     ) as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = 2

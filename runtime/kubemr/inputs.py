@@ -10,12 +10,10 @@ Errors name the manifest field and the path, before any task starts.
 
 from __future__ import annotations
 
-import glob
-import io
-import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
+from kubemr import stores
+from kubemr.spec import StorageSpec
 from kubemr.splits import Split
 
 BLOCK_BYTES = 4 * 2**20
@@ -30,97 +28,116 @@ def _is_data_file(name: str) -> bool:
     return not name.startswith((".", "_"))
 
 
-def resolve_inputs(patterns: Sequence[str]) -> list[tuple[str, int]]:
+def resolve_inputs(
+    patterns: Sequence[str], storage: StorageSpec | None = None
+) -> list[tuple[str, int]]:
     """Expand ``spec.input.paths`` into (path, size) pairs, in order, without duplicates.
 
-    A directory stands for the files directly inside it (names starting with ``.`` or
-    ``_`` are skipped, as Hadoop does). Every problem is reported at once.
+    Local paths and ``s3://`` URIs alike. A directory (an S3 prefix ending in ``/``, or
+    one that holds objects) stands for the files directly inside it (names starting with
+    ``.`` or ``_`` are skipped, as Hadoop does). Every problem is reported at once,
+    naming the field and the path: no such file, no such bucket, access denied, an
+    unreachable endpoint.
     """
     found: dict[str, int] = {}
     problems: list[str] = []
     for index, pattern in enumerate(patterns):
         field = f"spec.input.paths[{index}]"
-        if glob.has_magic(pattern):
-            matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-            if not matches:
-                problems.append(f"{field}: {pattern!r} matches no files")
-        elif os.path.isdir(pattern):
-            matches = sorted(
-                str(Path(pattern) / n)
-                for n in os.listdir(pattern)
-                if _is_data_file(n) and os.path.isfile(Path(pattern) / n)
-            )
-        elif os.path.exists(pattern):
-            matches = [pattern]
-        else:
-            problems.append(f"{field}: no such file or directory: {pattern!r}")
+        store = stores.store_for(pattern, storage)
+        try:
+            matches = _expand(store, pattern)
+        except stores.StoreError as exc:
+            problems.append(f"{field}: {exc}")
             continue
-        for path in matches:
-            try:
-                with open(path, "rb"):
-                    pass
-                found.setdefault(path, os.path.getsize(path))
-            except OSError as exc:
-                problems.append(f"{field}: cannot read {path!r}: {exc.strerror}")
+        if matches is None:
+            missing = "no such file or directory"
+            if stores.is_s3(pattern):
+                missing = "no such key or prefix"
+            problems.append(f"{field}: {missing}: {pattern!r}")
+        elif not matches and stores.has_magic(pattern):
+            problems.append(f"{field}: {pattern!r} matches no files")
+        for path, size in matches or []:
+            if not stores.is_s3(path):
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as exc:
+                    problems.append(f"{field}: cannot read {path!r}: {exc.strerror}")
+                    continue
+            found.setdefault(path, size)
     if problems:
         raise InputError("\n".join(problems))
     return list(found.items())
 
 
-def read_blocks(split: Split, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+def _expand(store: stores.Store, pattern: str) -> list[tuple[str, int]] | None:
+    """The (path, size) pairs ``pattern`` stands for; None if it names nothing."""
+    if stores.has_magic(pattern):
+        return store.glob(pattern)
+    if not pattern.endswith("/"):
+        size = store.size(pattern)
+        if size is not None:
+            return [(pattern, size)]
+    if store.is_dir(pattern):
+        return [
+            (e.path, e.size)
+            for e in store.listdir(pattern)
+            if not e.is_dir and _is_data_file(e.name)
+        ]
+    return None
+
+
+def read_blocks(
+    split: Split, block_bytes: int = BLOCK_BYTES, storage: StorageSpec | None = None
+) -> Iterator[bytes]:
     """Yield blocks of whole lines (each ending in ``\\n``, except perhaps the file's last
     line) that together hold exactly the lines starting inside ``split``.
 
-    A line longer than ``block_bytes`` becomes one block of its own length; each read
-    is searched once for newlines, so a long line costs linear time whatever the block
-    size.
+    The split is read from one byte before its start (to find where its first line
+    starts) with ranged reads (:meth:`kubemr.stores.Store.open_range`), never the whole
+    file or object. A line longer than ``block_bytes`` becomes one block of its own
+    length; each read is searched once for newlines, so a long line costs linear time
+    whatever the block size.
     """
-    with open(split.path, "rb", buffering=0) as stream:
-        pos = split.start
-        if pos > 0:
-            pos = _next_line_start(stream, pos)
-        if pos >= split.end:
-            return
-        stream.seek(pos)
+    store = stores.store_for(split.path, storage)
+    with store.open_range(split.path, max(split.start - 1, 0), split.end) as stream:
         carry = bytearray()
-        carry_at = pos  # file offset of carry[0]
-        while True:
-            data = stream.read(block_bytes)
-            if not data:
-                if carry:
-                    yield bytes(carry)
-                return
-            scanned = len(carry)  # carry holds no newline: only the new data can
-            carry += data
+        carry_at = split.start  # offset of carry[0] in the file
+        if split.start > 0:  # skip the line that started before the split
+            offset = split.start - 1
+            while True:
+                data = stream.read(64 * 1024)
+                if not data:
+                    return
+                newline = data.find(b"\n")
+                if newline != -1:
+                    carry_at = offset + newline + 1
+                    carry += data[newline + 1 :]
+                    break
+                offset += len(data)
+        scanned = 0  # carry[:scanned] holds no newline
+        while carry_at < split.end:
             limit = split.end - carry_at  # lines must start before carry[limit]
             if len(carry) > limit:
                 cut = carry.find(b"\n", max(limit - 1, scanned, 0))
                 if cut != -1:
                     yield bytes(carry[: cut + 1])
                     return
-                continue  # a line that crosses the split's end: read on to its newline
-            last = carry.rfind(b"\n", scanned)
-            if last == -1:
-                continue  # a line longer than a block
-            yield bytes(carry[: last + 1])
-            del carry[: last + 1]
-            carry_at += last + 1
-            if carry_at >= split.end:
+            else:
+                last = carry.rfind(b"\n", scanned)
+                if last != -1:
+                    yield bytes(carry[: last + 1])
+                    del carry[: last + 1]
+                    carry_at += last + 1
+                    scanned = len(carry)
+                    continue
+            scanned = len(carry)
+            data = stream.read(block_bytes)
+            if not data:
+                if carry:
+                    yield bytes(carry)
                 return
-
-
-def _next_line_start(stream: io.FileIO, pos: int) -> int:
-    """The offset of the first line that starts at or after ``pos`` (> 0)."""
-    stream.seek(pos - 1)
-    offset = pos - 1
-    while True:
-        data = stream.read(64 * 1024)
-        if not data:
-            return offset
-        newline = data.find(b"\n")
-        if newline != -1:
-            return offset + newline + 1
-        offset += len(data)
+            carry += data
 
 
 def lines_of_block(block: bytes) -> list[str]:
@@ -132,13 +149,18 @@ def lines_of_block(block: bytes) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def read_lines(split: Split) -> Iterator[str]:
+def read_lines(split: Split, storage: StorageSpec | None = None) -> Iterator[str]:
     """Yield the lines of ``split``, decoded, without line endings."""
-    for block in read_blocks(split):
+    for block in read_blocks(split, storage=storage):
         yield from lines_of_block(block)
 
 
-def sample_lines(splits: Sequence[Split], lines_per_split: int, probes: int = 8) -> list[str]:
+def sample_lines(
+    splits: Sequence[Split],
+    lines_per_split: int,
+    probes: int = 8,
+    storage: StorageSpec | None = None,
+) -> list[str]:
     """A deterministic sample of input lines: a few lines from evenly spaced points of
     every split (for the range partitioner)."""
     sample: list[str] = []
@@ -147,7 +169,7 @@ def sample_lines(splits: Sequence[Split], lines_per_split: int, probes: int = 8)
         step = max(1, split.length // probes)
         for start in range(split.start, split.end, step):
             probe = Split(split.path, start, min(split.end, start + step))
-            for count, line in enumerate(read_lines(probe)):
+            for count, line in enumerate(read_lines(probe, storage)):
                 if count >= per_probe:
                     break
                 sample.append(line)

@@ -7,6 +7,12 @@ the output is a shared volume that every pod mounts and that outlives the master
 committed reduce output is right there, and the runtime needs no Kubernetes API for it.
 A job that ends (succeeded or failed) removes it with the rest of ``_temporary``.
 
+On S3, which cannot append, the journal is a prefix,
+``<output>/_temporary/_master/journal/``, holding one object per record named by its
+sequence number (``0000000007.json``); a PUT is atomic and durable when it returns, so
+there is never a torn record, and a resuming master lists the prefix and reads the
+records in order.
+
 Append-only JSON lines, one per durable event; each is flushed and fsynced before the
 master acts on it (before it answers the worker whose request caused it):
 
@@ -36,11 +42,13 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubemr import spec as specs
+from kubemr import stores
 from kubemr.plan import JobPlan
 from kubemr.scheduler import Kind, MapOutputRef, Recovery, parse_attempt_id
 from kubemr.storage import TEMPORARY, OutputDir
@@ -51,9 +59,12 @@ FORMAT = 1
 """Version of the journal's records; a journal of another format is not resumed."""
 
 
-def journal_path(output: Path) -> Path:
-    """Where the journal of the job writing to ``output`` lives."""
-    return output / TEMPORARY / "_master" / "journal.jsonl"
+def journal_path(output: str) -> str:
+    """Where the journal of the job writing to ``output`` lives: a file, or on S3 a
+    prefix of one object per record."""
+    if stores.is_s3(output):
+        return stores.join(output, TEMPORARY, "_master", "journal")
+    return stores.join(output, TEMPORARY, "_master", "journal.jsonl")
 
 
 def fingerprint(plan: JobPlan) -> str:
@@ -79,7 +90,11 @@ class Contents:
 
 def read(path: Path) -> Contents:
     """Every whole, valid line up to the first that is not (a torn last line)."""
-    data = path.read_bytes()
+    return parse(path.read_bytes())
+
+
+def parse(data: bytes) -> Contents:
+    """The records of a journal's bytes, up to the first line that is not whole and valid."""
     records: list[dict[str, Any]] = []
     size = 0
     while (end := data.find(b"\n", size)) >= 0:
@@ -168,41 +183,80 @@ def replay(records: list[dict[str, Any]]) -> Replay:
 
 
 class Journal:
-    """An open journal file, appended to by one master."""
+    """An open journal, appended to by one master."""
 
-    def __init__(self, path: Path, stream: BinaryIO) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.stream = stream
         self.records = 0
         self.seconds = 0.0
         """Time spent writing and syncing records."""
 
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and make it durable before returning."""
+        started = time.perf_counter()
+        self._write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self.records += 1
+        self.seconds += time.perf_counter() - started
+
+    def _write(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (nothing to do for objects)."""
+
+
+class FileJournal(Journal):
+    """A journal file: appended to, flushed and fsynced per record."""
+
+    def __init__(self, path: str, stream: BinaryIO) -> None:
+        super().__init__(path)
+        self.stream = stream
+
     @classmethod
-    def create(cls, path: Path) -> Journal:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        journal = cls(path, path.open("wb"))
-        _sync_dir(path.parent)
+    def create(cls, path: str) -> FileJournal:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        journal = cls(path, Path(path).open("wb"))  # noqa: SIM115 (closed by close())
+        _sync_dir(Path(path).parent)
         return journal
 
     @classmethod
-    def reopen(cls, path: Path, size: int) -> Journal:
+    def reopen(cls, path: str, size: int) -> FileJournal:
         """Append after the first ``size`` bytes, cutting off a torn tail."""
-        stream = path.open("r+b")
+        stream = Path(path).open("r+b")  # noqa: SIM115 (closed by close())
         stream.truncate(size)
         stream.seek(size)
         return cls(path, stream)
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Write one record and make it durable (flush and fsync) before returning."""
-        started = time.perf_counter()
-        self.stream.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+    def _write(self, line: bytes) -> None:
+        self.stream.write(line)
         self.stream.flush()
         os.fsync(self.stream.fileno())
-        self.records += 1
-        self.seconds += time.perf_counter() - started
 
     def close(self) -> None:
         self.stream.close()
+
+
+class ObjectJournal(Journal):
+    """A journal in an object store: one object per record under the prefix ``path``,
+    named by sequence number, so each append is one atomic PUT."""
+
+    def __init__(self, path: str, store: stores.Store, next_record: int = 0) -> None:
+        super().__init__(path)
+        self.store = store
+        self.next_record = next_record
+
+    def _write(self, line: bytes) -> None:
+        self.store.write_bytes(stores.join(self.path, f"{self.next_record:010d}.json"), line)
+        self.next_record += 1
+
+
+def read_objects(store: stores.Store, path: str) -> tuple[Contents, int]:
+    """The records of an object journal, in order, and the next free sequence number."""
+    entries = [e for e in store.listdir(path) if not e.is_dir and e.name.endswith(".json")]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        bodies = list(pool.map(store.read_bytes, [e.path for e in entries]))
+    following = max((int(e.name.split(".")[0]) + 1 for e in entries), default=0)
+    return parse(b"".join(bodies)), following
 
 
 def _sync_dir(path: Path) -> None:
@@ -221,10 +275,15 @@ def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | No
     manifest (logged, with the reason), or it cannot be read.
     """
     path = journal_path(output.path)
+    objects = stores.is_s3(path)
     print_ = fingerprint(plan)
     name = plan.job.metadata.name
-    if path.is_file() and not output.committed():
-        contents = read(path)
+    found = output.store.is_dir(path) if objects else Path(path).is_file()
+    if found and not output.committed():
+        if objects:
+            contents, following = read_objects(output.store, path)
+        else:
+            contents, following = read(Path(path)), 0
         header = contents.records[0] if contents.records else {}
         reason = ""
         if header.get("event") != "job" or header.get("format") != FORMAT:
@@ -249,13 +308,17 @@ def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | No
                         path,
                         contents.torn,
                     )
-                journal = Journal.reopen(path, contents.size)
+                journal: Journal
+                if objects:
+                    journal = ObjectJournal(path, output.store, following)
+                else:
+                    journal = FileJournal.reopen(path, contents.size)
                 _reconcile(output, plan, journal, replayed)
                 journal.append({"event": "start", "time": time.time()})
                 return journal, replayed
         log.warning("found a journal at %s, but %s: starting the job over", path, reason)
     output.prepare(plan.job.spec.output.overwrite)
-    journal = Journal.create(path)
+    journal = ObjectJournal(path, output.store) if objects else FileJournal.create(path)
     journal.append({"event": "job", "format": FORMAT, "job": name, "fingerprint": print_})
     journal.append({"event": "start", "time": time.time()})
     return journal, None
@@ -285,21 +348,23 @@ def _reconcile(output: OutputDir, plan: JobPlan, journal: Journal, replayed: Rep
     commit journaled now), and a journaled commit whose part file is gone runs again.
     """
     committed = replayed.recovery.committed
+    present = {stores.basename(p) for p in output.parts()}
     for index in range(plan.reduce_tasks):
         final = output.final_path(index)
-        if final.exists() and index not in replayed.committing:
-            log.warning("%s is not journaled as committing: removing it", final.name)
-            final.unlink()
-        elif final.exists() and index not in committed:
+        name = stores.basename(final)
+        if name in present and index not in replayed.committing:
+            log.warning("%s is not journaled as committing: removing it", name)
+            output.store.remove(final)
+        elif name in present and index not in committed:
             attempt = replayed.committing[index]
             log.warning(
                 "%s is in place but its commit was not journaled (the master died between "
                 "the rename and the journal write): keeping it as %s's output",
-                final.name,
+                name,
                 attempt,
             )
             journal.append({"event": "committed", "index": index, "attempt": attempt})
             committed[index] = attempt
-        elif not final.exists() and index in committed:
-            log.warning("%s is journaled as committed but missing: it runs again", final.name)
+        elif name not in present and index in committed:
+            log.warning("%s is journaled as committed but missing: it runs again", name)
             del committed[index]

@@ -341,13 +341,17 @@ class Launcher:
             for path in sorted(self.monitoring_dir.glob("*.prom"))
         }
         summary["metrics"] = snapshots
-        for written in (self.summary_file, self._output().path / SUMMARY):
-            if written.exists():
-                data = json.loads(written.read_text(encoding="utf-8"))
-                data["metrics"] = snapshots
-                tmp = written.with_name(f".{written.name}.tmp")
-                tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-                tmp.replace(written)
+        if self.summary_file.exists():
+            data = json.loads(self.summary_file.read_text(encoding="utf-8"))
+            data["metrics"] = snapshots
+            tmp = self.summary_file.with_name(f".{self.summary_file.name}.tmp")
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            tmp.replace(self.summary_file)
+        output = self._output()
+        if output.committed():  # _summary.json: replaced whole (a file rename, an S3 PUT)
+            data = json.loads(output.store.read_bytes(output.join(SUMMARY)))
+            data["metrics"] = snapshots
+            output.store.write_bytes(output.join(SUMMARY), json.dumps(data, indent=2).encode())
 
     def _search_args(self) -> list[str]:
         return [arg for d in self.search for arg in ("--search", str(d))]
@@ -420,10 +424,10 @@ class Launcher:
         master = self._supervise(address)
         self._unthrottle()  # the job is over: let every worker exit at full speed
         summary: dict[str, Any] = {}
-        for written in (self.summary_file, self._output().path / SUMMARY):
-            if written.exists():
-                summary = json.loads(written.read_text(encoding="utf-8"))
-                break
+        if self.summary_file.exists():
+            summary = json.loads(self.summary_file.read_text(encoding="utf-8"))
+        elif (output := self._output()).committed():
+            summary = json.loads(output.store.read_bytes(output.join(SUMMARY)))
         if "workerNames" in summary:
             registered = set(summary["workerNames"])
             for process in self.processes:
@@ -514,4 +518,5 @@ class Launcher:
             output.abort()
 
     def _output(self) -> OutputDir:
-        return OutputDir(self.plan.job.spec.output.path)
+        spec = self.plan.job.spec
+        return OutputDir(spec.output.path, spec.storage)

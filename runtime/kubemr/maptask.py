@@ -19,6 +19,7 @@ from kubemr.apps import App
 from kubemr.mapbuffer import Combiner, MapBuffer
 from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
+from kubemr.spec import StorageSpec
 from kubemr.splits import Split
 
 
@@ -106,6 +107,7 @@ def run_map(
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     metrics: RuntimeMetrics | None = None,
+    storage: StorageSpec | None = None,
 ) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
 
@@ -117,7 +119,11 @@ def run_map(
     started = time.perf_counter()
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
     blocks = _CountedBlocks(
-        inputs.read_blocks(split, block_bytes(split)), cancel, split.length, progress, metrics
+        inputs.read_blocks(split, block_bytes(split), storage),
+        cancel,
+        split.length,
+        progress,
+        metrics,
     )
     try:
         map_split = getattr(app, "map_split", None)

@@ -28,7 +28,7 @@ import grpc
 
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
-from kubemr import monitoring
+from kubemr import monitoring, stores
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
@@ -166,7 +166,7 @@ class JobState:
             "workers": len(self.scheduler.workers),
             "workerNames": sorted({w.name for w in self.scheduler.workers.values()}),
             "wallSeconds": round(now - self.started, 3),
-            "outputs": [p.name for p in self.output.parts()],
+            "outputs": [stores.basename(p) for p in self.output.parts()],
         }
 
     def job_view(self) -> metrics_.JobView:
@@ -327,7 +327,7 @@ class MasterService(pb_grpc.MasterServicer):
             kind=pb.TaskAssignment.REDUCE,
             index=assignment.index,
             attempt_id=assignment.attempt,
-            temp_path=str(temp),
+            temp_path=temp,
         )
 
     async def ReportTask(
@@ -506,7 +506,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
 async def serve(plan: JobPlan, config: MasterConfig) -> int:
     """Run the job to the end; return the process exit code (0 on success)."""
     spec = plan.job.spec
-    output = OutputDir(spec.output.path)
+    output = OutputDir(spec.output.path, spec.storage)
     journal, replay = journals.open_journal(output, plan)
     state = JobState(plan, output, journal, replay)
     if replay is not None:

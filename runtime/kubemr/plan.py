@@ -55,7 +55,7 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     problems: list[str] = []
     files: list[tuple[str, int]] = []
     try:
-        files = inputs.resolve_inputs(spec.input.paths)
+        files = inputs.resolve_inputs(spec.input.paths, spec.storage)
     except inputs.InputError as exc:
         problems.append(str(exc))
     app = None
@@ -65,7 +65,7 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
         problems.append(str(exc))
     if check_output:
         try:
-            OutputDir(spec.output.path).check(spec.output.overwrite)
+            OutputDir(spec.output.path, spec.storage).check(spec.output.overwrite)
         except ValueError as exc:
             problems.append(str(exc))
     if problems or app is None:
@@ -79,7 +79,7 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     if kind == "range" and spec.reduce_tasks > 1:
         keys = [
             records.encode_key(k)
-            for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT)
+            for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT, storage=spec.storage)
             for k, _ in app.map(splits[0].path if splits else "", line)
         ]
         boundaries = boundaries_from_sample(keys, spec.reduce_tasks)

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kubemr import stores
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.storage import OutputDir
 
@@ -55,24 +56,24 @@ def _numeric(line: str) -> float | None:
         return None
 
 
-def top_lines(output: Path, count: int) -> list[str]:
+def top_lines(output: OutputDir, count: int) -> list[str]:
     """The ``count`` output lines with the largest numeric values (ties by line)."""
     candidates: list[tuple[float, str]] = []
-    for part in OutputDir(output).parts():
-        with part.open(encoding="utf-8", errors="surrogateescape") as lines:
-            for raw in lines:
-                line = raw.rstrip("\n")
-                value = _numeric(line)
-                if value is not None:
-                    candidates.append((value, line))
+    for part in output.parts():
+        text = output.store.read_bytes(part).decode("utf-8", "surrogateescape")
+        for line in text.splitlines():
+            value = _numeric(line)
+            if value is not None:
+                candidates.append((value, line))
     return [line for _, line in heapq.nlargest(count, candidates, key=lambda c: (c[0], c[1]))]
 
 
-def report(output: str, summary: dict[str, Any], top: int = 0) -> None:
+def report(output: OutputDir, summary: dict[str, Any], top: int = 0) -> None:
     """Print where the output is, a one-line summary, and optionally the top lines (plain
     text on stdout, never wrapped, so scripts can read it)."""
-    parts = OutputDir(output).parts()
-    print(f"output: {Path(output).resolve()} ({len(parts)} part files, _SUCCESS)")
+    parts = output.parts()
+    where = output.path if stores.is_s3(output.path) else Path(output.path).resolve()
+    print(f"output: {where} ({len(parts)} part files, _SUCCESS)")
     counters = summary.get("counters", {})
     print(
         f"{summary.get('mapTasks', '?')} map tasks, {summary.get('reduceTasks', '?')} reduce "
@@ -82,5 +83,5 @@ def report(output: str, summary: dict[str, Any], top: int = 0) -> None:
     )
     if top:
         print(f"top {top}:")
-        for line in top_lines(Path(output), top):
+        for line in top_lines(output, top):
             print(f"  {line}")

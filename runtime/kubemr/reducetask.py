@@ -3,12 +3,14 @@
 Runs come from the shuffle (in memory, or on local disk when they did not fit the
 fetch buffer). When there are more on-disk runs than ``MERGE_FACTOR`` they are first
 merged into larger runs, so open files and decode buffers stay bounded. The output is
-written to the attempt's temporary path; the master commits it.
+written to the attempt's temporary path (a local file, or on S3 a multipart upload that
+becomes an object only once the whole part is written); the master commits it.
 """
 
 from __future__ import annotations
 
 import heapq
+import io
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,10 +18,11 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from kubemr import records, runs
+from kubemr import records, runs, stores
 from kubemr.apps import App
 from kubemr.metrics import RuntimeMetrics
 from kubemr.runs import Record
+from kubemr.spec import StorageSpec
 
 MERGE_FACTOR = 32
 """Most runs merged at once; more on-disk runs are merged in passes first."""
@@ -43,10 +46,11 @@ def _merge(sources: list[runs.Source]) -> Iterator[Record]:
 def run_reduce(
     app: App,
     sources: list[runs.Source],
-    out_path: Path,
+    out_path: str,
     scratch: Path,
     metrics: RuntimeMetrics | None = None,
     progress: Callable[[int], None] | None = None,
+    storage: StorageSpec | None = None,
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order. ``progress`` is called with
@@ -70,7 +74,6 @@ def run_reduce(
         records.decode_value,
         records.format_line,
     )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     reduce = app.reduce
 
     def values_of(group: Iterable[Record]) -> Iterator[object]:
@@ -78,8 +81,9 @@ def run_reduce(
             stats["reduce_input_records"] += 1
             yield decode_value(value)
 
-    with out_path.open(
-        "w", encoding="utf-8", errors="surrogateescape", newline="\n", buffering=1 << 20
+    store = stores.store_for(out_path, storage)
+    with io.TextIOWrapper(
+        store.open_write(out_path), encoding="utf-8", errors="surrogateescape", newline="\n"
     ) as out:
         lines: list[str] = []
         for key_bytes, group in groupby(merged, key=_first):
@@ -97,7 +101,8 @@ def run_reduce(
             lines.append("")
             stats["reduce_output_records"] += len(lines) - 1
             out.write("\n".join(lines))
-    stats["output_bytes"] = out_path.stat().st_size
+        out.flush()
+        stats["output_bytes"] = out.buffer.tell()
     for source in sources:
         if isinstance(source, Path):
             source.unlink(missing_ok=True)

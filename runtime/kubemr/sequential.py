@@ -8,6 +8,7 @@ distributed engine writes, through the same commit protocol.
 
 from __future__ import annotations
 
+import io
 import time
 from itertools import groupby
 from operator import itemgetter
@@ -24,13 +25,13 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
     started = time.time()
     spec = plan.job.spec
     app = apps.load_app(spec.app, search or [])
-    output = OutputDir(spec.output.path)
+    output = OutputDir(spec.output.path, spec.storage)
     output.prepare(spec.output.overwrite)
     partition = plan.partitioner()
     parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(plan.reduce_tasks)]
     lines = 0
     for split in plan.splits:
-        for line in inputs.read_lines(split):
+        for line in inputs.read_lines(split, spec.storage):
             lines += 1
             for key, value in app.map(split.path, line):
                 key_bytes = records.encode_key(key)
@@ -39,8 +40,12 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
     for index, part in enumerate(parts):
         part.sort(key=itemgetter(0))
         temp = output.temp_path("sequential", index)
-        temp.parent.mkdir(parents=True, exist_ok=True)
-        with temp.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as out:
+        with io.TextIOWrapper(
+            output.store.open_write(temp),
+            encoding="utf-8",
+            errors="surrogateescape",
+            newline="\n",
+        ) as out:
             for key_bytes, group in groupby(part, key=itemgetter(0)):
                 values = (records.decode_value(v) for _, v in group)
                 for out_key, out_value in app.reduce(records.decode_key(key_bytes), values):

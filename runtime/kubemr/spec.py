@@ -35,6 +35,7 @@ KIND = "MapReduceJob"
 BUILTIN_APPS = ("wordcount", "grep", "indexer", "sort")
 MODULE_PATTERN = r"^[A-Za-z_][\w.]*(\.py)?:[A-Za-z_][\w.]*$|^[^:]+\.py:[A-Za-z_][\w.]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 def _check_module(value: str) -> str:
@@ -116,8 +117,10 @@ class InputSpec(Model):
     """What the map tasks read."""
 
     paths: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    """Files or glob patterns, read as UTF-8 text lines. Relative paths are relative to the
-    working directory of ``kubemr run`` (or the pod's working directory)."""
+    """Files, directories or glob patterns, read as UTF-8 text lines; local paths or
+    ``s3://bucket/key`` URIs (a prefix ending in ``/`` stands for the objects directly
+    under it). Relative paths are relative to the working directory of ``kubemr run``
+    (or the pod's working directory)."""
     split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
     """Bytes per map task (split); a split owns every line that starts inside it.
     Default 64Mi."""
@@ -127,9 +130,36 @@ class OutputSpec(Model):
     """Where the reduce tasks write one ``part-NNNNN`` file each."""
 
     path: str = Field(min_length=1)
-    """Output directory; ``_SUCCESS`` and ``_summary.json`` appear there when the job commits."""
+    """Output directory, or an ``s3://bucket/prefix`` URI; ``_SUCCESS`` and
+    ``_summary.json`` appear there when the job commits."""
     overwrite: bool = False
     """Replace the output of an earlier committed job at ``path``. Default false: refuse."""
+
+
+class StorageSpec(Model):
+    """How ``s3://`` paths of ``spec.input`` and ``spec.output`` are reached.
+
+    Credentials are never here: they come from the standard AWS chain (environment,
+    IRSA web identity token, instance profile). On Kubernetes, ``credentialsSecret``
+    names a Secret the operator maps into the pods' environment; with IRSA nothing is
+    needed but ``spec.serviceAccountName``.
+    """
+
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] | None = None
+    """URL of an S3-compatible store (MinIO, Ceph), e.g. ``http://minio.storage:9000``.
+    Default: AWS S3 (or ``AWS_ENDPOINT_URL`` from the environment)."""
+    region: str | None = None
+    """The bucket's region, e.g. ``eu-west-1``. Default: the AWS chain's
+    (``AWS_DEFAULT_REGION``, the profile, the instance's)."""
+    path_style: bool | None = None
+    """Address buckets as ``endpoint/bucket/key`` instead of ``bucket.endpoint/key``.
+    Default: true when ``endpoint`` is set (MinIO, Ceph), else false."""
+    credentials_secret: Annotated[str, Field(pattern=SUBDOMAIN_PATTERN, max_length=253)] | None = (
+        None
+    )
+    """Kubernetes only: a Secret in the job's namespace whose keys (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, optionally ``AWS_SESSION_TOKEN``) become every job pod's
+    environment. Default none: the pod's service account (IRSA) or the node's role."""
 
 
 class ResourceSpec(Model):
@@ -242,6 +272,8 @@ class JobSpec(Model):
     """The input files."""
     output: OutputSpec
     """The output directory."""
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    """How ``s3://`` input and output paths are reached (endpoint, region, credentials)."""
     reduce_tasks: Annotated[int, Field(ge=1, le=100_000)] = 1
     """R: the number of reduce tasks, and so of output files. Default 1."""
     mapper: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)

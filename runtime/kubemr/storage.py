@@ -1,19 +1,26 @@
-"""The output directory and its commit protocol.
+"""The output directory and its commit protocol, on a local volume or under an S3 prefix.
 
 Reduce attempts write to ``<output>/_temporary/<attempt>/part-NNNNN``. The master commits
-exactly one attempt per reduce task by renaming its file to ``<output>/part-NNNNN``
-(atomic on one filesystem), so a retried or duplicated attempt never leaves partial or
+exactly one attempt per reduce task ("first commit wins") by making its file
+``<output>/part-NNNNN``, so a retried or duplicated attempt never leaves partial or
 double output. When every part is committed, ``_summary.json`` and then ``_SUCCESS`` are
 written. A failed job removes what it committed: without ``_SUCCESS`` there is no output.
+
+On a filesystem the commit is an atomic rename. On S3 (see :mod:`kubemr.stores`) an
+attempt's file is a multipart upload that becomes an object only when the attempt
+completes it (an attempt killed mid-upload leaves nothing visible), and the commit is a
+server-side copy to the final key followed by a delete of the temporary one: the final
+object appears whole or not at all. Whatever is left under ``_temporary`` (losers'
+files, unfinished uploads) is removed when the job ends.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 from typing import Any
+
+from kubemr import stores
+from kubemr.spec import StorageSpec
 
 SUCCESS = "_SUCCESS"
 SUMMARY = "_summary.json"
@@ -33,20 +40,26 @@ def _ours(name: str) -> bool:
 
 
 class OutputDir:
-    """One job's output directory."""
+    """One job's output directory (a local path or an ``s3://`` prefix)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str, storage: StorageSpec | None = None) -> None:
+        self.path = str(path).rstrip("/") or str(path)
+        self.store = stores.store_for(self.path, storage)
+
+    def join(self, *names: str) -> str:
+        return stores.join(self.path, *names)
 
     def check(self, overwrite: bool) -> None:
         """Refuse a path that holds a committed job (unless ``overwrite``) or files kubemr
-        did not write. Changes nothing."""
-        where = f"spec.output.path: {str(self.path)!r}"
-        if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"{where} exists and is not a directory")
-        if not self.path.exists():
-            return
-        names = os.listdir(self.path)
+        did not write. Changes nothing. On S3, a missing bucket, denied access or an
+        unreachable endpoint is reported here, naming the URI."""
+        where = f"spec.output.path: {self.path!r}"
+        try:
+            if self.store.exists(self.path):
+                raise OutputError(f"{where} exists and is not a directory")
+            names = [e.name for e in self.store.listdir(self.path)]
+        except stores.StoreError as exc:
+            raise OutputError(f"spec.output.path: {exc}") from exc
         if SUCCESS in names and not overwrite:
             raise OutputError(
                 f"{where} already holds the output of a committed job "
@@ -59,51 +72,58 @@ class OutputDir:
     def prepare(self, overwrite: bool) -> None:
         """Check, then remove the output of an earlier (committed or failed) job."""
         self.check(overwrite)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not stores.is_s3(self.path):
+            import os  # noqa: PLC0415
+
+            os.makedirs(self.path, exist_ok=True)
         self.clear()
 
     def clear(self) -> None:
-        """Remove everything kubemr wrote here."""
-        if not self.path.exists():
-            return
-        for name in os.listdir(self.path):
-            if _ours(name):
-                target = self.path / name
-                if target.is_dir():
-                    shutil.rmtree(target, ignore_errors=True)
+        """Remove everything kubemr wrote here (and, on S3, abort unfinished uploads)."""
+        for entry in self.store.listdir(self.path):
+            if _ours(entry.name):
+                if entry.is_dir:
+                    self.store.remove_tree(entry.path)
                 else:
-                    target.unlink(missing_ok=True)
+                    self.store.remove(entry.path)
+        self._abort_uploads()
 
-    def temp_path(self, attempt_id: str, partition: int) -> Path:
-        return self.path / TEMPORARY / attempt_id / part_name(partition)
+    def _abort_uploads(self) -> None:
+        if isinstance(self.store, stores.S3Store):
+            self.store.abort_uploads(self.path)
 
-    def final_path(self, partition: int) -> Path:
-        return self.path / part_name(partition)
+    def temp_path(self, attempt_id: str, partition: int) -> str:
+        return self.join(TEMPORARY, attempt_id, part_name(partition))
 
-    def commit(self, temp: Path, partition: int) -> Path:
-        """Make an attempt's file the task's output (atomic rename)."""
+    def final_path(self, partition: int) -> str:
+        return self.join(part_name(partition))
+
+    def commit(self, temp: str, partition: int) -> str:
+        """Make an attempt's file the task's output (atomic rename; on S3 a copy then a
+        delete, the final object appearing whole)."""
         final = self.final_path(partition)
-        os.replace(temp, final)
-        shutil.rmtree(temp.parent, ignore_errors=True)
+        self.store.replace(temp, final)
+        self.store.remove_tree(temp.rsplit("/", 1)[0])
         return final
 
     def discard(self, attempt_id: str) -> None:
-        shutil.rmtree(self.path / TEMPORARY / attempt_id, ignore_errors=True)
+        self.store.remove_tree(self.join(TEMPORARY, attempt_id))
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the job summary, then the ``_SUCCESS`` marker (last)."""
-        shutil.rmtree(self.path / TEMPORARY, ignore_errors=True)
-        tmp = self.path / f".{SUMMARY}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / SUMMARY)
-        (self.path / SUCCESS).write_text("", encoding="utf-8")
+        self.store.remove_tree(self.join(TEMPORARY))
+        self._abort_uploads()
+        body = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        self.store.write_bytes(self.join(SUMMARY), body.encode())
+        self.store.write_bytes(self.join(SUCCESS), b"")
 
     def abort(self) -> None:
         """Leave no output visible after a failed job."""
         self.clear()
 
-    def parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*"))
+    def parts(self) -> list[str]:
+        entries = self.store.listdir(self.path)
+        return sorted(e.path for e in entries if e.name.startswith("part-") and not e.is_dir)
 
     def committed(self) -> bool:
-        return (self.path / SUCCESS).exists()
+        return self.store.exists(self.join(SUCCESS))

@@ -191,6 +191,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         out_dir=shuffle.map_output_dir(root, task.attempt_id),
         scratch_dir=root / "spill" / task.attempt_id,
         cancel=ctx.cancel.get(task.attempt_id),
+        storage=spec.storage,
         progress=lambda share: ctx.progress.__setitem__(task.attempt_id, share),
         metrics=ctx.metrics,
     )
@@ -375,10 +376,11 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 run_reduce,
                 ctx.app,
                 sources,
-                Path(task.temp_path),
+                task.temp_path,
                 scratch,
                 metrics=ctx.metrics,
                 progress=reduced,
+                storage=ctx.job.spec.storage,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -116,6 +116,21 @@ CASES = [
     ("null-is-absent", {**VALID, "spec": {**VALID["spec"], "backoffLimit": None}}),
     ("null-unknown-field", {**VALID, "spec": {**VALID["spec"], "colour": None}}),
     variant("bad-toleration-effect", spec__tolerations=[{"key": "k", "effect": "Sometimes"}]),
+    variant(
+        "s3-storage",
+        spec__input={"paths": ["s3://books/in/*.txt"]},
+        spec__output={"path": "s3://books/out/wc"},
+        spec__storage={
+            "endpoint": "http://minio.storage:9000",
+            "region": "eu-west-1",
+            "pathStyle": True,
+            "credentialsSecret": "minio.credentials",
+        },
+    ),
+    variant("s3-storage-empty", spec__storage={}),
+    variant("s3-endpoint-without-scheme", spec__storage={"endpoint": "minio:9000"}),
+    variant("s3-secret-not-a-name", spec__storage={"credentialsSecret": "Minio_Creds"}),
+    variant("s3-credentials-in-the-cr", spec__storage={"accessKeyId": "AKIA..."}),
 ]
 
 

@@ -87,7 +87,7 @@ def leave_journal(doc: dict[str, Any], committed: dict[int, str]) -> journals.Jo
                 "timings": {},
             }
         )
-        output.final_path(index).write_text(text)
+        Path(output.final_path(index)).write_text(text)
         journal.append({"event": "committed", "index": index, "attempt": attempt})
     journal.close()
     return journal

@@ -31,8 +31,8 @@ def make_plan(tmp_path: Path, reduce_tasks: int = 2) -> plan.JobPlan:
     return plan.plan_job(spec.parse_job(doc, "test"), [])
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def records(path: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def first_run(tmp_path: Path, job: plan.JobPlan) -> tuple[OutputDir, journals.Journal]:
@@ -64,7 +64,7 @@ def first_run(tmp_path: Path, job: plan.JobPlan) -> tuple[OutputDir, journals.Jo
         },
     ):
         journal.append(event)
-    output.final_path(0).write_text("a\t1\n")
+    Path(output.final_path(0)).write_text("a\t1\n")
     journal.append({"event": "committed", "index": 0, "attempt": "r0.a1"})
     return output, journal
 
@@ -73,8 +73,8 @@ def test_a_fresh_job_starts_a_journal_under_temporary(tmp_path: Path) -> None:
     job = make_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.close()
-    path = journals.journal_path(output.path)
-    assert path == output.path / "_temporary" / "_master" / "journal.jsonl"
+    path = Path(journals.journal_path(output.path))
+    assert path == Path(output.path) / "_temporary" / "_master" / "journal.jsonl"
     header, start = records(path)[:2]
     assert header == {
         "event": "job",
@@ -117,7 +117,7 @@ def test_a_torn_last_line_is_ignored_and_cut_off(
     _, journal = first_run(tmp_path, job)
     journal.stream.write(b'{"event":"map_done","attempt":"m1.a2","wor')  # the master died here
     journal.close()
-    contents = journals.read(journal.path)
+    contents = journals.read(Path(journal.path))
     assert [r["event"] for r in contents.records][-1] == "committed"
     assert contents.torn == len(b'{"event":"map_done","attempt":"m1.a2","wor')
     with caplog.at_level(logging.WARNING):
@@ -147,7 +147,7 @@ def test_a_changed_manifest_starts_over(tmp_path: Path, caplog: pytest.LogCaptur
 
 def test_an_unreadable_journal_starts_over(tmp_path: Path) -> None:
     job = make_plan(tmp_path)
-    path = journals.journal_path(Path(job.job.spec.output.path))
+    path = Path(journals.journal_path(job.job.spec.output.path))
     path.parent.mkdir(parents=True)
     path.write_text('{"event": "start", "time": 1}\n')  # no header
     fresh, replay = journals.open_journal(OutputDir(job.job.spec.output.path), job)
@@ -168,13 +168,13 @@ def test_a_part_file_renamed_before_the_master_died_is_kept(tmp_path: Path) -> N
             "timings": {},
         }
     )
-    output.final_path(1).write_text("b\t1\n")
+    Path(output.final_path(1)).write_text("b\t1\n")
     journal.close()
     resumed, replay = journals.open_journal(output, job)
     resumed.close()
     assert replay is not None and replay.recovery.committed == {0: "r0.a1", 1: "r1.a1"}
     assert records(resumed.path)[-2] == {"event": "committed", "index": 1, "attempt": "r1.a1"}
-    assert output.final_path(1).read_text() == "b\t1\n"
+    assert Path(output.final_path(1)).read_text() == "b\t1\n"
     assert replay.totals()[0] == {"map_input_records": 7, "reduce_output_records": 7}
 
 
@@ -201,8 +201,8 @@ def test_part_files_the_journal_does_not_vouch_for_are_not_trusted(tmp_path: Pat
     job = make_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.close()
-    output.final_path(1).write_text("stale\t9\n")  # never journaled as committing
-    output.final_path(0).unlink()  # journaled as committed, but gone
+    Path(output.final_path(1)).write_text("stale\t9\n")  # never journaled as committing
+    Path(output.final_path(0)).unlink()  # journaled as committed, but gone
     resumed, replay = journals.open_journal(output, job)
     resumed.close()
     assert replay is not None and replay.recovery.committed == {}

@@ -159,6 +159,37 @@ def test_the_spec_reaches_every_pod() -> None:
     assert master["resources"] == {"requests": {"memory": "256Mi"}}
 
 
+def test_s3_credentials_come_from_the_named_secret_by_reference() -> None:
+    model = job(
+        input={"paths": ["s3://books/in/"]},
+        output={"path": "s3://books/out/wc"},
+        storage={"endpoint": "http://minio.storage:9000", "credentialsSecret": "minio-creds"},
+    )
+    for role in ("master", "mapper", "reducer"):
+        pod = manifests.pod(REF, model, role, 0, 0, SETTINGS)
+        env = env_of(pod)
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key] == {"secretKeyRef": {"name": "minio-creds", "key": key}}
+        assert env["AWS_SESSION_TOKEN"] == {
+            "secretKeyRef": {"name": "minio-creds", "key": "AWS_SESSION_TOKEN", "optional": True}
+        }
+        # no secret value in any plain field of the pod; the endpoint travels in the spec
+        assert all(
+            "value" not in e or not e["name"].startswith("AWS_")
+            for e in pod["spec"]["containers"][0]["env"]
+        )
+    config = manifests.config_map(REF, model, SETTINGS)["data"][manifests.JOB_FILE]
+    assert '"endpoint": "http://minio.storage:9000"' in config
+
+
+def test_irsa_needs_only_the_service_account() -> None:
+    model = job(output={"path": "s3://books/out/wc"}, serviceAccountName="kubemr-s3")
+    for role in ("master", "mapper", "reducer"):
+        pod = manifests.pod(REF, model, role, 0, 0, SETTINGS)
+        assert pod["spec"]["serviceAccountName"] == "kubemr-s3"
+        assert not [name for name in env_of(pod) if name.startswith("AWS_")]
+
+
 def test_the_operators_image_is_the_default() -> None:
     pod = manifests.pod(REF, job(), "mapper", 0, 0, SETTINGS)
     assert pod["spec"]["containers"][0]["image"] == "registry.example/kubemr:1"

@@ -39,6 +39,7 @@ class Ports:
             picked.add(processes.free_port())
         return cls(*sorted(picked))
 
+
 AUDIT_POLICY = """\
 # Who called which verb on which resource: the operator's least-privilege test reads it.
 apiVersion: audit.k8s.io/v1
