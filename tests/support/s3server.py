@@ -78,11 +78,13 @@ class MinioServer:
     :meth:`client_env` gives them as the standard AWS environment variables.
     """
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, host: str = "127.0.0.1") -> None:
         self.owned_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubemr-minio-"))
+        self.host = host
+        """Address it listens on (the cluster tests use the pods' gateway)."""
         self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self.access_key = "kubemr-test"
         self.secret_key = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
@@ -106,7 +108,7 @@ class MinioServer:
                     "server",
                     str(self.data_dir / "data"),
                     "--address",
-                    f"127.0.0.1:{self.port}",
+                    f"{self.host}:{self.port}",
                     "--console-address",
                     f"127.0.0.1:{console}",
                     "--quiet",
