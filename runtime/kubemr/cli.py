@@ -29,6 +29,9 @@ ENV_ROLE = "KUBEMR_ROLE"
 ENV_JOB_FILE = "KUBEMR_JOB_FILE"
 ENV_POD_NAME = "POD_NAME"
 ENV_POD_IP = "POD_IP"
+ENV_TOKEN = "KUBEMR_TOKEN"
+"""The job's secret: every gRPC call of the job carries it (see :mod:`kubemr.auth`;
+``kubemr run`` sets it for its processes, the operator from the Secret ``<job>-token``)."""
 ENV_COARSE_LOCK = "KUBEMR_COARSE_LOCK"
 """Test builds only: ``1`` makes reducers hold their fetch buffer's lock while they parse
 and reduce (``bench/lockwait.py`` measures what that costs)."""
@@ -52,6 +55,27 @@ def _monitoring_args(parser: argparse.ArgumentParser, env: Mapping[str, str]) ->
     parser.add_argument(
         "--metrics-snapshot", type=Path, help="write the final metrics here when done"
     )
+
+
+def _auth_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"serve and call without a job token when ${ENV_TOKEN} is not set (anyone who "
+        "can reach the ports can then drive the job and read its map output)",
+    )
+
+
+def _token(command: str, args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """The job token from the environment; without one, only ``--insecure`` runs."""
+    token = env.get(ENV_TOKEN, "")
+    if not token and not args.insecure:
+        raise SystemExit(
+            f"kubemr {command}: ${ENV_TOKEN} is not set; set it to the job's token (the "
+            "operator does, from the Secret <job>-token) or pass --insecure to run "
+            "unauthenticated"
+        )
+    return token
 
 
 def _slowdown(text: str) -> Slowdown:
@@ -129,6 +153,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     master.add_argument("--address-file", type=Path)
     master.add_argument("--summary-file", type=Path)
     master.add_argument("--search", type=Path, action="append", default=[])
+    _auth_args(master)
 
     worker = commands.add_parser("worker", help="serve as a mapper or reducer (pods use this)")
     worker.add_argument("--role", choices=("mapper", "reducer"), default=env.get(ENV_ROLE))
@@ -142,6 +167,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     worker.add_argument("--advertise-host", default=env.get(ENV_POD_IP, "127.0.0.1"))
     worker.add_argument("--search", type=Path, action="append", default=[])
     _monitoring_args(worker, env)
+    _auth_args(worker)
     worker.set_defaults(coarse_fetch_lock=env.get(ENV_COARSE_LOCK, "") == "1")
     return parser
 
@@ -202,6 +228,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
 
     if args.job is None:
         raise SystemExit(f"kubemr master: --job or ${ENV_JOB_FILE} is required")
+    token = _token("master", args, os.environ)
     job = _load(args.job)
     search = [Path.cwd(), *args.search]
     job_plan = plan.plan_job(job, search, check_output=True)
@@ -215,6 +242,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         metrics_snapshot=args.metrics_snapshot,
         status_linger=args.status_linger,
         search_path=tuple(search),
+        token=token,
     )
     return asyncio.run(master.serve(job_plan, config))
 
@@ -239,6 +267,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         monitoring_file=args.monitoring_file,
         metrics_snapshot=args.metrics_snapshot,
         coarse_fetch_lock=args.coarse_fetch_lock,
+        token=_token("worker", args, os.environ),
     )
     return asyncio.run(worker.run_worker(config))
 

@@ -43,6 +43,11 @@ class MasterConfig:
     """Seconds the master waits, after the job ends, for workers to be told to exit."""
     search_path: tuple[Path, ...] = ()
     """Directories searched for ``spec.app.module`` (the manifest's dir, the cwd)."""
+    token: str = ""
+    """The job's secret (``KUBEMR_TOKEN``): every gRPC call must carry it
+    (``authorization: Bearer <token>``) or is refused with UNAUTHENTICATED. Empty serves
+    unauthenticated, which ``kubemr master`` only allows with ``--insecure``. Default
+    empty."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ class WorkerConfig:
     it is lost (its process died and is being restarted). Default 60."""
     search_path: tuple[Path, ...] = ()
     """Directories searched for ``spec.app.module``."""
+    token: str = ""
+    """The job's secret (``KUBEMR_TOKEN``): sent with every call to the master and to
+    other mappers' shuffle servers, and required of every call to this worker's shuffle
+    server. Empty is unauthenticated, which ``kubemr worker`` only allows with
+    ``--insecure``. Default empty."""
 
 
 @dataclass(frozen=True)

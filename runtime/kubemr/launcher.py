@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import auth
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
@@ -263,11 +265,19 @@ class Launcher:
         self.metrics_urls: dict[str, str] = {}
         """Process name -> URL of its ``/metrics``, as they start serving."""
         self.throttles: list[Throttle] = []
+        self.token = secrets.token_urlsafe(32)
+        """This job's secret: given to its processes in ``$KUBEMR_TOKEN``; every gRPC call
+        between them (and the launcher's status polls) carries it."""
 
     def _start(self, name: str, args: list[str], role: str = "") -> Process:
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.worker_env, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **self.worker_env,
+            "PYTHONUNBUFFERED": "1",
+            auth.TOKEN_ENV: self.token,
+        }
         with log.open("wb") as sink:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "kubemr", *args],
@@ -477,7 +487,13 @@ class Launcher:
             while master.poll() is None:
                 if self.progress is not None:
                     with contextlib.suppress(grpc.RpcError):
-                        self.progress(stub.GetStatus(pb.StatusRequest(), timeout=1.0))
+                        self.progress(
+                            stub.GetStatus(
+                                pb.StatusRequest(),
+                                timeout=1.0,
+                                metadata=auth.call_metadata(self.token),
+                            )
+                        )
                 self._replace_dead_workers(address, time.monotonic())
                 self._announce_metrics()
                 time.sleep(0.05)

@@ -26,9 +26,9 @@ from typing import Any
 
 import grpc
 
+from kubemr import auth, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
-from kubemr import monitoring, stores
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
@@ -523,7 +523,11 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
             journal.path,
         )
     server = grpc.aio.server(
-        options=GRPC_OPTIONS, interceptors=[state.metrics.server_interceptor()]
+        options=GRPC_OPTIONS,
+        interceptors=[
+            *auth.server_interceptors(config.token, "master", state.metrics),
+            state.metrics.server_interceptor(),
+        ],
     )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
     port = server.add_insecure_port(f"{config.bind}:{config.port}")

@@ -329,6 +329,14 @@ CATALOG: tuple[MetricDef, ...] = (
         buckets=RPC_BUCKETS,
     ),
     MetricDef(
+        "kubemr_auth_refused_total",
+        "counter",
+        "gRPC calls refused with UNAUTHENTICATED (no job token, or another one), by "
+        "service (master: control calls; shuffle: a mapper's map output).",
+        ("service",),
+        roles="all",
+    ),
+    MetricDef(
         "kubemr_event_loop_lag_seconds",
         "histogram",
         "How late the process's event loop runs a timer (time the loop is held by other work).",

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import grpc
 
-from kubemr import apps, monitoring, plan, shuffle
+from kubemr import apps, auth, monitoring, plan, shuffle
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import WorkerConfig
@@ -99,7 +99,12 @@ class Context:
     def channel(self, address: str) -> grpc.aio.Channel:
         if address not in self.channels:
             self.channels[address] = grpc.aio.insecure_channel(
-                address, options=GRPC_OPTIONS, interceptors=self.metrics.client_interceptors()
+                address,
+                options=GRPC_OPTIONS,
+                interceptors=[
+                    *auth.client_interceptors(self.config.token),
+                    *self.metrics.client_interceptors(),
+                ],
             )
         return self.channels[address]
 
@@ -115,6 +120,11 @@ async def _register(
         try:
             return await stub.Register(request, timeout=5, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise WorkerError(
+                    f"the master at {config.master} refused this worker's job token "
+                    f"($KUBEMR_TOKEN): {exc.details()}"
+                ) from None
             if loop.time() >= deadline:
                 raise WorkerError(
                     f"cannot reach the master at {config.master}: "
@@ -467,13 +477,21 @@ async def run_worker(config: WorkerConfig) -> int:
     probe = asyncio.create_task(metrics.probe_loop())
     servicer = shuffle.ShuffleServicer(config.work_dir, chunk_size=2**20, metrics=metrics)
     if config.role == "mapper":
-        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[metrics.server_interceptor()])
+        server = grpc.aio.server(
+            options=GRPC_OPTIONS,
+            interceptors=[
+                *auth.server_interceptors(config.token, "shuffle", metrics),
+                metrics.server_interceptor(),
+            ],
+        )
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
         port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
         await server.start()
         address = f"{config.advertise_host}:{port}"
     channel = grpc.aio.insecure_channel(
-        config.master, options=MASTER_CHANNEL_OPTIONS, interceptors=metrics.client_interceptors()
+        config.master,
+        options=MASTER_CHANNEL_OPTIONS,
+        interceptors=[*auth.client_interceptors(config.token), *metrics.client_interceptors()],
     )
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
