@@ -25,6 +25,7 @@ from kubemr import spec as specs
 from lightkube import codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from kubemr_operator import lifecycle, manifests, observation
 from kubemr_operator.manifests import JobRef
@@ -92,7 +93,13 @@ async def _create(runtime: Runtime, manifest: dict[str, Any], ref: JobRef) -> No
             raise
         kind = manifest["kind"]
         name = manifest["metadata"]["name"]
-        resource: Any = {"Pod": Pod, "Service": Service, "Secret": Secret, "ConfigMap": ConfigMap}
+        resource: Any = {
+            "Pod": Pod,
+            "Service": Service,
+            "Secret": Secret,
+            "ConfigMap": ConfigMap,
+            "NetworkPolicy": NetworkPolicy,
+        }
         existing: Any = await runtime.client.get(resource[kind], name, namespace=ref.namespace)
         owners = existing.metadata.ownerReferences if existing.metadata else None
         if not any(o.uid == ref.uid for o in owners or []):
@@ -125,6 +132,7 @@ async def _apply(
         await _create(runtime, manifests.config_map(ref, job, settings), ref)
         await _create(runtime, manifests.secret(ref, secrets.token_hex(32), settings), ref)
         await _create(runtime, manifests.service(ref, settings), ref)
+        await _create(runtime, manifests.network_policy(ref, settings), ref)
     if job is not None:
         for slot in decision.create:
             manifest = manifests.pod(ref, job, slot.role, slot.index, slot.attempt, settings)
@@ -135,6 +143,9 @@ async def _apply(
         await _delete(runtime, Pod, name, ref.namespace)
     if decision.delete_support:
         await _delete(runtime, Service, manifests.service_name(ref.name), ref.namespace)
+        await _delete(
+            runtime, NetworkPolicy, manifests.network_policy_name(ref.name), ref.namespace
+        )
         await _delete(runtime, Secret, manifests.secret_name(ref.name), ref.namespace)
         await _delete(runtime, ConfigMap, manifests.config_map_name(ref.name), ref.namespace)
     if decision.delete_job:

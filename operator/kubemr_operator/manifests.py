@@ -1,8 +1,9 @@
 """Spec -> manifests: the Kubernetes objects one MapReduceJob owns. Pure, no I/O.
 
 A job ``wc`` owns a ConfigMap ``wc-spec`` (the validated manifest the master reads), a
-Secret ``wc-token`` (the job's shuffle token), a headless Service ``wc-master`` (the
-master's stable name), the master pod and one pod per mapper and reducer slot. Every name
+Secret ``wc-token`` (the job's token, on every gRPC call), a headless Service
+``wc-master`` (the master's stable name), a NetworkPolicy ``wc-network`` (only the job's
+pods reach its gRPC ports), the master pod and one pod per mapper and reducer slot. Every name
 is deterministic, so an operator restarted at any moment finds (and adopts) what it had
 created instead of creating it twice. A replacement pod gets the next attempt number:
 ``wc-mapper-0``, then ``wc-mapper-0-1``, ``wc-mapper-0-2``...
@@ -72,6 +73,10 @@ def secret_name(job: str) -> str:
 
 def service_name(job: str) -> str:
     return f"{job}-{MASTER}"
+
+
+def network_policy_name(job: str) -> str:
+    return f"{job}-network"
 
 
 def master_address(ref: JobRef, settings: Settings) -> str:
@@ -154,6 +159,33 @@ def service(ref: JobRef, settings: Settings) -> Manifest:
                     "port": settings.monitoring_port,
                     "targetPort": "monitoring",
                 },
+            ],
+        },
+    }
+
+
+def network_policy(ref: JobRef, settings: Settings) -> Manifest:
+    """Ingress to the job's pods: the master and shuffle ports only from the job's own pods
+    (same namespace, same ``kubemr.io/job``), the monitoring port from anywhere (Prometheus,
+    the operator reading ``/status``). Enforced only where the cluster's network plugin
+    implements NetworkPolicy; the job token is checked either way."""
+    job_pods = {"matchLabels": {LABEL_JOB: ref.name}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(ref, network_policy_name(ref.name), labels(ref.name, settings)),
+        "spec": {
+            "podSelector": job_pods,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": job_pods}],
+                    "ports": [
+                        {"protocol": "TCP", "port": settings.master_port},
+                        {"protocol": "TCP", "port": settings.shuffle_port},
+                    ],
+                },
+                {"ports": [{"protocol": "TCP", "port": settings.monitoring_port}]},
             ],
         },
     }

@@ -49,6 +49,7 @@ def test_every_object_is_owned_and_labelled() -> None:
         manifests.config_map(REF, model, SETTINGS),
         manifests.secret(REF, "t0k3n", SETTINGS),
         manifests.service(REF, SETTINGS),
+        manifests.network_policy(REF, SETTINGS),
         manifests.pod(REF, model, "master", 0, 0, SETTINGS),
         manifests.pod(REF, model, "mapper", 1, 2, SETTINGS),
     ]
@@ -67,6 +68,34 @@ def test_every_object_is_owned_and_labelled() -> None:
     mapper = objects[-1]["metadata"]["labels"]
     assert (mapper[manifests.LABEL_ROLE], mapper[manifests.LABEL_INDEX]) == ("mapper", "1")
     assert mapper[manifests.LABEL_ATTEMPT] == "2"
+
+
+def test_only_the_jobs_pods_reach_its_grpc_ports() -> None:
+    policy = manifests.network_policy(REF, SETTINGS)
+    assert (policy["apiVersion"], policy["kind"]) == ("networking.k8s.io/v1", "NetworkPolicy")
+    assert policy["metadata"]["name"] == "wc-network"
+    spec = policy["spec"]
+    job_pods = {"matchLabels": {manifests.LABEL_JOB: "wc"}}
+    assert spec["podSelector"] == job_pods
+    assert spec["policyTypes"] == ["Ingress"]
+    grpc_rule, monitoring_rule = spec["ingress"]
+    assert grpc_rule["from"] == [{"podSelector": job_pods}]  # same namespace, same job
+    assert grpc_rule["ports"] == [
+        {"protocol": "TCP", "port": 7070},
+        {"protocol": "TCP", "port": 7071},
+    ]
+    assert "from" not in monitoring_rule  # Prometheus and the operator, from anywhere
+    assert monitoring_rule["ports"] == [{"protocol": "TCP", "port": 9090}]
+    # The ports the policy opens are the ones the pods serve on.
+    model = job()
+    served = {
+        port["containerPort"]
+        for role, index in (("master", 0), ("mapper", 0))
+        for port in manifests.pod(REF, model, role, index, 0, SETTINGS)["spec"]["containers"][0][
+            "ports"
+        ]
+    }
+    assert served == {7070, 7071, 9090}
 
 
 def test_the_master_reads_the_validated_manifest_from_its_config_map() -> None:
