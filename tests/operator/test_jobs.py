@@ -143,10 +143,15 @@ def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
     kube.delete(jobs_path(job_namespace, name))
 
     def nothing_left() -> bool | None:
-        left = [
-            f"{kind}/{item['metadata']['name']}"
+        paths = [
+            apiclient.resource_path(kind, job_namespace)
             for kind in ("pods", "services", "secrets", "configmaps")
-            for item in kube.items(apiclient.resource_path(kind, job_namespace))
+        ]
+        paths.append(f"/apis/networking.k8s.io/v1/namespaces/{job_namespace}/networkpolicies")
+        left = [
+            f"{path.rsplit('/', 1)[-1]}/{item['metadata']['name']}"
+            for path in paths
+            for item in kube.items(path)
             if item["metadata"].get("labels", {}).get("kubemr.io/job") == name
         ]
         return True if not left else None
