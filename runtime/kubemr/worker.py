@@ -34,7 +34,7 @@ from pathlib import Path
 
 import grpc
 
-from kubemr import apps, auth, monitoring, plan, shuffle
+from kubemr import apps, auth, monitoring, plan, runs, shuffle
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import WorkerConfig
@@ -294,15 +294,23 @@ async def _fetch_all(
                 done[index] = pending.result()
                 if total:
                     ctx.progress[task.attempt_id] = FETCH_SHARE * len(done) / total
-            elif isinstance(exc, grpc.aio.AioRpcError):
+            elif isinstance(exc, grpc.aio.AioRpcError | runs.FrameError):
+                # Unreachable, or it sent bytes that are not frames (a corrupt disk, a
+                # hostile peer): the stream is dropped and the map output reported, so
+                # the master re-runs that map; this reduce attempt carries on.
                 drop(index)
                 failures[index] = failures.get(index, 0) + 1
+                reason = (
+                    f"{exc.code().name}: {exc.details()}"
+                    if isinstance(exc, grpc.aio.AioRpcError)
+                    else f"corrupt data: {exc}"
+                )
                 log.warning(
                     "%s: fetch of %s from %s failed: %s",
                     task.attempt_id,
                     ref.attempt_id,
                     ref.address,
-                    exc.code().name,
+                    reason,
                 )
                 await ctx.stub.ReportFetchFailure(
                     pb.FetchFailure(
@@ -310,7 +318,7 @@ async def _fetch_all(
                         attempt_id=task.attempt_id,
                         map_task=ref.map_task,
                         map_attempt_id=ref.attempt_id,
-                        error=f"{exc.code().name}: {exc.details()}",
+                        error=reason,
                     )
                 )
             else:

@@ -345,3 +345,26 @@ def test_kill_the_master_mid_reduce(tmp_path: Path, oracle: Oracle) -> None:
     assert attempts["reduce_succeeded"] == 3 - recovered["reduces"], attempts
     assert recovered["maps"] == run.summary["mapTasks"], attempts
     check(doc, run, oracle)
+
+
+def test_corrupt_map_output_is_refetched_from_a_rerun(tmp_path: Path, oracle: Oracle) -> None:
+    """A mapper's finished runs turn to garbage on its disk: its shuffle server refuses
+    to stream bytes that are not frames (the stream ends with an error, nothing corrupt
+    reaches a reducer), the reducers report those outputs, the master re-runs those
+    maps, and the job ends with the oracle's output."""
+    doc = chaos_job(tmp_path, shuffle={"mode": "barrier"})
+    corrupted: list[Path] = []
+
+    def on_status(launcher: Launcher, status: pb.JobStatus) -> None:
+        if corrupted or status.maps_done < 10:
+            return
+        for run in sorted(launcher.workdir.glob("mapper-*/map-output/*/*.run")):
+            size = run.stat().st_size
+            if size:
+                run.write_bytes(b"\xff" * size)  # a frame header no decoder accepts
+                corrupted.append(run)
+
+    result = run_chaos(doc, on_status)
+    assert corrupted, "some finished map output was corrupted"
+    assert sorted_output(tmp_path / "out") == oracle(doc)
+    assert result.summary["attempts"].get("map_lost", 0) >= 1, result.summary["attempts"]
