@@ -277,6 +277,7 @@ def _pod(
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_IP", "status.podIP"),
+            _env("TMPDIR", settings.tmp_dir),
             {
                 "name": "KUBEMR_TOKEN",
                 "valueFrom": {"secretKeyRef": {"name": secret_name(ref.name), "key": TOKEN_KEY}},
@@ -295,7 +296,7 @@ def _pod(
         },
         "volumeMounts": [
             {"name": WORK_VOLUME, "mountPath": settings.work_dir},
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            {"name": TMP_VOLUME, "mountPath": settings.tmp_dir},
             *extra_mounts,
             *(m.model_dump(by_alias=True, exclude_none=True) for m in spec.volume_mounts),
         ],

@@ -43,6 +43,11 @@ class Settings:
     work_dir: str = "/var/lib/kubemr"
     """Where each job pod's emptyDir (spills, map output) is mounted. Default
     /var/lib/kubemr."""
+    tmp_dir: str = "/var/lib/kubemr-tmp"
+    """Where each job pod's writable temporary emptyDir is mounted; ``TMPDIR`` points
+    there (the root filesystem, /tmp included, is read-only). Not /tmp itself, so that a
+    pod never hides a host path under /tmp it was given (the local cluster runs pods on
+    the host's filesystem). Default /var/lib/kubemr-tmp."""
     job_dir: str = "/etc/kubemr"
     """Where the job's manifest (a ConfigMap) is mounted in the master. Default /etc/kubemr."""
     run_as_user: int = 65532

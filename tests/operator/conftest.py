@@ -48,8 +48,8 @@ def job_namespace(
 
 @pytest.fixture
 def shared(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A directory the job's pods see at the same path (pods have a private /tmp, so
-    pytest's tmp_path is not one): under the repository's ignored .cache/."""
+    """A directory the job's pods see at the same path: under the repository's ignored
+    .cache/ (kept after a failing test, for its logs and outputs)."""
     path = ROOT / ".cache" / "operator-tests" / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True)
     yield path

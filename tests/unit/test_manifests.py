@@ -157,6 +157,10 @@ def test_pods_are_restricted() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert pod["spec"]["restartPolicy"] == "Never"
+    mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert "/tmp" not in mounts  # never hide a host path under /tmp (local cluster)
+    env = env_of(pod)
+    assert env["TMPDIR"] in mounts  # the writable scratch the read-only root lacks
 
 
 def test_the_spec_reaches_every_pod() -> None:
