@@ -645,40 +645,36 @@ class _ServerTimer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
 
-class _UnaryTimer(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _CallTimer:
+    """Times a client call until it is done (the unary and the streaming case alike)."""
+
     def __init__(self, metrics: RuntimeMetrics) -> None:
         self.metrics = metrics
 
+    async def _timed(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        started = time.perf_counter()
+        method = _method(details.method)
+        call = await continuation(details, request)
+        call.add_done_callback(
+            lambda _: self.metrics.observe(
+                "kubemr_grpc_client_handling_seconds", time.perf_counter() - started, method
+            )
+        )
+        return call
+
+
+class _UnaryTimer(_CallTimer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
-        started = time.perf_counter()
-        method = _method(details.method)
-        call = await continuation(details, request)
-        call.add_done_callback(
-            lambda _: self.metrics.observe(
-                "kubemr_grpc_client_handling_seconds", time.perf_counter() - started, method
-            )
-        )
-        return call
+        return await self._timed(continuation, details, request)
 
 
-class _StreamTimer(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: RuntimeMetrics) -> None:
-        self.metrics = metrics
-
+class _StreamTimer(_CallTimer, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
-        started = time.perf_counter()
-        method = _method(details.method)
-        call = await continuation(details, request)
-        call.add_done_callback(
-            lambda _: self.metrics.observe(
-                "kubemr_grpc_client_handling_seconds", time.perf_counter() - started, method
-            )
-        )
-        return call
+        return await self._timed(continuation, details, request)
 
 
 # -- snapshots --------------------------------------------------------------------------------

@@ -4,30 +4,28 @@ output equals the sequential oracle, and it prints its table. No timing assertio
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from testjobs import run_bench
 
 
 @pytest.mark.bench
 def test_faults_bench_runs_every_scenario_and_prints_the_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "faults.py"),
-            *("--size-mb", "4", "--map-tasks", "8", "--repeat", "1"),
-            *("--calibrate-mb", "1", "--calibrate-repeat", "1"),
-            *("--cache-dir", str(tmp_path / "cache"), "--json", str(tmp_path / "faults.json")),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
+    result = run_bench(
+        "faults.py",
+        tmp_path,
+        "--size-mb",
+        "4",
+        "--map-tasks",
+        "8",
+        "--repeat",
+        "1",
+        "--calibrate-mb",
+        "1",
+        "--calibrate-repeat",
+        "1",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -35,6 +33,6 @@ def test_faults_bench_runs_every_scenario_and_prints_the_table(tmp_path: Path) -
         assert any(line.startswith(name) for line in out.splitlines()), out
     assert "slow-worker hook, single mapper" in out
     assert "every run == the sequential oracle" in out
-    runs = json.loads((tmp_path / "faults.json").read_text(encoding="utf-8"))["runs"]
+    runs = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["runs"]
     assert runs["kill"][0]["restarts"] >= 2
     assert not list((tmp_path / "cache").glob("faults-*")), "the run's temporary folder is left"

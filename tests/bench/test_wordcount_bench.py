@@ -3,36 +3,16 @@ contender counts the same words, and it prints its table. No timing assertions."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from testjobs import run_bench
 
 
 @pytest.mark.bench
 def test_wordcount_bench_runs_and_prints_the_table(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "wordcount.py"),
-            "--size-mb",
-            "4",
-            "--repeat",
-            "1",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--json",
-            str(tmp_path / "results.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("wordcount.py", tmp_path, "--size-mb", "4", "--repeat", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "contender" in out and "wall s" in out and "MB/s" in out

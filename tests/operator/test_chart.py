@@ -150,6 +150,23 @@ def release_namespace(
     kube.delete(f"/api/v1/namespaces/{name}")
 
 
+def install_release(paths: layout.Layout, namespace: str) -> None:
+    """`helm install kubemr` watching only ``namespace``, job pods in the repository root."""
+    install = helm(
+        paths,
+        "install",
+        "kubemr",
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        f"operator.watchNamespaces={{{namespace}}}",
+        "--set",
+        f"jobDefaults.workingDir={ROOT}",
+    )
+    assert install.returncode == 0, install.stderr
+
+
 def operator_pods(kube: apiclient.ApiClient, namespace: str) -> list[dict[str, Any]]:
     pods = kube.items(apiclient.resource_path("pods", namespace))
     return [
@@ -184,19 +201,7 @@ def test_install_run_a_job_upgrade_and_uninstall(
     paths, namespace = cluster.paths, release_namespace
     shared = ROOT / ".cache" / "operator-tests" / f"chart-{uuid.uuid4().hex[:6]}"
     shared.mkdir(parents=True)
-    install = helm(
-        paths,
-        "install",
-        "kubemr",
-        str(CHART),
-        "-n",
-        namespace,
-        "--set",
-        f"operator.watchNamespaces={{{namespace}}}",
-        "--set",
-        f"jobDefaults.workingDir={ROOT}",
-    )
-    assert install.returncode == 0, install.stderr
+    install_release(paths, namespace)
     pod = running_operator(kube, namespace, {"KUBEMR_OPERATOR_RECONCILE_INTERVAL": "2"})
     assert pod["spec"]["serviceAccountName"] == "kubemr"
     assert pod["spec"]["containers"][0]["command"] == ["kubemr-operator"]
@@ -316,19 +321,7 @@ def test_the_operator_is_granted_exactly_what_it_calls(
     compare with its Role; also the job pods' service account can do nothing."""
     del crd
     paths, namespace = cluster.paths, release_namespace
-    install = helm(
-        paths,
-        "install",
-        "kubemr",
-        str(CHART),
-        "-n",
-        namespace,
-        "--set",
-        f"operator.watchNamespaces={{{namespace}}}",
-        "--set",
-        f"jobDefaults.workingDir={ROOT}",
-    )
-    assert install.returncode == 0, install.stderr
+    install_release(paths, namespace)
     running_operator(kube, namespace, {})
     shared = ROOT / ".cache" / "operator-tests" / f"rbac-{uuid.uuid4().hex[:6]}"
     shared.mkdir(parents=True)

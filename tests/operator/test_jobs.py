@@ -78,6 +78,10 @@ def pods(kube: apiclient.ApiClient, namespace: str) -> dict[str, dict[str, Any]]
     return {p["metadata"]["name"]: p for p in items}
 
 
+def wait_no_pods(kube: apiclient.ApiClient, namespace: str, what: str) -> None:
+    deadlines.poll(PODS_GONE, lambda: True if not pods(kube, namespace) else None, what)
+
+
 def events(kube: apiclient.ApiClient, namespace: str, name: str) -> list[tuple[str, str]]:
     items = kube.items(apiclient.resource_path("events", namespace))
     return [
@@ -248,11 +252,7 @@ def test_the_active_deadline_stops_a_job_that_runs_too_long(
     name = submit(kube, job_namespace, doc)
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["reason"] == "DeadlineExceeded", job["status"]
-    deadlines.poll(
-        PODS_GONE,
-        lambda: True if not pods(kube, job_namespace) else None,
-        "every pod of the job stopped",
-    )
+    wait_no_pods(kube, job_namespace, "every pod of the job stopped")
 
 
 def test_a_suspended_job_starts_nothing_until_resumed(
@@ -405,11 +405,7 @@ def test_suspend_mid_job_keeps_committed_work(
         pytest.fail("the job finished before it could be suspended: slow its reduce more")
     committed = {p.name: p.stat().st_ino for p in (shared / "out").glob("part-*")}
     assert committed, "a part file committed before the suspension"
-    deadlines.poll(
-        PODS_GONE,
-        lambda: True if not pods(kube, job_namespace) else None,
-        "every pod of the suspended job stopped",
-    )
+    wait_no_pods(kube, job_namespace, "every pod of the suspended job stopped")
     kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": False}})
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]

@@ -79,3 +79,23 @@ def word_input(directory: Path, files: int = 3, lines: int = 500) -> list[str]:
         path.write_text("".join(f"{row}\n" for row in rows))
         paths.append(str(path))
     return paths
+
+
+def run_bench(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Smoke-run ``bench/<script>`` at a tiny size: cache and ``--json`` in ``tmp_path``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / script),
+            *args,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+            str(tmp_path / "results.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_DEADLINE,
+        check=False,
+    )
