@@ -124,11 +124,13 @@ def status_schema() -> dict[str, Any]:
 
 def crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition."""
-    columns = [
-        ("Phase", "string", ".status.phase"),
-        ("Maps", "string", ".status.maps"),
-        ("Reduces", "string", ".status.reduces"),
-        ("Age", "date", ".metadata.creationTimestamp"),
+    columns = [  # (name, type, path, priority: 0 always shown, 1 with -o wide)
+        ("Phase", "string", ".status.phase", 0),
+        ("Maps", "string", ".status.maps", 0),
+        ("Reduces", "string", ".status.reduces", 0),
+        ("Reason", "string", ".status.reason", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
+        ("Message", "string", ".status.message", 1),
     ]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -152,7 +154,8 @@ def crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
-                        {"name": n, "type": t, "jsonPath": p} for n, t, p in columns
+                        {"name": n, "type": t, "jsonPath": p} | ({"priority": w} if w else {})
+                        for n, t, p, w in columns
                     ],
                     "schema": {
                         "openAPIV3Schema": {

@@ -84,23 +84,34 @@ def _parse(body: Mapping[str, Any]) -> tuple[specs.MapReduceJob | None, tuple[st
         return None, tuple(error.problems)
 
 
-async def _create(runtime: Runtime, manifest: dict[str, Any], ref: JobRef) -> None:
-    """Create, or adopt what we created before; refuse a name held by someone else."""
+_RESOURCES: dict[str, Any] = {
+    "Pod": Pod,
+    "Service": Service,
+    "Secret": Secret,
+    "ConfigMap": ConfigMap,
+    "NetworkPolicy": NetworkPolicy,
+}
+
+
+async def _create(
+    runtime: Runtime, manifest: dict[str, Any], ref: JobRef
+) -> lifecycle.Refusal | None:
+    """Create, or adopt what we created before; refuse a name held by someone else.
+
+    A 4xx answer (admission, quota, an invalid field) is returned as a refusal for the
+    core to judge; anything else (the API server unreachable, a 5xx) raises and the
+    reconciliation is retried."""
+    kind = manifest["kind"]
+    name = manifest["metadata"]["name"]
     try:
         await runtime.client.create(codecs.from_dict(manifest))
     except lightkube.ApiError as error:
-        if error.status.code != 409:
+        code = error.status.code or 0
+        if code != 409:
+            if 400 <= code < 500:
+                return lifecycle.Refusal(kind, name, code, error.status.message or "")
             raise
-        kind = manifest["kind"]
-        name = manifest["metadata"]["name"]
-        resource: Any = {
-            "Pod": Pod,
-            "Service": Service,
-            "Secret": Secret,
-            "ConfigMap": ConfigMap,
-            "NetworkPolicy": NetworkPolicy,
-        }
-        existing: Any = await runtime.client.get(resource[kind], name, namespace=ref.namespace)
+        existing: Any = await runtime.client.get(_RESOURCES[kind], name, namespace=ref.namespace)
         owners = existing.metadata.ownerReferences if existing.metadata else None
         if not any(o.uid == ref.uid for o in owners or []):
             raise kopf.TemporaryError(
@@ -108,6 +119,7 @@ async def _create(runtime: Runtime, manifest: dict[str, Any], ref: JobRef) -> No
                 "(left from an earlier job of the same name?)",
                 delay=5,
             ) from error
+    return None
 
 
 async def _delete(runtime: Runtime, resource: Any, name: str, namespace: str) -> None:
@@ -118,27 +130,39 @@ async def _delete(runtime: Runtime, resource: Any, name: str, namespace: str) ->
             raise
 
 
-async def _apply(
-    runtime: Runtime,
-    decision: lifecycle.Decision,
-    ref: JobRef,
-    job: specs.MapReduceJob | None,
-    body: kopf.Body,
-) -> None:
+async def _create_all(
+    runtime: Runtime, decision: lifecycle.Decision, ref: JobRef, job: specs.MapReduceJob | None
+) -> list[lifecycle.Refusal]:
+    """Create what ``decision`` asks for, in order, stopping at the first refusal."""
+    if job is None:
+        return []
     settings = runtime.settings
+    wanted: list[tuple[dict[str, Any], lifecycle.Slot | None]] = []
+    if decision.ensure_support:
+        wanted += [
+            (manifests.config_map(ref, job, settings), None),
+            (manifests.secret(ref, secrets.token_hex(32), settings), None),
+            (manifests.service(ref, settings), None),
+            (manifests.network_policy(ref, settings), None),
+        ]
+    for slot in decision.create:
+        pod = manifests.pod(ref, job, slot.role, slot.index, slot.attempt, settings)
+        wanted.append((pod, slot))
+    for manifest, created in wanted:
+        refusal = await _create(runtime, manifest, ref)
+        if refusal is not None:
+            return [refusal]
+        if created is not None and created.attempt > 0:
+            runtime.metrics.pod_replacements.labels(ref.namespace, created.role).inc()
+    return []
+
+
+async def _act(
+    runtime: Runtime, decision: lifecycle.Decision, ref: JobRef, body: kopf.Body
+) -> None:
+    """Post the decision's events and delete what it gives up."""
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    if job is not None and decision.ensure_support:
-        await _create(runtime, manifests.config_map(ref, job, settings), ref)
-        await _create(runtime, manifests.secret(ref, secrets.token_hex(32), settings), ref)
-        await _create(runtime, manifests.service(ref, settings), ref)
-        await _create(runtime, manifests.network_policy(ref, settings), ref)
-    if job is not None:
-        for slot in decision.create:
-            manifest = manifests.pod(ref, job, slot.role, slot.index, slot.attempt, settings)
-            await _create(runtime, manifest, ref)
-            if slot.attempt > 0:
-                runtime.metrics.pod_replacements.labels(ref.namespace, slot.role).inc()
     for name in decision.delete:
         await _delete(runtime, Pod, name, ref.namespace)
     if decision.delete_support:
@@ -172,8 +196,14 @@ async def reconcile(
     try:
         pods = await observation.pods(runtime.client, ref)
         report = await observation.master_report(runtime.http, pods, runtime.settings)
-        decision = lifecycle.decide(lifecycle.Observed(view, pods, report, observation.now()))
-        await _apply(runtime, decision, ref, job, body)
+        observed = lifecycle.Observed(view, pods, report, observation.now())
+        decision = lifecycle.decide(observed)
+        refusals = await _create_all(runtime, decision, ref, job)
+        decision = lifecycle.after_create(observed, decision, refusals)
+        for event in decision.events:
+            if event.reason == lifecycle.FAILED_CREATE:
+                logger.warning("the API server refused to create an object: %s", event.message)
+        await _act(runtime, decision, ref, body)
     except Exception:
         runtime.metrics.reconcile_errors.labels(ref.namespace).inc()
         raise
@@ -183,6 +213,9 @@ async def reconcile(
     for key, value in decision.status.items():
         if body.status.get(key) != value:
             patch.status[key] = value
+    for key in body.status:
+        if key not in decision.status:
+            patch.status[key] = None  # dropped by the decision (a merge patch deletes it)
     phase = decision.status.get("phase")
     runtime.metrics.job_phase(ref.namespace, ref.name, str(phase or lifecycle.PENDING))
     if phase != phase_before:

@@ -10,7 +10,12 @@ repeated create harmless.
 
 Phases: ``Pending`` (pods starting), ``Running`` (the master runs), ``Succeeded``,
 ``Failed``, ``Suspended``. Conditions: ``Running``, ``Complete``, ``Failed``,
-``Suspended``, ``PodsPending``, each with a reason.
+``Suspended``, ``PodsPending``, ``CreateRefused``, each with a reason.
+
+Acting can fail in a way a decision must answer: the API server may refuse to create one
+of the job's objects (admission, quota, validation). The handlers report each refusal
+back, and :func:`after_create` folds them into the decision: a condition and an event
+with the API server's message, and the end of the job once the refusal cannot heal.
 """
 
 from __future__ import annotations
@@ -47,8 +52,11 @@ after that, any pod still running is stopped whatever the cleanup policy."""
 MAX_LISTED_OUTPUTS = 100
 """Output files listed by name in the status (the count is always there)."""
 
+FAILED_CREATE = "FailedCreate"
+"""Reason of the ``CreateRefused`` condition, its events, and of a job failed by a refusal."""
+
 # Reasons the operator itself ends a job: its pods are stopped at once.
-OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout")
+OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout", FAILED_CREATE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,25 @@ class Observed:
     report: Mapping[str, Any] | None
     """The master's last ``/status`` document, when it could be read."""
     now: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused to create one of the job's objects (a 4xx other than 409)."""
+
+    kind: str
+    name: str
+    code: int
+    """The HTTP status: 403 (admission, quota, RBAC), 422 (invalid), 400, 429..."""
+    message: str
+    """The API server's message, as it gave it."""
+
+    @property
+    def heals(self) -> bool:
+        """Whether waiting can help: a quota that is full now (``exceeded quota``) or a
+        rate limit. Admission (Pod Security, webhooks, a quota's missing limits), an
+        invalid field or missing permissions refuse the same object again."""
+        return self.code == 429 or (self.code == 403 and "exceeded quota" in self.message)
 
 
 @dataclass(frozen=True)
@@ -179,12 +206,12 @@ def _seconds(value: float) -> str:
 class _Reconciliation:
     """One call of :func:`decide`: the observation, and the decision being built."""
 
-    def __init__(self, observed: Observed) -> None:
+    def __init__(self, observed: Observed, decision: Decision | None = None) -> None:
         self.observed = observed
         self.job = observed.job
         self.now = observed.now
         self.now_text = timestamp(observed.now)
-        self.decision = Decision(status=_copy(observed.job.status))
+        self.decision = decision or Decision(status=_copy(observed.job.status))
         self.status = self.decision.status
         self.live = [p for p in observed.pods if not p.deleting]
 
@@ -419,6 +446,43 @@ class _Reconciliation:
         elif condition(self.status, "PodsPending") is not None:
             set_condition(self.status, "PodsPending", False, "PodsStarted", "", self.now_text)
 
+    # ---- refused creations ----------------------------------------------------------
+
+    def refused(self, spec: specs.JobSpec, refusals: Sequence[Refusal]) -> None:
+        """The outcome of creating what the decision asked for."""
+        status = self.status
+        previous = condition(status, "CreateRefused")
+        refused_before = previous is not None and previous.get("status") == "True"
+        if not refusals:
+            if refused_before:
+                set_condition(status, "CreateRefused", False, "Created", "", self.now_text)
+                if status.get("reason") == FAILED_CREATE:
+                    status.pop("reason", None)
+            return
+        first = refusals[0]
+        message = first.message or f"{first.kind} {first.name}: HTTP {first.code}"
+        set_condition(status, "CreateRefused", True, FAILED_CREATE, message, self.now_text)
+        if not first.heals:
+            self.finish(FAILED, FAILED_CREATE, message)
+        else:
+            since = parse_time((condition(status, "CreateRefused") or {}).get("lastTransitionTime"))
+            waited = (self.now - (since or self.now)).total_seconds()
+            if waited >= spec.pending_timeout:
+                self.finish(
+                    FAILED,
+                    FAILED_CREATE,
+                    f"{first.kind} {first.name} could not be created within "
+                    f"spec.pendingTimeout ({_seconds(spec.pending_timeout)}): {message}",
+                )
+            else:
+                if not refused_before or (previous or {}).get("message") != message:
+                    self.event("Warning", FAILED_CREATE, f"Error creating: {message}")
+                status["reason"] = FAILED_CREATE
+                status["message"] = message
+        if self.finished:
+            self.decision.create = []
+            self.cleanup(spec)
+
     # ---- the master's report --------------------------------------------------------
 
     def apply_report(self, spec: specs.JobSpec) -> None:
@@ -551,3 +615,15 @@ def _last_line(text: str) -> str:
 def decide(observed: Observed) -> Decision:
     """What to do next for one job, given what was observed."""
     return _Reconciliation(observed).run()
+
+
+def after_create(observed: Observed, decision: Decision, refusals: Sequence[Refusal]) -> Decision:
+    """``decision`` once its creations were tried: ``refusals`` are those the API server
+    refused (in order; creation stops at the first). A refusal that cannot heal fails
+    the job at once; one that can (a full quota) sets ``CreateRefused`` and fails the job
+    only after ``spec.pendingTimeout``; none clears the condition."""
+    reconciliation = _Reconciliation(observed, decision)
+    attempted = bool(decision.create) or decision.ensure_support
+    if observed.job.job is not None and attempted and not reconciliation.finished:
+        reconciliation.refused(observed.job.job.spec, refusals)
+    return reconciliation.decision

@@ -280,6 +280,104 @@ def test_unschedulable_pods_raise_a_condition_then_time_out() -> None:
     assert late.delete == ["wc-master"]
 
 
+POD_SECURITY = (
+    'pods "wc-master" is forbidden: violates PodSecurity "restricted:latest": '
+    'restrictedVolumes (volume "input" uses restricted volume type "hostPath")'
+)
+QUOTA = (
+    'pods "wc-mapper-1" is forbidden: exceeded quota: pods, requested: pods=1, '
+    "used: pods=3, limited: pods=3"
+)
+
+
+def created(
+    model: specs.MapReduceJob,
+    pods: list[PodView],
+    status: dict[str, Any],
+    refusals: list[lifecycle.Refusal],
+    now: datetime.datetime = T0,
+) -> Decision:
+    """Decide, then fold in what the API server said to the creations."""
+    view = lifecycle.JobView("wc", "ns", "uid-1", 3, model, (), status)
+    observed = Observed(view, pods, None, now)
+    return lifecycle.after_create(observed, lifecycle.decide(observed), refusals)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "heals"),
+    [
+        (403, POD_SECURITY, False),
+        (403, QUOTA, True),
+        (403, 'pods "x" is forbidden: failed quota: q: must specify limits.cpu', False),
+        (403, 'admission webhook "deny.example.com" denied the request: no', False),
+        (422, 'Pod "x" is invalid: spec.containers[0].image: Required value', False),
+        (429, "too many requests", True),
+    ],
+)
+def test_only_a_full_quota_or_a_rate_limit_can_heal(code: int, message: str, heals: bool) -> None:
+    assert lifecycle.Refusal("Pod", "x", code, message).heals is heals
+
+
+def test_a_refusal_that_cannot_heal_fails_the_job_at_once_with_the_servers_message() -> None:
+    refusal = lifecycle.Refusal("Pod", "wc-master", 403, POD_SECURITY)
+    decision = created(job(), [], {}, [refusal])
+    status = decision.status
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed",
+        "FailedCreate",
+        POD_SECURITY,
+    )
+    refused = cond(decision, "CreateRefused")
+    assert (refused["status"], refused["reason"], refused["message"]) == (
+        "True",
+        "FailedCreate",
+        POD_SECURITY,
+    )
+    assert cond(decision, "Failed")["reason"] == "FailedCreate"
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "Accepted", "spec is valid; starting the master"),
+        ("Warning", "FailedCreate", POD_SECURITY),
+    ]
+    assert decision.create == []
+    assert created(job(), [], status, []).events == []  # finished: said once
+
+
+def test_a_full_quota_is_waited_for_then_fails_the_job_after_the_pending_timeout() -> None:
+    model = job(pendingTimeout="30s")
+    master = pod("master")
+    refusal = lifecycle.Refusal("Pod", "wc-mapper-1", 403, QUOTA)
+    first = created(model, [master, pod("mapper", 0)], {"phase": "Running"}, [refusal])
+    status = first.status
+    assert status["phase"] == "Running" and status["reason"] == "FailedCreate"
+    assert status["message"] == QUOTA
+    assert cond(first, "CreateRefused")["status"] == "True"
+    assert reasons(first) == ["FailedCreate"]
+    assert first.events[0].message == f"Error creating: {QUOTA}"
+
+    later = T0 + datetime.timedelta(seconds=20)
+    again = created(model, [master, pod("mapper", 0)], status, [refusal], later)
+    assert again.status["phase"] == "Running" and again.events == []  # said once
+
+    late = T0 + datetime.timedelta(seconds=31)
+    timed_out = created(model, [master, pod("mapper", 0)], again.status, [refusal], late)
+    assert timed_out.status["phase"] == "Failed"
+    assert timed_out.status["reason"] == "FailedCreate"
+    assert "within spec.pendingTimeout (30s)" in timed_out.status["message"]
+    assert QUOTA in timed_out.status["message"]
+    assert set(timed_out.delete) == {"wc-master", "wc-mapper-0"}
+
+
+def test_a_quota_that_frees_up_clears_the_condition_and_the_reason() -> None:
+    model = job(pendingTimeout="30s")
+    pods = [pod("master"), pod("mapper", 0)]
+    refusal = lifecycle.Refusal("Pod", "wc-mapper-1", 403, QUOTA)
+    refused = created(model, pods, {"phase": "Running"}, [refusal])
+    healed = created(model, pods, refused.status, [])
+    assert cond(healed, "CreateRefused")["status"] == "False"
+    assert "reason" not in healed.status
+    assert healed.status["phase"] == "Running"
+
+
 def test_an_invalid_spec_fails_once_without_pods() -> None:
     decision = decide(None, [], {}, problems=("spec.reduceTasks: must be >= 1",))
     assert decision.status["phase"] == "Failed"
