@@ -3,27 +3,37 @@
 This module runs last in the session (see conftest.py): it stops the session's
 cluster, brings one up with make, checks the nodes with the built kubectl, stops
 it with make and checks that no process, network namespace, veth or bridge of it
-is left.
+is left. A cluster the developer had started before the session (``make cluster-up``)
+is started again at the end, as it was found; one the session started stays down.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
 import psutil
 import pytest
 from localkube import cluster as clusters
-from localkube import layout, network, processes
+from localkube import fixtures, layout, network, processes
+
+import leftovers
 
 pytestmark = pytest.mark.cluster
 
 
-def make(target: str) -> subprocess.CompletedProcess[str]:
+def make(target: str, outlives_session: bool = False) -> subprocess.CompletedProcess[str]:
+    """``make target``; what it starts is the session's (and checked at its end) unless
+    it ``outlives_session`` on purpose."""
+    env = dict(os.environ)
+    if outlives_session:
+        env.pop(leftovers.MARKER, None)
     result = subprocess.run(
         ["make", "--no-print-directory", target],
         cwd=layout.REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -34,10 +44,10 @@ def make(target: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_make_cluster_up_gives_ready_nodes_and_cluster_down_leaves_nothing(
-    cluster: clusters.Cluster,
+    cluster: clusters.Cluster, request: pytest.FixtureRequest
 ) -> None:
     paths = layout.Layout.default()
-    reused = paths.state.exists()
+    developers = fixtures.started_by_session(request.config) is None
     make("cluster-down")
 
     started = time.monotonic()
@@ -80,5 +90,5 @@ def test_make_cluster_up_gives_ready_nodes_and_cluster_down_leaves_nothing(
     assert processes.belonging_to(paths.root) == []
     assert network.leftovers() == []
     assert not paths.state.exists()
-    if reused:
-        make("cluster-up")  # leave the developer's cluster as we found it
+    if developers:
+        make("cluster-up", outlives_session=True)  # leave the developer's cluster as found

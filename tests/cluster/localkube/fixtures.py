@@ -19,15 +19,25 @@ import pytest
 from localkube import apiclient, deadlines, layout, workloads
 from localkube import cluster as clusters
 
+STARTED = pytest.StashKey[layout.Layout]()
+"""On the session's config when the session started its cluster (rather than reused a
+developer's): then nothing of it may be left when the session ends."""
+
+
+def started_by_session(config: pytest.Config) -> layout.Layout | None:
+    """The cluster this session started, if it started one."""
+    return config.stash.get(STARTED, None)
+
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[clusters.Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[clusters.Cluster]:
     paths = layout.Layout.default()
     existing = clusters.running(paths)
     if existing is not None:
         yield existing
         return
     started = clusters.up(paths, quiet=True)
+    request.config.stash[STARTED] = paths
     try:
         yield started
     finally:

@@ -1,0 +1,46 @@
+"""Checks for the whole test session: it leaves no process, pod network or file behind.
+
+A snapshot is taken when the session starts (:mod:`leftovers`); when it ends, after
+every fixture was torn down, whatever the session started and is still there is listed
+and fails the run (the processes are then killed, so that one leak does not outlive the
+report).
+"""
+
+from __future__ import annotations
+
+import pytest
+from localkube import fixtures, network, processes
+
+import leftovers
+from testjobs import ROOT
+
+_SNAPSHOT = pytest.StashKey[leftovers.Snapshot]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SNAPSHOT] = leftovers.start(ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    snapshot = session.config.stash.get(_SNAPSHOT, None)
+    if snapshot is None:
+        return
+    cluster = fixtures.started_by_session(session.config)
+    found = leftovers.find(
+        snapshot,
+        ROOT,
+        cluster_markers=(processes.MARKER, str(cluster.root)) if cluster else None,
+        networks=network.leftovers() if cluster else None,
+    )
+    if not found:
+        return
+    leftovers.stop(snapshot)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["the test session left behind (and must not):", *found]
+    if reporter is not None:
+        reporter.write_sep("=", "left behind", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
