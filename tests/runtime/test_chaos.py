@@ -6,6 +6,12 @@ status every ~50 ms) is where each cell decides, by polling the job's state, whe
 strike. Kills are SIGKILL to a process group. The launcher replaces a killed worker and
 the master reruns its tasks (heartbeat timeout 1s); it restarts a killed master, which
 resumes the job from its journal while the workers register with it again.
+
+A cell strikes only once the state that makes its fault meaningful is observed, never
+after a guessed delay: a worker is hit once it holds work (a mapper announces its first
+map call, see apps/crash.py; finished map output and reduce attempts are directories in
+its work dir), and a stopped worker is resumed once the master has declared it dead.
+On a loaded machine a cell then takes longer, but checks the same thing.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ def chaos_job(
     heartbeat: str = "1s",
     **spec: Any,
 ) -> dict[str, Any]:
-    """Word count over 30 map tasks of 50 lines, each line taking ``delay`` seconds."""
+    """Word count over 30 map tasks of 50 lines, each line taking ``delay`` seconds.
+    Mappers announce their first map call in ``tmp_path/mapping`` (:func:`mapping`)."""
+    (tmp_path / "mapping").mkdir(exist_ok=True)
+    args = {"delay": str(delay), "announce": str(tmp_path / "mapping")}
     return manifest(
         "chaos",
-        {"module": f"{APPS / 'crash.py'}:Crash", "args": {"delay": str(delay)}},
+        {"module": f"{APPS / 'crash.py'}:Crash", "args": args},
         word_input(tmp_path),
         tmp_path / "out",
         input={"splitSize": "2Ki"},
@@ -80,6 +89,25 @@ def current(launcher: Launcher, role: str, index: int) -> Process:
     return slot.process
 
 
+def mapping(doc: dict[str, Any], process: Process) -> bool:
+    """``process`` (a mapper) has made a map call: it holds a map task or has done one."""
+    return (Path(doc["spec"]["app"]["args"]["announce"]) / process.name).exists()
+
+
+def has_map_output(launcher: Launcher, process: Process) -> bool:
+    """``process`` (a mapper) holds the output of a finished map attempt on its disk."""
+    return any((launcher.workdir / process.name / "map-output").glob("*"))
+
+
+def has_reduce_attempt(launcher: Launcher, process: Process) -> bool:
+    """``process`` (a reducer) has started a reduce attempt (its scratch directory)."""
+    return any((launcher.workdir / process.name / "reduce").glob("*"))
+
+
+def mappers(launcher: Launcher) -> list[Process]:
+    return [current(launcher, "mapper", s.index) for s in launcher.slots if s.role == "mapper"]
+
+
 def check(doc: dict[str, Any], run: LocalRun, oracle: Oracle) -> None:
     assert run.summary["phase"] == "Succeeded"
     assert sorted_output(Path(doc["spec"]["output"]["path"])) == oracle(doc)
@@ -90,13 +118,15 @@ def test_kill_a_mapper_during_map(tmp_path: Path, oracle: Oracle) -> None:
     killed: list[str] = []
 
     def strike(launcher: Launcher, status: pb.JobStatus) -> None:
-        if not killed and 3 <= status.maps_done < status.maps_total - 3:
-            victim = current(launcher, "mapper", 0)
-            victim.signal(signal.SIGKILL)
-            killed.append(victim.name)
+        if killed or not 3 <= status.maps_done < status.maps_total - 3:
+            return
+        holders = [p for p in mappers(launcher) if has_map_output(launcher, p)]
+        if holders:  # its finished outputs die with it
+            holders[0].signal(signal.SIGKILL)
+            killed.append(holders[0].name)
 
     run = run_chaos(doc, strike)
-    assert killed == ["mapper-0"]
+    assert len(killed) == 1
     assert run.summary["workerRestarts"] >= 1
     assert run.summary["attempts"].get("map_lost", 0) >= 1
     check(doc, run, oracle)
@@ -106,7 +136,7 @@ def test_kill_a_mapper_after_the_map_phase_before_reducers_fetch(
     tmp_path: Path, oracle: Oracle
 ) -> None:
     """Barrier mode; reducers are held stopped (before they even register) until every
-    map is done, then the mapper holding outputs dies and the reducers are let go: they
+    map is done, then a mapper holding outputs dies and the reducers are let go: they
     find its outputs unreachable, report it, and the master reruns those maps."""
     doc = chaos_job(tmp_path, shuffle={"mode": "barrier"})
     held: list[Process] = []
@@ -119,14 +149,14 @@ def test_kill_a_mapper_after_the_map_phase_before_reducers_fetch(
 
     def strike(launcher: Launcher, status: pb.JobStatus) -> None:
         if not killed and status.maps_total and status.maps_done == status.maps_total:
-            victim = current(launcher, "mapper", 0)
+            victim = next(p for p in mappers(launcher) if has_map_output(launcher, p))
             victim.signal(signal.SIGKILL)
             killed.append(victim.name)
             for process in held:
                 process.signal(signal.SIGCONT)
 
     run = run_chaos(doc, strike, hold_reducers)
-    assert killed == ["mapper-0"] and len(held) == 2
+    assert len(killed) == 1 and len(held) == 2
     assert run.summary["attempts"].get("map_lost", 0) >= 1
     check(doc, run, oracle)
 
@@ -137,8 +167,10 @@ def test_kill_a_reducer_mid_fetch(tmp_path: Path, oracle: Oracle) -> None:
     killed: list[str] = []
 
     def strike(launcher: Launcher, status: pb.JobStatus) -> None:
-        if not killed and status.maps_done >= status.maps_total // 3 > 0:
-            victim = current(launcher, "reducer", 0)
+        if killed or not status.maps_done >= status.maps_total // 3 > 0:
+            return
+        victim = current(launcher, "reducer", 0)
+        if has_reduce_attempt(launcher, victim):  # it fetches for a reduce attempt
             victim.signal(signal.SIGKILL)
             killed.append(victim.name)
 
@@ -149,18 +181,21 @@ def test_kill_a_reducer_mid_fetch(tmp_path: Path, oracle: Oracle) -> None:
 
 
 def test_sigstop_a_mapper_past_the_heartbeat(tmp_path: Path, oracle: Oracle) -> None:
-    """A straggler: stopped for 2.5s (heartbeat timeout 1s), declared dead, resumed; its
-    late reports are discarded and it re-registers."""
-    doc = chaos_job(tmp_path, delay=0.008)  # the map phase outlasts the stop
+    """A straggler: stopped while it maps (heartbeat timeout 1s), resumed once the master
+    has declared it dead; its late reports are discarded and it re-registers."""
+    doc = chaos_job(tmp_path, delay=0.008)
     stopped: dict[str, Any] = {}
+    everyone = doc["spec"]["mapper"]["replicas"] + doc["spec"]["reducer"]["replicas"]
 
     def strike(launcher: Launcher, status: pb.JobStatus) -> None:
-        if not stopped and status.maps_done >= 2:
-            victim = current(launcher, "mapper", 1)
+        victim = current(launcher, "mapper", 1)
+        # Stopped once every worker registered (so the count can only fall: a death).
+        ready = status.workers == everyone and mapping(doc, victim)
+        if not stopped and ready and status.maps_done < status.maps_total:
             victim.signal(signal.SIGSTOP)
-            stopped.update(process=victim, at=time.monotonic())
-        elif "resumed" not in stopped and stopped and time.monotonic() - stopped["at"] > 2.5:
-            stopped["process"].signal(signal.SIGCONT)
+            stopped.update(process=victim, workers=status.workers)
+        elif stopped and "resumed" not in stopped and status.workers < stopped["workers"]:
+            stopped["process"].signal(signal.SIGCONT)  # declared dead: fault complete
             stopped["resumed"] = status.phase
 
     run = run_chaos(doc, strike)
@@ -190,23 +225,24 @@ def test_kill_a_quarter_of_the_workers_at_once(tmp_path: Path, oracle: Oracle) -
 def test_a_throttled_mapper_is_backed_up_near_the_end_of_the_map_phase(
     tmp_path: Path, oracle: Oracle
 ) -> None:
-    """A straggler that stays alive: mapper-2 is stopped 1.5s at a time, running ~50ms
-    in between (heartbeat timeout 3s, so it is never declared dead), until the map phase
-    ends; idle mappers get a backup attempt of its task, the first to finish wins."""
+    """A straggler that stays alive: once mapper-2 maps, it is stopped 0.5s at a time,
+    running ~50ms in between (heartbeat timeout 3s: six chances per timeout to send one,
+    so it is not declared dead), until the map phase ends; idle mappers get a backup
+    attempt of its task, the first to finish wins."""
     doc = chaos_job(tmp_path, heartbeat="3s")
     state: dict[str, Any] = {"stopped": False, "since": time.monotonic()}
 
     def throttle(launcher: Launcher, status: pb.JobStatus) -> None:
         victim = current(launcher, "mapper", 2)
         now = time.monotonic()
-        if status.maps_done < 3:  # every mapper is up and busy
+        if not mapping(doc, victim):  # it holds a task only from its first map call
             return
         if status.maps_done == status.maps_total:
             if state["stopped"]:
                 victim.signal(signal.SIGCONT)
                 state["stopped"] = False
             return
-        if state["stopped"] and now - state["since"] >= 1.5:
+        if state["stopped"] and now - state["since"] >= 0.5:
             victim.signal(signal.SIGCONT)
             state.update(stopped=False, since=now)
         elif not state["stopped"] and now - state["since"] >= 0.05:
@@ -222,17 +258,20 @@ def test_a_mapper_slowed_ten_times_is_backed_up_and_the_backup_wins(
     tmp_path: Path, oracle: Oracle
 ) -> None:
     """mapper-0 runs 10x slower for real (the launcher stops it 90 ms of every 100 ms,
-    start-up included); the two other mappers are held until it has registered, so it
-    takes a task early. Splits of 16Ki are read in 4 KiB blocks, so its attempt reports
-    progress; at the end of the map phase an idle mapper gets a backup of its task, the
-    backup commits first and the slow original is discarded."""
-    doc = chaos_job(tmp_path, heartbeat="3s", delay=0.0005)
+    start-up included); the two other mappers are held until it has made its first map
+    call, so it holds one of the 6 map tasks (of ~2 s each at full speed, sleeps mostly,
+    so that load changes them little). The fast mappers start, run the 5 others in 3
+    rounds, and ask for more while mapper-0's task (~20 s) is far from done: its splits
+    are read in 4 KiB blocks, so it reports progress, its rate is a tenth of theirs, and
+    one of them gets a backup, which commits first; the slow original is discarded.
+    (With many short tasks, as before, mapper-0 finished its task about when the others
+    ran out of work, and whether a backup was due was a race.)"""
+    doc = chaos_job(tmp_path, heartbeat="3s", delay=0.0013)
     (tmp_path / "words").mkdir()
-    paths = word_input(tmp_path / "words", files=1, lines=9000)  # about 20 map tasks
-    doc["spec"]["input"] = {"paths": paths, "splitSize": "16Ki"}
+    paths = word_input(tmp_path / "words", files=1, lines=9000)  # 6 map tasks
+    doc["spec"]["input"] = {"paths": paths, "splitSize": "60Ki"}
     held: list[Process] = []
     released: list[bool] = []
-    reducers = doc["spec"]["reducer"]["replicas"]
 
     def hold_fast_mappers(process: Process) -> None:
         if process.role == "mapper" and process.name != "mapper-0" and not released:
@@ -240,7 +279,7 @@ def test_a_mapper_slowed_ten_times_is_backed_up_and_the_backup_wins(
             held.append(process)
 
     def release(launcher: Launcher, status: pb.JobStatus) -> None:
-        if not released and status.workers >= reducers + 1:  # mapper-0 has registered
+        if not released and mapping(doc, current(launcher, "mapper", 0)):
             for process in held:
                 process.signal(signal.SIGCONT)
             released.append(True)
@@ -248,6 +287,7 @@ def test_a_mapper_slowed_ten_times_is_backed_up_and_the_backup_wins(
     run = run_chaos(doc, release, hold_fast_mappers, [Slowdown("mapper-0", 10)])
     summary = run.summary
     speculation = summary["speculation"]
+    assert summary["mapTasks"] == 6
     assert summary["slowWorkers"] == {"mapper-0": 10}
     assert speculation["backups"]["map"] >= 1, summary["attempts"]
     assert speculation["backupsWon"]["map"] >= 1, summary["attempts"]

@@ -87,11 +87,13 @@ def find(
     cluster_markers: tuple[str, str] | None = None,
     networks: list[str] | None = None,
     settle: float = SETTLE_SECONDS,
+    files: bool = True,
 ) -> list[str]:
     """Everything the session left behind (empty when it left nothing).
 
     ``cluster_markers`` is ``(variable, value)`` of a cluster the session started (its
-    pods count), ``networks`` the pod networks still there when it did."""
+    pods count), ``networks`` the pod networks still there when it did; ``files``
+    counts new files outside ignored folders."""
     deadline = time.monotonic() + settle
     while True:
         processes = marked(MARKER, snapshot.session)
@@ -102,7 +104,8 @@ def find(
         time.sleep(0.2)
     found = sorted({describe(p) for p in processes})
     found += [f"network {n}" for n in networks or []]
-    found += [f"file {name}" for name in untracked(root) if name not in snapshot.untracked]
+    if files:
+        found += [f"file {name}" for name in untracked(root) if name not in snapshot.untracked]
     return found
 
 
