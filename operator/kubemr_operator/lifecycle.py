@@ -119,10 +119,12 @@ class Refusal:
 
     @property
     def heals(self) -> bool:
-        """Whether waiting can help: a quota that is full now (``exceeded quota``) or a
-        rate limit. Admission (Pod Security, webhooks, a quota's missing limits), an
-        invalid field or missing permissions refuse the same object again."""
-        return self.code == 429 or (self.code == 403 and "exceeded quota" in self.message)
+        """Whether waiting can help: a quota that is full now (``exceeded quota``) or not
+        yet computed (``status unknown for quota``), or a rate limit. Admission (Pod
+        Security, webhooks, a quota's missing limits), an invalid field or missing
+        permissions refuse the same object again."""
+        quota = "exceeded quota" in self.message or "status unknown for quota" in self.message
+        return self.code == 429 or (self.code == 403 and quota)
 
 
 @dataclass(frozen=True)

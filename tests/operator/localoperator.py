@@ -6,7 +6,8 @@ it: ``python tests/operator/localoperator.py start|stop``) and by the operator t
 in the repository root, so the examples' relative paths resolve as with ``kubemr run``.
 
 The two never act on the same namespaces: the tests' operator watches ``test-*`` (the
-test namespaces), the developer's every other namespace.
+test namespaces) but ``test-chart-*`` (the chart's operator) and ``test-own-*`` (tests
+that start operators of their own), the developer's every other namespace.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from localkube import apiclient, deadlines, layout  # noqa: E402
 from localkube import cluster as clusters  # noqa: E402
 
 CRD_FILE = ROOT / "crds" / "mapreducejob.yaml"
-TEST_NAMESPACES = "test-*,!test-chart-*"
+TEST_NAMESPACES = "test-*,!test-chart-*,!test-own-*"
+OWN_NAMESPACES = "test-own-"
+"""Prefix of namespaces no shared operator watches: a test starts its own there."""
 DEV_NAMESPACES = "*,!test-*"
 CRD_ESTABLISHED = deadlines.Deadline("crd_established", 30.0)
 OPERATOR_READY = deadlines.Deadline("operator_ready", 60.0)
@@ -87,6 +90,14 @@ class LocalOperator:
         }
 
     def start(self) -> None:
+        """Start the operator and wait until it serves its metrics."""
+        self.spawn()
+        deadlines.poll(
+            OPERATOR_READY, self._ready, f"the operator's metrics on {self.metrics_port}"
+        )
+
+    def spawn(self) -> None:
+        """Start the operator and return at once (it is still importing and logging in)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
@@ -98,9 +109,6 @@ class LocalOperator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadlines.poll(
-            OPERATOR_READY, self._ready, f"the operator's metrics on {self.metrics_port}"
-        )
 
     def _ready(self) -> bool | None:
         if self.process is not None and self.process.poll() is not None:

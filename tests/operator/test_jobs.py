@@ -9,6 +9,7 @@ chosen pods crash or crawl.
 from __future__ import annotations
 
 import copy
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from localkube import apiclient, deadlines
+from localkube import cluster as clusters
 
 from localoperator import LocalOperator
 from testjobs import ROOT, run_cli, sorted_output, word_input, write_manifest
@@ -285,7 +287,7 @@ def test_an_unschedulable_job_says_why_and_times_out(
         word_input(shared),
         str(shared / "out"),
         nodeSelector={"kubemr.io/no-such-node": "true"},
-        pendingTimeout="6s",
+        pendingTimeout="10m",
     )
     name = submit(kube, job_namespace, doc)
 
@@ -298,6 +300,9 @@ def test_an_unschedulable_job_says_why_and_times_out(
 
     condition = deadlines.poll(JOB_PHASE, pending_condition, "condition PodsPending=True")
     assert condition["reason"] == "Unschedulable", condition
+    # Seen waiting: now the timeout may strike (a short one from the start could strike
+    # before a loaded test process ever saw the condition).
+    kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"pendingTimeout": "1s"}})
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["reason"] == "PodPendingTimeout", job["status"]
     assert "Unschedulable" in job["status"]["message"]
@@ -334,7 +339,10 @@ def test_an_operator_killed_mid_job_carries_on_without_duplicates(
     tmp_path: Path,
     operator: LocalOperator,
 ) -> None:
-    app = {"module": FAULTS_APP, "args": {"delay": "0.004"}}
+    """The reducers wait for a file the test creates only once the new operator runs:
+    the job is certainly unfinished when the operator dies and when it comes back."""
+    gate = shared / "go"
+    app = {"module": FAULTS_APP, "args": {"delay": "0.004", "hold": str(gate)}}
     doc = job_doc("restart", app, word_input(shared), str(shared / "out"))
     name = submit(kube, job_namespace, doc)
 
@@ -343,7 +351,11 @@ def test_an_operator_killed_mid_job_carries_on_without_duplicates(
 
     deadlines.poll(JOB_PHASE, workers_created, "master and worker pods created")
     operator.kill()
+    status = kube.get(jobs_path(job_namespace, name)).get("status", {})
+    assert status.get("phase") in ("Pending", "Running"), status
+    assert not status.get("reducesDone"), status
     operator.start()
+    gate.touch()  # only now can the job finish, and only an operator can say it did
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)
@@ -437,3 +449,162 @@ def test_a_job_runs_in_a_namespace_enforcing_the_restricted_pod_security_standar
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)
+
+
+def kubectl_get_jobs(cluster: clusters.Cluster, namespace: str) -> str:
+    """``kubectl get mrj`` as a user types it (the CRD's printer columns)."""
+    paths = cluster.paths
+    command = [str(paths.kubectl), "--kubeconfig", str(paths.kubeconfig)]
+    listing = subprocess.run(
+        [*command, "get", "mrj", "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return listing.stdout
+
+
+def new_log(operator: LocalOperator, offset: int) -> str:
+    """What the operator logged since ``offset`` (a size of its log)."""
+    with operator.log.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def test_a_pod_security_refusal_fails_the_job_at_once_and_says_why(
+    cluster: clusters.Cluster,
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    shared: Path,
+    operator: LocalOperator,
+) -> None:
+    """The restricted standard refuses hostPath volumes at admission: no pod can ever
+    start, so the job fails at once with the API server's words, as a condition, an
+    event, a column of ``kubectl get mrj``, and one warning in the operator's log."""
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    kube.merge_patch(f"/api/v1/namespaces/{job_namespace}", {"metadata": {"labels": labels}})
+    logged = operator.log.stat().st_size
+    doc = job_doc(
+        "hostpath",
+        {"builtin": "wordcount"},
+        ["/mnt/in/*.txt"],
+        "/mnt/in/out",
+        volumes=[{"name": "input", "hostPath": {"path": str(shared)}}],
+        volumeMounts=[{"name": "input", "mountPath": "/mnt/in"}],
+    )
+    name = submit(kube, job_namespace, doc)
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"), JOB_PHASE)
+    status = job["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "FailedCreate", status
+    assert "violates PodSecurity" in status["message"] and "hostPath" in status["message"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["CreateRefused"]["status"] == "True", conditions
+    assert conditions["CreateRefused"]["message"] == status["message"]
+    assert conditions["Failed"]["reason"] == "FailedCreate"
+    refused = [m for r, m in events(kube, job_namespace, name) if r == "FailedCreate"]
+    assert len(refused) == 1 and "violates PodSecurity" in refused[0], refused
+    assert "FailedCreate" in kubectl_get_jobs(cluster, job_namespace)
+    assert pods(kube, job_namespace) == {}
+    log = new_log(operator, logged)
+    assert "Traceback" not in log, log
+    assert log.count("the API server refused to create") == 1, log
+
+
+def test_a_full_resource_quota_is_waited_for_then_fails_the_job_after_the_pending_timeout(
+    cluster: clusters.Cluster,
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    shared: Path,
+    operator: LocalOperator,
+) -> None:
+    """A quota of one pod admits the master and refuses the mappers: the job says so
+    (condition, event, ``kubectl get mrj``) while it waits for room, and fails after
+    spec.pendingTimeout (shortened once the waiting was seen); every pod is stopped,
+    and the log has no traceback."""
+    quota = {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}}
+    kube.create(apiclient.resource_path("resourcequotas", job_namespace), quota)
+
+    def quota_computed() -> bool | None:
+        path = apiclient.resource_path("resourcequotas", job_namespace, "one-pod")
+        return True if kube.get(path).get("status", {}).get("hard") else None
+
+    deadlines.poll(JOB_PHASE, quota_computed, "the quota's status computed")
+    logged = operator.log.stat().st_size
+    doc = job_doc(
+        "quota",
+        {"builtin": "wordcount"},
+        word_input(shared),
+        str(shared / "out"),
+        pendingTimeout="10m",
+    )
+    name = submit(kube, job_namespace, doc)
+
+    def refused() -> dict[str, Any] | None:
+        job = kube.get(jobs_path(job_namespace, name))
+        status = job.get("status", {})
+        return job if status.get("reason") == "FailedCreate" else None
+
+    waiting = deadlines.poll(JOB_PHASE, refused, "the job saying its pods are refused")
+    assert waiting["status"]["phase"] in ("Pending", "Running"), waiting["status"]
+    assert "exceeded quota" in waiting["status"]["message"], waiting["status"]
+    columns = kubectl_get_jobs(cluster, job_namespace)
+    assert "FailedCreate" in columns, columns
+    kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"pendingTimeout": "1s"}})
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    status = job["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "FailedCreate", status
+    assert "spec.pendingTimeout (1s)" in status["message"], status
+    assert "exceeded quota" in status["message"], status
+    refusals = [m for r, m in events(kube, job_namespace, name) if r == "FailedCreate"]
+    assert refusals and all("exceeded quota" in m for m in refusals), refusals
+    wait_no_pods(kube, job_namespace, "every pod of the failed job stopped")
+    assert "Traceback" not in new_log(operator, logged)
+
+
+def test_a_job_deleted_and_created_again_at_once_runs_anew_and_adopts_nothing(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    """The first job holds its reducers (it can never finish); it is deleted while its
+    pods run and a job of the same name is created as soon as the API server takes it.
+    Pods, Service, Secret, ConfigMap and NetworkPolicy have the same names for both: the
+    new job waits until the old ones are garbage-collected, adopts none of them, and
+    succeeds with the oracle's output."""
+    gate = shared / "never"
+    held = {"module": FAULTS_APP, "args": {"hold": str(gate)}}
+    first = job_doc("again", held, word_input(shared), str(shared / "a"))
+    name = submit(kube, job_namespace, first)
+
+    def workers_created() -> bool | None:
+        return True if len(pods(kube, job_namespace)) >= 4 else None
+
+    deadlines.poll(JOB_PHASE, workers_created, "the first job's pods created")
+    old_uid = kube.get(jobs_path(job_namespace, name))["metadata"]["uid"]
+    kube.delete(jobs_path(job_namespace, name))
+    doc = job_doc("again", {"builtin": "wordcount"}, word_input(shared), str(shared / "b"))
+
+    def created_again() -> str | None:
+        try:
+            return submit(kube, job_namespace, doc)
+        except apiclient.ApiError as error:  # the old one still finalizing
+            if apiclient.is_conflict(error):
+                return None
+            raise
+
+    deadlines.poll(JOB_PHASE, created_again, f"job {name} created again")
+    new_uid = kube.get(jobs_path(job_namespace, name))["metadata"]["uid"]
+    assert new_uid != old_uid
+    job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert sorted_output(shared / "b") == oracle(tmp_path, doc)
+    assert not gate.exists()
+    owners: dict[str, set[str]] = {}
+    for kind in ("pods", "services", "secrets", "configmaps"):
+        for item in kube.items(apiclient.resource_path(kind, job_namespace)):
+            if item["metadata"].get("labels", {}).get("kubemr.io/job") == name:
+                refs = item["metadata"].get("ownerReferences", [])
+                owners[f"{kind}/{item['metadata']['name']}"] = {r["uid"] for r in refs}
+    assert owners and all(uids == {new_uid} for uids in owners.values()), owners

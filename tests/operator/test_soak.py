@@ -1,8 +1,11 @@
 """Soak: 20 jobs back to back, then 5 at once, on the local control plane.
 
-All must succeed with the oracle's output, and nothing may leak: no pod, no pod process,
-no pod network (netns, veth), no per-pod directory once the jobs are deleted. The
-operator's memory at the start and the end is printed (and kept in the test's report).
+All must succeed with the oracle's output, and nothing may leak once the jobs are
+deleted: no pod, no pod process (a process of the node agent carrying a pod's uid), no
+pod network (netns, veth), no pod volume on the node (emptyDirs: spills, map outputs;
+the per-pod directory itself stays, with the container logs, as a kubelet's logs do).
+The operator's memory at the start and the end is printed and kept in the test's
+report, not asserted: 25 jobs are too few to tell a leak from allocator noise.
 Slow tier: `make test-slow` or `pytest -m slow tests/operator/test_soak.py`.
 """
 
@@ -31,11 +34,26 @@ def rss_mib(operator: LocalOperator) -> float:
 
 
 def pod_networks() -> set[str]:
-    return {n for n in network.list_links() if n.startswith(network.VETH_PREFIX)}
+    links = {n for n in network.list_links() if n.startswith(network.VETH_PREFIX)}
+    return links | {n for n in network.list_netns() if n.startswith(network.NETNS_PREFIX)}
 
 
-def pod_dirs(cluster: clusters.Cluster, namespace: str) -> list[Path]:
-    return sorted(cluster.paths.pods.glob(f"{namespace}*"))
+def pod_processes() -> set[str]:
+    """Processes the node agent runs for pods (they carry their pod's uid)."""
+    found = set()
+    for process in psutil.process_iter():
+        try:
+            uid = process.environ().get("LOCALKUBE_POD_UID")
+            if uid and process.status() != psutil.STATUS_ZOMBIE:
+                found.add(f"{process.pid} {uid} {' '.join(process.cmdline())[:80]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def pod_volumes(cluster: clusters.Cluster, namespace: str) -> list[str]:
+    """Volume directories still on the node for pods of ``namespace``."""
+    return sorted(str(p) for p in cluster.paths.pods.glob(f"{namespace}_*/volumes"))
 
 
 def run_job(kube: apiclient.ApiClient, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +76,7 @@ def test_soak_twenty_in_a_row_then_five_at_once(
     template = job_doc("soak", {"builtin": "wordcount"}, paths, str(shared / "out"))
     expected = oracle(tmp_path, template)
     networks_before = pod_networks()
+    processes_before = pod_processes()
     memory_start = rss_mib(operator)
 
     for i in range(20):
@@ -81,11 +100,16 @@ def test_soak_twenty_in_a_row_then_five_at_once(
     def nothing_leaked() -> bool | None:
         left = {
             "pods": sorted(pods(kube, job_namespace)),
+            "pod processes": sorted(pod_processes() - processes_before),
             "networks": sorted(pod_networks() - networks_before),
+            "volumes": pod_volumes(cluster, job_namespace),
         }
         return True if not any(left.values()) else None
 
-    deadlines.poll(LEAKS_GONE, nothing_leaked, "no pod or pod network left after 25 jobs")
+    deadlines.poll(
+        LEAKS_GONE, nothing_leaked, "no pod, pod process, pod network or volume after 25 jobs"
+    )
+    assert list(cluster.paths.pods.glob(f"{job_namespace}_*")), "no pod dir: a vacuous check"
     memory_end = rss_mib(operator)
     record_property("operator_rss_mib", f"{memory_start:.1f} -> {memory_end:.1f}")
     print(f"operator RSS: {memory_start:.1f} MiB at the start, {memory_end:.1f} MiB at the end")

@@ -4,9 +4,15 @@ garbage, shared by the model fuzz test (tests/unit) and the CRD agreement test
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import strategies as st
+
+FIELD_PATH = re.compile(
+    r"^(\(manifest\)|apiVersion|kind|metadata(\.\w+)?|spec(\.\w+|\[\d+\]|\['[^']*'\])*)[: ]"
+)
+"""How each of the spec model's problems starts: the path of the field it is about."""
 
 SCALARS = st.one_of(
     st.none(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import pytest
@@ -11,11 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubemr import runs, spec
 
-from manifestfuzz import manifests
+from manifestfuzz import FIELD_PATH, manifests
 
-FIELD_PATH = re.compile(
-    r"^(\(manifest\)|apiVersion|kind|metadata(\.\w+)?|spec(\.\w+|\[\d+\]|\['[^']*'\])*)[: ]"
-)
 FUZZ = settings(
     max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -309,6 +309,7 @@ def created(
         (403, POD_SECURITY, False),
         (403, QUOTA, True),
         (403, 'pods "x" is forbidden: failed quota: q: must specify limits.cpu', False),
+        (403, 'pods "x" is forbidden: status unknown for quota: q, resources: pods', True),
         (403, 'admission webhook "deny.example.com" denied the request: no', False),
         (422, 'Pod "x" is invalid: spec.containers[0].image: Required value', False),
         (429, "too many requests", True),

@@ -3,9 +3,10 @@
 ``crash_pods`` is a regular expression: a worker whose pod name (``POD_NAME``) matches
 exits with code 3 as soon as it loads the app, as a crashing container would. ``delay`` and
 ``reduce_delay`` are seconds per map or reduce call, so that a test can act on a job
-while it maps or reduces. Both act only in
-``kubemr worker`` processes, so the sequential oracle (the same app run locally) is
-fault-free.
+while it maps or reduces. ``hold`` is a file path: every reduce call waits until that
+file exists, so a test knows the job cannot finish before it creates the file. All act
+only in ``kubemr worker`` processes, so the sequential oracle (the same app run locally)
+is fault-free.
 """
 
 import os
@@ -13,10 +14,13 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 
 class PodFaults:
-    def __init__(self, crash_pods: str = "", delay: str = "0", reduce_delay: str = "0") -> None:
+    def __init__(
+        self, crash_pods: str = "", delay: str = "0", reduce_delay: str = "0", hold: str = ""
+    ) -> None:
         in_worker = "worker" in sys.argv
         pod = os.environ.get("POD_NAME", "")
         if crash_pods and in_worker and re.search(crash_pods, pod):
@@ -24,6 +28,7 @@ class PodFaults:
             os._exit(3)
         self.delay = float(delay) if in_worker else 0.0
         self.reduce_delay = float(reduce_delay) if in_worker else 0.0
+        self.hold = Path(hold) if hold and in_worker else None
 
     def map(self, key: str, line: str) -> Iterator[tuple[str, int]]:
         if self.delay:
@@ -32,6 +37,8 @@ class PodFaults:
             yield word, 1
 
     def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
+        while self.hold is not None and not self.hold.exists():
+            time.sleep(0.05)
         if self.reduce_delay:
             time.sleep(self.reduce_delay)
         yield key, sum(values)
