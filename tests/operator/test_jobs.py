@@ -402,7 +402,11 @@ def test_a_deleted_master_pod_is_replaced_and_resumes_the_job(
 def test_suspend_mid_job_keeps_committed_work(
     kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
 ) -> None:
-    app = {"module": FAULTS_APP, "args": {"reduce_delay": "0.05"}}
+    """Once a reduce task is committed, the reducer waits for a file the test creates
+    only before resuming: the job is certainly unfinished when it is suspended."""
+    gate = shared / "go"
+    args = {"hold": str(gate), "hold_when": str(shared / "out" / "part-*")}
+    app = {"module": FAULTS_APP, "args": args}
     doc = job_doc("pause", app, word_input(shared), str(shared / "out"))
     name = submit(kube, job_namespace, doc)
 
@@ -412,12 +416,11 @@ def test_suspend_mid_job_keeps_committed_work(
 
     deadlines.poll(JOB_FINISHED, one_reduce_committed, "one reduce task committed")
     kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": True}})
-    wait_for(kube, job_namespace, name, ("Suspended", "Succeeded"), JOB_PHASE)
-    if kube.get(jobs_path(job_namespace, name))["status"]["phase"] == "Succeeded":
-        pytest.fail("the job finished before it could be suspended: slow its reduce more")
+    wait_for(kube, job_namespace, name, ("Suspended",), JOB_PHASE)
     committed = {p.name: p.stat().st_ino for p in (shared / "out").glob("part-*")}
     assert committed, "a part file committed before the suspension"
     wait_no_pods(kube, job_namespace, "every pod of the suspended job stopped")
+    gate.touch()
     kube.merge_patch(jobs_path(job_namespace, name), {"spec": {"suspend": False}})
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]

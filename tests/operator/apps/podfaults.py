@@ -4,11 +4,14 @@
 exits with code 3 as soon as it loads the app, as a crashing container would. ``delay`` and
 ``reduce_delay`` are seconds per map or reduce call, so that a test can act on a job
 while it maps or reduces. ``hold`` is a file path: every reduce call waits until that
-file exists, so a test knows the job cannot finish before it creates the file. All act
+file exists, so a test knows the job cannot finish before it creates the file; with
+``hold_when`` (a glob pattern) only once something matches it (``out/part-*``: once a
+reduce task is committed). All act
 only in ``kubemr worker`` processes, so the sequential oracle (the same app run locally)
 is fault-free.
 """
 
+import glob
 import os
 import re
 import sys
@@ -19,7 +22,12 @@ from pathlib import Path
 
 class PodFaults:
     def __init__(
-        self, crash_pods: str = "", delay: str = "0", reduce_delay: str = "0", hold: str = ""
+        self,
+        crash_pods: str = "",
+        delay: str = "0",
+        reduce_delay: str = "0",
+        hold: str = "",
+        hold_when: str = "",
     ) -> None:
         in_worker = "worker" in sys.argv
         pod = os.environ.get("POD_NAME", "")
@@ -29,6 +37,12 @@ class PodFaults:
         self.delay = float(delay) if in_worker else 0.0
         self.reduce_delay = float(reduce_delay) if in_worker else 0.0
         self.hold = Path(hold) if hold and in_worker else None
+        self.hold_when = hold_when
+
+    def _held(self) -> bool:
+        if self.hold is None or self.hold.exists():
+            return False
+        return not self.hold_when or bool(glob.glob(self.hold_when))
 
     def map(self, key: str, line: str) -> Iterator[tuple[str, int]]:
         if self.delay:
@@ -37,7 +51,7 @@ class PodFaults:
             yield word, 1
 
     def reduce(self, key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
-        while self.hold is not None and not self.hold.exists():
+        while self._held():
             time.sleep(0.05)
         if self.reduce_delay:
             time.sleep(self.reduce_delay)
