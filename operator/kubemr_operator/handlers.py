@@ -172,7 +172,10 @@ async def reconcile(
     try:
         pods = await observation.pods(runtime.client, ref)
         report = await observation.master_report(runtime.http, pods, runtime.settings)
-        decision = lifecycle.decide(lifecycle.Observed(view, pods, report, observation.now()))
+        observed = lifecycle.Observed(
+            view, pods, report, observation.now(), runtime.settings.monitoring_port
+        )
+        decision = lifecycle.decide(observed)
         await _apply(runtime, decision, ref, job, body)
     except Exception:
         runtime.metrics.reconcile_errors.labels(ref.namespace).inc()
