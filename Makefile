@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server browser
+	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot
 
 all: test
 
@@ -70,6 +70,10 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
+
+## docs-screenshot: docs/statuspage.png, the status page of the wordcount example while it runs
+docs-screenshot: $(STAMP) browser
+	PYTHONPATH=tests/support $(BIN)/python tests/support/docshot.py docs/statuspage.png
 
 ## monitoring: regenerate the chart's dashboards and alert rules (charts/kubemr) and the table of docs/metrics.md
 monitoring: $(STAMP)

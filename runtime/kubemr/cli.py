@@ -218,6 +218,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     search = [Path.cwd(), args.manifest.resolve().parent]
     job_plan = plan.plan_job(job, search)
     output = storage.OutputDir(job.spec.output.path, job.spec.storage)
+    if args.sequential and args.ui:
+        raise SystemExit("kubemr run: --ui shows the master's page; --sequential has no master")
     if args.sequential:
         from kubemr.sequential import run_sequential  # noqa: PLC0415
 

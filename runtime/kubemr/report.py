@@ -207,6 +207,11 @@ def load(document: object, where: str) -> JobReport:
     ReportError naming ``where`` and the bad field otherwise."""
     if isinstance(document, dict) and isinstance(document.get(REPORT_KEY), dict):
         document = document[REPORT_KEY]
+    elif isinstance(document, dict) and "phase" in document and "tasks" not in document:
+        raise ReportError(
+            f"{where}: a job summary without a report (`kubemr run --sequential` and kubemr "
+            "before the status page keep none)"
+        )
     try:
         return JobReport.model_validate(document)
     except ValidationError as exc:
@@ -276,7 +281,7 @@ def project(scheduler: Scheduler, figures: Figures, now: float, now_wall: float)
         reduces=reduces,
         tasks=rows,
         workers=_workers(scheduler, now),
-        slowest=_slowest(rows),
+        slowest=_slowest(rows, scheduler.map_phase_over),
         partitions=_largest(partitions),
         counters=dict(sorted(figures.counters.items())),
         throughput=throughput(scheduler, figures, zero, now),
@@ -417,13 +422,20 @@ def _workers(scheduler: Scheduler, now: float) -> list[WorkerRow]:
     ]
 
 
-def _slowest(rows: Sequence[TaskRow]) -> list[Slow]:
+def _slowest(rows: Sequence[TaskRow], map_phase_over: bool) -> list[Slow]:
+    """The longest-running tasks. Reduce tasks still running in the map phase are left
+    out: they wait for map output (streaming mode starts them at once), not straggle."""
     medians: dict[str, float] = {}
     for kind in ("map", "reduce"):
         done = [r.seconds for r in rows if r.kind == kind and r.state == "done" and r.seconds]
         if done:
             medians[kind] = statistics.median(done)
-    timed = [r for r in rows if r.seconds is not None and r.state in ("running", "done")]
+    timed = [
+        r
+        for r in rows
+        if r.seconds is not None
+        and (r.state == "done" or (r.state == "running" and (r.kind == "map" or map_phase_over)))
+    ]
     timed.sort(key=lambda r: (-(r.seconds or 0.0), r.kind, r.index))
     slow = []
     for row in timed[:SLOWEST]:

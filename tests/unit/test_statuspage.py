@@ -135,5 +135,8 @@ def test_no_or_a_bad_kept_report_is_named(tmp_path: Path) -> None:
     with pytest.raises(reports.ReportError, match=f"{SUMMARY}: not JSON"):
         statusui.load_kept(str(tmp_path))
     (tmp_path / SUMMARY).write_text(json.dumps({"phase": "Succeeded"}))
-    with pytest.raises(reports.ReportError, match="not a kubemr job report"):
+    with pytest.raises(reports.ReportError, match="a job summary without a report"):
+        statusui.load_kept(str(tmp_path))
+    (tmp_path / SUMMARY).write_text(json.dumps({"report": {"job": "x"}}))
+    with pytest.raises(reports.ReportError, match=r"_summary.json: not a kubemr job report \(app"):
         statusui.load_kept(str(tmp_path))
