@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -260,9 +261,16 @@ def project(scheduler: Scheduler, figures: Figures, now: float, now_wall: float)
     for attempt in scheduler.attempts.values():
         by_task.setdefault((attempt.kind, attempt.index), []).append(attempt)
     partitions = _partitions(scheduler)
+    names = {w.id: w.name for w in scheduler.workers.values()}
     rows = [
         _task_row(
-            scheduler, task, by_task.get((task.kind, task.index), []), partitions, figures, now
+            scheduler,
+            task,
+            by_task.get((task.kind, task.index), []),
+            partitions,
+            names,
+            figures,
+            now,
         )
         for task in (*scheduler.maps, *scheduler.reduces)
     ]
@@ -284,7 +292,7 @@ def project(scheduler: Scheduler, figures: Figures, now: float, now_wall: float)
         slowest=_slowest(rows, scheduler.map_phase_over),
         partitions=_largest(partitions),
         counters=dict(sorted(figures.counters.items())),
-        throughput=throughput(scheduler, figures, zero, now),
+        throughput=throughput(scheduler, figures, zero, now, partitions),
         failure=failure,
         phase_seconds={k: round(v, 3) for k, v in figures.phase_seconds.items()},
         master_restarts=figures.master_restarts,
@@ -325,15 +333,21 @@ def _step(
     return f"reduce {reduces.done}/{reduces.total} committed, {reduces.running} running"
 
 
+_RECORDS, _BYTES = itemgetter(0), itemgetter(1)
+
+
 def _partitions(scheduler: Scheduler) -> list[tuple[int, int]]:
-    """(records, bytes) of every reduce partition over the map outputs reported so far."""
+    """(records, bytes) of every reduce partition over the map outputs reported so far.
+    (M x R figures: the loops run in C, a 10,000 x 100 job takes tens of milliseconds.)"""
+    outputs = [
+        t.output.partitions
+        for t in scheduler.maps
+        if t.state is State.DONE and t.output is not None
+    ]
     sizes = [(0, 0)] * len(scheduler.reduces)
-    for task in scheduler.maps:
-        if task.state is not State.DONE or task.output is None:
-            continue
-        for index, (records, size) in enumerate(task.output.partitions[: len(sizes)]):
-            old_records, old_size = sizes[index]
-            sizes[index] = (old_records + records, old_size + size)
+    for index, column in enumerate(zip(*outputs, strict=False)):
+        if index < len(sizes):
+            sizes[index] = (sum(map(_RECORDS, column)), sum(map(_BYTES, column)))
     return sizes
 
 
@@ -350,11 +364,11 @@ def _task_row(
     task: Task,
     attempts: Sequence[Attempt],
     partitions: Sequence[tuple[int, int]],
+    names: Mapping[str, str],
     figures: Figures,
     now: float,
 ) -> TaskRow:
     shown = _shown(task, attempts)
-    names = {w.id: w.name for w in scheduler.workers.values()}
     counters: Mapping[str, int] = {}
     if shown is not None:
         counters = figures.attempt_counters.get(shown.id, {})
@@ -367,8 +381,8 @@ def _task_row(
         label = str(split)
         bytes_in: int | None = split.length
         out = task.output.partitions if task.output is not None else None
-        bytes_out = sum(b for _, b in out) if out is not None else None
-        records_out = sum(r for r, _ in out) if out is not None else None
+        bytes_out = sum(map(_BYTES, out)) if out is not None else None
+        records_out = sum(map(_RECORDS, out)) if out is not None else None
     else:
         label = f"partition {task.index}"
         bytes_in = partitions[task.index][1] if partitions else 0
@@ -505,7 +519,13 @@ def _failure(
     )
 
 
-def throughput(scheduler: Scheduler, figures: Figures, zero: float, now: float) -> list[Point]:
+def throughput(
+    scheduler: Scheduler,
+    figures: Figures,
+    zero: float,
+    now: float,
+    partitions: Sequence[tuple[int, int]],
+) -> list[Point]:
     """Bytes per second read by map attempts and fetched by reduce attempts, in
     :data:`THROUGHPUT_BUCKETS` intervals from the start to ``now``. Each succeeded
     attempt's bytes (and each running one's share done so far) are spread evenly over its
@@ -515,7 +535,6 @@ def throughput(scheduler: Scheduler, figures: Figures, zero: float, now: float) 
         return []
     width = span / THROUGHPUT_BUCKETS
     rates = {Kind.MAP: [0.0] * THROUGHPUT_BUCKETS, Kind.REDUCE: [0.0] * THROUGHPUT_BUCKETS}
-    partitions = _partitions(scheduler)
     for attempt in scheduler.attempts.values():
         if attempt.outcome == "succeeded" and attempt.finished is not None:
             share, end = 1.0, attempt.finished

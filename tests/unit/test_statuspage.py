@@ -104,6 +104,24 @@ def test_the_server_serves_page_fragment_report_and_static_files() -> None:
     assert got["/static/x"][0] == 404
 
 
+def test_a_costly_report_is_reused_for_a_while() -> None:
+    """A report that takes 0.5 s to project is reused for 5 s (10% of the time)."""
+    clock = [100.0]
+    made: list[float] = []
+    kept = job_report()
+
+    def source() -> reports.JobReport:
+        made.append(clock[0])
+        clock[0] += 0.5
+        return kept
+
+    cache = monitoring.ReportCache(source, share=0.1, clock=lambda: clock[0])
+    for step in (0.0, 1.0, 3.4, 1.0, 0.2):
+        clock[0] += step
+        assert cache() is kept
+    assert made == pytest.approx([100.0, 105.9])  # 100.5 + 1.0 + 3.4 + 1.0 >= 100 + 5
+
+
 def test_a_failed_job_keeps_its_report_and_a_new_run_clears_it(tmp_path: Path) -> None:
     output = OutputDir(str(tmp_path / "out"))
     output.prepare(overwrite=False)
