@@ -225,26 +225,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         progress.report(output, run_sequential(job_plan, search), top=args.top)
         return 0
+    bar = progress.JobProgress(job.metadata.name, enabled=not args.quiet)
+    local = launcher.Launcher(
+        job_plan,
+        search=search,
+        keep_workdir=args.keep_workdir or args.ui,  # --ui: the page names the logs
+        progress=bar.update,
+        metrics=args.metrics,
+        on_metrics_url=bar.metrics_url,
+        slow_workers=args.slow_worker,
+        ui=args.ui,
+        on_status_page=bar.status_page,
+    )
     failure: launcher.LaunchError | None = None
-    with progress.JobProgress(job.metadata.name, enabled=not args.quiet) as bar:
-        local = launcher.Launcher(
-            job_plan,
-            search=search,
-            keep_workdir=args.keep_workdir or args.ui,  # --ui: the page names the logs
-            progress=bar.update,
-            metrics=args.metrics,
-            on_metrics_url=bar.metrics_url,
-            slow_workers=args.slow_worker,
-            ui=args.ui,
-            on_status_page=bar.status_page,
-        )
+    try:
         try:
-            summary = local.run().summary
+            with bar:
+                summary = local.run().summary
         except launcher.LaunchError as exc:
             if not args.ui:
                 raise
             failure = exc
-    try:
         if failure is not None:
             print(f"kubemr: {failure}", file=sys.stderr)
         else:

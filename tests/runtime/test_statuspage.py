@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from browser import chromium, keep_screenshot
 from testjobs import APPS, ROOT, manifest, word_input, write_manifest
 
-URL_DEADLINE = 60.0
+URL_DEADLINE = 120.0
 """Seconds until ``kubemr`` prints the page's URL."""
 JOB_DEADLINE = 180.0
 """Seconds a job of these tests may take."""
@@ -40,7 +40,9 @@ PAGE_URL = re.compile(r"status page: (http://\S+/)")
 
 
 @contextlib.contextmanager
-def serving(args: list[str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serving(
+    args: list[str], tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Run ``kubemr ARGS`` (which serves a status page) and yield it and the page's URL;
     Ctrl-C it at the end if it still runs."""
     log = tmp_path / f"kubemr-{len(list(tmp_path.glob('kubemr-*.log')))}.log"
@@ -50,7 +52,7 @@ def serving(args: list[str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[
             cwd=ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     try:
         deadline = time.monotonic() + URL_DEADLINE
@@ -226,3 +228,18 @@ def test_page_of_a_failed_job_names_the_failing_task_and_is_kept(tmp_path: Path)
         assert text(driver, "failure-task") == task
         assert figures(driver)["final"] and figures(driver)["phase"] == "Failed"
         assert stop(viewer) == 0
+
+
+def test_ctrl_c_while_the_job_runs_stops_it_and_keeps_nothing(tmp_path: Path) -> None:
+    """``--ui`` keeps the processes' logs for the page; Ctrl-C before the job ends removes
+    them with everything else, as without ``--ui``."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    run = ["run", str(write_manifest(tmp_path, slow_job(tmp_path))), "--ui", "--quiet"]
+    with serving(run, tmp_path, env={"TMPDIR": str(temp)}) as (process, url):
+        running = status(url)
+        assert running is not None and running["phase"] != "Succeeded", running
+        assert stop(process) == 130
+    assert list(temp.iterdir()) == [], "the temporary directory was not removed"
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == [], "an interrupted job left output"
