@@ -46,6 +46,10 @@ def serving(
     """Run ``kubemr ARGS`` (which serves a status page) and yield it and the page's URL;
     Ctrl-C it at the end if it still runs."""
     log = tmp_path / f"kubemr-{len(list(tmp_path.glob('kubemr-*.log')))}.log"
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # A background job of a non-interactive shell ignores SIGINT, and so would kubemr
+        # (an ignored signal stays ignored across exec): our Ctrl-C must reach it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "kubemr", *args],
@@ -146,7 +150,7 @@ def test_page_of_a_running_job_updates_itself_and_matches_status(tmp_path: Path)
     (equal when those agree), and ends showing the job succeeded."""
     doc = slow_job(tmp_path)
     run = ["run", str(write_manifest(tmp_path, doc)), "--ui", "--quiet"]
-    with serving(run, tmp_path) as (process, url), chromium() as driver:
+    with chromium() as driver, serving(run, tmp_path) as (process, url):
         driver.get(url)
         page = figures(driver)
         assert not page["final"], "the job ended before the page was first loaded"
@@ -195,7 +199,7 @@ def test_page_of_a_failed_job_names_the_failing_task_and_is_kept(tmp_path: Path)
     ``kubemr ui`` serves the same page from it."""
     doc = manifest(
         "pagefail",
-        {"module": f"{APPS / 'failing.py'}:Failing", "args": {"key": "w000", "map_delay": "0.002"}},
+        {"module": f"{APPS / 'failing.py'}:Failing", "args": {"key": "w000", "map_delay": "0.01"}},
         word_input(tmp_path, files=2, lines=300),
         tmp_path / "out",
         input={"splitSize": "4Ki"},
@@ -203,7 +207,7 @@ def test_page_of_a_failed_job_names_the_failing_task_and_is_kept(tmp_path: Path)
         faultTolerance={"maxTaskAttempts": 2},
     )
     run = ["run", str(write_manifest(tmp_path, doc)), "--ui", "--quiet"]
-    with serving(run, tmp_path) as (process, url), chromium() as driver:
+    with chromium() as driver, serving(run, tmp_path) as (process, url):
         driver.get(url)
         deadline = time.monotonic() + JOB_DEADLINE
         while True:
@@ -223,7 +227,7 @@ def test_page_of_a_failed_job_names_the_failing_task_and_is_kept(tmp_path: Path)
     assert sorted(p.name for p in out.iterdir()) == ["_FAILED"]
     kept = json.loads((out / "_FAILED").read_text())
     assert kept["phase"] == "Failed" and kept["report"]["failure"]["task"] == task
-    with serving(["ui", str(out)], tmp_path) as (viewer, url), chromium() as driver:
+    with chromium() as driver, serving(["ui", str(out)], tmp_path) as (viewer, url):
         driver.get(url)
         assert text(driver, "failure-task") == task
         assert figures(driver)["final"] and figures(driver)["phase"] == "Failed"
