@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server
+	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot
 
 all: test
 
@@ -63,6 +63,18 @@ prometheus:
 	    --no-install-recommends prometheus >/dev/null; \
 	fi
 
+## browser: Debian's chromium and chromedriver (the status page tests drive them with Selenium)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
+
+## docs-screenshot: docs/statuspage.png, the status page of the wordcount example while it runs
+docs-screenshot: $(STAMP) browser
+	PYTHONPATH=tests/support $(BIN)/python tests/support/docshot.py docs/statuspage.png
+
 ## monitoring: regenerate the chart's dashboards and alert rules (charts/kubemr) and the table of docs/metrics.md
 monitoring: $(STAMP)
 	$(BIN)/python charts/monitoring/generate.py
@@ -76,7 +88,7 @@ s3-server: $(STAMP)
 	$(BIN)/python tests/support/s3server.py build
 
 ## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
-test: lint typecheck importlint proto-check monitoring-check prometheus s3-server
+test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)

@@ -196,7 +196,9 @@ async def reconcile(
     try:
         pods = await observation.pods(runtime.client, ref)
         report = await observation.master_report(runtime.http, pods, runtime.settings)
-        observed = lifecycle.Observed(view, pods, report, observation.now())
+        observed = lifecycle.Observed(
+            view, pods, report, observation.now(), runtime.settings.monitoring_port
+        )
         decision = lifecycle.decide(observed)
         refusals = await _create_all(runtime, decision, ref, job)
         decision = lifecycle.after_create(observed, decision, refusals)

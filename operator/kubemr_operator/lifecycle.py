@@ -28,7 +28,7 @@ from typing import Any
 from kubemr import quantities
 from kubemr import spec as specs
 
-from kubemr_operator.manifests import MAPPER, MASTER, REDUCER
+from kubemr_operator.manifests import MAPPER, MASTER, REDUCER, service_name
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = (
     "Pending",
@@ -54,6 +54,10 @@ MAX_LISTED_OUTPUTS = 100
 
 FAILED_CREATE = "FailedCreate"
 """Reason of the ``CreateRefused`` condition, its events, and of a job failed by a refusal."""
+
+KEPT_REPORTS = {SUCCEEDED: "_summary.json", FAILED: "_FAILED"}
+"""The file under ``spec.output.path`` where a job that the master ended keeps its final
+report (``kubemr ui`` serves it): kubemr.storage's SUMMARY and FAILED."""
 
 # Reasons the operator itself ends a job: its pods are stopped at once.
 OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout", FAILED_CREATE)
@@ -104,6 +108,8 @@ class Observed:
     report: Mapping[str, Any] | None
     """The master's last ``/status`` document, when it could be read."""
     now: datetime.datetime
+    status_page_port: int | None = None
+    """The master Service's port that serves the status page (status.statusPage)."""
 
 
 @dataclass(frozen=True)
@@ -307,6 +313,7 @@ class _Reconciliation:
         failed = self.failed_pods()
         status["failedPods"] = len(failed)
         self.apply_report(spec)
+        self.status_page()
         self.master(spec, failed)
         if self.finished:
             return
@@ -399,6 +406,7 @@ class _Reconciliation:
                     self.status[f"{kind}Done"] = total
                     self.status[kind] = f"{total}/{total}"
             maps, reduces = self.status.get("maps", "?"), self.status.get("reduces", "?")
+            self.status["report"] = f"{spec.output.path.rstrip('/')}/{KEPT_REPORTS[SUCCEEDED]}"
             self.finish(
                 SUCCEEDED,
                 "Completed",
@@ -407,7 +415,21 @@ class _Reconciliation:
         elif current.phase == "Failed":
             reason = "InvalidInput" if current.exit_code == EXIT_BAD_INPUT else "TaskFailed"
             message = str(report.get("message") or "") or _last_line(current.message)
+            if current.exit_code == EXIT_JOB_FAILED:
+                self.status["report"] = f"{spec.output.path.rstrip('/')}/{KEPT_REPORTS[FAILED]}"
             self.finish(FAILED, reason, message or f"the master exited with {current.exit_code}")
+
+    def status_page(self) -> None:
+        """Where the master's status page is: its Service and port, and how to reach it."""
+        port = self.observed.status_page_port
+        if port is None:
+            return
+        service = service_name(self.job.name)
+        self.status["statusPage"] = {
+            "service": service,
+            "port": port,
+            "portForward": f"kubectl port-forward -n {self.job.namespace} svc/{service} {port}",
+        }
 
     def workers(self, spec: specs.JobSpec, failed: list[PodView]) -> None:
         for role, group in ((MAPPER, spec.mapper), (REDUCER, spec.reducer)):

@@ -348,6 +348,7 @@ def master_pod(ref: JobRef, job: specs.MapReduceJob, attempt: int, settings: Set
             _env("KUBEMR_MASTER_PORT", str(settings.master_port)),
             _env("KUBEMR_MONITORING_PORT", str(settings.monitoring_port)),
             _env("KUBEMR_STATUS_LINGER", str(settings.status_linger)),
+            _env("KUBEMR_LOGS", f"kubectl logs -n {ref.namespace} {{worker}}"),
         ],
         ports=[
             {"name": "grpc", "containerPort": settings.master_port},

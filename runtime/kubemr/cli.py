@@ -1,4 +1,4 @@
-"""The ``kubemr`` command: ``run``, ``master``, ``worker`` and ``validate``.
+"""The ``kubemr`` command: ``run``, ``master``, ``worker``, ``validate`` and ``ui``.
 
 This is the only place that reads the environment and the only place that exits.
 In a pod the operator sets ``KUBEMR_*`` variables (and ``POD_NAME``/``POD_IP`` from the
@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +33,9 @@ ENV_POD_IP = "POD_IP"
 ENV_TOKEN = "KUBEMR_TOKEN"
 """The job's secret: every gRPC call of the job carries it (see :mod:`kubemr.auth`;
 ``kubemr run`` sets it for its processes, the operator from the Secret ``<job>-token``)."""
+ENV_LOGS = "KUBEMR_LOGS"
+"""Where a worker's log is, ``{worker}`` standing for its name (the status page of a failed
+job shows it; the operator sets ``kubectl logs -n <namespace> {worker}``)."""
 ENV_COARSE_LOCK = "KUBEMR_COARSE_LOCK"
 """Test builds only: ``1`` makes reducers hold their fetch buffer's lock while they parse
 and reduce (``bench/lockwait.py`` measures what that costs)."""
@@ -122,6 +126,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "the final figures to _summary.json",
     )
     run.add_argument(
+        "--ui",
+        action="store_true",
+        help="serve the job's status page (prints its URL) and keep serving the final "
+        "report after the job ends, until Ctrl-C",
+    )
+    run.add_argument(
         "--slow-worker",
         type=_slowdown,
         action="append",
@@ -133,6 +143,16 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a manifest and its input")
     validate.add_argument("manifest", type=Path)
+
+    ui = commands.add_parser(
+        "ui", help="serve the status page of a finished job from its kept report, until Ctrl-C"
+    )
+    ui.add_argument(
+        "report",
+        help="a job's output directory (or s3:// prefix), or its _summary.json or _FAILED",
+    )
+    ui.add_argument("--bind", default="127.0.0.1", help="address to serve on")
+    ui.add_argument("--port", type=int, default=0, help="port to serve on; 0 picks a free one")
 
     master = commands.add_parser("master", help="serve as a job's master (pods use this)")
     master.add_argument(
@@ -153,6 +173,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     master.add_argument("--address-file", type=Path)
     master.add_argument("--summary-file", type=Path)
     master.add_argument("--search", type=Path, action="append", default=[])
+    master.add_argument(
+        "--logs",
+        default=env.get(ENV_LOGS, ""),
+        help=f"where a worker's log is, {{worker}} for its name [${ENV_LOGS}]",
+    )
     _auth_args(master)
 
     worker = commands.add_parser("worker", help="serve as a mapper or reducer (pods use this)")
@@ -192,24 +217,65 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]
     job_plan = plan.plan_job(job, search)
+    output = storage.OutputDir(job.spec.output.path, job.spec.storage)
+    if args.sequential and args.ui:
+        raise SystemExit("kubemr run: --ui shows the master's page; --sequential has no master")
     if args.sequential:
         from kubemr.sequential import run_sequential  # noqa: PLC0415
 
-        summary = run_sequential(job_plan, search)
-    else:
-        with progress.JobProgress(job.metadata.name, enabled=not args.quiet) as bar:
-            result = launcher.Launcher(
-                job_plan,
-                search=search,
-                keep_workdir=args.keep_workdir,
-                progress=bar.update,
-                metrics=args.metrics,
-                on_metrics_url=bar.metrics_url,
-                slow_workers=args.slow_worker,
-            ).run()
-        summary = result.summary
-    output = storage.OutputDir(job.spec.output.path, job.spec.storage)
-    progress.report(output, summary, top=args.top)
+        progress.report(output, run_sequential(job_plan, search), top=args.top)
+        return 0
+    bar = progress.JobProgress(job.metadata.name, enabled=not args.quiet)
+    local = launcher.Launcher(
+        job_plan,
+        search=search,
+        keep_workdir=args.keep_workdir or args.ui,  # --ui: the page names the logs
+        progress=bar.update,
+        metrics=args.metrics,
+        on_metrics_url=bar.metrics_url,
+        slow_workers=args.slow_worker,
+        ui=args.ui,
+        on_status_page=bar.status_page,
+    )
+    failure: launcher.LaunchError | None = None
+    try:
+        try:
+            with bar:
+                summary = local.run().summary
+        except launcher.LaunchError as exc:
+            if not args.ui:
+                raise
+            failure = exc
+        if failure is not None:
+            print(f"kubemr: {failure}", file=sys.stderr)
+        else:
+            progress.report(output, summary, top=args.top)
+        if args.ui:
+            _serve_kept(output.path, local.status_page)
+    finally:
+        if args.ui and not args.keep_workdir:
+            shutil.rmtree(local.workdir, ignore_errors=True)
+    return 1 if failure is not None else 0
+
+
+def _serve_kept(output: str, page: str | None) -> None:
+    """``kubemr run --ui`` after the job: serve its kept report where the master served
+    the live page (so an open page keeps working), until Ctrl-C."""
+    from kubemr import report, statusui  # noqa: PLC0415
+
+    port = int(page.rstrip("/").rsplit(":", 1)[1]) if page else 0
+    try:
+        kept = statusui.load_kept(output)
+    except report.ReportError as exc:  # the job never got far enough to keep one
+        print(f"kubemr: no status page to keep serving: {exc}", file=sys.stderr)
+        return
+    statusui.serve_until_interrupted(kept, "127.0.0.1", port)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from kubemr import statusui  # noqa: PLC0415
+
+    statusui.serve_until_interrupted(statusui.load_kept(args.report), args.bind, args.port)
     return 0
 
 
@@ -243,6 +309,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         status_linger=args.status_linger,
         search_path=tuple(search),
         token=token,
+        logs=args.logs,
     )
     return asyncio.run(master.serve(job_plan, config))
 
@@ -274,7 +341,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command, turn known errors into a message and exit code 2."""
-    from kubemr import apps, inputs, launcher, storage, stores  # noqa: PLC0415
+    from kubemr import apps, inputs, launcher, report, storage, stores  # noqa: PLC0415
 
     args = _parser(os.environ).parse_args(argv)
     _setup_logging(
@@ -285,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         "validate": _cmd_validate,
         "master": _cmd_master,
         "worker": _cmd_worker,
+        "ui": _cmd_ui,
     }
     try:
         code = handlers[args.command](args)
@@ -295,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         apps.AppError,
         storage.OutputError,
         stores.StoreError,
+        report.ReportError,
     ) as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = 2

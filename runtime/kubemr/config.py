@@ -48,6 +48,10 @@ class MasterConfig:
     (``authorization: Bearer <token>``) or is refused with UNAUTHENTICATED. Empty serves
     unauthenticated, which ``kubemr master`` only allows with ``--insecure``. Default
     empty."""
+    logs: str = ""
+    """Where a worker's log is, for the status page of a failed job: a template with
+    ``{worker}`` (the worker's name), e.g. ``kubectl logs {worker}`` in a pod or a file
+    path under ``kubemr run``. Default empty (the page names the workers only)."""
 
 
 @dataclass(frozen=True)

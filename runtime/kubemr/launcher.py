@@ -22,6 +22,11 @@ same port, after the same growing delay, up to :data:`MASTER_RESTARTS` times. Th
 master resumes the job from its journal; the workers, which keep retrying, register
 with it again.
 
+With ``ui`` (``kubemr run --ui``) the master serves its status page (:mod:`kubemr.statuspage`)
+on a free port, the same port again if it is restarted, and the launcher announces its URL
+(``on_status_page``). Whatever the job, the master is told where each worker's log is (the
+page of a failed job names the failing workers' logs).
+
 For tests and benchmarks, chosen worker slots can be slowed down (``slow_workers``, or
 ``kubemr run --slow-worker mapper-0=10``): a thread of the launcher stops and resumes
 the slot's process (SIGSTOP/SIGCONT) on a fixed cycle, see :class:`Throttle`.
@@ -138,6 +143,8 @@ ProgressCallback = Callable[[pb.JobStatus], None]
 StartCallback = Callable[[Process], None]
 MetricsCallback = Callable[[str, str], None]
 """Told (process name, metrics URL) when a process of the job serves its metrics."""
+PageCallback = Callable[[str], None]
+"""Told the URL of the master's status page once it serves (``kubemr run --ui``)."""
 
 
 @dataclass
@@ -222,6 +229,8 @@ class Launcher:
         metrics: bool = False,
         on_metrics_url: MetricsCallback | None = None,
         slow_workers: Sequence[Slowdown] = (),
+        ui: bool = False,
+        on_status_page: PageCallback | None = None,
     ) -> None:
         spec = plan.job.spec
         slots = [f"mapper-{i}" for i in range(spec.mapper.replicas)]
@@ -265,6 +274,10 @@ class Launcher:
         self.metrics_urls: dict[str, str] = {}
         """Process name -> URL of its ``/metrics``, as they start serving."""
         self.throttles: list[Throttle] = []
+        self.ui = ui
+        self.on_status_page = on_status_page
+        self.status_page: str | None = None
+        """The URL of the master's status page, once it serves (with ``ui``)."""
         self.token = secrets.token_urlsafe(32)
         """This job's secret: given to its processes in ``$KUBEMR_TOKEN``; every gRPC call
         between them (and the launcher's status polls) carries it."""
@@ -319,13 +332,13 @@ class Launcher:
             self.on_worker_start(process)
         return process
 
-    def _monitoring_args(self, name: str) -> list[str]:
-        if not self.metrics:
+    def _monitoring_args(self, name: str, port: int = 0) -> list[str]:
+        if not self.metrics and not (self.ui and name.startswith("master")):
             return []
         self.monitoring_dir.mkdir(parents=True, exist_ok=True)
         return [
             "--monitoring-port",
-            "0",
+            str(port),
             "--monitoring-file",
             str(self.monitoring_dir / f"{name}.addr"),
             "--metrics-snapshot",
@@ -333,7 +346,14 @@ class Launcher:
         ]
 
     def _announce_metrics(self) -> None:
-        """Tell ``on_metrics_url`` of every process that started serving its metrics."""
+        """Tell ``on_metrics_url`` of every process that started serving its metrics, and
+        ``on_status_page`` of the master's page."""
+        if self.ui and self.status_page is None:
+            path = self.monitoring_dir / "master.addr"
+            if path.exists():
+                self.status_page = f"http://{path.read_text(encoding='utf-8').strip()}/"
+                if self.on_status_page is not None:
+                    self.on_status_page(self.status_page)
         if not self.metrics:
             return
         for path in sorted(self.monitoring_dir.glob("*.addr")):
@@ -406,14 +426,22 @@ class Launcher:
                 str(self.address_file),
                 "--summary-file",
                 str(self.summary_file),
+                "--logs",
+                str(self.workdir / "logs" / "{worker}.log"),
                 *self._search_args(),
-                *self._monitoring_args(name),
+                *self._monitoring_args(name, self._page_port()),
             ],
         )
         self.master = process
         if self.on_master_start is not None:
             self.on_master_start(process)
         return process
+
+    def _page_port(self) -> int:
+        """The status page's port: a free one at first, the same for a restarted master."""
+        if self.status_page is None:
+            return 0
+        return int(self.status_page.rstrip("/").rsplit(":", 1)[1])
 
     def _run(self) -> LocalRun:
         spec = self.plan.job.spec

@@ -29,6 +29,7 @@ import grpc
 from kubemr import auth, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
+from kubemr import report as reports
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
@@ -67,6 +68,7 @@ class JobState:
         output: OutputDir,
         journal: journals.Journal,
         replay: journals.Replay | None = None,
+        logs: str = "",
     ) -> None:
         spec = plan.job.spec
         self.plan = plan
@@ -83,6 +85,9 @@ class JobState:
         )
         self.counters: dict[str, int] = defaultdict(int)
         self.task_seconds: dict[str, float] = defaultdict(float)
+        self.attempt_counters: dict[str, dict[str, int]] = {}
+        """Counters of each accepted attempt (the status page's bytes out per task)."""
+        self.logs = logs
         self.peak_rss: dict[str, int] = {}
         self.started = time.time()
         self.marks: dict[str, float] = {}
@@ -131,14 +136,32 @@ class JobState:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout)
 
-    def summary(self) -> dict[str, Any]:
-        spec = self.plan.job.spec
-        now = time.time()
+    def _phase_seconds(self, now: float) -> dict[str, float]:
         marks = self.marks
         phases = {
             "map": marks.get("map_phase_end", now) - marks.get("first_map", self.started),
             "reduce": marks.get("reduce_end", now) - marks.get("map_phase_end", now),
         }
+        return {k: round(max(v, 0.0), 3) for k, v in phases.items()}
+
+    def job_report(self) -> reports.JobReport:
+        """The status page's report of the job now (also kept with the output at the end)."""
+        now = time.time()
+        figures = reports.Figures(
+            job=self.plan.job.metadata.name,
+            app=self.plan.job.spec.app.ref,
+            started=self.started,
+            counters=self.counters,
+            attempt_counters=self.attempt_counters,
+            phase_seconds=self._phase_seconds(now),
+            master_restarts=self.master_restarts,
+            logs=self.logs,
+        )
+        return reports.project(self.scheduler, figures, time.monotonic(), now)
+
+    def summary(self) -> dict[str, Any]:
+        spec = self.plan.job.spec
+        now = time.time()
         return {
             "job": self.plan.job.metadata.name,
             "app": spec.app.ref,
@@ -160,7 +183,7 @@ class JobState:
             "backupAttempts": self.scheduler.backup_attempts(),
             "speculation": self.scheduler.speculation(),
             "blacklistedWorkers": self.scheduler.blacklisted(),
-            "phaseSeconds": {k: round(max(v, 0.0), 3) for k, v in phases.items()},
+            "phaseSeconds": self._phase_seconds(now),
             "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
             "peakRssBytes": dict(sorted(self.peak_rss.items())),
             "workers": len(self.scheduler.workers),
@@ -374,6 +397,7 @@ class MasterService(pb_grpc.MasterServicer):
             else:
                 state.output.discard(attempt_id)
         if accepted and request.ok:
+            state.attempt_counters[attempt_id] = dict(request.counters)
             for name, value in request.counters.items():
                 state.counters[name] += value
             for name, seconds in request.timings.items():
@@ -508,7 +532,7 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     spec = plan.job.spec
     output = OutputDir(spec.output.path, spec.storage)
     journal, replay = journals.open_journal(output, plan)
-    state = JobState(plan, output, journal, replay)
+    state = JobState(plan, output, journal, replay, logs=config.logs)
     if replay is not None:
         recovered = state.scheduler.recovered()
         log.warning(
@@ -544,7 +568,7 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         tmp = Path(f"{config.address_file}.tmp")
         tmp.write_text(address, encoding="utf-8")
         tmp.replace(config.address_file)
-    monitor = await monitoring.start(config, state.metrics, state.status_report)
+    monitor = await monitoring.start(config, state.metrics, state.status_report, state.job_report)
     probe = asyncio.create_task(state.metrics.probe_loop())
     expiry = asyncio.create_task(
         _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
@@ -559,12 +583,14 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     journal.close()
     scheduler = state.scheduler
     summary = state.summary()
+    summary[reports.REPORT_KEY] = state.job_report().dump()  # kept: `kubemr ui` shows it
     if scheduler.phase is Phase.SUCCEEDED:
         output.finish(summary)
         log.info("job %s succeeded in %.2fs", plan.job.metadata.name, summary["wallSeconds"])
         code = 0
     else:
         output.abort()
+        output.keep_failure(summary)
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
         code = EXIT_JOB_FAILED
     if config.summary_file is not None:

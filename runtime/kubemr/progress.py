@@ -40,6 +40,10 @@ class JobProgress:
         """Say where a process of the job serves its metrics (stderr, above the bars)."""
         self.console.print(f"metrics: {process} {url}", highlight=False, soft_wrap=True)
 
+    def status_page(self, url: str) -> None:
+        """Say where the job's status page is (``kubemr run --ui``)."""
+        self.console.print(f"status page: {url}", highlight=False, soft_wrap=True)
+
     def __enter__(self) -> JobProgress:
         self.progress.start()
         return self

@@ -4,7 +4,9 @@ Reduce attempts write to ``<output>/_temporary/<attempt>/part-NNNNN``. The maste
 exactly one attempt per reduce task ("first commit wins") by making its file
 ``<output>/part-NNNNN``, so a retried or duplicated attempt never leaves partial or
 double output. When every part is committed, ``_summary.json`` and then ``_SUCCESS`` are
-written. A failed job removes what it committed: without ``_SUCCESS`` there is no output.
+written. A failed job removes what it committed: without ``_SUCCESS`` there is no output;
+what it leaves is its report, ``_FAILED`` (the summary with the job's final report, read by
+``kubemr ui``), which a later run of the job removes like the rest.
 
 On a filesystem the commit is an atomic rename. On S3 (see :mod:`kubemr.stores`) an
 attempt's file is a multipart upload that becomes an object only when the attempt
@@ -24,6 +26,7 @@ from kubemr.spec import StorageSpec
 
 SUCCESS = "_SUCCESS"
 SUMMARY = "_summary.json"
+FAILED = "_FAILED"
 TEMPORARY = "_temporary"
 
 
@@ -36,7 +39,7 @@ def part_name(partition: int) -> str:
 
 
 def _ours(name: str) -> bool:
-    return name.startswith("part-") or name in (SUCCESS, SUMMARY, TEMPORARY)
+    return name.startswith("part-") or name in (SUCCESS, SUMMARY, TEMPORARY, FAILED)
 
 
 class OutputDir:
@@ -78,10 +81,11 @@ class OutputDir:
             os.makedirs(self.path, exist_ok=True)
         self.clear()
 
-    def clear(self) -> None:
-        """Remove everything kubemr wrote here (and, on S3, abort unfinished uploads)."""
+    def clear(self, keep: tuple[str, ...] = ()) -> None:
+        """Remove everything kubemr wrote here but ``keep`` (and, on S3, abort unfinished
+        uploads)."""
         for entry in self.store.listdir(self.path):
-            if _ours(entry.name):
+            if _ours(entry.name) and entry.name not in keep:
                 if entry.is_dir:
                     self.store.remove_tree(entry.path)
                 else:
@@ -118,8 +122,13 @@ class OutputDir:
         self.store.write_bytes(self.join(SUCCESS), b"")
 
     def abort(self) -> None:
-        """Leave no output visible after a failed job."""
-        self.clear()
+        """Leave no output visible after a failed job (its ``_FAILED`` report stays)."""
+        self.clear(keep=(FAILED,))
+
+    def keep_failure(self, summary: dict[str, Any]) -> None:
+        """Write a failed job's summary and report as ``_FAILED`` (after :meth:`abort`)."""
+        body = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        self.store.write_bytes(self.join(FAILED), body.encode())
 
     def parts(self) -> list[str]:
         entries = self.store.listdir(self.path)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubemr import statusui
 from localkube import apiclient, deadlines
 from localkube import cluster as clusters
 
@@ -133,6 +134,16 @@ def test_the_wordcount_example_runs_to_completion_and_leaves_nothing_behind(
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)
     assert (shared / "out" / "_SUCCESS").exists()
     assert {"Accepted", "Completed"} <= set(reasons(kube, job_namespace, name))
+    assert status["statusPage"] == {
+        "service": f"{name}-master",
+        "port": 9090,
+        "portForward": f"kubectl port-forward -n {job_namespace} svc/{name}-master 9090",
+    }
+    assert status["report"] == f"{shared / 'out'}/_summary.json"
+    kept = statusui.load_kept(status["report"])  # what `kubemr ui` serves
+    assert kept.phase == "Succeeded" and kept.maps.done == status["mapsTotal"]
+    assert {t.worker for t in kept.tasks} <= {w.name for w in kept.workers}
+    assert {w.name for w in kept.workers} >= {f"{name}-mapper-0", f"{name}-reducer-0"}
     metrics = (
         urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5)
         .read()
@@ -449,6 +460,25 @@ def test_a_job_runs_in_a_namespace_enforcing_the_restricted_pod_security_standar
     assert refused.value.status == 403
     doc = job_doc("restricted", {"builtin": "wordcount"}, word_input(shared), str(shared / "out"))
     name = submit(kube, job_namespace, doc)
+
+    def status_page() -> dict[str, str] | None:
+        """The master pod's status page and stylesheet, once it serves them."""
+        master = pods(kube, job_namespace).get(f"{name}-master", {})
+        ip = master.get("status", {}).get("podIP")
+        if not ip:
+            return None
+        try:
+            return {
+                path: urllib.request.urlopen(f"http://{ip}:9090/{path}", timeout=5).read().decode()
+                for path in ("", "static/statuspage.css")
+            }
+        except OSError:
+            return None
+
+    # The page is served from the package inside the restricted pod (read-only root).
+    served = deadlines.poll(JOB_PHASE, status_page, "the master pod serves its status page")
+    assert f"<title>{name} \u00b7 " in served[""] and 'id="maps-total"' in served[""]
+    assert ".phase-failed" in served["static/statuspage.css"]
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert sorted_output(shared / "out") == oracle(tmp_path, doc)

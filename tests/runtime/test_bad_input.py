@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -169,8 +170,11 @@ def test_map_that_raises_fails_the_job_naming_split_and_exception(
     assert "map task 1" in result.stderr and "b.txt[0:" in result.stderr
     assert "failed 3 times" in result.stderr
     assert "ValueError: cannot map poisoned line 'this is POISON'" in result.stderr
-    visible = list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else []
-    assert visible == [], f"a failed job left output behind: {visible}"
+    visible = sorted(p.name for p in (tmp_path / "out").glob("*"))
+    assert visible == ["_FAILED"], f"a failed job left output behind: {visible}"
+    kept = json.loads((tmp_path / "out" / "_FAILED").read_text())["report"]["failure"]
+    assert kept["task"].startswith("map task 1 (split ") and kept["attempts"] == 3
+    assert "cannot map poisoned line" in kept["error"]
 
 
 def test_manifest_file_with_several_documents(tmp_path: Path) -> None:

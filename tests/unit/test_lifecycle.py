@@ -407,3 +407,26 @@ def test_a_malformed_status_never_crashes_the_operator(status: dict[str, Any]) -
     report = {"maps": "3 of 8", "counters": {"x": "many"}, "backupAttempts": {"map": None}}
     decision = decide(job(), running_pods(), status, report)
     assert decision.status["observedGeneration"] == 3
+
+
+def test_the_status_names_the_status_page_and_the_kept_report() -> None:
+    view = lifecycle.JobView("wc", "ns", "uid-1", 3, job(), (), {"phase": "Running"})
+    running = lifecycle.decide(Observed(view, running_pods(), None, T0, status_page_port=9090))
+    assert running.status["statusPage"] == {
+        "service": "wc-master",
+        "port": 9090,
+        "portForward": "kubectl port-forward -n ns svc/wc-master 9090",
+    }
+    assert "report" not in running.status
+    succeeded = decide(job(), [pod("master", phase="Succeeded", exit_code=0)], {"phase": "Running"})
+    assert succeeded.status["report"] == "/out/wc/_summary.json"
+    failed = decide(job(), [pod("master", phase="Failed", exit_code=3)], {"phase": "Running"})
+    assert failed.status["report"] == "/out/wc/_FAILED"
+    rejected = decide(job(), [pod("master", phase="Failed", exit_code=2)], {"phase": "Pending"})
+    assert "report" not in rejected.status  # a job rejected before any task keeps none
+
+
+def test_the_kept_report_names_are_the_runtimes() -> None:
+    from kubemr import storage  # noqa: PLC0415 (the operator itself may not import it)
+
+    assert lifecycle.KEPT_REPORTS == {"Succeeded": storage.SUMMARY, "Failed": storage.FAILED}
