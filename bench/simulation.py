@@ -115,10 +115,17 @@ class Figures:
     status_seconds: float = 0.0
     attempts: dict[str, int] = field(default_factory=dict)
     killed: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+    """Scheduler calls by method."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time inside the scheduler by method."""
 
     @property
     def assignments_per_second(self) -> float:
-        return self.assignments / self.scheduler_seconds if self.scheduler_seconds else 0.0
+        """Assignments per second of time spent in ``assign`` (calls that found nothing
+        for the worker included)."""
+        spent = self.seconds.get("assign", 0.0)
+        return self.assignments / spent if spent else 0.0
 
 
 @dataclass
@@ -193,12 +200,16 @@ class Simulation:
         return self.figures
 
     def call(self, method: Any, *args: Any) -> Any:
-        """Call the scheduler, timing it."""
+        """Call the scheduler, timing it (per method)."""
         started = time.perf_counter()
         try:
             return method(*args)
         finally:
-            self.figures.scheduler_seconds += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            self.figures.scheduler_seconds += spent
+            name = method.__name__
+            self.figures.calls[name] = self.figures.calls.get(name, 0) + 1
+            self.figures.seconds[name] = self.figures.seconds.get(name, 0.0) + spent
 
     # ---- workers --------------------------------------------------------------------
 
