@@ -46,10 +46,12 @@ from kubemr import journal as journals
 from kubemr import spec as specs
 from kubemr.master import JobState
 from kubemr.plan import JobPlan
-from kubemr.scheduler import Assignment, Kind, Phase, heartbeat_interval
+from kubemr.scheduler import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.splits import Split
 from kubemr.storage import OutputDir
 
+SPARSE = 5
+"""Ticks between heartbeats of a role while its phase is not at its end."""
 FETCH_SHARE = 0.5
 """Share of a reduce attempt's progress that its fetch accounts for (as the worker's)."""
 
@@ -122,13 +124,12 @@ class Figures:
 
     @property
     def assignments_per_second(self) -> float:
-        """Assignments per second of time spent in ``assign`` (calls that found nothing
-        for the worker included)."""
+        """Assignments per second of time spent in the ``assign`` calls that assigned."""
         spent = self.seconds.get("assign", 0.0)
         return self.assignments / spent if spent else 0.0
 
 
-@dataclass
+@dataclass(eq=False)
 class Proc:
     """A simulated worker process."""
 
@@ -145,7 +146,6 @@ class Proc:
     """Reduce: when its fetch ends (None while it waits for map outputs)."""
     token: int = 0
     """Bumped whenever its pending finish event is superseded."""
-    waiting: bool = False
 
 
 class Simulation:
@@ -171,6 +171,11 @@ class Simulation:
         self.generation = 0
         self.killed = False
         self.map_end: float | None = None
+        self.ticks = 0
+        self.reported = {Kind.MAP: 0.0, Kind.REDUCE: 0.0}
+        self.waiting: set[Proc] = set()
+        """Idle workers that found no task: they ask again on the next tick."""
+        self.running: dict[Kind, set[Proc]] = {Kind.MAP: set(), Kind.REDUCE: set()}
 
     # ---- the event loop -------------------------------------------------------------
 
@@ -202,12 +207,16 @@ class Simulation:
     def call(self, method: Any, *args: Any) -> Any:
         """Call the scheduler, timing it (per method)."""
         started = time.perf_counter()
+        result = None
         try:
-            return method(*args)
+            result = method(*args)
+            return result
         finally:
             spent = time.perf_counter() - started
             self.figures.scheduler_seconds += spent
             name = method.__name__
+            if name == "assign" and result is None:
+                name = "assign (nothing)"
             self.figures.calls[name] = self.figures.calls.get(name, 0) + 1
             self.figures.seconds[name] = self.figures.seconds.get(name, 0.0) + spent
 
@@ -224,14 +233,19 @@ class Simulation:
 
     def ask(self, proc: Proc) -> None:
         """An idle worker asks for a task; it waits for the next tick if there is none."""
+        self.running[proc.role].discard(proc)
         if not proc.alive:
+            self.waiting.discard(proc)
             return
+        if self.at_end(proc.role) and self.reported[proc.role] < self.now:
+            self.report(proc.role)  # speculation reads progress: it is fresh at a phase's end
         self.figures.assign_calls += 1
         assignment = self.call(self.scheduler.assign, proc.id, self.now)
         if assignment is None:
-            proc.waiting = True
+            self.waiting.add(proc)
             return
-        proc.waiting = False
+        self.waiting.discard(proc)
+        self.running[proc.role].add(proc)
         self.figures.assignments += 1
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
         proc.attempt, proc.started, proc.token = assignment, self.now, proc.token + 1
@@ -317,6 +331,8 @@ class Simulation:
             if proc.alive and proc.machine in machines:
                 proc.alive = False
                 proc.attempt = None
+                self.running[proc.role].discard(proc)
+                self.waiting.discard(proc)
                 self.figures.killed += 1
                 self.at(self.now + self.shape.restart_seconds, "restart", proc)
 
@@ -324,42 +340,58 @@ class Simulation:
         self.spawn(proc.machine, proc.role)
 
     def on_tick(self, _: object) -> None:
-        """Every heartbeat interval: heartbeats with progress, expiry, idle workers ask."""
+        """Every heartbeat interval: expiry, and idle workers ask again. Heartbeats with
+        progress come every tick from a role whose phase is at its end (no idle task of
+        its kind: the moment speculation looks at progress), every ``SPARSE`` ticks
+        otherwise (enough for the heartbeat timeout; progress is not read then)."""
         scheduler, now = self.scheduler, self.now
+        self.ticks += 1
+        for role in Kind:
+            if self.at_end(role) or self.ticks % SPARSE == 0:
+                self.report(role)
         maps_before = scheduler.maps_done
-        for proc in self.procs.values():
-            if not proc.alive:
-                continue
-            if not self.call(scheduler.heartbeat, proc.id, now):
-                continue
-            if proc.attempt is not None:
-                self.call(scheduler.progress, proc.attempt.attempt, self.progress(proc), now)
         self.call(scheduler.expire, now)
-        if scheduler.maps_done != maps_before or self.lost_fetches():
+        if scheduler.maps_done < maps_before:
+            self.lost_fetches()
+        if scheduler.maps_done != maps_before:
             self.after_map_change()
-        for proc in list(self.procs.values()):
-            if proc.alive and proc.attempt is not None:
-                if not self.call(scheduler.attempt_wanted, proc.attempt.attempt):
+        for role in Kind:
+            if not self.at_end(role):
+                continue
+            for proc in self.running[role]:
+                if proc.attempt is not None and not self.call(
+                    scheduler.attempt_wanted, proc.attempt.attempt
+                ):
                     proc.attempt, proc.token = None, proc.token + 1  # cancelled or lost
-                    self.ask(proc)
-            elif proc.alive and proc.waiting:
-                self.ask(proc)
+                    self.waiting.add(proc)
+        for proc in sorted(self.waiting, key=lambda p: p.id):
+            self.ask(proc)
         self.at(now + self.tick, "tick")
 
-    def lost_fetches(self) -> bool:
-        """After outputs were lost: reducers still fetching wait for the reruns."""
-        if self.scheduler.map_phase_over:
-            return False
+    def at_end(self, role: Kind) -> bool:
+        return not self.scheduler.tables[role].counts[State.IDLE]
+
+    def report(self, role: Kind) -> None:
+        """Heartbeats (with the running attempt's progress) of every live worker of a role."""
+        scheduler, now = self.scheduler, self.now
+        self.reported[role] = now
+        started = time.perf_counter()
         for proc in self.procs.values():
-            if (
-                proc.alive
-                and proc.attempt is not None
-                and proc.role is Kind.REDUCE
-                and proc.fetch_until is not None
-                and proc.fetch_until > self.now
-            ):
+            if proc.role is not role or not proc.alive:
+                continue
+            if scheduler.heartbeat(proc.id, now) and proc.attempt is not None:
+                scheduler.progress(proc.attempt.attempt, self.progress(proc), now)
+                self.figures.calls["progress"] = self.figures.calls.get("progress", 0) + 1
+            self.figures.calls["heartbeat"] = self.figures.calls.get("heartbeat", 0) + 1
+        spent = time.perf_counter() - started
+        self.figures.scheduler_seconds += spent
+        self.figures.seconds["heartbeat"] = self.figures.seconds.get("heartbeat", 0.0) + spent
+
+    def lost_fetches(self) -> None:
+        """After outputs were lost: reducers still fetching wait for the reruns."""
+        for proc in self.running[Kind.REDUCE]:
+            if proc.fetch_until is not None and proc.fetch_until > self.now:
                 proc.fetch_until, proc.token = None, proc.token + 1
-        return True
 
     def progress(self, proc: Proc) -> float:
         elapsed = self.now - proc.started
