@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from kubemr import journal as journals
+from kubemr import sizing
 from kubemr.scheduler import Kind, Scheduler
 from kubemr.splits import Split
 from simulation import Figures, Shape, Simulation, finished
@@ -269,8 +270,8 @@ def report(results: dict[str, Any]) -> str:
 
 
 def plan_figures() -> str:
-    """What ``kubemr plan`` proposes for the seed's job (step 4 of issue #20)."""
-    return "  (kubemr plan is not built yet)"
+    """What ``kubemr plan --input-size 12.8T --workers 2000`` prints."""
+    return sizing.render(sizing.propose([sizing.parse_size("12.8T")], 2000))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
