@@ -109,6 +109,19 @@ def location_state(reduces: int, maps: int = 20, seed: int = 1) -> dict[str, flo
     }
 
 
+def journal_sync_rate(work: Path, records: int = 2000) -> dict[str, float]:
+    """Records per second the real journal writer makes durable (flush + fsync each, as
+    the master does before it answers), on the disk under ``work``."""
+    work.mkdir(parents=True, exist_ok=True)
+    journal = journals.FileJournal.create(str(work / "sync.jsonl"))
+    started = time.perf_counter()
+    for index in range(records):
+        journal.append({"event": "assigned", "attempt": f"m{index}.a1"})
+    seconds = time.perf_counter() - started
+    journal.close()
+    return {"records": records, "seconds": seconds, "per_second": records / seconds}
+
+
 def journals_split(index: int) -> Split:
     return Split("/virtual/input", index * 64 * MIB, (index + 1) * 64 * MIB)
 
@@ -161,6 +174,7 @@ def seed_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     figures, grown = simulate(shape, work / "seed")
     recovery = recover(work / "seed" / "journal.jsonl", shape)
     location = location_state(args.reduces)
+    sync = journal_sync_rate(work / "sync")
     pairs = args.maps * args.reduces
     return {
         "shape": asdict(shape),
@@ -168,6 +182,7 @@ def seed_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "rss_growth_bytes": grown,
         "recovery": recovery,
         "location": location,
+        "journal_sync": sync,
         "location_bytes": location["memory_per_pair"] * pairs,
         "location_journal_bytes": location["journal_per_pair"] * pairs,
     }
@@ -233,6 +248,8 @@ def report(results: dict[str, Any]) -> str:
             f"  journal (without the partition sizes): {fig['journal_records']:,} records, "
             f"{fig['journal_bytes'] / MIB:,.1f} MiB, written in {fig['journal_seconds']:.2f} s "
             "(no fsync)",
+            f"  journal with fsync per record (as the master writes it): "
+            f"{seed['journal_sync']['per_second']:,.0f} records/s on this disk",
             f"  recovery from it: {rec['total_seconds']:.2f} s (read {rec['read_seconds']:.2f}, "
             f"replay {rec['replay_seconds']:.2f}; {rec['recovered_maps']:,} map outputs, "
             f"{rec['recovered_reduces']:,} committed reduces)",
