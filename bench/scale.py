@@ -185,7 +185,11 @@ def seed_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pairs = args.maps * args.reduces
     return {
         "shape": asdict(shape),
-        "figures": {**asdict(figures), "assignments_per_second": figures.assignments_per_second},
+        "figures": {
+            **asdict(figures),
+            "assignments_per_second": figures.assignments_per_second,
+            "cpu_share": figures.cpu_share,
+        },
         "rss_growth_bytes": grown,
         "recovery": recovery,
         "location": location,
@@ -230,6 +234,7 @@ def report(results: dict[str, Any]) -> str:
     seed = results.get("seed")
     if seed is not None:
         shape, fig = seed["shape"], seed["figures"]
+        share = fig["cpu_share"]
         rec = seed["recovery"]
         lines += [
             f"seed scale: M = {shape['maps']:,}, R = {shape['reduces']:,}, "
@@ -239,11 +244,13 @@ def report(results: dict[str, Any]) -> str:
             f"{fig['cpu_seconds']:.1f} s CPU",
             f"  scheduler: {fig['assignments']:,} assignments ({fig['backups']:,} backups): "
             f"{fig['assignments_per_second']:,.0f} assignments/s of assign time "
-            f"(target >= 10,000); {fig['scheduler_seconds']:.1f} s CPU in the scheduler in all:",
+            f"(target >= 10,000); {fig['scheduler_seconds'] * share:.1f} s CPU in the "
+            f"scheduler in all (wall times x the run's CPU share {share:.2f}):",
             *(
                 f"    {name:<17} {fig['calls'].get(name, 0):>11,} calls "
-                f"{fig['seconds'][name]:>8.2f} s "
-                f"{fig['seconds'][name] / max(fig['calls'].get(name, 0), 1) * 1e6:>8.1f} us/call"
+                f"{fig['seconds'][name] * share:>8.2f} s "
+                f"{fig['seconds'][name] * share / max(fig['calls'].get(name, 0), 1) * 1e6:>8.1f}"
+                " us/call"
                 for name in sorted(fig["seconds"], key=lambda n: -fig["seconds"][n])
             ),
             f"  master state: peak RSS grew {seed['rss_growth_bytes'] / MIB:,.0f} MiB over the "
