@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait bench-s3 monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot
+	bench-faults bench-lockwait bench-s3 bench-scale monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot
 
 all: test
 
@@ -118,6 +118,11 @@ bench-faults: $(STAMP)
 ## bench-s3: split read throughput from a local MinIO against local disk (docs/benchmarks.md)
 bench-s3: s3-server
 	$(BIN)/python bench/s3read.py --json bench/results/s3read.json
+
+## bench-scale: the master at the seed's scale (M = 200,000, R = 5,000, 2,000 machines) and the
+## paper's sort experiments, simulated over the real scheduler; kubemr plan for 12.8 TB
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py --json bench/results/scale.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""The ``kubemr`` command: ``run``, ``master``, ``worker``, ``validate`` and ``ui``.
+"""The ``kubemr`` command: ``run``, ``master``, ``worker``, ``validate``, ``plan`` and ``ui``.
 
 This is the only place that reads the environment and the only place that exits.
 In a pod the operator sets ``KUBEMR_*`` variables (and ``POD_NAME``/``POD_IP`` from the
@@ -17,7 +17,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from kubemr import __version__, plan, spec
+import yaml
+
+from kubemr import __version__, plan, sizing, spec
 from kubemr.config import MasterConfig, Slowdown, WorkerConfig
 
 ENV_MASTER = "KUBEMR_MASTER"
@@ -154,6 +156,42 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     ui.add_argument("--bind", default="127.0.0.1", help="address to serve on")
     ui.add_argument("--port", type=int, default=0, help="port to serve on; 0 picks a free one")
 
+    sizes = commands.add_parser(
+        "plan",
+        help="propose splitSize, M, R and replicas for an input on W workers",
+        description="Propose spec.input.splitSize (so M), spec.reduceTasks (R) and the "
+        "mapper and reducer replicas for an input on W workers, and the master's "
+        "memory; --apply writes them into a manifest.",
+    )
+    source = sizes.add_mutually_exclusive_group()
+    source.add_argument("--input-size", metavar="SIZE", help="the input's size: 12.8T, 500Gi")
+    source.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="input files, directories, globs or s3:// URIs (repeatable): their sizes",
+    )
+    sizes.add_argument("--workers", type=int, required=True, help="W: machines the job may use")
+    sizes.add_argument(
+        "--split-size",
+        default=sizing.DEFAULT_SPLIT,
+        help=f"bytes per map task [{sizing.DEFAULT_SPLIT}, the paper's 64 MB]",
+    )
+    sizes.add_argument(
+        "--reduce-factor",
+        type=float,
+        default=sizing.REDUCE_FACTOR,
+        help=f"R per worker [{sizing.REDUCE_FACTOR:g}, the paper's 5,000 for 2,000]",
+    )
+    sizes.add_argument(
+        "--apply",
+        type=Path,
+        metavar="MANIFEST",
+        help="write the values into this manifest; without --input or --input-size its "
+        "spec.input.paths are the input",
+    )
+
     master = commands.add_parser("master", help="serve as a job's master (pods use this)")
     master.add_argument(
         "--job",
@@ -289,6 +327,48 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from kubemr import inputs  # noqa: PLC0415
+
+    document: dict[str, object] = {}
+    if args.apply is not None:
+        loaded = yaml.safe_load(args.apply.read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise spec.SpecError(str(args.apply), ["the document is not a mapping"])
+        document = loaded
+    try:
+        if args.input_size is not None:
+            files = [sizing.parse_size(args.input_size)]
+        elif args.input:
+            files = [size for _, size in inputs.resolve_inputs(args.input)]
+        elif document:
+            job = spec.parse_job(document, str(args.apply))
+            files = [
+                size for _, size in inputs.resolve_inputs(job.spec.input.paths, job.spec.storage)
+            ]
+        else:
+            raise ValueError("give --input-size, --input or a manifest to --apply")
+        proposal = sizing.propose(
+            files, args.workers, split_size=args.split_size, reduce_factor=args.reduce_factor
+        )
+    except ValueError as exc:
+        print(f"kubemr plan: {exc}", file=sys.stderr)
+        return 2
+    print(sizing.render(proposal))
+    if args.apply is not None:
+        updated = sizing.apply(document, proposal)
+        spec.parse_job(updated, str(args.apply))  # never write a manifest that does not load
+        text = yaml.safe_dump(updated, sort_keys=False)
+        tmp = args.apply.with_name(args.apply.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(args.apply)
+        print(
+            f"wrote splitSize, reduceTasks and replicas into {args.apply} "
+            "(its comments are not kept: PyYAML rewrites the file)"
+        )
+    return 0
+
+
 def _cmd_master(args: argparse.Namespace) -> int:
     from kubemr import master  # noqa: PLC0415
 
@@ -350,6 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     handlers = {
         "run": _cmd_run,
         "validate": _cmd_validate,
+        "plan": _cmd_plan,
         "master": _cmd_master,
         "worker": _cmd_worker,
         "ui": _cmd_ui,

@@ -271,8 +271,7 @@ class MasterService(pb_grpc.MasterServicer):
     ) -> pb.RegisterReply:
         role = Kind.MAP if request.role == pb.MAPPER else Kind.REDUCE
         worker_id = self.scheduler.register(request.name, role, request.address, time.monotonic())
-        maps = self.scheduler.maps
-        held = sum(t.output is not None and t.output.worker == worker_id for t in maps)
+        held = self.scheduler.held(worker_id)
         log.info(
             "registered %s at %s%s",
             worker_id,

@@ -56,9 +56,10 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 
 from __future__ import annotations
 
+import bisect
 import enum
+import heapq
 import math
-import statistics
 from dataclasses import dataclass, field
 
 from kubemr.splits import Split
@@ -119,7 +120,7 @@ class Phase(enum.Enum):
     FAILED = "Failed"
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     id: str
     kind: Kind
@@ -137,7 +138,7 @@ class Attempt:
     """Backups: the rule that chose the original as a straggler (``rate`` or ``elapsed``)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class MapOutputRef:
     """Where a completed map task's output lives."""
 
@@ -155,18 +156,110 @@ class MapOutputRef:
         return self.worker.startswith(PENDING)
 
 
-@dataclass
 class Task:
-    kind: Kind
-    index: int
-    state: State = State.IDLE
-    attempts: int = 0
-    running: set[str] = field(default_factory=set)
-    failures: list[str] = field(default_factory=list)
-    output: MapOutputRef | None = None
+    """One map or reduce task. Setting its state keeps its :class:`TaskTable`'s index."""
+
+    __slots__ = ("_state", "_table", "attempts", "failures", "index", "kind", "output", "running")
+
+    def __init__(self, kind: Kind, index: int, table: TaskTable | None = None) -> None:
+        self.kind = kind
+        self.index = index
+        self._state = State.IDLE
+        self._table = table
+        self.attempts = 0
+        """Highest attempt number handed out."""
+        self.running: set[str] = set()
+        """Ids of its running attempts."""
+        self.failures: list[str] = []
+        """Errors of its failed attempts."""
+        self.output: MapOutputRef | None = None
+        """A done map task's output."""
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        if value is not self._state:
+            if self._table is not None:
+                self._table.moved(self.index, self._state, value)
+            self._state = value
+
+    def __repr__(self) -> str:
+        return f"Task({self.kind.value}, {self.index}, {self._state.value})"
+
+
+class TaskTable:
+    """The tasks of one kind, indexed by state, so that the scheduler never scans them
+    per request: counts per state, the lowest-numbered idle task (a heap, lazily
+    cleaned) and the set of running ones."""
+
+    def __init__(self, kind: Kind, count: int) -> None:
+        self.tasks = [Task(kind, i, self) for i in range(count)]
+        self.counts = {State.IDLE: count, State.RUNNING: 0, State.DONE: 0}
+        self.idle = list(range(count))  # a sorted list is a heap
+        self.running: set[int] = set()
+        self.changes = 0
+        """Bumped on every state change (a key of the scheduler's straggler scan)."""
+
+    def moved(self, index: int, old: State, new: State) -> None:
+        self.changes += 1
+        self.counts[old] -= 1
+        self.counts[new] += 1
+        if new is State.IDLE:
+            heapq.heappush(self.idle, index)
+        if new is State.RUNNING:
+            self.running.add(index)
+        elif old is State.RUNNING:
+            self.running.discard(index)
+
+    def first_idle(self) -> Task | None:
+        """The idle task with the lowest index (as a scan in index order would find)."""
+        while self.idle:
+            task = self.tasks[self.idle[0]]
+            if task.state is State.IDLE:
+                return task
+            heapq.heappop(self.idle)
+        return None
+
+
+def kth_of_union(a: list[float], b: list[float], k: int) -> float:
+    """The ``k``-th smallest value (from 0) of two sorted lists taken together, in
+    O(log min(len(a), len(b))) (``b`` the shorter, typically)."""
+    lo, hi = max(0, k + 1 - len(a)), min(k + 1, len(b))
+    while lo < hi:  # find how many of the k+1 smallest come from b
+        i = (lo + hi) // 2
+        if b[i] < a[k - i]:
+            lo = i + 1
+        else:
+            hi = i
+    candidates = [a[k - lo]] if k - lo >= 0 else []
+    if lo > 0:
+        candidates.append(b[lo - 1])
+    return max(candidates)
+
+
+def median_of_union(a: list[float], b: list[float]) -> float:
+    """``statistics.median(a + b)`` of two sorted lists, without building ``a + b``."""
+    n = len(a) + len(b)
+    if n % 2:
+        return kth_of_union(a, b, n // 2)
+    return (kth_of_union(a, b, n // 2 - 1) + kth_of_union(a, b, n // 2)) / 2
 
 
 @dataclass
+class _Scan:
+    """The stragglers of one kind as found at one moment of one state (see
+    :meth:`Scheduler._scan`): reused by every idle worker asking at that moment."""
+
+    key: tuple[Kind, float, int, int]
+    typical: float | None
+    candidates: list[tuple[Straggler, str]]
+    """Stragglers, best first, with the running attempt each was judged by."""
+
+
+@dataclass(slots=True)
 class Worker:
     id: str
     name: str
@@ -232,8 +325,10 @@ class Scheduler:
         self.barrier = barrier
         self.max_attempts = max_attempts
         self.heartbeat_timeout = heartbeat_timeout
-        self.maps = [Task(Kind.MAP, i) for i in range(len(splits))]
-        self.reduces = [Task(Kind.REDUCE, i) for i in range(reduce_tasks)]
+        self.tables = {Kind.MAP: TaskTable(Kind.MAP, len(splits))}
+        self.tables[Kind.REDUCE] = TaskTable(Kind.REDUCE, reduce_tasks)
+        self.maps = self.tables[Kind.MAP].tasks
+        self.reduces = self.tables[Kind.REDUCE].tasks
         self.workers: dict[str, Worker] = {}
         self.attempts: dict[str, Attempt] = {}
         self.error: str | None = None
@@ -242,16 +337,38 @@ class Scheduler:
         self.backups: dict[Kind, int] = {Kind.MAP: 0, Kind.REDUCE: 0}
         self.claim_deadline: float | None = None  # recovered outputs unclaimed after: lost
         self._worker_seq = 0
+        # Indexes, so that no request scans every task or attempt:
+        self._held: dict[str, set[int]] = {}  # output holder (worker id or pending:) -> maps
+        self._succeeded: dict[str, list[str]] = {}  # worker id -> succeeded attempts
+        self._rates: dict[Kind, list[float]] = {Kind.MAP: [], Kind.REDUCE: []}
+        """Sorted 1 / duration of the succeeded attempts of each kind."""
+        self._running: dict[Kind, set[str]] = {Kind.MAP: set(), Kind.REDUCE: set()}
+        self._epoch = 0  # bumped by every change a straggler scan depends on
+        self._scans: dict[Kind, _Scan] = {}
 
     # ---- progress -------------------------------------------------------------------
 
     @property
     def maps_done(self) -> int:
-        return sum(t.state is State.DONE for t in self.maps)
+        return self.tables[Kind.MAP].counts[State.DONE]
 
     @property
     def reduces_done(self) -> int:
-        return sum(t.state is State.DONE for t in self.reduces)
+        return self.tables[Kind.REDUCE].counts[State.DONE]
+
+    def held(self, worker_id: str) -> int:
+        """Map outputs the worker holds."""
+        return len(self._held.get(worker_id, ()))
+
+    def _hold(self, task: Task, output: MapOutputRef | None) -> None:
+        """Set a map task's output, keeping the index of outputs by holder."""
+        if task.output is not None:
+            held = self._held.get(task.output.worker)
+            if held is not None:
+                held.discard(task.index)
+        task.output = output
+        if output is not None:
+            self._held.setdefault(output.worker, set()).add(task.index)
 
     @property
     def map_phase_over(self) -> bool:
@@ -291,8 +408,10 @@ class Scheduler:
             ):
                 self._retire(earlier, worker_id, now)
         self.workers[worker_id] = Worker(worker_id, name, role, address, now)
+        self._epoch += 1
         if role is Kind.MAP:
-            for task in self.maps:
+            for index in sorted(self._held.get(PENDING + name, ())):
+                task = self.maps[index]
                 output = task.output
                 if output is None or output.worker != PENDING + name:
                     continue
@@ -306,17 +425,28 @@ class Scheduler:
         """An earlier registration of a reconnected worker: its attempts are over (the
         worker abandoned them), its map outputs are its successor's."""
         earlier.alive = False
-        for attempt in list(self.attempts.values()):
-            if attempt.worker == earlier.id and attempt.outcome == "running":
-                self._end_attempt(attempt, "lost", now)
-        for task in self.maps:
+        self._end_running(earlier, now)
+        for index in sorted(self._held.get(earlier.id, ())):
+            task = self.maps[index]
             if task.output is not None and task.output.worker == earlier.id:
                 self._move_output(task, successor)
 
+    def _end_running(self, worker: Worker, now: float) -> None:
+        """A worker's running attempt (it runs one at a time: ``worker.attempt``) is lost."""
+        if worker.attempt is not None:
+            attempt = self.attempts[worker.attempt]
+            if attempt.worker == worker.id and attempt.outcome == "running":
+                self._end_attempt(attempt, "lost", now)
+
     def _move_output(self, task: Task, worker_id: str) -> None:
-        assert task.output is not None
-        task.output.worker = worker_id
-        self.attempts[task.output.attempt].worker = worker_id
+        output = task.output
+        assert output is not None
+        self._held.get(output.worker, set()).discard(task.index)
+        output.worker = worker_id
+        self._held.setdefault(worker_id, set()).add(task.index)
+        self.attempts[output.attempt].worker = worker_id
+        self._succeeded.setdefault(worker_id, []).append(output.attempt)
+        self._epoch += 1
 
     def known(self, worker_id: str) -> bool:
         worker = self.workers.get(worker_id)
@@ -337,6 +467,7 @@ class Scheduler:
             return False
         attempt.progress = min(max(value, 0.0), 1.0)
         attempt.reported = now
+        self._epoch += 1
         return True
 
     def _rate(self, attempt: Attempt, now: float) -> tuple[float, float] | None:
@@ -374,20 +505,23 @@ class Scheduler:
         """A worker is gone: rerun what it was running and the map outputs it held."""
         worker = self.workers[worker_id]
         worker.alive = False
-        for attempt in list(self.attempts.values()):
-            if attempt.worker == worker_id and attempt.outcome == "running":
-                self._end_attempt(attempt, "lost", now)
-        for task in self.maps:
+        self._end_running(worker, now)
+        for index in sorted(self._held.get(worker_id, ())):
+            task = self.maps[index]
             if task.state is State.DONE and task.output and task.output.worker == worker_id:
                 self._lose_output(task)
 
     def _lose_output(self, task: Task) -> None:
         """A completed map task's output is gone: the task is idle again."""
         if task.output is not None:
-            self.attempts[task.output.attempt].outcome = "lost"
+            attempt = self.attempts[task.output.attempt]
+            if attempt.outcome == "succeeded":
+                self._forget_rate(attempt)
+            attempt.outcome = "lost"
         task.state = State.IDLE
-        task.output = None
+        self._hold(task, None)
         self.version += 1
+        self._epoch += 1
 
     # ---- assignment -----------------------------------------------------------------
 
@@ -404,11 +538,11 @@ class Scheduler:
         if self._avoided(worker):
             return None
         if worker.role is Kind.MAP:
-            task = next((t for t in self.maps if t.state is State.IDLE), None)
+            task = self.tables[Kind.MAP].first_idle()
         elif self.barrier and not self.map_phase_over:
             task = None
         else:
-            task = next((t for t in self.reduces if t.state is State.IDLE), None)
+            task = self.tables[Kind.REDUCE].first_idle()
         straggler = None
         if task is None and self.speculative:
             straggler = self._straggler(worker.role, worker_id, now)
@@ -429,9 +563,18 @@ class Scheduler:
         if backup:
             self.backups[task.kind] += 1
         self.attempts[attempt.id] = attempt
+        self._running[task.kind].add(attempt.id)
+        scan = self._scans.get(task.kind)
+        fresh = scan is not None and scan.key == self._scan_key(task.kind, now)
         task.state = State.RUNNING
         task.running.add(attempt.id)
         worker.attempt = attempt.id
+        self._epoch += 1
+        if backup and fresh:
+            # A backup changes no other candidate's judgement (its own attempt has no
+            # progress yet): the scan stays valid for the next idle worker.
+            assert scan is not None
+            scan.key = self._scan_key(task.kind, now)
         split = self.splits[task.index] if task.kind is Kind.MAP else None
         return Assignment(task.kind, task.index, attempt.id, split)
 
@@ -451,23 +594,36 @@ class Scheduler:
     def _typical_seconds(self, kind: Kind, now: float) -> float | None:
         """Seconds a typical attempt of ``kind`` takes: 1 / the median rate of its succeeded
         attempts and of its running attempts with progress; None if nothing is known."""
-        rates = []
-        for attempt in self.attempts.values():
-            if attempt.kind is not kind:
-                continue
-            if attempt.outcome == "succeeded" and attempt.finished is not None:
-                rates.append(1.0 / max(attempt.finished - attempt.started, 1e-3))
-            elif attempt.outcome == "running" and (measured := self._rate(attempt, now)):
-                rates.append(measured[0])
-        if not rates:
+        running = []
+        for attempt_id in self._running[kind]:
+            if measured := self._rate(self.attempts[attempt_id], now):
+                running.append(measured[0])
+        running.sort()
+        done = self._rates[kind]
+        if not running and not done:
             return None
-        return 1.0 / statistics.median(rates)
+        if len(running) > len(done):
+            running, done = done, running
+        return 1.0 / median_of_union(done, running)
+
+    @staticmethod
+    def _duration_rate(attempt: Attempt) -> float:
+        assert attempt.finished is not None
+        return 1.0 / max(attempt.finished - attempt.started, 1e-3)
+
+    def _forget_rate(self, attempt: Attempt) -> None:
+        """A succeeded attempt no longer counts (its output was lost)."""
+        rates = self._rates[attempt.kind]
+        rate = self._duration_rate(attempt)
+        at = bisect.bisect_left(rates, rate)
+        if at < len(rates) and rates[at] == rate:
+            del rates[at]
 
     def _slow_worker(self, worker_id: str, kind: Kind, typical: float) -> bool:
         """Whether the worker's last succeeded attempt of ``kind`` was a straggler's."""
         finished = [
             (a.finished, a.finished - a.started)
-            for a in self.attempts.values()
+            for a in map(self.attempts.__getitem__, self._succeeded.get(worker_id, ()))
             if a.worker == worker_id
             and a.kind is kind
             and a.outcome == "succeeded"
@@ -477,31 +633,57 @@ class Scheduler:
 
     def _straggler(self, kind: Kind, worker_id: str, now: float) -> Straggler | None:
         """The running task most worth a backup attempt on this worker, if any."""
-        tasks = self.maps if kind is Kind.MAP else self.reduces
+        table = self.tables[kind]
         early = kind is Kind.REDUCE and not self.map_phase_over
         if early and self.barrier:
             return None
-        if any(t.state is State.IDLE for t in tasks):
+        if table.counts[State.IDLE]:
             return None  # not the end of the phase yet
-        if self.backups[kind] >= max(1, int(len(tasks) * BACKUP_SHARE)):
+        if self.backups[kind] >= max(1, int(len(table.tasks) * BACKUP_SHARE)):
             return None
+        scan = self._scan(kind, now)
+        if scan.typical is None:
+            return None
+        for candidate, attempt_id in scan.candidates:
+            task = candidate.task
+            if task.running != {attempt_id}:
+                continue  # backed up meanwhile
+            if self.attempts[attempt_id].worker != worker_id:
+                # (checked last: most idle workers at a phase's end find no straggler)
+                slow = self._slow_worker(worker_id, kind, scan.typical)
+                return None if slow else candidate
+        return None
+
+    def _scan_key(self, kind: Kind, now: float) -> tuple[Kind, float, int, int]:
+        return (kind, now, self._epoch, self.tables[kind].changes)
+
+    def _scan(self, kind: Kind, now: float) -> _Scan:
+        """The typical attempt time of ``kind`` and its stragglers, best first, judged at
+        ``now``: computed once per moment and state, then shared by every idle worker
+        asking at that moment (a phase's end has as many asking as there are workers)."""
+        key = self._scan_key(kind, now)
+        scan = self._scans.get(kind)
+        if scan is not None and scan.key == key:
+            return scan
         typical = self._typical_seconds(kind, now)
-        if typical is None or self._slow_worker(worker_id, kind, typical):
-            return None
-        best: Straggler | None = None
-        for task in tasks:
-            if task.state is not State.RUNNING or len(task.running) != 1:
+        early = kind is Kind.REDUCE and not self.map_phase_over
+        found: list[tuple[float, float, int, Straggler, str]] = []
+        table = self.tables[kind]
+        for index in sorted(table.running) if typical is not None else ():
+            task = table.tasks[index]
+            if len(task.running) != 1:
                 continue
-            attempt = self.attempts[next(iter(task.running))]
-            if attempt.worker == worker_id:
+            attempt_id = next(iter(task.running))
+            attempt = self.attempts[attempt_id]
+            judged = self._judge(attempt, typical, now) if typical is not None else None
+            if judged is None or (early and judged[1] != "rate"):
                 continue
-            found = self._judge(attempt, typical, now)
-            if found is None or (early and found[1] != "rate"):
-                continue
-            candidate = Straggler(task, *found, started=attempt.started)
-            if best is None or (candidate.left, -candidate.started) > (best.left, -best.started):
-                best = candidate
-        return best
+            candidate = Straggler(task, *judged, started=attempt.started)
+            found.append((-candidate.left, candidate.started, index, candidate, attempt_id))
+        found.sort(key=lambda f: f[:3])  # the longest left, then the oldest, then by index
+        scan = _Scan(key, typical, [(f[3], f[4]) for f in found])
+        self._scans[kind] = scan
+        return scan
 
     def _judge(self, attempt: Attempt, typical: float, now: float) -> tuple[float, str] | None:
         """Whether a running attempt is a straggler, given the seconds a typical attempt
@@ -522,6 +704,11 @@ class Scheduler:
     def _end_attempt(self, attempt: Attempt, outcome: str, now: float) -> None:
         attempt.outcome = outcome
         attempt.finished = now
+        self._running[attempt.kind].discard(attempt.id)
+        if outcome == "succeeded":
+            bisect.insort(self._rates[attempt.kind], self._duration_rate(attempt))
+            self._succeeded.setdefault(attempt.worker, []).append(attempt.id)
+        self._epoch += 1
         task = self._task(attempt)
         task.running.discard(attempt.id)
         worker = self.workers.get(attempt.worker)
@@ -553,8 +740,11 @@ class Scheduler:
             owner = PENDING + ref.name
             task = self.maps[index]
             task.state = State.DONE
-            task.output = MapOutputRef(
-                index, ref.attempt, owner, ref.address, list(ref.partitions), ref.name
+            self._hold(
+                task,
+                MapOutputRef(
+                    index, ref.attempt, owner, ref.address, list(ref.partitions), ref.name
+                ),
             )
             self.attempts[ref.attempt] = Attempt(
                 ref.attempt, Kind.MAP, index, owner, now, now, outcome="recovered"
@@ -567,6 +757,7 @@ class Scheduler:
         if recovery.map_outputs:
             self.claim_deadline = now + self.heartbeat_timeout
         self.version += 1
+        self._epoch += 1
 
     def recovered(self) -> dict[str, int]:
         """Recovered map outputs still in use and recovered reduce tasks, by kind."""
@@ -593,8 +784,11 @@ class Scheduler:
         worker = self.workers[attempt.worker]
         self._end_attempt(attempt, "succeeded", now)
         task.state = State.DONE
-        task.output = MapOutputRef(
-            task.index, attempt_id, worker.id, worker.address, partitions, worker.name
+        self._hold(
+            task,
+            MapOutputRef(
+                task.index, attempt_id, worker.id, worker.address, partitions, worker.name
+            ),
         )
         for other in list(task.running):  # a backup (or the original) lost the race
             self._end_attempt(self.attempts[other], "discarded", now)

@@ -174,7 +174,7 @@ class ResourceSpec(Model):
 class WorkerGroupSpec(Model):
     """A group of worker processes (pods on Kubernetes) of one role."""
 
-    replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
     """How many workers of this role run at once. Default 1."""
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
     """Pod resources for this role (Kubernetes only)."""
