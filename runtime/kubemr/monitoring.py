@@ -41,25 +41,29 @@ divided by this share has passed. Small jobs' reports are fresh on every request
 
 class ReportCache:
     """A report source that recomputes at most so often that projecting takes no more
-    than ``share`` of the time (see :data:`REPORT_SHARE`)."""
+    than ``share`` of the time (see :data:`REPORT_SHARE`). The cost is the CPU time of the
+    projecting thread (the event loop's), so a busy machine does not make it look dear."""
 
     def __init__(
         self,
         source: ReportSource,
         share: float = REPORT_SHARE,
         clock: Callable[[], float] = time.monotonic,
+        cost: Callable[[], float] = time.thread_time,
     ) -> None:
         self.source = source
         self.share = share
         self.clock = clock
+        self.cost = cost
         self._last: JobReport | None = None
         self._until = 0.0
 
     def __call__(self) -> JobReport:
-        started = self.clock()
-        if self._last is None or started >= self._until:
+        now = self.clock()
+        if self._last is None or now >= self._until:
+            spent = self.cost()
             self._last = self.source()
-            self._until = started + (self.clock() - started) / self.share
+            self._until = now + (self.cost() - spent) / self.share
         return self._last
 
 

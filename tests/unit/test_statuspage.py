@@ -115,7 +115,7 @@ def test_a_costly_report_is_reused_for_a_while() -> None:
         clock[0] += 0.5
         return kept
 
-    cache = monitoring.ReportCache(source, share=0.1, clock=lambda: clock[0])
+    cache = monitoring.ReportCache(source, share=0.1, clock=lambda: clock[0], cost=lambda: clock[0])
     for step in (0.0, 1.0, 3.4, 1.0, 0.2):
         clock[0] += step
         assert cache() is kept
