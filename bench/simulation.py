@@ -253,8 +253,8 @@ class Simulation:
         if not proc.alive:
             self.waiting.discard(proc)
             return
-        if self.at_end(proc.role) and self.reported[proc.role] < self.now:
-            self.report(proc.role)  # speculation reads progress: it is fresh at a phase's end
+        if self.at_end(proc.role) and self.reported[proc.role] <= self.now - self.tick:
+            self.report(proc.role)  # at a phase's end speculation reads progress: 1 s fresh
         self.figures.assign_calls += 1
         assignment = self.call(self.scheduler.assign, proc.id, self.now)
         if assignment is None:
