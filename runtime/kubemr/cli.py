@@ -208,7 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 slow_workers=args.slow_worker,
             ).run()
         summary = result.summary
-    output = storage.OutputDir(job.spec.output.path, job.spec.storage)
+    output = storage.OutputDir.of(job.spec)
     progress.report(output, summary, top=args.top)
     return 0
 

@@ -506,7 +506,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
 async def serve(plan: JobPlan, config: MasterConfig) -> int:
     """Run the job to the end; return the process exit code (0 on success)."""
     spec = plan.job.spec
-    output = OutputDir(spec.output.path, spec.storage)
+    output = OutputDir.of(spec)
     journal, replay = journals.open_journal(output, plan)
     state = JobState(plan, output, journal, replay)
     if replay is not None:

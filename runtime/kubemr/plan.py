@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubemr import apps, inputs, records
+from kubemr import apps, inputs, records, stores
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
 from kubemr.splits import Split, plan_splits
@@ -65,7 +65,7 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
         problems.append(str(exc))
     if check_output:
         try:
-            OutputDir(spec.output.path, spec.storage).check(spec.output.overwrite)
+            OutputDir.of(spec).check(spec.output.overwrite)
         except ValueError as exc:
             problems.append(str(exc))
     if problems or app is None:
@@ -73,7 +73,11 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     if spec.combine and not apps.has_combiner(app):
         raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
     combine = decide_combine(spec, app)
-    splits = plan_splits(files, spec.input.split_size)
+    try:
+        compressed = {path for path, _ in files if inputs.sniff(path, spec.storage) is not None}
+    except stores.StoreError as exc:
+        raise PlanError(f"spec.input.paths: {exc}") from exc
+    splits = plan_splits(files, spec.input.split_size, whole=compressed)
     kind = spec.partitioner or apps.preferred_partitioner(app)
     boundaries: list[bytes] = []
     if kind == "range" and spec.reduce_tasks > 1:

@@ -60,7 +60,7 @@ def top_lines(output: OutputDir, count: int) -> list[str]:
     """The ``count`` output lines with the largest numeric values (ties by line)."""
     candidates: list[tuple[float, str]] = []
     for part in output.parts():
-        text = output.store.read_bytes(part).decode("utf-8", "surrogateescape")
+        text = output.read_part(part).decode("utf-8", "surrogateescape")
         for line in text.splitlines():
             value = _numeric(line)
             if value is not None:

@@ -18,7 +18,7 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from kubemr import records, runs, stores
+from kubemr import compression, records, runs, stores
 from kubemr.apps import App
 from kubemr.metrics import RuntimeMetrics
 from kubemr.runs import Record
@@ -51,10 +51,12 @@ def run_reduce(
     metrics: RuntimeMetrics | None = None,
     progress: Callable[[int], None] | None = None,
     storage: StorageSpec | None = None,
+    codec: compression.OutputCodec = "none",
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order. ``progress`` is called with
-    the number of input records reduced so far, every ``PROGRESS_GROUPS`` keys."""
+    the number of input records reduced so far, every ``PROGRESS_GROUPS`` keys. The part
+    file is compressed with ``codec`` (``spec.output.compression``)."""
     stats = {
         "merge_passes": 0,
         "reduce_input_records": 0,
@@ -83,7 +85,10 @@ def run_reduce(
 
     store = stores.store_for(out_path, storage)
     with io.TextIOWrapper(
-        store.open_write(out_path), encoding="utf-8", errors="surrogateescape", newline="\n"
+        compression.compressing(store.open_write(out_path), codec),
+        encoding="utf-8",
+        errors="surrogateescape",
+        newline="\n",
     ) as out:
         lines: list[str] = []
         for key_bytes, group in groupby(merged, key=_first):

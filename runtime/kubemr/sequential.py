@@ -15,7 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import apps, inputs, records
+from kubemr import apps, compression, inputs, records
 from kubemr.plan import JobPlan
 from kubemr.storage import OutputDir
 
@@ -25,7 +25,7 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
     started = time.time()
     spec = plan.job.spec
     app = apps.load_app(spec.app, search or [])
-    output = OutputDir(spec.output.path, spec.storage)
+    output = OutputDir.of(spec)
     output.prepare(spec.output.overwrite)
     partition = plan.partitioner()
     parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(plan.reduce_tasks)]
@@ -41,7 +41,7 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
         part.sort(key=itemgetter(0))
         temp = output.temp_path("sequential", index)
         with io.TextIOWrapper(
-            output.store.open_write(temp),
+            compression.compressing(output.store.open_write(temp), spec.output.compression),
             encoding="utf-8",
             errors="surrogateescape",
             newline="\n",

@@ -120,10 +120,15 @@ class InputSpec(Model):
     """Files, directories or glob patterns, read as UTF-8 text lines; local paths or
     ``s3://bucket/key`` URIs (a prefix ending in ``/`` stands for the objects directly
     under it). Relative paths are relative to the working directory of ``kubemr run``
-    (or the pod's working directory)."""
+    (or the pod's working directory). gzip, bzip2, xz and zstd files, recognised by
+    their first bytes, are decompressed as they are read; each is one split."""
     split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
     """Bytes per map task (split); a split owns every line that starts inside it.
     Default 64Mi."""
+    format: Literal["text", "jsonl", "whole-file"] = "text"
+    """What a record is: ``text`` (map gets each line, a str), ``jsonl`` (map gets each
+    line parsed as JSON; a malformed line is a bad record), or ``whole-file`` (map gets
+    each file's whole content, bytes; one split per file). Default text."""
 
 
 class OutputSpec(Model):
@@ -134,6 +139,9 @@ class OutputSpec(Model):
     ``_summary.json`` appear there when the job commits."""
     overwrite: bool = False
     """Replace the output of an earlier committed job at ``path``. Default false: refuse."""
+    compression: Literal["none", "gzip", "zstd"] = "none"
+    """Compress every part file: ``gzip`` (``part-NNNNN.gz``) or ``zstd``
+    (``part-NNNNN.zst``). Default none."""
 
 
 class StorageSpec(Model):
@@ -204,6 +212,11 @@ class FaultToleranceSpec(Model):
     """A worker silent for longer than this is dead. Default 10s."""
     speculative: bool = True
     """Launch backup attempts of straggling tasks near the end of a phase. Default true."""
+    max_skipped_records: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    """Bad records the job may skip: a record whose map (or parsing) raises, or a key
+    whose reduce raises, is skipped and counted, its location listed in the summary; the
+    job fails once more than this many are skipped. Default 0: the first bad record
+    fails its task (which is retried up to ``maxTaskAttempts``)."""
 
 
 VOLUME_SCHEMA = {
@@ -274,8 +287,10 @@ class JobSpec(Model):
     """The output directory."""
     storage: StorageSpec = Field(default_factory=StorageSpec)
     """How ``s3://`` input and output paths are reached (endpoint, region, credentials)."""
-    reduce_tasks: Annotated[int, Field(ge=1, le=100_000)] = 1
-    """R: the number of reduce tasks, and so of output files. Default 1."""
+    reduce_tasks: Annotated[int, Field(ge=0, le=100_000)] = 1
+    """R: the number of reduce tasks, and so of output files. 0 makes a map-only job:
+    each map task's output, in input order, is committed as its own part file (one per
+    map task). Default 1."""
     mapper: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)
     """The mapper workers."""
     reducer: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)

@@ -399,6 +399,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 metrics=ctx.metrics,
                 progress=reduced,
                 storage=ctx.job.spec.storage,
+                codec=ctx.job.spec.output.compression,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

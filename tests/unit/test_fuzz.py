@@ -14,7 +14,8 @@ from kubemr import runs, spec
 from manifestfuzz import manifests
 
 FIELD_PATH = re.compile(
-    r"^(\(manifest\)|apiVersion|kind|metadata(\.\w+)?|spec(\.\w+|\[\d+\]|\['[^']*'\])*)[: ]"
+    r"^(\(manifest\)|apiVersion|kind|metadata(\.\w+)?"
+    r"|spec(\.\w+|\[\d+\]|\['[^']*'\]|\[\"[^\"]*\"\])*)[: ]"
 )
 FUZZ = settings(
     max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
