@@ -277,6 +277,8 @@ class JobState:
             max_lag=lag,
             heartbeat_timeout=scheduler.heartbeat_timeout,
             master_restarts=self.master_restarts,
+            app_counters=self.app_counters,
+            skipped_records=self.skipped()[0],
         )
 
     def status_report(self) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
                 key = records.decode_key(key_bytes)
                 values = (records.decode_value(v) for _, v in group)
                 try:
-                    reduced.extend(app.reduce(key, values))
+                    reduced.extend(list(app.reduce(key, values)))  # all or nothing
                 except Exception as exc:
                     if bad is None:
                         raise
