@@ -13,6 +13,7 @@ record's pairs are kept only if its ``map`` call returns without raising
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -139,16 +140,23 @@ def _app_pairs(
     bad: BadRecords | None,
     combine: bool,
     storage: StorageSpec | None,
-) -> Iterator[tuple[Any, Any]]:
-    """Everything the app emits for ``split``: setup, the records, teardown's pairs."""
+) -> tuple[Iterable[tuple[Any, Any]], Iterable[tuple[Any, Any]]]:
+    """What the app emits for ``split``, in two parts consumed in order: the records'
+    pairs (the app's fast path's, undecorated, when it has one), then the pairs of
+    ``map_teardown`` (called when that part is iterated). Runs ``map_setup`` now."""
     apps.call_hook(app, "map_setup")
     map_split = getattr(app, "map_split", None)
+    main: Iterable[tuple[Any, Any]]
     if record_format == "text" and bad is None and callable(map_split):
-        yield from map_split(split.path, (block for _, block in blocks), combine)
+        main = map_split(split.path, (block for _, block in blocks), combine)
     elif record_format == "text" and bad is None:
-        yield from _per_line(app, split.path, blocks)
+        main = _per_line(app, split.path, blocks)
     else:
-        yield from _per_record(app, split, blocks, record_format, bad, storage)
+        main = _per_record(app, split, blocks, record_format, bad, storage)
+    return main, _teardown(app)
+
+
+def _teardown(app: App) -> Iterator[tuple[Any, Any]]:
     yield from apps.call_hook(app, "map_teardown")
 
 
@@ -216,14 +224,17 @@ def run_map(
         progress,
         metrics,
     )
-    pairs = _app_pairs(app, split, blocks, record_format, bad, combiner is not None, storage)
+    pairs, teardown = _app_pairs(
+        app, split, blocks, record_format, bad, combiner is not None, storage
+    )
     if output_path is not None:
-        lines, size = _write_lines(pairs, output_path, storage, codec)
+        lines, size = _write_lines(itertools.chain(pairs, teardown), output_path, storage, codec)
         counters = {"map_output_records": lines, "output_bytes": size}
         return _result(split, blocks, record_format, counters, {}, [], counted, bad, started)
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
     try:
         buffer.add(pairs)
+        buffer.add(teardown)
         map_done = time.perf_counter()
         if cancel is not None and cancel.is_set():
             raise MapCancelledError()
