@@ -140,12 +140,14 @@ def _app_pairs(
     bad: BadRecords | None,
     combine: bool,
     storage: StorageSpec | None,
+    in_order: bool = False,
 ) -> tuple[Iterable[tuple[Any, Any]], Iterable[tuple[Any, Any]]]:
     """What the app emits for ``split``, in two parts consumed in order: the records'
-    pairs (the app's fast path's, undecorated, when it has one), then the pairs of
+    pairs (the app's fast path's, undecorated, when it has one and ``in_order`` is not
+    asked: a fast path's pairs need not come in input order), then the pairs of
     ``map_teardown`` (called when that part is iterated). Runs ``map_setup`` now."""
     apps.call_hook(app, "map_setup")
-    map_split = getattr(app, "map_split", None)
+    map_split = None if in_order else getattr(app, "map_split", None)
     main: Iterable[tuple[Any, Any]]
     if record_format == "text" and bad is None and callable(map_split):
         main = map_split(split.path, (block for _, block in blocks), combine)
@@ -225,7 +227,14 @@ def run_map(
         metrics,
     )
     pairs, teardown = _app_pairs(
-        app, split, blocks, record_format, bad, combiner is not None, storage
+        app,
+        split,
+        blocks,
+        record_format,
+        bad,
+        combiner is not None,
+        storage,
+        output_path is not None,
     )
     if output_path is not None:
         lines, size = _write_lines(itertools.chain(pairs, teardown), output_path, storage, codec)

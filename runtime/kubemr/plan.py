@@ -45,7 +45,10 @@ class JobPlan:
 
 
 def decide_combine(spec: JobSpec, app: apps.App) -> bool:
-    """``spec.combine`` if set, else whether the app has a combiner."""
+    """``spec.combine`` if set, else whether the app has a combiner; never in a map-only
+    job (its map output is the job's output)."""
+    if spec.reduce_tasks == 0:
+        return False
     return apps.has_combiner(app) if spec.combine is None else spec.combine
 
 

@@ -26,7 +26,7 @@ def run_both(tmp_path: Path, doc: dict[str, Any]) -> tuple[Path, Path, list[dict
     """Run ``doc`` distributed and sequentially; return both output dirs and summaries."""
     outputs, summaries = [], []
     for flags, name in (((), "dist"), (("--sequential",), "seq")):
-        doc["spec"]["output"]["path"] = str(tmp_path / name)
+        doc["spec"]["output"] = {"path": str(tmp_path / name), "overwrite": True}
         result = run_cli("run", str(write_manifest(tmp_path, doc)), "--quiet", *flags)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(tmp_path / name)
@@ -66,6 +66,13 @@ def test_a_map_only_job_commits_one_part_per_map_task_in_input_order(tmp_path: P
         assert (dist / name).read_bytes() == (seq / name).read_bytes(), name
     first = (dist / names[0]).read_text().splitlines()[:3]
     assert first == ["the\t1", "project\t1", "gutenberg\t1"]  # map's pairs, unreduced
+    # A built-in with a block fast path and a combiner: neither may reorder or combine.
+    doc["spec"]["app"] = {"builtin": "wordcount"}
+    doc["spec"]["combine"] = True
+    dist, seq, _ = run_both(tmp_path, doc)
+    for name in names:
+        assert (dist / name).read_bytes() == (seq / name).read_bytes(), name
+    assert (dist / names[0]).read_text().splitlines()[:2] == ["The\t1", "Project\t1"]
     assert (dist / "_SUCCESS").exists() and not (dist / "_temporary").exists()
     assert summary["attempts"].get("reduce_succeeded", 0) == 0
 
