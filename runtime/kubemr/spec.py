@@ -44,6 +44,19 @@ def _check_module(value: str) -> str:
     return value
 
 
+def _without_nulls(value: Any) -> Any:
+    """A map's null values are absent, as the API server prunes them (found by
+    tests/operator/test_crd_fuzz.py: ``nodeSelector: {"": null}``)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_without_nulls)]
+"""A map of strings; null values are dropped."""
+QuantityMap = Annotated[dict[str, str | int], BeforeValidator(_without_nulls)]
+"""A map of resource quantities; null values are dropped."""
+
 Bytes = Annotated[
     int,
     BeforeValidator(quantities.parse_quantity),
@@ -98,7 +111,7 @@ class AppSpec(Model):
     """A built-in app: wordcount, grep, indexer or sort. Exactly one of builtin/module."""
     module: Annotated[str, AfterValidator(_check_module)] | None = None
     """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
-    args: dict[str, str] = Field(default_factory=dict)
+    args: StringMap = Field(default_factory=dict)
     """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
 
     @model_validator(mode="after")
@@ -173,9 +186,9 @@ class StorageSpec(Model):
 class ResourceSpec(Model):
     """Kubernetes resource requests and limits for a group of pods (ignored by kubemr run)."""
 
-    requests: dict[str, str | int] = Field(default_factory=dict)
+    requests: QuantityMap = Field(default_factory=dict)
     """Requests, e.g. ``{cpu: "1", memory: 1Gi}``."""
-    limits: dict[str, str | int] = Field(default_factory=dict)
+    limits: QuantityMap = Field(default_factory=dict)
     """Limits, e.g. ``{memory: 2Gi}``."""
 
 
@@ -332,7 +345,7 @@ class JobSpec(Model):
     Default 5m."""
     service_account_name: str | None = None
     """The service account the job's pods run as. Default: the namespace's default."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: StringMap = Field(default_factory=dict)
     """Node labels every job pod requires."""
     tolerations: list[TolerationSpec] = Field(default_factory=list, max_length=64)
     """Taints the job's pods tolerate."""
