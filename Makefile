@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait bench-s3 bench-scale monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot
+	bench-faults bench-lockwait bench-s3 bench-scale monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot example-data
 
 all: test
 
@@ -81,6 +81,11 @@ monitoring: $(STAMP)
 
 monitoring-check: $(STAMP)
 	$(BIN)/python charts/monitoring/generate.py --check
+
+## example-data: gzip copies of the sample books in out/books-gz (examples/wordcount-gzip-job.yaml)
+example-data:
+	mkdir -p out/books-gz
+	for f in ../shared/data/gutenberg/*.txt; do gzip -9nc "$$f" > "out/books-gz/$$(basename "$$f").gz"; done
 
 ## s3-server: build .cache/bin/minio (the S3 tests' server) from its Go module, unless the
 ## pinned version is already there (a cold build takes minutes: a prerequisite, not a fixture)

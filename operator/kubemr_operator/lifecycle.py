@@ -525,6 +525,11 @@ class _Reconciliation:
         counters = report.get("counters")
         if isinstance(counters, dict):
             status["counters"] = {str(k): _int(v) for k, v in counters.items()}
+        app_counters = report.get("appCounters")  # the app's own (kubemr.apps.Counters)
+        if isinstance(app_counters, dict):
+            status["appCounters"] = {str(k): _int(v) for k, v in app_counters.items()}
+        if "skippedRecords" in report:
+            status["skippedRecords"] = _int(report.get("skippedRecords"))
         attempts = report.get("attempts")
         if isinstance(attempts, dict):
             status["attempts"] = {str(k): _int(v) for k, v in attempts.items()}

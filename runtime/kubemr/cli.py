@@ -255,7 +255,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]
     job_plan = plan.plan_job(job, search)
-    output = storage.OutputDir(job.spec.output.path, job.spec.storage)
+    output = storage.OutputDir.of(job.spec)
     if args.sequential and args.ui:
         raise SystemExit("kubemr run: --ui shows the master's page; --sequential has no master")
     if args.sequential:

@@ -10,9 +10,9 @@ Errors name the manifest field and the path, before any task starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from kubemr import stores
+from kubemr import compression, stores
 from kubemr.spec import StorageSpec
 from kubemr.splits import Split
 
@@ -87,6 +87,14 @@ def _expand(store: stores.Store, pattern: str) -> list[tuple[str, int]] | None:
     return None
 
 
+def sniff(path: str, storage: StorageSpec | None = None) -> compression.Codec | None:
+    """The compression of the file at ``path``, from its first bytes (None: plain)."""
+    store = stores.store_for(path, storage)
+    with store.open_range(path, 0, compression.SNIFF_BYTES) as stream:
+        head = stream.read(compression.SNIFF_BYTES)
+    return compression.detect(head)
+
+
 def read_blocks(
     split: Split, block_bytes: int = BLOCK_BYTES, storage: StorageSpec | None = None
 ) -> Iterator[bytes]:
@@ -97,10 +105,48 @@ def read_blocks(
     starts) with ranged reads (:meth:`kubemr.stores.Store.open_range`), never the whole
     file or object. A line longer than ``block_bytes`` becomes one block of its own
     length; each read is searched once for newlines, so a long line costs linear time
-    whatever the block size.
+    whatever the block size. A compressed file (recognised by its first bytes, see
+    :mod:`kubemr.compression`) is one split, starting at 0: it is decompressed as it is
+    read, and its blocks hold every line of the decompressed data.
     """
+    for _, block in read_blocks_at(split, block_bytes, storage):
+        yield block
+
+
+class _Prefixed:
+    """A reader that first returns ``head`` (bytes already read), then reads on."""
+
+    def __init__(self, head: bytes, stream: stores.Reader) -> None:
+        self.head = head
+        self.stream = stream
+
+    def read(self, size: int) -> bytes:
+        if self.head:
+            head, self.head = self.head[:size], self.head[size:]
+            return head
+        return self.stream.read(size)
+
+
+def read_blocks_at(
+    split: Split, block_bytes: int = BLOCK_BYTES, storage: StorageSpec | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """:func:`read_blocks`, each block with the byte offset of its first byte in the file
+    (in the decompressed data, for a compressed file)."""
     store = stores.store_for(split.path, storage)
-    with store.open_range(split.path, max(split.start - 1, 0), split.end) as stream:
+    with store.open_range(split.path, max(split.start - 1, 0), split.end) as raw:
+        stream: stores.Reader | _Prefixed = raw
+        if split.start == 0:
+            head = raw.read(compression.SNIFF_BYTES)
+            codec = compression.detect(head)
+            if codec is not None:
+                chunks = compression.decompress_stream(
+                    _Prefixed(head, raw),  # type: ignore[arg-type]
+                    codec,
+                    split.path,
+                )
+                yield from _line_blocks(chunks, block_bytes)
+                return
+            stream = _Prefixed(head, raw)
         carry = bytearray()
         carry_at = split.start  # offset of carry[0] in the file
         if split.start > 0:  # skip the line that started before the split
@@ -121,12 +167,12 @@ def read_blocks(
             if len(carry) > limit:
                 cut = carry.find(b"\n", max(limit - 1, scanned, 0))
                 if cut != -1:
-                    yield bytes(carry[: cut + 1])
+                    yield carry_at, bytes(carry[: cut + 1])
                     return
             else:
                 last = carry.rfind(b"\n", scanned)
                 if last != -1:
-                    yield bytes(carry[: last + 1])
+                    yield carry_at, bytes(carry[: last + 1])
                     del carry[: last + 1]
                     carry_at += last + 1
                     scanned = len(carry)
@@ -135,9 +181,33 @@ def read_blocks(
             data = stream.read(block_bytes)
             if not data:
                 if carry:
-                    yield bytes(carry)
+                    yield carry_at, bytes(carry)
                 return
             carry += data
+
+
+def _line_blocks(chunks: Iterable[bytes], block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Regroup a stream of byte chunks into blocks of whole lines of at least about
+    ``block_bytes`` (the last may lack its newline), with their offsets."""
+    carry = bytearray()
+    offset = 0
+    for chunk in chunks:
+        carry += chunk
+        if len(carry) < block_bytes:
+            continue
+        last = carry.rfind(b"\n")
+        if last != -1:
+            yield offset, bytes(carry[: last + 1])
+            del carry[: last + 1]
+            offset += last + 1
+    if carry:
+        yield offset, bytes(carry)
+
+
+def read_whole(path: str, storage: StorageSpec | None = None) -> bytes:
+    """The whole content of the file at ``path``, decompressed if it is compressed."""
+    store = stores.store_for(path, storage)
+    return compression.decompress_bytes(store.read_bytes(path), path)
 
 
 def lines_of_block(block: bytes) -> list[str]:
@@ -166,11 +236,19 @@ def sample_lines(
     sample: list[str] = []
     per_probe = max(1, lines_per_split // probes)
     for split in splits:
-        step = max(1, split.length // probes)
-        for start in range(split.start, split.end, step):
-            probe = Split(split.path, start, min(split.end, start + step))
+        if split.start == 0 and sniff(split.path, storage) is not None:
+            probes_of_split = [split]  # compressed: read from the start
+            per_split = per_probe * probes
+        else:
+            step = max(1, split.length // probes)
+            probes_of_split = [
+                Split(split.path, start, min(split.end, start + step))
+                for start in range(split.start, split.end, step)
+            ]
+            per_split = per_probe
+        for probe in probes_of_split:
             for count, line in enumerate(read_lines(probe, storage)):
-                if count >= per_probe:
+                if count >= per_split:
                     break
                 sample.append(line)
     return sample

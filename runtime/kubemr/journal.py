@@ -25,8 +25,9 @@ master acts on it (before it answers the worker whose request caused it):
   named by attempt id).
 - ``map_done``: a map attempt's output was accepted: the worker's name and shuffle
   address, the partition sizes, the attempt's counters.
-- ``committing`` / ``committed``: a reduce attempt's part file is about to be renamed
-  into place (with the attempt's counters) / was. A part file is trusted only if its
+- ``committing`` / ``committed``: a reduce attempt's part file (in a map-only job, a map
+  attempt's) is about to be renamed into place (with the attempt's counters and skipped
+  records) / was. A part file is trusted only if its
   ``committing`` line is there; without ``committed`` it means the master died between
   the rename and the journal write: the part file, if present, is kept.
 - ``failed``: an attempt failed; its error counts towards ``maxTaskAttempts``.
@@ -124,6 +125,19 @@ class Replay:
     """Counters and timings of every accepted map attempt."""
     reduce_reports: dict[int, tuple[dict[str, int], dict[str, float]]] = field(default_factory=dict)
     """Counters and timings of the reduce attempt whose commit began, per task."""
+    outcomes: dict[tuple[str, int], tuple[dict[str, int], list[str]]] = field(default_factory=dict)
+    """Counters and skipped-record locations of each task's accepted attempt (the last
+    accepted map attempt; the committed attempt of a reduce, or of a map-only job's map),
+    by (kind, index)."""
+
+    def task_outcomes(self) -> dict[tuple[str, int], tuple[dict[str, int], list[str]]]:
+        """:attr:`outcomes` of accepted maps and committed tasks only."""
+        committed = {(parse_attempt_id(a)[0].value, i) for i, a in self.recovery.committed.items()}
+        return {
+            key: value
+            for key, value in self.outcomes.items()
+            if key in committed or (key[0] == "map" and key[1] in self.recovery.map_outputs)
+        }
 
     def totals(self) -> tuple[dict[str, int], dict[str, float]]:
         """Counters and task timings of accepted maps and committed reduces."""
@@ -168,10 +182,19 @@ def replay(records: list[dict[str, Any]]) -> Replay:
                 record["worker"],
             )
             result.map_reports.append((record["counters"], record["timings"]))
+            result.outcomes[("map", index)] = (
+                {k: int(v) for k, v in record["counters"].items()},
+                list(record.get("skipped", [])),
+            )
         elif event == "committing":
             index = int(record["index"])
+            kind, _, _ = parse_attempt_id(record["attempt"])
             result.committing[index] = record["attempt"]
             result.reduce_reports[index] = (record["counters"], record["timings"])
+            result.outcomes[(kind.value, index)] = (
+                {k: int(v) for k, v in record["counters"].items()},
+                list(record.get("skipped", [])),
+            )
         elif event == "committed":
             recovery.committed[int(record["index"])] = record["attempt"]
         elif event == "failed":
@@ -327,11 +350,12 @@ def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | No
 def _check_fits(replayed: Replay, plan: JobPlan) -> None:
     recovery = replayed.recovery
     sizes = {Kind.MAP: len(plan.splits), Kind.REDUCE: plan.reduce_tasks}
+    commits = [*recovery.committed.items(), *replayed.committing.items()]
     tasks = [
         *recovery.attempts,
         *recovery.failures,
         *((Kind.MAP, i) for i in recovery.map_outputs),
-        *((Kind.REDUCE, i) for i in (*recovery.committed, *replayed.committing)),
+        *((parse_attempt_id(attempt)[0], i) for i, attempt in commits),
     ]
     for kind, index in tasks:
         if not 0 <= index < sizes[kind]:
@@ -349,7 +373,7 @@ def _reconcile(output: OutputDir, plan: JobPlan, journal: Journal, replayed: Rep
     """
     committed = replayed.recovery.committed
     present = {stores.basename(p) for p in output.parts()}
-    for index in range(plan.reduce_tasks):
+    for index in range(plan.reduce_tasks or len(plan.splits)):  # map-only: a part per map
         final = output.final_path(index)
         name = stores.basename(final)
         if name in present and index not in replayed.committing:

@@ -563,4 +563,4 @@ class Launcher:
 
     def _output(self) -> OutputDir:
         spec = self.plan.job.spec
-        return OutputDir(spec.output.path, spec.storage)
+        return OutputDir.of(spec)

@@ -1,11 +1,19 @@
 """One map task attempt: read a split, call the app's map, and leave sorted runs on disk.
 
 No networking here: the worker calls :func:`run_map` in a thread and reports the
-result; the shuffle server later streams the runs it wrote.
+result; the shuffle server later streams the runs it wrote. In a map-only job (no reduce
+tasks) the attempt instead writes its pairs, in input order, as output lines to a
+temporary part file that the master commits.
+
+Records reach ``map`` through the job's format (:mod:`kubemr.formats`), between the app's
+``map_setup`` and ``map_teardown`` hooks; when the job allows skipping bad records, each
+record's pairs are kept only if its ``map`` call returns without raising
+(:mod:`kubemr.badrecords`).
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
 import time
@@ -14,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubemr import inputs
+from kubemr import apps, compression, formats, inputs, records, stores
 from kubemr.apps import App
+from kubemr.badrecords import BadRecords
 from kubemr.mapbuffer import Combiner, MapBuffer
 from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
@@ -28,9 +37,13 @@ class MapResult:
     """What a finished map attempt reports."""
 
     partitions: list[tuple[int, int]]
-    """(records, bytes) of each partition's run."""
+    """(records, bytes) of each partition's run (none in a map-only job)."""
     counters: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    app_counters: dict[str, int] = field(default_factory=dict)
+    """The app's own counters (:class:`kubemr.apps.Counters`)."""
+    skipped: list[str] = field(default_factory=list)
+    """Locations of the bad records skipped (the first :data:`kubemr.badrecords.LISTED`)."""
 
 
 PROGRESS_STEPS = 16
@@ -52,14 +65,14 @@ def block_bytes(split: Split) -> int:
     return min(inputs.BLOCK_BYTES, max(MIN_BLOCK_BYTES, split.length // PROGRESS_STEPS))
 
 
-class _CountedBlocks:
+class _CountedBlocks:  # yields (offset, block)
     """Counts lines and bytes of the blocks an app reads; stops if cancelled; reports the
     share of the split's bytes the app has consumed (a block counts once the app asks
     for the next one)."""
 
     def __init__(
         self,
-        blocks: Iterable[bytes],
+        blocks: Iterable[tuple[int, bytes]],
         cancel: threading.Event | None,
         length: int,
         progress: Progress | None,
@@ -73,8 +86,8 @@ class _CountedBlocks:
         self.lines = 0
         self.bytes = 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        for block in self.blocks:
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for offset, block in self.blocks:
             if self.cancel is not None and self.cancel.is_set():
                 raise MapCancelledError()
             lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
@@ -82,16 +95,93 @@ class _CountedBlocks:
             self.lines += lines
             if self.metrics is not None:
                 self.metrics.stage("map", records_in=lines, bytes_in=len(block))
-            yield block
+            yield offset, block
             if self.progress is not None:
                 self.progress(min(self.bytes / self.length, 1.0))
 
 
-def _per_line(app: App, path: str, blocks: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
+def _per_line(
+    app: App, path: str, blocks: Iterable[tuple[int, bytes]]
+) -> Iterator[tuple[Any, Any]]:
     app_map = app.map
-    for block in blocks:
+    for _, block in blocks:
         for line in inputs.lines_of_block(block):
             yield from app_map(path, line)
+
+
+def _per_record(
+    app: App,
+    split: Split,
+    blocks: Iterable[tuple[int, bytes]],
+    record_format: str,
+    bad: BadRecords | None,
+    storage: StorageSpec | None,
+) -> Iterator[tuple[Any, Any]]:
+    """Each record through the format's parser and ``map``; a record whose parsing or
+    map raises is skipped when ``bad`` allows it (its pairs dropped), else fails the task."""
+    app_map, parse, path = app.map, formats.parser(record_format), split.path
+    for offset, raw in formats.raw_records(record_format, split, blocks, storage):
+        if bad is None:
+            yield from app_map(path, parse(raw))
+            continue
+        try:
+            pairs = list(app_map(path, parse(raw)))
+        except Exception as exc:
+            bad.skip(f"{path}@{offset}", exc)
+            continue
+        yield from pairs
+
+
+def _app_pairs(
+    app: App,
+    split: Split,
+    blocks: _CountedBlocks,
+    record_format: str,
+    bad: BadRecords | None,
+    combine: bool,
+    storage: StorageSpec | None,
+    in_order: bool = False,
+) -> tuple[Iterable[tuple[Any, Any]], Iterable[tuple[Any, Any]]]:
+    """What the app emits for ``split``, in two parts consumed in order: the records'
+    pairs (the app's fast path's, undecorated, when it has one and ``in_order`` is not
+    asked: a fast path's pairs need not come in input order), then the pairs of
+    ``map_teardown`` (called when that part is iterated). Runs ``map_setup`` now."""
+    apps.call_hook(app, "map_setup")
+    map_split = None if in_order else getattr(app, "map_split", None)
+    main: Iterable[tuple[Any, Any]]
+    if record_format == "text" and bad is None and callable(map_split):
+        main = map_split(split.path, (block for _, block in blocks), combine)
+    elif record_format == "text" and bad is None:
+        main = _per_line(app, split.path, blocks)
+    else:
+        main = _per_record(app, split, blocks, record_format, bad, storage)
+    return main, _teardown(app)
+
+
+def _teardown(app: App) -> Iterator[tuple[Any, Any]]:
+    yield from apps.call_hook(app, "map_teardown")
+
+
+def _write_lines(
+    pairs: Iterable[tuple[Any, Any]], out_path: str, storage: StorageSpec | None, codec: str
+) -> tuple[int, int]:
+    """Write pairs as output lines, in order (a map-only task); return (lines, bytes)."""
+    store = stores.store_for(out_path, storage)
+    format_line, count, size = records.format_line, 0, 0
+    with compression.compressing(store.open_write(out_path), codec) as out:  # type: ignore[arg-type]
+        batch: list[str] = []
+        for key, value in pairs:
+            records.encode_key(key)  # keys must be keys, as when they are shuffled
+            batch.append(format_line(key, value))
+            if len(batch) >= 4096:
+                data = ("\n".join(batch) + "\n").encode("utf-8", "surrogateescape")
+                out.write(data)
+                count, size, batch = count + len(batch), size + len(data), []
+        if batch:
+            data = ("\n".join(batch) + "\n").encode("utf-8", "surrogateescape")
+            out.write(data)
+            count, size = count + len(batch), size + len(data)
+    return count, size
 
 
 def run_map(
@@ -108,29 +198,52 @@ def run_map(
     progress: Progress | None = None,
     metrics: RuntimeMetrics | None = None,
     storage: StorageSpec | None = None,
+    record_format: str = "text",
+    max_skipped: int = 0,
+    output_path: str | None = None,
+    codec: compression.OutputCodec = "none",
 ) -> MapResult:
-    """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition.
+    """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition; or,
+    with ``output_path`` (a map-only job), into that file as output lines in input order,
+    compressed with ``codec``.
 
     If ``cancel`` is set while the split is read (checked before each block), raises
     :class:`MapCancelledError` and leaves nothing behind. ``progress`` is called with the
     share of the split's bytes consumed (bytes of the blocks the app has finished with /
-    the split's length) after each block.
+    the split's length) after each block. ``record_format`` is ``spec.input.format``;
+    ``max_skipped`` > 0 skips up to that many bad records (then raises
+    :class:`kubemr.badrecords.TooManyBadRecordsError`).
     """
     started = time.perf_counter()
-    buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
+    counted = apps.start_task(app)
+    bad = BadRecords(max_skipped) if max_skipped > 0 else None
     blocks = _CountedBlocks(
-        inputs.read_blocks(split, block_bytes(split), storage),
+        iter(())
+        if record_format == "whole-file"
+        else inputs.read_blocks_at(split, block_bytes(split), storage),
         cancel,
         split.length,
         progress,
         metrics,
     )
+    pairs, teardown = _app_pairs(
+        app,
+        split,
+        blocks,
+        record_format,
+        bad,
+        combiner is not None,
+        storage,
+        output_path is not None,
+    )
+    if output_path is not None:
+        lines, size = _write_lines(itertools.chain(pairs, teardown), output_path, storage, codec)
+        counters = {"map_output_records": lines, "output_bytes": size}
+        return _result(split, blocks, record_format, counters, {}, [], counted, bad, started)
+    buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
     try:
-        map_split = getattr(app, "map_split", None)
-        if callable(map_split):
-            buffer.add(map_split(split.path, blocks, combiner is not None))
-        else:
-            buffer.add(_per_line(app, split.path, blocks))
+        buffer.add(pairs)
+        buffer.add(teardown)
         map_done = time.perf_counter()
         if cancel is not None and cancel.is_set():
             raise MapCancelledError()
@@ -141,17 +254,44 @@ def run_map(
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
     counters = dict(buffer.stats)
-    counters["map_input_records"] = blocks.lines
-    counters["map_input_bytes"] = blocks.bytes
     counters["map_output_run_bytes"] = sum(b for _, b in partitions)
     timings = {
         "map": map_done - started - buffer.timings["spill"],
         "spill": buffer.timings["spill"],
         "map_merge": buffer.timings["merge"],
     }
+    result = _result(
+        split, blocks, record_format, counters, timings, partitions, counted, bad, started
+    )
     if metrics is not None:
-        _record(metrics, counters, timings, partitions)
-    return MapResult(partitions, counters, timings)
+        _record(metrics, result.counters, timings, partitions)
+    return result
+
+
+def _result(
+    split: Split,
+    blocks: _CountedBlocks,
+    record_format: str,
+    counters: dict[str, int],
+    timings: dict[str, float],
+    partitions: list[tuple[int, int]],
+    counted: apps.Counters,
+    bad: BadRecords | None,
+    started: float,
+) -> MapResult:
+    whole = record_format == "whole-file"
+    counters["map_input_records"] = 1 if whole else blocks.lines
+    counters["map_input_bytes"] = split.length if whole else blocks.bytes
+    if bad is not None:
+        counters["skipped_records"] = bad.count
+    timings.setdefault("map", time.perf_counter() - started)
+    return MapResult(
+        partitions,
+        counters,
+        timings,
+        dict(counted.values),
+        list(bad.locations) if bad is not None else [],
+    )
 
 
 def _record(

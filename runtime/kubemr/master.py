@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from kubemr import auth, monitoring, stores
+from kubemr import apps, auth, badrecords, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
@@ -35,7 +35,14 @@ from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.scheduler import STALE_AFTER, Kind, Phase, Scheduler, heartbeat_interval
+from kubemr.scheduler import (
+    STALE_AFTER,
+    Kind,
+    Phase,
+    Scheduler,
+    heartbeat_interval,
+    parse_attempt_id,
+)
 from kubemr.storage import OutputDir
 
 log = logging.getLogger("kubemr.master")
@@ -49,6 +56,13 @@ EXIT_JOB_FAILED = 3
 """Exit code of a master whose job failed (a task failed ``maxTaskAttempts`` times): final,
 restarting would not help. 0 is success; any other code is a crash, and the master may be
 restarted to resume the job."""
+
+
+APP_COUNTER_PREFIX = "app:"
+"""Task reports carry the app's counters among the engine's, named ``app:<name>``."""
+OTHER_COUNTERS = "_other"
+"""The job keeps at most :data:`kubemr.apps.MAX_COUNTERS` app counter names; the totals
+of any further names are added up under this one."""
 
 
 class JournalError(RuntimeError):
@@ -83,7 +97,9 @@ class JobState:
             heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout,
             speculative=spec.fault_tolerance.speculative,
         )
-        self.counters: dict[str, int] = defaultdict(int)
+        self.outcomes: dict[tuple[str, int], tuple[dict[str, int], list[str]]] = {}
+        """Counters and skipped records of each task's accepted attempt, by (kind, index):
+        the totals count each task once, however often it ran."""
         self.task_seconds: dict[str, float] = defaultdict(float)
         self.attempt_counters: dict[str, dict[str, int]] = {}
         """Counters of each accepted attempt (the status page's bytes out per task)."""
@@ -102,8 +118,8 @@ class JobState:
         self.progress_time = time.time()
         if replay is not None:
             self.scheduler.restore(replay.recovery, time.monotonic())
-            counters, timings = replay.totals()
-            self.counters.update(counters)
+            _, timings = replay.totals()
+            self.outcomes.update(replay.task_outcomes())
             self.task_seconds.update(timings)
             self.master_restarts = replay.starts
             self.started = replay.first_start or self.started
@@ -116,6 +132,64 @@ class JobState:
             self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
             self.done.set()
             raise self.fatal from exc
+
+    def accept(self, attempt_id: str, counters: dict[str, int], skipped: list[str]) -> None:
+        """An attempt's report counts: it is its task's accepted (or committed) one."""
+        kind, index, _ = parse_attempt_id(attempt_id)
+        self.outcomes[(kind.value, index)] = (dict(counters), list(skipped))
+
+    def _totals(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for counters, _ in self.outcomes.values():
+            for name, value in counters.items():
+                totals[name] += value
+        return totals
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The engine's counters over accepted maps and committed tasks."""
+        totals = self._totals()
+        return {k: v for k, v in sorted(totals.items()) if not k.startswith(APP_COUNTER_PREFIX)}
+
+    @property
+    def app_counters(self) -> dict[str, int]:
+        """The app's counters over accepted maps and committed tasks (at most
+        ``MAX_COUNTERS`` names, the rest added up as ``_other``)."""
+        named = sorted(
+            (k.removeprefix(APP_COUNTER_PREFIX), v)
+            for k, v in self._totals().items()
+            if k.startswith(APP_COUNTER_PREFIX)
+        )
+        kept = dict(named[: apps.MAX_COUNTERS])
+        if len(named) > apps.MAX_COUNTERS:
+            kept[OTHER_COUNTERS] = sum(v for _, v in named[apps.MAX_COUNTERS :])
+        return kept
+
+    def skipped(self, excluding: tuple[str, int] | None = None) -> tuple[int, list[str]]:
+        """Bad records skipped by accepted attempts (but the task ``excluding``): the
+        count and the first ``badrecords.LISTED`` locations, in task order."""
+        count, listed = 0, []
+        for key in sorted(self.outcomes):
+            if key == excluding:
+                continue
+            counters, locations = self.outcomes[key]
+            count += counters.get("skipped_records", 0)
+            listed.extend(locations)
+        return count, listed[: badrecords.LISTED]
+
+    def too_many_skipped(self, attempt_id: str, counters: dict[str, int], last: str) -> bool:
+        """Whether an attempt's skipped records take the job past its limit; if so the
+        job fails (whatever the attempt: retrying cannot skip fewer)."""
+        count = counters.get("skipped_records", 0)
+        if not count:
+            return False
+        kind, index, _ = parse_attempt_id(attempt_id)
+        total = self.skipped((kind.value, index))[0] + count
+        limit = self.plan.job.spec.fault_tolerance.max_skipped_records
+        if total <= limit:
+            return False
+        self.scheduler.fail(badrecords.over_limit(total, limit, last))
+        return True
 
     def mark(self, name: str) -> None:
         self.marks.setdefault(name, time.time())
@@ -172,7 +246,9 @@ class JobState:
             "shuffleMode": spec.shuffle.mode,
             "combine": self.plan.combine,
             "partitioner": self.plan.partitioner_kind,
-            "counters": dict(sorted(self.counters.items())),
+            "counters": self.counters,
+            "appCounters": self.app_counters,
+            "skippedRecords": dict(zip(("count", "records"), self.skipped(), strict=True)),
             "attempts": self.scheduler.attempts_by_outcome(),
             "masterRestarts": self.master_restarts,
             "recovered": {f"{k}s": n for k, n in self.scheduler.recovered().items()},
@@ -224,6 +300,8 @@ class JobState:
             max_lag=lag,
             heartbeat_timeout=scheduler.heartbeat_timeout,
             master_restarts=self.master_restarts,
+            app_counters=self.app_counters,
+            skipped_records=self.skipped()[0],
         )
 
     def status_report(self) -> dict[str, Any]:
@@ -240,7 +318,9 @@ class JobState:
             "attempts": scheduler.attempts_by_outcome(),
             "backupAttempts": scheduler.backup_attempts(),
             "blacklistedWorkers": scheduler.blacklisted(),
-            "counters": dict(sorted(self.counters.items())),
+            "counters": self.counters,
+            "appCounters": self.app_counters,
+            "skippedRecords": self.skipped()[0],
         }
         if self.released.is_set():
             report["summary"] = self.summary()
@@ -334,6 +414,7 @@ class MasterService(pb_grpc.MasterServicer):
                 return pb.TaskAssignment(kind=pb.TaskAssignment.WAIT)
             await self.state.wait_change(remaining)
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
+        temp = self.state.output.temp_path(assignment.attempt, assignment.index)
         if assignment.kind is Kind.MAP:
             self.state.mark("first_map")
             split = assignment.split
@@ -343,8 +424,8 @@ class MasterService(pb_grpc.MasterServicer):
                 index=assignment.index,
                 attempt_id=assignment.attempt,
                 split=pb.Split(path=split.path, start=split.start, end=split.end),
+                temp_path=temp if self.scheduler.map_only else "",
             )
-        temp = self.state.output.temp_path(assignment.attempt, assignment.index)
         return pb.TaskAssignment(
             kind=pb.TaskAssignment.REDUCE,
             index=assignment.index,
@@ -359,6 +440,8 @@ class MasterService(pb_grpc.MasterServicer):
     ) -> pb.ReportReply:
         state, scheduler, now = self.state, self.scheduler, time.monotonic()
         attempt_id = request.attempt_id
+        counters = dict(request.counters)
+        last_skipped = request.skipped[-1] if request.skipped else ""
         if request.peak_rss:
             state.peak_rss[request.worker_id] = request.peak_rss
         if not request.ok:
@@ -368,7 +451,12 @@ class MasterService(pb_grpc.MasterServicer):
             accepted = scheduler.attempt_failed(attempt_id, request.error, now)
             if accepted:
                 state.record({"event": "failed", "attempt": attempt_id, "error": request.error})
-        elif _kind_of(attempt_id) is Kind.MAP:
+                state.too_many_skipped(attempt_id, counters, last_skipped)
+        elif scheduler.attempt_wanted(attempt_id) and state.too_many_skipped(
+            attempt_id, counters, last_skipped
+        ):
+            accepted = False  # the job failed: nothing more is accepted or committed
+        elif _kind_of(attempt_id) is Kind.MAP and not scheduler.map_only:
             partitions = [(p.records, p.bytes) for p in request.partitions]
             accepted = scheduler.map_succeeded(attempt_id, partitions, now)
             if accepted:
@@ -381,8 +469,9 @@ class MasterService(pb_grpc.MasterServicer):
                         "worker": output.name,
                         "address": output.address,
                         "partitions": output.partitions,
-                        "counters": dict(request.counters),
+                        "counters": counters,
                         "timings": dict(request.timings),
+                        "skipped": list(request.skipped),
                     }
                 )
         else:
@@ -397,8 +486,7 @@ class MasterService(pb_grpc.MasterServicer):
                 state.output.discard(attempt_id)
         if accepted and request.ok:
             state.attempt_counters[attempt_id] = dict(request.counters)
-            for name, value in request.counters.items():
-                state.counters[name] += value
+            state.accept(attempt_id, counters, list(request.skipped))
             for name, seconds in request.timings.items():
                 state.task_seconds[name] += seconds
         if scheduler.reduces_done == len(scheduler.reduces):
@@ -422,6 +510,7 @@ class MasterService(pb_grpc.MasterServicer):
                 "attempt": attempt_id,
                 "counters": dict(request.counters),
                 "timings": dict(request.timings),
+                "skipped": list(request.skipped),
             }
         )
         try:
@@ -529,7 +618,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
 async def serve(plan: JobPlan, config: MasterConfig) -> int:
     """Run the job to the end; return the process exit code (0 on success)."""
     spec = plan.job.spec
-    output = OutputDir(spec.output.path, spec.storage)
+    output = OutputDir.of(spec)
     journal, replay = journals.open_journal(output, plan)
     state = JobState(plan, output, journal, replay, logs=config.logs)
     if replay is not None:

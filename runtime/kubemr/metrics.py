@@ -23,7 +23,7 @@ import asyncio
 import resource
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -306,6 +306,21 @@ CATALOG: tuple[MetricDef, ...] = (
         roles="master",
     ),
     MetricDef(
+        "kubemr_app_counter",
+        "gauge",
+        "The app's own counters (self.counters.increment) over committed task attempts, by "
+        "counter name: at most 100 names per job (kubemr.apps.MAX_COUNTERS), further "
+        "names added up as _other.",
+        ("counter",),
+        "master",
+    ),
+    MetricDef(
+        "kubemr_skipped_records",
+        "gauge",
+        "Bad records skipped by committed task attempts (spec.faultTolerance.maxSkippedRecords).",
+        roles="master",
+    ),
+    MetricDef(
         "kubemr_workers_lost_total",
         "counter",
         "Workers declared dead (silent past the heartbeat timeout), by phase.",
@@ -380,6 +395,8 @@ _COLLECTED = {
     "kubemr_heartbeat_max_lag_seconds",
     "kubemr_heartbeat_timeout_seconds",
     "kubemr_master_restarts",
+    "kubemr_app_counter",
+    "kubemr_skipped_records",
     "kubemr_process_cpu_seconds_total",
     "kubemr_process_resident_memory_bytes",
     "kubemr_process_max_resident_memory_bytes",
@@ -404,6 +421,9 @@ class JobView:
     max_lag: dict[str, float]
     heartbeat_timeout: float
     master_restarts: int = 0
+    app_counters: dict[str, int] = field(default_factory=dict)
+    """The app's counters over committed attempts (bounded: see ``kubemr_app_counter``)."""
+    skipped_records: int = 0
 
 
 def _current_rss() -> int:
@@ -452,6 +472,10 @@ class _StateCollector(Collector):
             for phase, value in sorted(values.items()):
                 family.add_metric([*common, phase], value)
             yield family
+        family = self._family("kubemr_app_counter", ("counter",))
+        for counter, value in sorted(view.app_counters.items()):
+            family.add_metric([*common, counter], value)
+        yield family
         for name, pairs in (
             ("kubemr_task_attempts", view.attempts),
             ("kubemr_speculative_attempts_launched_total", view.backups_launched),
@@ -470,6 +494,7 @@ class _StateCollector(Collector):
             "kubemr_job_last_progress_timestamp_seconds": view.last_progress,
             "kubemr_heartbeat_timeout_seconds": view.heartbeat_timeout,
             "kubemr_master_restarts": float(view.master_restarts),
+            "kubemr_skipped_records": float(view.skipped_records),
         }
         for name, value in singles.items():
             family = self._family(name)

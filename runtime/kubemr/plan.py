@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubemr import apps, inputs, records
+from kubemr import apps, formats, inputs, records, stores
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
 from kubemr.splits import Split, plan_splits
@@ -45,7 +45,10 @@ class JobPlan:
 
 
 def decide_combine(spec: JobSpec, app: apps.App) -> bool:
-    """``spec.combine`` if set, else whether the app has a combiner."""
+    """``spec.combine`` if set, else whether the app has a combiner; never in a map-only
+    job (its map output is the job's output)."""
+    if spec.reduce_tasks == 0:
+        return False
     return apps.has_combiner(app) if spec.combine is None else spec.combine
 
 
@@ -65,7 +68,7 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
         problems.append(str(exc))
     if check_output:
         try:
-            OutputDir(spec.output.path, spec.storage).check(spec.output.overwrite)
+            OutputDir.of(spec).check(spec.output.overwrite)
         except ValueError as exc:
             problems.append(str(exc))
     if problems or app is None:
@@ -73,14 +76,34 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     if spec.combine and not apps.has_combiner(app):
         raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
     combine = decide_combine(spec, app)
-    splits = plan_splits(files, spec.input.split_size)
+    try:
+        compressed = {path for path, _ in files if inputs.sniff(path, spec.storage) is not None}
+    except stores.StoreError as exc:
+        raise PlanError(f"spec.input.paths: {exc}") from exc
+    whole = {path for path, _ in files} if spec.input.format == "whole-file" else compressed
+    splits = plan_splits(files, spec.input.split_size, whole=whole)
     kind = spec.partitioner or apps.preferred_partitioner(app)
     boundaries: list[bytes] = []
-    if kind == "range" and spec.reduce_tasks > 1:
-        keys = [
-            records.encode_key(k)
-            for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT, storage=spec.storage)
-            for k, _ in app.map(splits[0].path if splits else "", line)
-        ]
-        boundaries = boundaries_from_sample(keys, spec.reduce_tasks)
+    if kind == "range" and spec.reduce_tasks > 1 and spec.input.format != "whole-file":
+        boundaries = boundaries_from_sample(_sample_keys(spec, app, splits), spec.reduce_tasks)
     return JobPlan(job, splits, boundaries, combine, kind)
+
+
+def _sample_keys(spec: JobSpec, app: apps.App, splits: list[Split]) -> list[bytes]:
+    """Encoded map output keys of a sample of the input (for range boundaries). With
+    bad-record skipping on, sampled records whose parsing or map raises are left out."""
+    parse = formats.parser(spec.input.format)
+    path = splits[0].path if splits else ""
+    keys: list[bytes] = []
+    apps.start_task(app)
+    for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT, storage=spec.storage):
+        if spec.input.format == "jsonl" and not line.strip():
+            continue
+        try:
+            pairs = list(app.map(path, parse(line)))
+        except Exception:
+            if spec.fault_tolerance.max_skipped_records == 0:
+                raise
+            continue
+        keys.extend(records.encode_key(k) for k, _ in pairs)
+    return keys

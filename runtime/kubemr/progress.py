@@ -64,7 +64,7 @@ def top_lines(output: OutputDir, count: int) -> list[str]:
     """The ``count`` output lines with the largest numeric values (ties by line)."""
     candidates: list[tuple[float, str]] = []
     for part in output.parts():
-        text = output.store.read_bytes(part).decode("utf-8", "surrogateescape")
+        text = output.read_part(part).decode("utf-8", "surrogateescape")
         for line in text.splitlines():
             value = _numeric(line)
             if value is not None:
@@ -79,12 +79,18 @@ def report(output: OutputDir, summary: dict[str, Any], top: int = 0) -> None:
     where = output.path if stores.is_s3(output.path) else Path(output.path).resolve()
     print(f"output: {where} ({len(parts)} part files, _SUCCESS)")
     counters = summary.get("counters", {})
+    written = counters.get("reduce_output_records", counters.get("map_output_records", "?"))
     print(
         f"{summary.get('mapTasks', '?')} map tasks, {summary.get('reduceTasks', '?')} reduce "
         f"tasks, {counters.get('map_input_records', '?')} input lines, "
-        f"{counters.get('reduce_output_records', '?')} output lines in "
+        f"{written} output lines in "
         f"{summary.get('wallSeconds', '?')}s"
     )
+    if summary.get("appCounters"):
+        print("counters: " + ", ".join(f"{k}={v}" for k, v in summary["appCounters"].items()))
+    skipped = summary.get("skippedRecords") or {}
+    if skipped.get("count"):
+        print(f"skipped {skipped['count']} bad records: " + "; ".join(skipped["records"][:3]))
     if top:
         print(f"top {top}:")
         for line in top_lines(output, top):

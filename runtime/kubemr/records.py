@@ -2,9 +2,14 @@
 
 Keys are encoded so that comparing the encoded bytes orders keys the way users expect:
 strings by code point (exactly Python's ``str`` order), integers and floats numerically,
-bytes lexicographically. Keys of different types order by type: None < bool < int <
-float < str < bytes. Sorting, merging and range partitioning all work on these bytes,
-and hash partitioning takes crc32 of them, so it is stable across processes.
+bytes lexicographically, tuples element by element (a shorter tuple that is a prefix of
+a longer one first). Keys of different types order by type: None < bool < int < float <
+str < bytes < tuple. A tuple is its elements' encodings, each with its zero bytes
+escaped (``00`` -> ``00 FF``) and followed by the terminator ``00 01``: escaping keeps
+each element's order, and the terminator sorts below any continuation, so byte order is
+element-by-element order (the FoundationDB tuple layer's scheme). Sorting, merging and
+range partitioning all work on these bytes, and hash partitioning takes crc32 of them (of
+a tuple's first element only), so it is stable across processes.
 
 Values are msgpack: str, int, float, bool, None, bytes and lists/dicts of those.
 
@@ -20,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-_NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = (
+_NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES, _TUPLE = (
     b"\x00",
     b"\x01",
     b"\x02",
@@ -28,7 +33,11 @@ _NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = (
     b"\x04",
     b"\x05",
     b"\x06",
+    b"\x07",
 )
+TUPLE_TAG = _TUPLE[0]
+"""The first byte of every encoded tuple key."""
+_END = b"\x00\x01"
 _DOUBLE = struct.Struct(">d")
 _U64 = struct.Struct(">Q")
 _SIGN = 1 << 63
@@ -56,9 +65,33 @@ def encode_key(key: object) -> bytes:
         return _FLOAT + _U64.pack(bits)
     if isinstance(key, bytes | bytearray):
         return _BYTES + bytes(key)
+    if type(key) is tuple:
+        return _TUPLE + b"".join(encode_key(e).replace(b"\x00", b"\x00\xff") + _END for e in key)
     raise RecordError(
-        f"keys must be str, int, float, bool, None or bytes, not {type(key).__name__}"
+        f"keys must be str, int, float, bool, None, bytes or tuples of those, "
+        f"not {type(key).__name__}"
     )
+
+
+def _tuple_elements(body: bytes) -> list[bytes]:
+    """The encoded elements of a tuple key's body (unescaped)."""
+    elements, start = [], 0
+    while start < len(body):
+        end = body.find(_END, start)  # escaped data has no 00 01: every 00 is 00 FF
+        if end == -1:
+            raise RecordError("corrupt key: unterminated tuple element")
+        elements.append(body[start:end].replace(b"\x00\xff", b"\x00"))
+        start = end + 2
+    return elements
+
+
+def tuple_head(data: bytes) -> bytes:
+    """The encoded first element of a tuple key (escaped, with its terminator), so that
+    every key with that first element starts with ``_TUPLE + head``; other keys whole."""
+    if not data or data[0] != TUPLE_TAG:
+        return data
+    end = data.find(_END, 1)
+    return data if end == -1 else data[: end + 2]
 
 
 def _encode_int(n: int) -> bytes:
@@ -92,6 +125,8 @@ def decode_key(data: bytes) -> Any:
         return False
     if tag == _BYTES:
         return bytes(body)
+    if tag == _TUPLE:
+        return tuple(decode_key(e) for e in _tuple_elements(body))
     raise RecordError(f"corrupt key: unknown type tag {tag!r}")
 
 

@@ -18,8 +18,9 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from kubemr import records, runs, stores
+from kubemr import apps, compression, records, runs, stores
 from kubemr.apps import App
+from kubemr.badrecords import BadRecords
 from kubemr.metrics import RuntimeMetrics
 from kubemr.runs import Record
 from kubemr.spec import StorageSpec
@@ -37,6 +38,10 @@ class ReduceResult:
 
     counters: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    app_counters: dict[str, int] = field(default_factory=dict)
+    """The app's own counters (:class:`kubemr.apps.Counters`)."""
+    skipped: list[str] = field(default_factory=list)
+    """Keys whose reduce raised and was skipped (the first ``badrecords.LISTED``)."""
 
 
 def _merge(sources: list[runs.Source]) -> Iterator[Record]:
@@ -51,10 +56,17 @@ def run_reduce(
     metrics: RuntimeMetrics | None = None,
     progress: Callable[[int], None] | None = None,
     storage: StorageSpec | None = None,
+    codec: compression.OutputCodec = "none",
+    max_skipped: int = 0,
+    partition: int = 0,
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order. ``progress`` is called with
-    the number of input records reduced so far, every ``PROGRESS_GROUPS`` keys."""
+    the number of input records reduced so far, every ``PROGRESS_GROUPS`` keys. The part
+    file is compressed with ``codec`` (``spec.output.compression``). ``max_skipped`` > 0
+    skips up to that many keys whose reduce raises (their output dropped), naming them
+    with ``partition``. The app's ``reduce_setup`` runs first and the pairs of its
+    ``reduce_teardown`` are written last."""
     stats = {
         "merge_passes": 0,
         "reduce_input_records": 0,
@@ -75,6 +87,8 @@ def run_reduce(
         records.format_line,
     )
     reduce = app.reduce
+    counted = apps.start_task(app)
+    bad = BadRecords(max_skipped) if max_skipped > 0 else None
 
     def values_of(group: Iterable[Record]) -> Iterator[object]:
         for _, value in group:
@@ -83,20 +97,35 @@ def run_reduce(
 
     store = stores.store_for(out_path, storage)
     with io.TextIOWrapper(
-        store.open_write(out_path), encoding="utf-8", errors="surrogateescape", newline="\n"
+        compression.compressing(store.open_write(out_path), codec),
+        encoding="utf-8",
+        errors="surrogateescape",
+        newline="\n",
     ) as out:
         lines: list[str] = []
+        apps.call_hook(app, "reduce_setup")
         for key_bytes, group in groupby(merged, key=_first):
             stats["reduce_input_groups"] += 1
             if progress is not None and stats["reduce_input_groups"] % PROGRESS_GROUPS == 0:
                 progress(stats["reduce_input_records"])
-            for out_key, out_value in reduce(decode_key(key_bytes), values_of(group)):
-                lines.append(format_line(out_key, out_value))
+            if bad is None:
+                for out_key, out_value in reduce(decode_key(key_bytes), values_of(group)):
+                    lines.append(format_line(out_key, out_value))
+            else:
+                mark = len(lines)
+                key = decode_key(key_bytes)
+                try:
+                    for out_key, out_value in reduce(key, values_of(group)):
+                        lines.append(format_line(out_key, out_value))
+                except Exception as exc:
+                    del lines[mark:]
+                    bad.skip(f"key {key!r} (partition {partition})", exc)
             if len(lines) >= 4096:
                 lines.append("")
                 stats["reduce_output_records"] += len(lines) - 1
                 out.write("\n".join(lines))
                 lines = []
+        lines.extend(format_line(k, v) for k, v in apps.call_hook(app, "reduce_teardown"))
         if lines:
             lines.append("")
             stats["reduce_output_records"] += len(lines) - 1
@@ -117,4 +146,7 @@ def run_reduce(
         )
         for phase, seconds in timings.items():
             metrics.observe("kubemr_phase_duration_seconds", seconds, phase)
-    return ReduceResult(stats, timings)
+    if bad is not None:
+        stats["skipped_records"] = bad.count
+    skipped = list(bad.locations) if bad is not None else []
+    return ReduceResult(stats, timings, dict(counted.values), skipped)

@@ -12,6 +12,9 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 - Every attempt has an id (``m3.a1``: map task 3, attempt 1). The first attempt of a
   task to finish wins; a late or duplicate one is discarded.
 - A failed attempt returns its task to idle; ``max_attempts`` failures fail the job.
+- A map-only job (no reduce tasks) commits each map attempt's output like a reduce
+  attempt's (:meth:`Scheduler.may_commit`); committed map output is in the job's output,
+  not on a worker's disk, so a worker's death loses none of it.
 - A worker silent past the heartbeat timeout is dead: its running attempts and its
   completed map tasks (whose output was on its disk) go back to idle.
 - A reducer that cannot fetch a map output reports it; after
@@ -283,7 +286,7 @@ class Recovery:
     map_outputs: dict[int, MapOutputRef] = field(default_factory=dict)
     """Completed map outputs by task index; ``worker`` is ignored, ``name`` is the holder."""
     committed: dict[int, str] = field(default_factory=dict)
-    """Committed reduce tasks: index -> attempt id."""
+    """Committed reduce tasks (in a map-only job, map tasks): index -> attempt id."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,7 @@ class Scheduler:
         self.tables[Kind.REDUCE] = TaskTable(Kind.REDUCE, reduce_tasks)
         self.maps = self.tables[Kind.MAP].tasks
         self.reduces = self.tables[Kind.REDUCE].tasks
+        self.map_only = reduce_tasks == 0
         self.workers: dict[str, Worker] = {}
         self.attempts: dict[str, Attempt] = {}
         self.error: str | None = None
@@ -378,7 +382,7 @@ class Scheduler:
     def phase(self) -> Phase:
         if self.error is not None:
             return Phase.FAILED
-        if self.reduces_done == len(self.reduces):
+        if self.reduces_done == len(self.reduces) and (self.reduces or self.map_phase_over):
             return Phase.SUCCEEDED
         if not self.workers:
             return Phase.PENDING
@@ -750,9 +754,10 @@ class Scheduler:
                 ref.attempt, Kind.MAP, index, owner, now, now, outcome="recovered"
             )
         for index, committed_by in sorted(recovery.committed.items()):
-            self.reduces[index].state = State.DONE
+            kind = parse_attempt_id(committed_by)[0]
+            self._tasks(kind)[index].state = State.DONE
             self.attempts[committed_by] = Attempt(
-                committed_by, Kind.REDUCE, index, "", now, now, outcome="recovered"
+                committed_by, kind, index, "", now, now, outcome="recovered"
             )
         if recovery.map_outputs:
             self.claim_deadline = now + self.heartbeat_timeout
@@ -796,15 +801,17 @@ class Scheduler:
         return True
 
     def may_commit(self, attempt_id: str) -> bool:
-        """Whether a finished reduce attempt is the one to commit."""
+        """Whether a finished reduce attempt (or a map-only job's map attempt) is the one
+        to commit."""
         attempt = self._live_attempt(attempt_id)
         return (
             attempt is not None
-            and attempt.kind is Kind.REDUCE
+            and (attempt.kind is Kind.REDUCE or self.map_only)
             and self._task(attempt).state is not State.DONE
         )
 
     def reduce_committed(self, attempt_id: str, now: float) -> None:
+        """A reduce attempt (or a map-only job's map attempt) was committed."""
         attempt = self.attempts[attempt_id]
         task = self._task(attempt)
         self._end_attempt(attempt, "succeeded", now)

@@ -44,6 +44,19 @@ def _check_module(value: str) -> str:
     return value
 
 
+def _without_nulls(value: Any) -> Any:
+    """A map's null values are absent, as the API server prunes them (found by
+    tests/operator/test_crd_fuzz.py: ``nodeSelector: {"": null}``)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_without_nulls)]
+"""A map of strings; null values are dropped."""
+QuantityMap = Annotated[dict[str, str | int], BeforeValidator(_without_nulls)]
+"""A map of resource quantities; null values are dropped."""
+
 Bytes = Annotated[
     int,
     BeforeValidator(quantities.parse_quantity),
@@ -98,7 +111,7 @@ class AppSpec(Model):
     """A built-in app: wordcount, grep, indexer or sort. Exactly one of builtin/module."""
     module: Annotated[str, AfterValidator(_check_module)] | None = None
     """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
-    args: dict[str, str] = Field(default_factory=dict)
+    args: StringMap = Field(default_factory=dict)
     """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
 
     @model_validator(mode="after")
@@ -120,10 +133,15 @@ class InputSpec(Model):
     """Files, directories or glob patterns, read as UTF-8 text lines; local paths or
     ``s3://bucket/key`` URIs (a prefix ending in ``/`` stands for the objects directly
     under it). Relative paths are relative to the working directory of ``kubemr run``
-    (or the pod's working directory)."""
+    (or the pod's working directory). gzip, bzip2, xz and zstd files, recognised by
+    their first bytes, are decompressed as they are read; each is one split."""
     split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
     """Bytes per map task (split); a split owns every line that starts inside it.
     Default 64Mi."""
+    format: Literal["text", "jsonl", "whole-file"] = "text"
+    """What a record is: ``text`` (map gets each line, a str), ``jsonl`` (map gets each
+    line parsed as JSON; a malformed line is a bad record), or ``whole-file`` (map gets
+    each file's whole content, bytes; one split per file). Default text."""
 
 
 class OutputSpec(Model):
@@ -134,6 +152,9 @@ class OutputSpec(Model):
     ``_summary.json`` appear there when the job commits."""
     overwrite: bool = False
     """Replace the output of an earlier committed job at ``path``. Default false: refuse."""
+    compression: Literal["none", "gzip", "zstd"] = "none"
+    """Compress every part file: ``gzip`` (``part-NNNNN.gz``) or ``zstd``
+    (``part-NNNNN.zst``). Default none."""
 
 
 class StorageSpec(Model):
@@ -165,9 +186,9 @@ class StorageSpec(Model):
 class ResourceSpec(Model):
     """Kubernetes resource requests and limits for a group of pods (ignored by kubemr run)."""
 
-    requests: dict[str, str | int] = Field(default_factory=dict)
+    requests: QuantityMap = Field(default_factory=dict)
     """Requests, e.g. ``{cpu: "1", memory: 1Gi}``."""
-    limits: dict[str, str | int] = Field(default_factory=dict)
+    limits: QuantityMap = Field(default_factory=dict)
     """Limits, e.g. ``{memory: 2Gi}``."""
 
 
@@ -204,6 +225,11 @@ class FaultToleranceSpec(Model):
     """A worker silent for longer than this is dead. Default 10s."""
     speculative: bool = True
     """Launch backup attempts of straggling tasks near the end of a phase. Default true."""
+    max_skipped_records: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    """Bad records the job may skip: a record whose map (or parsing) raises, or a key
+    whose reduce raises, is skipped and counted, its location listed in the summary; the
+    job fails once more than this many are skipped. Default 0: the first bad record
+    fails its task (which is retried up to ``maxTaskAttempts``)."""
 
 
 VOLUME_SCHEMA = {
@@ -274,8 +300,10 @@ class JobSpec(Model):
     """The output directory."""
     storage: StorageSpec = Field(default_factory=StorageSpec)
     """How ``s3://`` input and output paths are reached (endpoint, region, credentials)."""
-    reduce_tasks: Annotated[int, Field(ge=1, le=100_000)] = 1
-    """R: the number of reduce tasks, and so of output files. Default 1."""
+    reduce_tasks: Annotated[int, Field(ge=0, le=100_000)] = 1
+    """R: the number of reduce tasks, and so of output files. 0 makes a map-only job:
+    each map task's output, in input order, is committed as its own part file (one per
+    map task). Default 1."""
     mapper: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)
     """The mapper workers."""
     reducer: WorkerGroupSpec = Field(default_factory=WorkerGroupSpec)
@@ -317,7 +345,7 @@ class JobSpec(Model):
     Default 5m."""
     service_account_name: str | None = None
     """The service account the job's pods run as. Default: the namespace's default."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: StringMap = Field(default_factory=dict)
     """Node labels every job pod requires."""
     tolerations: list[TolerationSpec] = Field(default_factory=list, max_length=64)
     """Taints the job's pods tolerate."""

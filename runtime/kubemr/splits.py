@@ -7,7 +7,7 @@ whatever the split size (see :func:`kubemr.inputs.read_blocks` for the reading s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 
@@ -27,15 +27,20 @@ class Split:
         return f"{self.path}[{self.start}:{self.end}]"
 
 
-def plan_splits(files: Iterable[tuple[str, int]], split_size: int) -> list[Split]:
-    """Cut each (path, size) into splits of at most ``split_size`` bytes, in input order.
+def plan_splits(
+    files: Iterable[tuple[str, int]], split_size: int, whole: Container[str] = ()
+) -> list[Split]:
+    """Cut each (path, size) into splits of at most ``split_size`` bytes, in input order;
+    a path in ``whole`` (a compressed file, or any file under the whole-file format) is
+    one split however large.
 
     Empty files get no split; they contribute no lines.
     """
     if split_size <= 0:
         raise ValueError(f"split size must be positive, got {split_size}")
     return [
-        Split(path, start, min(start + split_size, size))
+        Split(path, start, min(start + step, size))
         for path, size in files
-        for start in range(0, size, split_size)
+        for step in [size if path in whole else split_size]
+        for start in range(0, size, max(step, 1))
     ]

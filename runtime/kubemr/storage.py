@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubemr import stores
-from kubemr.spec import StorageSpec
+from kubemr import compression, stores
+from kubemr.spec import JobSpec, StorageSpec
 
 SUCCESS = "_SUCCESS"
 SUMMARY = "_summary.json"
@@ -34,8 +34,9 @@ class OutputError(ValueError):
     """An output path kubemr must not write to."""
 
 
-def part_name(partition: int) -> str:
-    return f"part-{partition:05d}"
+def part_name(partition: int, extension: str = "") -> str:
+    """``part-NNNNN`` plus the output compression's extension (``.gz``, ``.zst``)."""
+    return f"part-{partition:05d}{extension}"
 
 
 def _ours(name: str) -> bool:
@@ -45,9 +46,17 @@ def _ours(name: str) -> bool:
 class OutputDir:
     """One job's output directory (a local path or an ``s3://`` prefix)."""
 
-    def __init__(self, path: str, storage: StorageSpec | None = None) -> None:
+    def __init__(self, path: str, storage: StorageSpec | None = None, extension: str = "") -> None:
         self.path = str(path).rstrip("/") or str(path)
         self.store = stores.store_for(self.path, storage)
+        self.extension = extension
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> OutputDir:
+        """The output directory of a job: ``spec.output`` on ``spec.storage``, part files
+        named with the extension of ``spec.output.compression``."""
+        extension = compression.EXTENSIONS[spec.output.compression]
+        return cls(spec.output.path, spec.storage, extension)
 
     def join(self, *names: str) -> str:
         return stores.join(self.path, *names)
@@ -97,10 +106,10 @@ class OutputDir:
             self.store.abort_uploads(self.path)
 
     def temp_path(self, attempt_id: str, partition: int) -> str:
-        return self.join(TEMPORARY, attempt_id, part_name(partition))
+        return self.join(TEMPORARY, attempt_id, part_name(partition, self.extension))
 
     def final_path(self, partition: int) -> str:
-        return self.join(part_name(partition))
+        return self.join(part_name(partition, self.extension))
 
     def commit(self, temp: str, partition: int) -> str:
         """Make an attempt's file the task's output (atomic rename; on S3 a copy then a
@@ -133,6 +142,10 @@ class OutputDir:
     def parts(self) -> list[str]:
         entries = self.store.listdir(self.path)
         return sorted(e.path for e in entries if e.name.startswith("part-") and not e.is_dir)
+
+    def read_part(self, path: str) -> bytes:
+        """A part file's content, decompressed."""
+        return compression.decompress_bytes(self.store.read_bytes(path), path)
 
     def committed(self) -> bool:
         return self.store.exists(self.join(SUCCESS))

@@ -37,9 +37,10 @@ import grpc
 from kubemr import apps, auth, monitoring, plan, runs, shuffle
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
+from kubemr.badrecords import TooManyBadRecordsError
 from kubemr.config import WorkerConfig
 from kubemr.maptask import MapCancelledError, run_map
-from kubemr.master import GRPC_OPTIONS
+from kubemr.master import APP_COUNTER_PREFIX, GRPC_OPTIONS
 from kubemr.partitioning import make_partitioner
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -204,13 +205,23 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         storage=spec.storage,
         progress=lambda share: ctx.progress.__setitem__(task.attempt_id, share),
         metrics=ctx.metrics,
+        record_format=spec.input.format,
+        max_skipped=spec.fault_tolerance.max_skipped_records,
+        output_path=task.temp_path if spec.reduce_tasks == 0 else None,
+        codec=spec.output.compression,
     )
     return pb.TaskReport(
         ok=True,
         partitions=[pb.PartitionInfo(records=r, bytes=b) for r, b in result.partitions],
-        counters=result.counters,
+        counters=with_app_counters(result.counters, result.app_counters),
         timings=result.timings,
+        skipped=result.skipped,
     )
+
+
+def with_app_counters(counters: dict[str, int], app: dict[str, int]) -> dict[str, int]:
+    """A report's counters: the engine's, and the app's named ``app:<name>``."""
+    return {**counters, **{APP_COUNTER_PREFIX + k: v for k, v in app.items()}}
 
 
 FETCH_SHARE = 0.5
@@ -399,13 +410,21 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 metrics=ctx.metrics,
                 progress=reduced,
                 storage=ctx.job.spec.storage,
+                codec=ctx.job.spec.output.compression,
+                max_skipped=spec.fault_tolerance.max_skipped_records,
+                partition=task.index,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     counters = dict(result.counters)
     counters["shuffle_bytes"] = sum(r.bytes for r in fetched)
     counters["shuffle_runs_spilled"] = sum(r.path is not None for r in fetched)
-    return pb.TaskReport(ok=True, counters=counters, timings={**timings, **result.timings})
+    return pb.TaskReport(
+        ok=True,
+        counters=with_app_counters(counters, result.app_counters),
+        timings={**timings, **result.timings},
+        skipped=result.skipped,
+    )
 
 
 async def _run_task(ctx: Context, task: Assignment) -> None:
@@ -440,6 +459,15 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
         )
         ctx.lost.set()
         return
+    except TooManyBadRecordsError as exc:  # the master fails the job: retrying cannot help
+        log.warning("attempt %s failed: %s", task.attempt_id, exc)
+        outcome = "failed"
+        report = pb.TaskReport(
+            ok=False,
+            error=f"{task.attempt_id}: {exc}",
+            counters={"skipped_records": exc.skipped.count},
+            skipped=exc.skipped.locations,
+        )
     except Exception as exc:  # the user's code failed: report it, keep serving
         log.warning("attempt %s failed: %r", task.attempt_id, exc)
         outcome = "failed"

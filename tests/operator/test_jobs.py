@@ -9,6 +9,7 @@ chosen pods crash or crawl.
 from __future__ import annotations
 
 import copy
+import gzip
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,7 @@ from localkube import apiclient, deadlines
 from localkube import cluster as clusters
 
 from localoperator import LocalOperator
-from testjobs import ROOT, run_cli, sorted_output, word_input, write_manifest
+from testjobs import BOOKS, ROOT, run_cli, sorted_output, word_input, write_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -641,3 +642,41 @@ def test_a_job_deleted_and_created_again_at_once_runs_anew_and_adopts_nothing(
                 refs = item["metadata"].get("ownerReferences", [])
                 owners[f"{kind}/{item['metadata']['name']}"] = {r["uid"] for r in refs}
     assert owners and all(uids == {new_uid} for uids in owners.values()), owners
+
+
+def test_the_gzip_and_map_only_examples_run_and_counters_reach_the_status(
+    kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
+) -> None:
+    books = shared / "books-gz"
+    for directory in (books, tmp_path / "gz", tmp_path / "maponly"):
+        directory.mkdir()
+    for book in sorted(BOOKS.glob("*.txt"))[:4]:
+        (books / f"{book.name}.gz").write_bytes(gzip.compress(book.read_bytes()))
+    gz = yaml.safe_load((ROOT / "examples" / "wordcount-gzip-job.yaml").read_text())
+    gz["spec"]["input"]["paths"] = [str(books / "*.gz")]
+    gz["spec"]["output"]["path"] = str(shared / "gz-out")
+    maponly = yaml.safe_load((ROOT / "examples" / "grep-maponly-job.yaml").read_text())
+    # The map-only example with a counting app, compressed input, and skipping allowed.
+    maponly["spec"]["app"] = {"module": "tests/runtime/apps/contract.py:CountedWords"}
+    maponly["spec"]["input"]["paths"] = [str(books / "*.gz")]
+    maponly["spec"]["output"]["path"] = str(shared / "maponly-out")
+    maponly["spec"]["faultTolerance"] = {"maxSkippedRecords": 3}
+    names = [submit(kube, job_namespace, doc) for doc in (gz, maponly)]
+    statuses = [wait_for(kube, job_namespace, n, ("Succeeded", "Failed"))["status"] for n in names]
+    assert [s["phase"] for s in statuses] == ["Succeeded", "Succeeded"], statuses
+    gz_status, maponly_status = statuses
+    assert gz_status["maps"] == "4/4"  # one map task per compressed file
+    assert sorted(p.name for p in (shared / "gz-out").glob("part-*")) == [
+        "part-00000.zst",
+        "part-00001.zst",
+    ]
+    assert sorted_output(shared / "gz-out") == oracle(tmp_path / "gz", gz)
+    assert maponly_status["maps"] == "4/4" and maponly_status["reducesTotal"] == 0
+    parts = sorted((shared / "maponly-out").glob("part-*"))
+    assert [p.name for p in parts] == [f"part-{i:05d}" for i in range(4)]
+    assert sorted_output(shared / "maponly-out") == oracle(tmp_path / "maponly", maponly)
+    counters = maponly_status["appCounters"]
+    lines = sum(len(b.read_text().splitlines()) for b in sorted(BOOKS.glob("*.txt"))[:4])
+    assert counters["lines"] == lines == maponly_status["counters"]["map_input_records"]
+    assert counters["words"] == maponly_status["counters"]["map_output_records"]
+    assert maponly_status["skippedRecords"] == 0

@@ -8,6 +8,7 @@ nothing is written into the repository.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,14 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "shared" / "data" / "gutenberg").symlink_to(BOOKS)
     work = tmp_path / "main"
     shutil.copytree(ROOT / "examples", work / "examples")
+    result = subprocess.run(  # the gzip example's input, as `make example-data` makes it
+        ["make", "-f", str(ROOT / "Makefile"), "example-data"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
     return work
 
 

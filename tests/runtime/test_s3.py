@@ -10,6 +10,7 @@ process starts, naming the URI.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+import zstandard
 from botocore.config import Config
 from kubemr import inputs, plan, spec, stores
 from kubemr.launcher import Launcher
@@ -233,6 +235,42 @@ def test_wordcount_from_s3_to_s3_equals_the_local_oracle(
     result = run_job(doc)
     assert result.returncode == 2
     assert f"spec.output.path: '{bucket.uri('out/seq')}' already holds the output" in result.stderr
+
+
+def test_compressed_objects_are_recognised_by_magic_and_read_whole(
+    bucket: Bucket, run_job: Callable[..., subprocess.CompletedProcess[str]], oracle: Oracle
+) -> None:
+    books = sorted(BOOKS.glob("*.txt"))[:3]
+    bucket.put("gz/a.gz", gzip.compress(books[0].read_bytes()))
+    bucket.put("gz/b.txt", zstandard.ZstdCompressor().compress(books[1].read_bytes()))
+    bucket.put("gz/c.txt", books[2].read_bytes())  # plain, cut into splits
+    local = manifest("gz-s3", {"builtin": "wordcount"}, [str(b) for b in books], Path("unused"))
+    doc = manifest(
+        "gz-s3",
+        {"builtin": "wordcount"},
+        [bucket.uri("gz/")],
+        Path("unused"),
+        input={"splitSize": "64Ki"},
+        reduceTasks=2,
+        mapper={"replicas": 2},
+        storage=bucket.storage,
+    )
+    doc["spec"]["output"] = {"path": bucket.uri("out/gz"), "compression": "gzip"}
+    result = run_job(doc)
+    assert result.returncode == 0, result.stderr
+    keys = bucket.keys("out/gz/part-")
+    assert keys == ["out/gz/part-00000.gz", "out/gz/part-00001.gz"]
+    lines = sorted(
+        line
+        for key in keys
+        for line in gzip.decompress(bucket.read(key))
+        .decode("utf-8", "surrogateescape")
+        .splitlines()
+    )
+    assert lines == oracle(local)
+    summary = json.loads(bucket.read("out/gz/_summary.json"))
+    plain_splits = -(-books[2].stat().st_size // (64 * 1024))
+    assert summary["mapTasks"] == 2 + plain_splits  # one split per compressed object
 
 
 def word_files(directory: Path, files: int = 2, lines: int = 2000) -> list[Path]:

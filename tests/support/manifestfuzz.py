@@ -43,6 +43,12 @@ SCALARS = st.one_of(
             "m:A",
             "x.py:App",
             "no colon",
+            "gzip",
+            "zstd",
+            "bzip2",
+            "none",
+            "jsonl",
+            "whole-file",
         ]
     ),
 )
@@ -63,14 +69,14 @@ FIELDS: dict[str, Any] = {
     "input": st.one_of(
         st.fixed_dictionaries(
             {"paths": st.lists(st.sampled_from(["a", "/data/*.txt", ""]), max_size=2)},
-            optional={"splitSize": st.one_of(SCALARS)},
+            optional={"splitSize": st.one_of(SCALARS), "format": SCALARS},
         ),
         VALUES,
     ),
     "output": st.one_of(
         st.fixed_dictionaries(
             {"path": st.sampled_from(["/out", "", "out/x"])},
-            optional={"overwrite": SCALARS},
+            optional={"overwrite": SCALARS, "compression": SCALARS},
         ),
         VALUES,
     ),
@@ -98,6 +104,7 @@ FIELDS: dict[str, Any] = {
                 "maxTaskAttempts": SCALARS,
                 "heartbeatTimeout": SCALARS,
                 "speculative": SCALARS,
+                "maxSkippedRecords": SCALARS,
             },
         ),
         VALUES,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubemr import compression
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT.parent / "shared" / "data" / "gutenberg"
@@ -60,7 +61,8 @@ def run_cli(
 def sorted_output(output: Path) -> list[str]:
     lines: list[str] = []
     for part in sorted(output.glob("part-*")):
-        lines.extend(part.read_bytes().decode("utf-8", "surrogateescape").splitlines())
+        data = compression.decompress_bytes(part.read_bytes(), str(part))
+        lines.extend(data.decode("utf-8", "surrogateescape").splitlines())
     return sorted(lines)
 
 

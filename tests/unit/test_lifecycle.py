@@ -107,6 +107,8 @@ def test_the_report_becomes_status_and_speculation_becomes_events() -> None:
         "reduces": {"total": 2, "done": 0},
         "workers": 3,
         "counters": {"map.records_in": 100},
+        "appCounters": {"bad_dates": 4, "lines": 90},
+        "skippedRecords": 2,
         "attempts": {"succeeded": 3},
         "backupAttempts": {"map": 1, "reduce": 0},
         "blacklistedWorkers": ["map-2-wc-mapper-1"],
@@ -116,6 +118,8 @@ def test_the_report_becomes_status_and_speculation_becomes_events() -> None:
     assert decision.status["maps"] == "3/8" and decision.status["mapsDone"] == 3
     assert decision.status["reduces"] == "0/2"
     assert decision.status["counters"] == {"map.records_in": 100}
+    assert decision.status["appCounters"] == {"bad_dates": 4, "lines": 90}
+    assert decision.status["skippedRecords"] == 2
     assert reasons(decision) == ["SpeculativeAttempt", "WorkerBlacklisted"]
     again = decide(job(), running_pods(), decision.status, report)
     assert again.events == []  # reported once, not on every reconciliation

@@ -74,3 +74,67 @@ def test_range_partitioner_keeps_order() -> None:
     assigned = [part(k) for k in keys]
     assert assigned == sorted(assigned)
     assert set(assigned) == set(range(5))
+
+
+ELEMENTS = [None, False, True, -(2**70), -256, -1, 0, 1, 255, 2**64, -1.5, 0.0, 2.5]
+ELEMENTS += [
+    "",
+    "a",
+    "a\x00",
+    "a\x00\x01",
+    "ab",
+    "b",
+    "\U0001f600",
+    b"",
+    b"\x00",
+    b"\x00\xff",
+    b"\x01",
+]
+
+
+def _rank(key: object) -> tuple[object, ...]:
+    """The documented order, independently of the encoding: type rank, then value;
+    tuples element by element."""
+    if isinstance(key, tuple):
+        return (7, tuple(_rank(e) for e in key))
+    if key is None:
+        return (0,)
+    if isinstance(key, bool):
+        return (1, key)
+    if isinstance(key, int):
+        return (2, key)
+    if isinstance(key, float):
+        return (3, key)
+    if isinstance(key, str):
+        return (4, key)
+    assert isinstance(key, bytes)
+    return (5, key)
+
+
+def test_tuple_keys_order_element_by_element_and_round_trip() -> None:
+    rng = random.Random(7)
+
+    def key(depth: int = 0) -> object:
+        if depth < 2 and rng.random() < 0.3:
+            return tuple(key(depth + 1) for _ in range(rng.randint(0, 3)))
+        return rng.choice(ELEMENTS)
+
+    keys = [key() for _ in range(3000)] + [(), ((),), ("a",), ("a", None), ("a", ("b",))]
+    for k in keys:
+        assert records.decode_key(records.encode_key(k)) == k
+        assert type(records.decode_key(records.encode_key(k))) is type(k)
+    assert sorted(keys, key=records.encode_key) == sorted(keys, key=_rank)
+    assert records.encode_key(("z",)) > records.encode_key(b"\xff" * 8)  # tuples last
+
+
+def test_tuple_keys_partition_by_their_first_element() -> None:
+    hashed = partitioning.hash_partitioner(13)
+    for user in ["u1", "u2", "", "a\x00b", 7, ("nested", 1)]:
+        parts = {hashed(records.encode_key((user, t, "x"))) for t in range(-50, 50)}
+        assert len(parts) == 1
+    sample = [records.encode_key((f"u{i % 10}", i)) for i in range(1000)]
+    ranged = partitioning.range_partitioner(partitioning.boundaries_from_sample(sample, 4))
+    for i in range(10):
+        parts = {ranged(records.encode_key((f"u{i}", t))) for t in range(-5, 2000, 7)}
+        assert len(parts) == 1
+    assert hashed(records.encode_key("plain")) == hashed(records.encode_key("plain"))

@@ -539,3 +539,25 @@ def test_a_worker_that_reconnects_keeps_its_outputs_and_loses_its_running_attemp
     assert s.expire(5.5) == [] and s.maps_done == 1  # the old registration is not "dead"
     other = s.register("m0", Kind.MAP, "h:2", 2.0)  # same name elsewhere: not the same worker
     assert s.workers[again].alive and s.workers[other].alive
+
+
+def test_map_only_commits_maps_one_attempt_each_and_a_dead_worker_loses_none() -> None:
+    s = make(maps=2, reduces=0)
+    assert s.phase is Phase.PENDING  # no reduce tasks is not "all reduces done"
+    m1 = s.register("m1", Kind.MAP, "h:1", 0.0)
+    m2 = s.register("m2", Kind.MAP, "h:2", 0.0)
+    first = s.assign(m1, 0.0)
+    assert first is not None and s.may_commit(first.attempt)
+    s.reduce_committed(first.attempt, 1.0)
+    assert not s.may_commit(first.attempt)  # a duplicate report commits nothing
+    running = s.assign(m1, 1.0)
+    assert running is not None
+    s.heartbeat(m2, 4.0)
+    assert s.expire(6.5) == [m1]
+    assert s.maps_done == 1  # the committed map output is in the job's output: kept
+    rerun = s.assign(m2, 6.5)
+    assert rerun is not None and rerun.index == running.index
+    assert s.may_commit(rerun.attempt) and not s.may_commit(running.attempt)
+    s.reduce_committed(rerun.attempt, 7.0)
+    assert s.phase is Phase.SUCCEEDED
+    assert s.assign(s.register("r1", Kind.REDUCE, "", 7.0), 7.0) is None

@@ -10,8 +10,19 @@ keyword arguments, then calls:
 - ``combine(self, key, values)`` (optional): shaped like reduce, run on map output
   before the shuffle. It may run zero, one or several times per key.
 
+Optional per-task hooks (Hadoop's setup/cleanup, mrjob's ``mapper_init``/``mapper_final``):
+``map_setup(self)`` before a map task's first record and ``map_teardown(self)`` after its
+last, which may yield pairs (in-mapper combining: aggregate in memory across the whole
+split, emit at the end); ``reduce_setup(self)`` and ``reduce_teardown(self)`` likewise
+around a reduce task, whose teardown pairs are written after the last key's.
+
+During a task the engine sets ``self.counters`` (:class:`Counters`): the app increments
+named counters from map, combine, reduce and the hooks, and the job's totals count each
+task's committed attempt once.
+
 An app may set ``partitioner = "range"`` to prefer the sampled range partitioner.
-Keys are str, int, float, bool, None or bytes; values also lists and dicts of those.
+Keys are str, int, float, bool, None, bytes or tuples of those (ordered element by
+element); values also lists and dicts of those.
 
 Built-ins may also define ``map_split(self, key, blocks, combine)``, a fast path that
 receives the split's raw line blocks; its output must equal the per-line definition.
@@ -19,9 +30,11 @@ receives the split's raw line blocks; its output must equal the per-line definit
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +56,57 @@ class App(Protocol):
 
 class AppError(ValueError):
     """An app that cannot be found, imported or constructed."""
+
+
+MAX_COUNTERS = 100
+"""Most distinct counter names an app may use in one task (and the job keeps), which
+bounds the metric's cardinality (Hadoop's limit is 120)."""
+COUNTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+"""A counter name: a letter, then up to 63 letters, digits, ``_``, ``.`` or ``-``."""
+
+
+class CounterError(ValueError):
+    """A counter name or amount kubemr cannot keep."""
+
+
+class Counters:
+    """The named counters of one task attempt: ``self.counters.increment("bad_dates")``."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+
+    def increment(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` (an int, default 1) to the counter ``name``."""
+        if name not in self.values:
+            if not isinstance(name, str) or not COUNTER_NAME.match(name):
+                raise CounterError(
+                    f"counter name {name!r}: must match {COUNTER_NAME.pattern} "
+                    "(a letter, then letters, digits, '_', '.', '-')"
+                )
+            if len(self.values) >= MAX_COUNTERS:
+                raise CounterError(f"counter {name!r}: a task may use at most {MAX_COUNTERS}")
+            self.values[name] = 0
+        if type(amount) is not int:
+            raise CounterError(f"counter {name!r}: amount must be an int, not {amount!r}")
+        self.values[name] += amount
+
+
+def start_task(app: App) -> Counters:
+    """Give ``app`` fresh counters for a task attempt (``app.counters``); return them."""
+    counters = Counters()
+    with contextlib.suppress(AttributeError):  # __slots__ without "counters": no counting
+        app.counters = counters  # type: ignore[attr-defined]
+    return counters
+
+
+def call_hook(app: App, name: str) -> list[Pair]:
+    """Call the optional hook ``name`` (``map_setup``, ``map_teardown``, ...) if the app
+    defines it; return the pairs it yields or returns (none for a plain function)."""
+    hook = getattr(app, name, None)
+    if not callable(hook):
+        return []
+    result = hook()
+    return [] if result is None else list(result)
 
 
 BUILTINS = {

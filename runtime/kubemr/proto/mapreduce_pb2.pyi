@@ -146,7 +146,7 @@ class PartitionInfo(_message.Message):
     def __init__(self, records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class TaskReport(_message.Message):
-    __slots__ = ("worker_id", "attempt_id", "ok", "error", "partitions", "counters", "timings", "peak_rss")
+    __slots__ = ("worker_id", "attempt_id", "ok", "error", "partitions", "counters", "timings", "peak_rss", "skipped")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,7 @@ class TaskReport(_message.Message):
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     PEAK_RSS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     attempt_id: str
     ok: bool
@@ -177,7 +178,8 @@ class TaskReport(_message.Message):
     counters: _containers.ScalarMap[str, int]
     timings: _containers.ScalarMap[str, float]
     peak_rss: int
-    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ..., timings: _Optional[_Mapping[str, float]] = ..., peak_rss: _Optional[int] = ...) -> None: ...
+    skipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ..., timings: _Optional[_Mapping[str, float]] = ..., peak_rss: _Optional[int] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReportReply(_message.Message):
     __slots__ = ("accepted",)
