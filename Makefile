@@ -79,10 +79,6 @@ s3-server: $(STAMP)
 test: lint typecheck importlint proto-check monitoring-check prometheus s3-server
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
-test-kind: $(STAMP)
-	$(BIN)/pytest -m kind -rs tests/kind $(PYTEST_ARGS)
-
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
@@ -111,3 +107,4 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 -include tests/cluster/cluster.mk
+-include tests/kind/kind.mk
