@@ -16,12 +16,13 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-
-from kindcluster import cluster, images, layout
+from kindcluster import cluster, engine, images, layout
 from localkube import deadlines
+
 from testjobs import BOOKS, ROOT, run_cli, sorted_output, write_manifest
 
 pytestmark = pytest.mark.kind
@@ -37,7 +38,7 @@ PATCH = ROOT / "examples" / "kind-wordcount-patch.yaml"
 @pytest.fixture(scope="module")
 def kind() -> Iterator[cluster.Tools]:
     """The kind cluster with the chart installed (created here unless already up)."""
-    current = cluster.engine.current()
+    current = engine.current()
     was_up = current is not None and cluster.exists(cluster.tools(current))
     tools = cluster.up()
     try:
@@ -70,9 +71,13 @@ def ready_nodes(tools: cluster.Tools) -> list[str]:
 
 
 def test_three_nodes_ready(kind: cluster.Tools) -> None:
+    def three() -> list[str] | None:
+        ready = ready_nodes(kind)
+        return ready if len(ready) == 3 else None
+
     nodes = deadlines.poll(
         NODES_READY,
-        lambda: (lambda ready: ready if len(ready) == 3 else None)(ready_nodes(kind)),
+        three,
         "three Ready nodes",
         interval=1.0,
         describe=lambda: kubectl(kind, "get", "nodes", "-o", "wide"),
@@ -80,10 +85,8 @@ def test_three_nodes_ready(kind: cluster.Tools) -> None:
     assert sorted(nodes) == ["kubemr-control-plane", "kubemr-worker", "kubemr-worker2"]
 
 
-def operator_pod(tools: cluster.Tools) -> dict[str, object] | None:
-    pods = json.loads(
-        kubectl(tools, "-n", cluster.NAMESPACE, "get", "pods", "-o", "json")
-    )["items"]
+def operator_pod(tools: cluster.Tools) -> dict[str, Any] | None:
+    pods = json.loads(kubectl(tools, "-n", cluster.NAMESPACE, "get", "pods", "-o", "json"))["items"]
     running = [
         p
         for p in pods
@@ -101,8 +104,8 @@ def test_operator_runs_built_image_as_65532_on_read_only_root(kind: cluster.Tool
         interval=1.0,
         describe=lambda: kubectl(kind, "-n", cluster.NAMESPACE, "get", "pods", "-o", "wide"),
     )
-    name = str(pod["metadata"]["name"])  # type: ignore[index]
-    status = pod["status"]["containerStatuses"][0]  # type: ignore[index]
+    name = str(pod["metadata"]["name"])
+    status = pod["status"]["containerStatuses"][0]
     built = images.image_id(kind.engine, cluster.chart_image())
     assert built is not None
     assert status["image"].endswith(cluster.chart_image())
@@ -144,7 +147,15 @@ def dump(tools: cluster.Tools, namespace: str) -> str:
         )
         parts.append(f"--- {name}\n{logs.stdout}{logs.stderr}")
     operator = subprocess.run(
-        [*tools.kubectl_command(), "-n", cluster.NAMESPACE, "logs", "deploy/kubemr", "--tail", "60"],
+        [
+            *tools.kubectl_command(),
+            "-n",
+            cluster.NAMESPACE,
+            "logs",
+            "deploy/kubemr",
+            "--tail",
+            "60",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -183,7 +194,10 @@ def test_wordcount_example_matches_oracle(
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = deadlines.poll(
-        JOB_DONE, final_phase, "the wordcount job to finish", interval=1.0,
+        JOB_DONE,
+        final_phase,
+        "the wordcount job to finish",
+        interval=1.0,
         describe=lambda: dump(kind, namespace),
     )
     assert phase == "Succeeded", dump(kind, namespace)

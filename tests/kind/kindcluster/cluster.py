@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psutil
 import yaml
+from localkube import deadlines
 
 from kindcluster import artefacts, engine, gobuilds, images, layout, nodeimage
-from localkube import deadlines
 
 CLUSTER_NAME = "kubemr"
 """The cluster name in kind-config.yaml."""
@@ -31,6 +31,8 @@ NETWORK = "kind"
 """The Docker network kind creates for its clusters."""
 PYTHON_BASE = "python:3.11.7-slim-bookworm"
 """images/Dockerfile's default PYTHON_IMAGE."""
+EXTRA_CA = Path("/usr/local/share/ca-certificates")
+"""The build machine's extra CA certificates, which the Python stand-in trusts too."""
 RUNTIME_UID = 65532
 """The UID of the kubemr image (images/Dockerfile) and the chart's pods."""
 RELEASE = "kubemr"
@@ -38,6 +40,8 @@ NAMESPACE = "kubemr-system"
 CREATE_WAIT = "300s"
 """How long ``kind create cluster`` waits for the control plane (``--wait``)."""
 HELM_TIMEOUT = "300s"
+IGNORED = ("__pycache__", ".egg-info", ".pyc")
+"""What .dockerignore keeps out of the image's build context (and so out of its key)."""
 NODES_GONE = deadlines.Deadline("kind_nodes_gone", 120.0)
 
 
@@ -88,14 +92,18 @@ def python_base(tools_engine: engine.Engine) -> None:
     print(f"kind: {PYTHON_BASE} cannot be pulled: building the local stand-in", file=sys.stderr)
     debian = nodeimage.debian_image(tools_engine)
     dockerfile = layout.IMAGES_DIR / "python" / "Dockerfile"
-    with images.scratch_dir() as context:
+    with images.scratch_dir() as scratch:
+        context = Path(scratch)
+        (context / "ca").mkdir()
+        for certificate in sorted(EXTRA_CA.glob("*.crt")):
+            shutil.copyfile(certificate, context / "ca" / certificate.name)
         images.from_dockerfile(
             tools_engine,
             "python-standin",
             [PYTHON_BASE],
             dockerfile,
-            Path(context),
-            artefacts.Key(debian.name),
+            context,
+            artefacts.Key(debian.name).tree(context),
             {"BASE_IMAGE": nodeimage.DEBIAN_TAG},
         )
 
@@ -107,7 +115,9 @@ def kubemr_image(tools_engine: engine.Engine) -> str:
     sources = [root / "pyproject.toml", root / "README.md", root / ".dockerignore"]
     for folder in ("runtime", "operator"):
         sources += [
-            p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            p
+            for p in (root / folder).rglob("*")
+            if p.is_file() and not any(part.endswith(IGNORED) for part in p.parts)
         ]
     key = artefacts.Key(str(images.image_id(tools_engine, PYTHON_BASE))).tree(root, sources)
     tag = chart_image()
@@ -168,16 +178,26 @@ def up() -> Tools:
     if not exists(cluster_tools):
         started = time.monotonic()
         _run(
-            [str(cluster_tools.kind), "create", "cluster", "--config", str(layout.KIND_CONFIG)]
-            + ["--kubeconfig", str(layout.KUBECONFIG), "--wait", CREATE_WAIT],
+            [
+                *(
+                    str(cluster_tools.kind),
+                    "create",
+                    "cluster",
+                    "--config",
+                    str(layout.KIND_CONFIG),
+                ),
+                *("--kubeconfig", str(layout.KUBECONFIG), "--wait", CREATE_WAIT),
+            ],
             env,
             "kind create cluster",
         )
         artefacts.record("kind create cluster", time.monotonic() - started, "done")
     else:
         _run(
-            [str(cluster_tools.kind), "export", "kubeconfig", "--name", CLUSTER_NAME]
-            + ["--kubeconfig", str(layout.KUBECONFIG)],
+            [
+                *(str(cluster_tools.kind), "export", "kubeconfig", "--name", CLUSTER_NAME),
+                *("--kubeconfig", str(layout.KUBECONFIG)),
+            ],
             env,
             "kind export kubeconfig",
         )
@@ -190,9 +210,11 @@ def up() -> Tools:
     artefacts.record("kind load docker-image", time.monotonic() - started, "done")
     started = time.monotonic()
     _run(
-        [str(cluster_tools.helm), "--kubeconfig", str(layout.KUBECONFIG), "upgrade", "--install"]
-        + [RELEASE, "charts/kubemr", "-n", NAMESPACE, "--create-namespace", "--wait"]
-        + ["--timeout", HELM_TIMEOUT],
+        [
+            *(str(cluster_tools.helm), "--kubeconfig", str(layout.KUBECONFIG)),
+            *("upgrade", "--install", RELEASE, "charts/kubemr", "-n", NAMESPACE),
+            *("--create-namespace", "--wait", "--timeout", HELM_TIMEOUT),
+        ],
         env,
         "helm install",
     )
@@ -202,7 +224,12 @@ def up() -> Tools:
 
 def _node_containers(cluster_engine: engine.Engine) -> list[str]:
     out = cluster_engine.docker(
-        "ps", "-a", "--filter", f"label=io.x-k8s.kind.cluster={CLUSTER_NAME}", "--format", "{{.Names}}"
+        "ps",
+        "-a",
+        "--filter",
+        f"label=io.x-k8s.kind.cluster={CLUSTER_NAME}",
+        "--format",
+        "{{.Names}}",
     )
     return out.split()
 
@@ -256,7 +283,8 @@ def status() -> str:
     current = engine.current()
     if current is None:
         return "no Docker engine answers"
-    lines = [f"engine: {'ours' if current.ours else 'the user'}'s ({current.env.get('DOCKER_HOST', 'default')})"]
+    owner = "ours" if current.ours else "the user's"
+    lines = [f"engine: {owner} ({current.env.get('DOCKER_HOST', 'the default socket')})"]
     names = _node_containers(current)
     if names:
         stats = current.docker(

@@ -24,8 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kindcluster import layout
 from localkube import deadlines
+
+from kindcluster import layout
 
 ENGINE_READY = deadlines.Deadline("engine_ready", 60.0)
 """Seconds our dockerd may take to answer ``docker info``."""
@@ -48,14 +49,14 @@ class Engine:
     ours: bool
     """True when dockerd was started by this tooling (and :func:`stop` may stop it)."""
 
-    def docker(self, *args: str, check: bool = True, **kwargs: object) -> str:
-        """Run ``docker ARGS`` against this engine; return stdout."""
+    def docker(self, *args: str) -> str:
+        """Run ``docker ARGS`` against this engine; return stdout, raise on failure."""
         result = subprocess.run(
-            ["docker", *args], env=self.env, capture_output=True, text=True, check=False, **kwargs
-        )  # type: ignore[call-overload]
-        if check and result.returncode != 0:
+            ["docker", *args], env=self.env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
             raise EngineError(f"docker {' '.join(args)}: {result.stderr.strip()}")
-        return str(result.stdout)
+        return result.stdout
 
 
 def _paths() -> dict[str, Path]:
@@ -125,9 +126,9 @@ def _our_pid() -> int | None:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    if Path(command[0].decode()).name != "dockerd" or str(_paths()["data"]).encode() not in b" ".join(
-        command
-    ):
+    if Path(command[0].decode()).name != "dockerd" or str(
+        _paths()["data"]
+    ).encode() not in b" ".join(command):
         return None
     return pid
 
@@ -209,4 +210,3 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except OSError:
         return False
-

@@ -95,7 +95,12 @@ REMOTES = (
     ),
     Remote(
         "cni-plugins",
-        (f"{CNI}/ipam/host-local", f"{CNI}/main/loopback", f"{CNI}/main/ptp", f"{CNI}/meta/portmap"),
+        (
+            f"{CNI}/ipam/host-local",
+            f"{CNI}/main/loopback",
+            f"{CNI}/main/ptp",
+            f"{CNI}/meta/portmap",
+        ),
         CNI_PLUGINS_VERSION,
     ),
     Remote(

@@ -88,7 +88,11 @@ def _tar_stream(files: Mapping[str, Path]) -> bytes:
 
 
 def from_files(
-    engine: Engine, name: str, tags: Sequence[str], files: Mapping[str, Path], changes: Sequence[str]
+    engine: Engine,
+    name: str,
+    tags: Sequence[str],
+    files: Mapping[str, Path],
+    changes: Sequence[str],
 ) -> Path:
     """An image of only ``files``, configured by Dockerfile-style ``changes``."""
     key = artefacts.Key(name, *tags, *changes)

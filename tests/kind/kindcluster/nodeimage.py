@@ -78,7 +78,10 @@ def debian_rootfs() -> Path:
             subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
         target = folder / "rootfs"
         command = ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(target), DEBIAN_MIRROR]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        try:
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        finally:
+            _unmount_below(target)  # a failed debootstrap can leave /proc mounted in it
         subprocess.run(
             ["tar", "--numeric-owner", "-C", str(target), "-cf", str(folder / "rootfs.tar"), "."],
             check=True,
@@ -88,11 +91,17 @@ def debian_rootfs() -> Path:
     return artefacts.cached("rootfs", f"debian-{DEBIAN_SUITE}", key.hexdigest(), build)
 
 
+def _unmount_below(root: Path) -> None:
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
 def debian_image(engine: Engine) -> Path:
     rootfs = debian_rootfs()
 
     def build() -> None:
-        engine.docker("import", "--change", "CMD [\"bash\"]", str(rootfs / "rootfs.tar"), DEBIAN_TAG)
+        engine.docker("import", "--change", 'CMD ["bash"]', str(rootfs / "rootfs.tar"), DEBIAN_TAG)
 
     return images.ensure(engine, "debian", [DEBIAN_TAG], rootfs.name, build)
 
@@ -108,7 +117,7 @@ def base_image(engine: Engine, binaries: dict[str, Path]) -> Path:
     debian = debian_image(engine)
     kind_files = _kind_module() / "images" / "base" / "files"
     dockerfile = layout.IMAGES_DIR / "base" / "Dockerfile"
-    wanted = ("containerd", "ctr", "containerd-shim-runc-v2", "runc", "crictl")
+    wanted: tuple[str, ...] = ("containerd", "ctr", "containerd-shim-runc-v2", "runc", "crictl")
     wanted += ("host-local", "loopback", "ptp", "portmap")
     key = artefacts.Key(debian.name).tree(kind_files)
     for name in wanted:
@@ -158,12 +167,18 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
             {"BASE_IMAGE": DEBIAN_TAG},
         )
     pause = artefacts.cached(
-        "go", "pause", artefacts.Key("gcc -O2 -static").file(layout.PAUSE_SOURCE).hexdigest(),
+        "go",
+        "pause",
+        artefacts.Key("gcc -O2 -static").file(layout.PAUSE_SOURCE).hexdigest(),
         _pause_binary,
     )
     extras = {
         "etcd": ([KUBEADM_ETCD], {"/usr/local/bin/etcd": binaries["etcd"]}, [f"ENV {STATIC_PATH}"]),
-        "coredns": ([KUBEADM_COREDNS], {"/coredns": binaries["coredns"]}, ['ENTRYPOINT ["/coredns"]']),
+        "coredns": (
+            [KUBEADM_COREDNS],
+            {"/coredns": binaries["coredns"]},
+            ['ENTRYPOINT ["/coredns"]'],
+        ),
         "pause": ([SANDBOX_IMAGE], {"/pause": pause / "pause"}, ['ENTRYPOINT ["/pause"]']),
         "kindnetd": (
             [KINDNETD_IMAGE],
@@ -207,7 +222,9 @@ def _repositories_first(source: Path, target: Path) -> None:
             out.addfile(member, data)
 
 
-def server_tarball(engine: Engine, binaries: dict[str, Path], archives: dict[str, list[str]]) -> Path:
+def server_tarball(
+    engine: Engine, binaries: dict[str, Path], archives: dict[str, list[str]]
+) -> Path:
     """``kubernetes-server-linux-amd64.tar.gz`` in the release layout, cached."""
     key = artefacts.Key(gobuilds.KUBERNETES_VERSION)
     for name in ("kubeadm", "kubelet", "kubectl"):
@@ -229,9 +246,11 @@ def server_tarball(engine: Engine, binaries: dict[str, Path], archives: dict[str
             engine.docker("save", "-o", str(saved), *tags)
             _repositories_first(saved, bin_dir / f"{name}.tar")
             saved.unlink()
-        with gzip.open(folder / "kubernetes-server-linux-amd64.tar.gz", "wb", compresslevel=1) as gz:
-            with tarfile.open(fileobj=gz, mode="w") as archive:
-                archive.add(tree / "kubernetes", arcname="kubernetes")
+        with (
+            gzip.open(folder / "kubernetes-server-linux-amd64.tar.gz", "wb", compresslevel=1) as gz,
+            tarfile.open(fileobj=gz, mode="w") as archive,
+        ):
+            archive.add(tree / "kubernetes", arcname="kubernetes")
         shutil.rmtree(tree)
 
     return artefacts.cached("server", "kubernetes-server", key.hexdigest(), build)
