@@ -154,8 +154,10 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
     debian = debian_image(engine)
     with images.scratch_dir() as scratch:
         context = Path(scratch)
-        _copy(binaries["kube-proxy"], context / "kube-proxy", 0o755)
-        key = artefacts.Key(debian.name).file(binaries["kube-proxy"])
+        wrapper = layout.IMAGES_DIR / "kube-proxy" / "kube-proxy"
+        _copy(binaries["kube-proxy"], context / "kube-proxy.bin", 0o755)
+        _copy(wrapper, context / "kube-proxy", 0o755)
+        key = artefacts.Key(debian.name).file(binaries["kube-proxy"]).file(wrapper)
         proxy_tag = f"registry.k8s.io/kube-proxy:{version}"
         images.from_dockerfile(
             engine,
