@@ -75,9 +75,10 @@ monitoring-check: $(STAMP)
 s3-server: $(STAMP)
 	$(BIN)/python tests/support/s3server.py build
 
-## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
+## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`
+## and `kind`: the kind tier joins once it has passed here; `make test-kind` runs it)
 test: lint typecheck importlint proto-check monitoring-check prometheus s3-server
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not kind" $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)
