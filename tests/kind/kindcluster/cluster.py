@@ -251,6 +251,14 @@ def down() -> str:
     current = engine.current()
     if current is not None:
         kind = gobuilds.remote(gobuilds.REMOTES[0]) / "kind"
+        listed = subprocess.run(
+            [str(kind), "get", "clusters"],
+            env=current.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        existed = CLUSTER_NAME in listed.stdout.split()
         subprocess.run(
             [str(kind), "delete", "cluster", "--name", CLUSTER_NAME],
             env=current.env,
@@ -263,7 +271,8 @@ def down() -> str:
             "the kind node containers to be gone",
             interval=0.5,
         )
-        done.append("deleted cluster " + CLUSTER_NAME)
+        if existed:
+            done.append("deleted cluster " + CLUSTER_NAME)
         networks = current.docker("network", "ls", "--format", "{{.Name}}").split()
         if NETWORK in networks:
             attached = json.loads(current.docker("network", "inspect", NETWORK))[0]["Containers"]
