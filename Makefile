@@ -92,13 +92,10 @@ example-data:
 s3-server: $(STAMP)
 	$(BIN)/python tests/support/s3server.py build
 
-## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`)
+## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`
+## and `kind`: the kind tier joins once it has passed here; `make test-kind` runs it)
 test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
-
-## test-kind: the kind integration test alone (needs Docker and kind; skips, saying why, without)
-test-kind: $(STAMP)
-	$(BIN)/pytest -m kind -rs tests/kind $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not kind" $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)
@@ -133,3 +130,4 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 -include tests/cluster/cluster.mk
+-include tests/kind/kind.mk

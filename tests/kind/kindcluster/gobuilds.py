@@ -1,0 +1,200 @@
+"""Every Go binary of the kind tier, built through the Go module proxy and cached.
+
+Two sources:
+
+* released modules, built as their READMEs say (``go install PACKAGE@VERSION``), each
+  with its own go.mod's dependency versions: kind, containerd v2, runc, the CNI plugins,
+  crictl, CoreDNS, the local-path provisioner;
+* ``tests/kind/nodebuild`` (our module, the pins of tests/cluster): kubelet, kubeadm,
+  kubectl, kube-proxy, kube-apiserver, kube-controller-manager, kube-scheduler, etcd
+  and our kindnetd.
+
+Each group lands in its own cache folder keyed by the packages, version, tags, flags and
+the Go toolchain (and, for our module, go.mod, go.sum and its sources). Go's build cache
+(``go env GOCACHE``) is shared as usual, so a new key relinks rather than recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from kindcluster import artefacts, layout
+
+KUBERNETES_VERSION = "v1.36.3"
+"""The Kubernetes release of the node image (the k8s.io/kubernetes pin of nodebuild/go.mod)."""
+KIND_VERSION = "v0.33.0"
+"""sigs.k8s.io/kind: the CLI, and the base-image files and node-image build we reuse."""
+CONTAINERD_VERSION = "v2.4.2"
+"""containerd 2.x: kubelet 1.36 needs a containerd 2 (Debian bookworm ships 1.6)."""
+RUNC_VERSION = "v1.4.3"
+"""The runc kind v0.33's own base image uses (Debian bookworm ships 1.1.5)."""
+CNI_PLUGINS_VERSION = "v1.10.0"
+CRI_TOOLS_VERSION = "v1.37.0"
+COREDNS_VERSION = "v1.14.2"
+"""The CoreDNS kubeadm v1.36.3 deploys (``kubeadm config images list``)."""
+LOCAL_PATH_VERSION = "v0.0.30"
+"""The newest local-path provisioner the module proxy serves (kind v0.33 ships v0.0.34)."""
+
+BUILD_DEADLINE = 3600.0
+"""Seconds one ``go`` command may take (a cold Kubernetes build on two busy cores)."""
+
+
+class GoBuildError(RuntimeError):
+    """``go install`` or ``go build`` failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Remote:
+    """Packages of one released module, built with ``go install PACKAGE@VERSION``."""
+
+    name: str
+    """The cache folder's name."""
+    packages: tuple[str, ...]
+    version: str
+    tags: str = ""
+    ldflags: str = "-s -w"
+    cgo: bool = False
+
+
+def _kube_ldflags() -> str:
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    stamps = {
+        "gitVersion": KUBERNETES_VERSION,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.{key}={value}" for key, value in stamps.items()]
+    return " ".join(flags)
+
+
+CONTAINERD = "github.com/containerd/containerd/v2"
+CNI = "github.com/containernetworking/plugins/plugins"
+REMOTES = (
+    Remote("kind", ("sigs.k8s.io/kind",), KIND_VERSION),
+    Remote(
+        "containerd",
+        tuple(f"{CONTAINERD}/cmd/{c}" for c in ("containerd", "ctr", "containerd-shim-runc-v2")),
+        CONTAINERD_VERSION,
+        tags="no_aufs no_zfs no_btrfs no_devmapper",
+        ldflags=f"-s -w -X {CONTAINERD}/version.Version={CONTAINERD_VERSION}",
+    ),
+    Remote(
+        "runc",
+        ("github.com/opencontainers/runc",),
+        RUNC_VERSION,
+        tags="seccomp urfave_cli_no_docs",
+        cgo=True,
+    ),
+    Remote(
+        "cni-plugins",
+        (
+            f"{CNI}/ipam/host-local",
+            f"{CNI}/main/loopback",
+            f"{CNI}/main/ptp",
+            f"{CNI}/meta/portmap",
+        ),
+        CNI_PLUGINS_VERSION,
+    ),
+    Remote(
+        "crictl",
+        ("sigs.k8s.io/cri-tools/cmd/crictl",),
+        CRI_TOOLS_VERSION,
+        ldflags=f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={CRI_TOOLS_VERSION}",
+    ),
+    Remote("coredns", ("github.com/coredns/coredns",), COREDNS_VERSION),
+    Remote(
+        "local-path-provisioner", ("github.com/rancher/local-path-provisioner",), LOCAL_PATH_VERSION
+    ),
+)
+
+KUBERNETES_COMMANDS = (
+    "kubelet",
+    "kubeadm",
+    "kubectl",
+    "kube-proxy",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+)
+LOCAL_TARGETS = {
+    **{name: f"k8s.io/kubernetes/cmd/{name}" for name in KUBERNETES_COMMANDS},
+    "etcd": "go.etcd.io/etcd/server/v3",
+    "kindnetd": "./cmd/kindnetd",
+}
+"""Binary name -> package, built in tests/kind/nodebuild."""
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise GoBuildError("the Go toolchain (`go` on PATH) builds the kind tier's binaries")
+    return go
+
+
+def _go_version() -> str:
+    return subprocess.run([_go(), "version"], check=True, capture_output=True, text=True).stdout
+
+
+def _env(cgo: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "CGO_ENABLED": "1" if cgo else "0", **(extra or {})}
+    flags = env.get("GOFLAGS", "")
+    if "-buildvcs" not in flags:
+        flags += " -buildvcs=false"
+    env["GOFLAGS"] = flags.strip()
+    return env
+
+
+def _run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+    result = subprocess.run(command, env=env, cwd=cwd, check=False, timeout=BUILD_DEADLINE)
+    if result.returncode != 0:
+        raise GoBuildError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
+
+
+def remote(spec: Remote) -> Path:
+    """The folder holding the binaries of ``spec``, built if needed."""
+    key = artefacts.Key(_go_version(), spec.version, spec.tags, spec.ldflags, str(spec.cgo))
+    for package in spec.packages:
+        key.text(package)
+
+    def build(folder: Path) -> None:
+        command = [_go(), "install", "-trimpath", f"-ldflags={spec.ldflags}"]
+        if spec.tags:
+            command.append(f"-tags={spec.tags}")
+        command += [f"{package}@{spec.version}" for package in spec.packages]
+        _run(command, _env(spec.cgo, {"GOBIN": str(folder)}))
+
+    return artefacts.cached("go", spec.name, key.hexdigest(), build)
+
+
+def local() -> Path:
+    """The folder of the binaries built from tests/kind/nodebuild, built if needed."""
+    module = layout.GO_MODULE
+    sources = [module / "go.mod", module / "go.sum", *sorted(module.rglob("*.go"))]
+    key = artefacts.Key(_go_version(), _kube_ldflags()).tree(module, sources)
+    for name, package in sorted(LOCAL_TARGETS.items()):
+        key.text(f"{name}={package}")
+
+    def build(folder: Path) -> None:
+        for name, package in LOCAL_TARGETS.items():
+            command = [_go(), "build", "-trimpath", f"-ldflags={_kube_ldflags()}"]
+            command += ["-o", str(folder / name), package]
+            _run(command, _env(cgo=False), cwd=module)
+
+    return artefacts.cached("go", "kubernetes", key.hexdigest(), build)
+
+
+def all_binaries() -> dict[str, Path]:
+    """Binary name -> path, for every Go binary of the kind tier (building what is missing)."""
+    binaries: dict[str, Path] = {}
+    for folder in [*(remote(spec) for spec in REMOTES), local()]:
+        for path in sorted(folder.iterdir()):
+            binaries[path.name] = path
+    return binaries

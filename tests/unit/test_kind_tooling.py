@@ -1,0 +1,129 @@
+"""The kind tier's tooling without Docker: the runtime wrapper, the cache, the pins."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from kindcluster import artefacts, engine, nodeimage
+
+ROOT = Path(__file__).resolve().parents[2]
+WRAPPER = ROOT / "tests" / "kind" / "engine" / "runc-capsfilter"
+
+
+def capability_names() -> list[str]:
+    text = WRAPPER.read_text()
+    block = text.split("CAPABILITIES = (", 1)[1].split(").split()", 1)[0]
+    return [f"CAP_{name}" for name in "".join(re.findall(r'"([^"]*)"', block)).split()]
+
+
+def bounding() -> set[str]:
+    names = capability_names()
+    missing = set(engine.missing_capabilities())
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    return {name for bit, name in enumerate(names) if bit <= last and bit not in missing}
+
+
+def run_wrapper(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(WRAPPER), *args],
+        env={**os.environ, "CAPSFILTER_RUNC": "/bin/true"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def process_with_every_capability() -> dict[str, object]:
+    names = capability_names()
+    return {"args": ["sh"], "capabilities": {k: list(names) for k in ("bounding", "effective")}}
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_wrapper_keeps_only_grantable_capabilities_in_the_bundle(
+    tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"process": process_with_every_capability()}))
+    result = run_wrapper("--root", "/run/x", command, "--bundle", str(tmp_path), "container-id")
+    assert result.returncode == 0, result.stderr
+    caps = json.loads((tmp_path / "config.json").read_text())["process"]["capabilities"]
+    assert set(caps["bounding"]) == set(caps["effective"]) == bounding()
+
+
+def test_wrapper_filters_the_process_file_of_exec(tmp_path: Path) -> None:
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps(process_with_every_capability()))
+    result = run_wrapper("exec", "--process", str(process), "--detach", "container-id")
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(process.read_text())["capabilities"]["bounding"]) == bounding()
+
+
+def test_wrapper_leaves_other_commands_alone(tmp_path: Path) -> None:
+    result = run_wrapper("state", "container-id")
+    assert result.returncode == 0, result.stderr
+
+
+def replace_block(go_mod: Path) -> str:
+    text = go_mod.read_text()
+    return text[text.index("replace (") : text.index(")", text.index("replace ("))]
+
+
+def test_node_build_module_pins_the_staging_modules_like_the_local_control_plane() -> None:
+    ours = replace_block(ROOT / "tests" / "kind" / "nodebuild" / "go.mod")
+    theirs = replace_block(ROOT / "tests" / "cluster" / "go.mod")
+    assert ours == theirs
+
+
+def test_saved_archive_gets_its_repositories_entry_first(tmp_path: Path) -> None:
+    source = tmp_path / "saved.tar"
+    with tarfile.open(source, "w") as archive:
+        for name, data in [
+            ("abc/layer.tar", b"x"),
+            ("manifest.json", b"[]"),
+            ("repositories", b"{}"),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    target = tmp_path / "ordered.tar"
+    nodeimage._repositories_first(source, target)
+    with tarfile.open(target) as archive:
+        assert archive.getnames() == ["repositories", "abc/layer.tar", "manifest.json"]
+
+
+def test_an_artefact_is_built_once_and_a_failed_build_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEMR_CACHE", str(tmp_path))
+    calls: list[Path] = []
+
+    def build(folder: Path) -> None:
+        calls.append(folder)
+        (folder / "out").write_text("built")
+
+    first = artefacts.cached("go", "thing", "k1", build)
+    second = artefacts.cached("go", "thing", "k1", build)
+    assert first == second and len(calls) == 1 and (first / "out").read_text() == "built"
+
+    def broken(folder: Path) -> None:
+        (folder / "half").write_text("half")
+        raise RuntimeError("build failed")
+
+    with pytest.raises(RuntimeError):
+        artefacts.cached("go", "thing", "k2", broken)
+    assert sorted(p.name for p in (tmp_path / "kind" / "go").iterdir() if p.is_dir()) == [
+        first.name
+    ]
+
+
+def test_keys_change_with_any_input(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("one")
+    before = artefacts.Key("x").tree(tmp_path).hexdigest()
+    (tmp_path / "a").write_text("two")
+    assert artefacts.Key("x").tree(tmp_path).hexdigest() != before
