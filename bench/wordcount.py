@@ -59,6 +59,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,43 @@ def check_counts(what: str, got: dict[Any, int], want: dict[Any, int]) -> None:
         f"bench: {what} counted differently: {len(got)} vs {len(want)} words; "
         f"missing {missing}, unexpected {extra}, wrong (word, got, want) {wrong}"
     )
+
+
+# --- shared by the benchmarks that import this one (userapps.py, terasort.py) ------------
+
+PEERS_PYTHON = ROOT / ".cache" / "bench-venv" / "bin" / "python"
+"""The bench peers' virtualenv (``make bench-peers``): Dask and PySpark, kept out of the
+project's."""
+
+
+def add_common_args(parser: argparse.ArgumentParser, peers: str) -> None:
+    """``--repeat``, ``--cache-dir``, ``--peers-python``, ``--no-peers`` and ``--json``."""
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians reported)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--peers-python",
+        type=Path,
+        default=PEERS_PYTHON,
+        help=f"the Python with {peers} (make bench-peers)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help=f"skip {peers}")
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+
+
+def load_line(measurements: Iterable[Measurement]) -> str:
+    """The report's line on machine load around the runs."""
+    loads = [x for m in measurements for x in m.load]
+    return (
+        f"load average (1 min) around the runs: min {min(loads):.2f}, max {max(loads):.2f}; "
+        f"{os.cpu_count()} CPUs"
+    )
+
+
+def write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` (``--json``), if given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
 
 
 # --- report ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,10 @@ class _CountedBlocks:
 
 
 def _per_line(app: App, path: str, blocks: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
-    app_map = app.map
-    for block in blocks:
-        for line in inputs.lines_of_block(block):
-            yield from app_map(path, line)
+    """``app.map(path, line)`` over every line, chained at C speed (no Python frame of
+    ours per record)."""
+    lines = chain.from_iterable(map(inputs.lines_of_block, blocks))
+    return chain.from_iterable(map(app.map, repeat(path), lines))
 
 
 def run_map(

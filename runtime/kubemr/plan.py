@@ -15,7 +15,7 @@ from pathlib import Path
 from kubemr import apps, inputs, records
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
-from kubemr.splits import Split, plan_splits
+from kubemr.splits import Split, default_split_size, plan_splits
 from kubemr.storage import OutputDir
 
 SAMPLE_LINES_PER_SPLIT = 400
@@ -73,7 +73,10 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     if spec.combine and not apps.has_combiner(app):
         raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
     combine = decide_combine(spec, app)
-    splits = plan_splits(files, spec.input.split_size)
+    split_size = spec.input.split_size or default_split_size(
+        sum(size for _, size in files), spec.mapper.replicas
+    )
+    splits = plan_splits(files, split_size)
     kind = spec.partitioner or apps.preferred_partitioner(app)
     boundaries: list[bytes] = []
     if kind == "range" and spec.reduce_tasks > 1:

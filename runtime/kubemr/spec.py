@@ -121,9 +121,11 @@ class InputSpec(Model):
     ``s3://bucket/key`` URIs (a prefix ending in ``/`` stands for the objects directly
     under it). Relative paths are relative to the working directory of ``kubemr run``
     (or the pod's working directory)."""
-    split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
+    split_size: Annotated[Bytes, Field(ge=1)] | None = None
     """Bytes per map task (split); a split owns every line that starts inside it.
-    Default 64Mi."""
+    Default 64Mi, or less when the input is smaller than 64Mi per mapper replica: then
+    the input's size divided by the mapper replicas (rounded up, at least 1Mi), so that
+    every mapper gets a split (docs/runtime.md)."""
 
 
 class OutputSpec(Model):
