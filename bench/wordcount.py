@@ -15,7 +15,7 @@ What it does, in one run:
    machine noise and cache effects hit every contender alike):
 
    - ``kubemr``: the real CLI, ``kubemr run <manifest> --quiet``, on a generated
-     manifest: 2 mappers, 1 reducer, ``reduceTasks: 2``, ``splitSize`` 64Mi (the default;
+     manifest: 2 mappers, 1 reducer, ``reduceTasks: 2``, ``splitSize`` unset (the default;
      4 map tasks at 256 MiB), streaming shuffle, ``bufferSize`` 32Mi (default), the
      combiner on (default; ``--no-combine`` turns it off, so that every word goes
      through the map sort buffer and its spills).
@@ -23,6 +23,9 @@ What it does, in one run:
      corpus read in 4 MiB line-aligned chunks, in one process.
    - ``python-2proc``: the same in a 2-process ``multiprocessing.Pool``, one line-aligned
      half of the corpus each, counters merged in the parent.
+   - ``c-2thread``: the C limit, ``bench/wordcount.c`` (compiled with ``cc -O2`` into the
+     cache): the same words counted by two threads, one line-aligned half each, into
+     open-addressing hash tables.
 
    Every contender runs as a child process; its wall time is measured from spawn to
    exit by this script; its CPU time (user + system, the whole process tree) and peak
@@ -72,7 +75,8 @@ MB = 10**6
 CHUNK = 4 * MIB
 WORD = re.compile(rb"[A-Za-z]+")
 TARGET_RATIO = 1.3
-CONTENDERS = ("kubemr", "python-1proc", "python-2proc")
+CONTENDERS = ("kubemr", "python-1proc", "python-2proc", "c-2thread")
+C_SOURCE = Path(__file__).resolve().parent / "wordcount.c"
 
 
 # --- corpus -----------------------------------------------------------------------------
@@ -233,6 +237,34 @@ def run_baseline(procs: int, corpus: Path, work: Path) -> tuple[Measurement, dic
     return Measurement(name, wall, peak, cpu, data["rss"], load), data["counts"]
 
 
+def build_c(cache: Path) -> Path:
+    """Compile bench/wordcount.c (``cc -O2 -pthread``) into the cache, if it changed."""
+    program = cache / "wordcount-c"
+    if program.exists() and program.stat().st_mtime >= C_SOURCE.stat().st_mtime:
+        return program
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("bench: no C compiler (cc) for the c-2thread contender")
+    subprocess.run([compiler, "-O2", "-pthread", "-o", str(program), str(C_SOURCE)], check=True)
+    return program
+
+
+def run_c(program: Path, corpus: Path, work: Path) -> tuple[Measurement, dict[bytes, int]]:
+    """The C limit: bench/wordcount.c, 2 threads (its output is its log)."""
+    out = work / "c-2thread.out"
+    load_before = os.getloadavg()[0]
+    wall, code, peak, cpu = timed_child([str(program), str(corpus)], out)
+    if code != 0:
+        fail("the C program", code, out)
+    counts: dict[bytes, int] = {}
+    for line in out.read_bytes().splitlines():
+        word, _, count = line.partition(b"\t")
+        counts[word] = int(count)
+    out.unlink()
+    load = (load_before, os.getloadavg()[0])
+    return Measurement("c-2thread", wall, peak, cpu, {"process": peak}, load), counts
+
+
 def kubemr_command() -> list[str]:
     script = Path(sys.executable).parent / "kubemr"
     if script.exists():
@@ -242,14 +274,13 @@ def kubemr_command() -> list[str]:
 
 
 def write_manifest(args: argparse.Namespace, corpus: Path, size: int, work: Path) -> Path:
-    split = max(MIB, min(64 * MIB, -(-size // (2 * args.mappers))))
     manifest = {
         "apiVersion": "kubemr.io/v1alpha1",
         "kind": "MapReduceJob",
         "metadata": {"name": "bench-wordcount"},
         "spec": {
             "app": {"builtin": "wordcount"},
-            "input": {"paths": [str(corpus)], "splitSize": str(split)},
+            "input": {"paths": [str(corpus)]},
             "output": {"path": str(work / "kubemr-out"), "overwrite": True},
             "reduceTasks": args.reduce_tasks,
             "mapper": {"replicas": args.mappers},
@@ -409,6 +440,8 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
         f"{'met' if ratio2 <= TARGET_RATIO else 'MISSED'})",
         f"kubemr / python-1proc = {ratio1:.2f}",
         f"CPU seconds, kubemr / python-2proc = {cpu['kubemr'] / cpu['python-2proc']:.2f}",
+        f"kubemr / c-2thread = {wall['kubemr'] / wall['c-2thread']:.2f} (the C limit; "
+        f"python-2proc / c-2thread = {wall['python-2proc'] / wall['c-2thread']:.2f})",
     ]
     kube = results["kubemr"]
     job = statistics.median(float(m.extra["job_seconds"] or 0.0) for m in kube)
@@ -424,7 +457,7 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
         f"load average (1 min) around the runs: min {min(loads):.2f}, max {max(loads):.2f}; "
         f"{os.cpu_count()} CPUs"
     )
-    lines.append("counts: kubemr == python-1proc == python-2proc (checked every run)")
+    lines.append("counts: kubemr == python-1proc == python-2proc == c-2thread (checked every run)")
     return "\n".join(lines)
 
 
@@ -468,19 +501,24 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="run-", dir=args.cache_dir))
     try:
         manifest = write_manifest(args, corpus, size, work)
+        c_program = build_c(args.cache_dir)
         results: dict[str, list[Measurement]] = collections.defaultdict(list)
         reference: dict[str, int] | None = None
         first: dict[bytes, int] | None = None
         unchecked: list[dict[str, int]] = []  # kubemr outputs waiting for the reference
         for rep in range(args.repeat):
-            order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]
+            turn = rep % len(CONTENDERS)
+            order = CONTENDERS[turn:] + CONTENDERS[:turn]
             for name in order:
                 if name == "kubemr":
                     measured, kube_counts = run_kubemr(manifest, work / "kubemr-out", work)
                     unchecked.append(kube_counts)
                 else:
-                    procs = 1 if name == "python-1proc" else 2
-                    measured, counts = run_baseline(procs, corpus, work)
+                    if name == "c-2thread":
+                        measured, counts = run_c(c_program, corpus, work)
+                    else:
+                        procs = 1 if name == "python-1proc" else 2
+                        measured, counts = run_baseline(procs, corpus, work)
                     first = first or counts
                     check_counts(name, counts, first)
                     if reference is None:

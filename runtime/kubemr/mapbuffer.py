@@ -16,7 +16,6 @@ task that spills many times stays within the same bound.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
@@ -215,9 +214,7 @@ class MapBuffer:
 
     def _merged(self, sources: list[runs.Source]) -> Iterator[Record]:
         """The sorted (and, with a combiner, combined) merge of some spill files."""
-        merged: Iterator[Record] = heapq.merge(
-            *(runs.source_records(s) for s in sources), key=_first
-        )
+        merged: Iterator[Record] = runs.merge(sources)
         if self.combiner is not None and len(sources) > 1:
             merged = combine_sorted(merged, self.combiner, self.stats)
         return merged

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -29,6 +31,8 @@ _NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = (
     b"\x05",
     b"\x06",
 )
+STR_TAG = _STR[0]
+"""The first byte of every encoded ``str`` key."""
 _DOUBLE = struct.Struct(">d")
 _U64 = struct.Struct(">Q")
 _SIGN = 1 << 63
@@ -111,9 +115,10 @@ def encode_value(value: object) -> bytes:
         raise RecordError(f"cannot carry value of type {type(value).__name__}: {exc}") from None
 
 
-def decode_value(data: bytes) -> Any:
-    """Invert :func:`encode_value`."""
-    return msgpack.unpackb(data, raw=False, unicode_errors="surrogatepass", strict_map_key=False)
+decode_value: Callable[[bytes], Any] = partial(
+    msgpack.unpackb, raw=False, unicode_errors="surrogatepass", strict_map_key=False
+)
+"""Invert :func:`encode_value` (a C-level partial: no Python frame per value)."""
 
 
 def format_field(item: object) -> str:
@@ -131,5 +136,5 @@ def format_line(key: object, value: object) -> str:
     """One output line, without its newline: ``key<TAB>value``, or the key alone if the
     value is None."""
     if value is None:
-        return format_field(key)
+        return key if type(key) is str else format_field(key)
     return f"{format_field(key)}\t{format_field(value)}"
