@@ -60,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -294,10 +295,51 @@ def write_manifest(args: argparse.Namespace, corpus: Path, size: int, work: Path
     return path
 
 
+class TreePss:
+    """The peak of the summed PSS (proportional set size: shared pages split among the
+    processes sharing them) of this process's descendants, sampled every ``interval``
+    seconds in a thread from ``/proc/<pid>/smaps_rollup`` (Linux)."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreePss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil  # noqa: PLC0415 (dev extra; only this sampler needs it)
+
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    rollup = Path(f"/proc/{child.pid}/smaps_rollup").read_text(encoding="ascii")
+                except OSError:
+                    continue  # gone between the listing and the read
+                for line in rollup.splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            self.samples += 1
+            self.peak = max(self.peak, total)
+
+
 def run_kubemr(manifest: Path, out: Path, work: Path) -> tuple[Measurement, dict[str, int]]:
     log = work / "kubemr.log"
     load_before = os.getloadavg()[0]
-    wall, code, peak, cpu = timed_child([*kubemr_command(), "run", str(manifest), "--quiet"], log)
+    with TreePss() as pss:
+        argv = [*kubemr_command(), "run", str(manifest), "--quiet"]
+        wall, code, peak, cpu = timed_child(argv, log)
     if code != 0:
         fail("kubemr run", code, log)
     summary = json.loads((out / "_summary.json").read_text(encoding="utf-8"))
@@ -312,6 +354,7 @@ def run_kubemr(manifest: Path, out: Path, work: Path) -> tuple[Measurement, dict
         "phase_seconds": summary.get("phaseSeconds", {}),
         "task_seconds": summary.get("taskSeconds", {}),
         "map_tasks": summary.get("mapTasks"),
+        "tree_peak_pss": pss.peak,
     }
     rss = {
         re.sub(r"^(?:map|reduce)-\d+-", "", str(k)): int(v)
@@ -446,7 +489,11 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
     kube = results["kubemr"]
     job = statistics.median(float(m.extra["job_seconds"] or 0.0) for m in kube)
     worker_peak = max(max(m.process_rss.values(), default=0) for m in kube)
+    tree_pss = statistics.median(int(m.extra["tree_peak_pss"]) for m in kube)
     lines += [
+        f"kubemr: whole-tree peak PSS {fmt_mib(tree_pss)} (every process of the job, sampled "
+        f"every 0.25 s; target <= 300 MiB at 1 GiB: "
+        f"{'met' if tree_pss <= 300 * MIB else 'MISSED'})",
         f"kubemr: {kube[0].extra['map_tasks']} map tasks; job (master start to commit) "
         f"{job:.2f} s of the {wall['kubemr']:.2f} s wall",
         f"kubemr: largest worker peak RSS {fmt_mib(worker_peak)} = bufferSize "

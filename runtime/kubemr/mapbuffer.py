@@ -119,9 +119,14 @@ class MapBuffer:
         encode_key, encode_value = records.encode_key, records.encode_value
         partition, parts, capacity = self.partitioner, self.parts, self.capacity
         size, count, payload = self.size, 0, 0
+        str_tag, none_value = records.STR_PREFIX, records.NONE_VALUE
         for key, value in pairs:
-            key_bytes = encode_key(key)
-            value_bytes = encode_value(value)
+            key_bytes = (
+                str_tag + key.encode("utf-8", "surrogatepass")
+                if type(key) is str
+                else encode_key(key)
+            )
+            value_bytes = none_value if value is None else encode_value(value)
             parts[partition(key_bytes)].append((key_bytes, value_bytes))
             record_size = len(key_bytes) + len(value_bytes)
             payload += record_size

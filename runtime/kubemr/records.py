@@ -31,8 +31,10 @@ _NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES = (
     b"\x05",
     b"\x06",
 )
+STR_PREFIX = _STR
+"""The first byte of every encoded ``str`` key (the rest is its UTF-8)."""
 STR_TAG = _STR[0]
-"""The first byte of every encoded ``str`` key."""
+"""The same, as an int."""
 _DOUBLE = struct.Struct(">d")
 _U64 = struct.Struct(">Q")
 _SIGN = 1 << 63
@@ -105,6 +107,8 @@ def str_key_bytes(words: list[str]) -> list[bytes]:
 
 
 _packer = msgpack.Packer(unicode_errors="surrogatepass", use_bin_type=True)
+NONE_VALUE: bytes = _packer.pack(None)
+"""The encoded ``None`` value (the value of a key-only record, such as sort's)."""
 
 
 def encode_value(value: object) -> bytes:
