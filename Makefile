@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: all crd demo test test-fast test-kind test-slow lint typecheck importlint proto proto-check venv clean bench \
-	bench-faults bench-lockwait bench-s3 bench-scale monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot example-data
+	bench-faults bench-lockwait bench-s3 bench-scale monitoring monitoring-check prometheus test-prometheus s3-server browser docs-screenshot example-data bench-peers bench-userapps bench-terasort
 
 all: test
 
@@ -107,6 +107,26 @@ test-prometheus: $(STAMP) prometheus
 
 bench: $(STAMP)
 	$(BIN)/python bench/wordcount.py
+
+## bench-peers: Dask bag and PySpark for the benchmarks' comparisons, in their own virtualenv
+## (.cache/bench-venv), never in the project's; PySpark also needs a Java 17 runtime on PATH
+PEERS_VENV := .cache/bench-venv
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/pip install --quiet 'dask[bag]' pyspark
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed
+
+## bench-userapps: plain user apps (wordcount, inverted index, grep) on kubemr against the
+## same functions alone in 2 processes, on Dask bag and on PySpark RDD (docs/benchmarks.md)
+bench-userapps: $(STAMP) bench-peers
+	$(BIN)/python bench/userapps.py --json bench/results/userapps.json
+
+## bench-terasort: 1 GiB TeraSort-style sort, validated, against GNU sort and PySpark
+bench-terasort: $(STAMP) bench-peers
+	$(BIN)/python bench/terasort.py --json bench/results/terasort.json
 
 ## bench-lockwait: reducer lock wait and buffer occupancy, default vs a coarse lock
 bench-lockwait: $(STAMP)

@@ -15,7 +15,7 @@ What it does, in one run:
    machine noise and cache effects hit every contender alike):
 
    - ``kubemr``: the real CLI, ``kubemr run <manifest> --quiet``, on a generated
-     manifest: 2 mappers, 1 reducer, ``reduceTasks: 2``, ``splitSize`` 64Mi (the default;
+     manifest: 2 mappers, 1 reducer, ``reduceTasks: 2``, ``splitSize`` unset (the default;
      4 map tasks at 256 MiB), streaming shuffle, ``bufferSize`` 32Mi (default), the
      combiner on (default; ``--no-combine`` turns it off, so that every word goes
      through the map sort buffer and its spills).
@@ -23,6 +23,9 @@ What it does, in one run:
      corpus read in 4 MiB line-aligned chunks, in one process.
    - ``python-2proc``: the same in a 2-process ``multiprocessing.Pool``, one line-aligned
      half of the corpus each, counters merged in the parent.
+   - ``c-2thread``: the C limit, ``bench/wordcount.c`` (compiled with ``cc -O2`` into the
+     cache): the same words counted by two threads, one line-aligned half each, into
+     open-addressing hash tables.
 
    Every contender runs as a child process; its wall time is measured from spawn to
    exit by this script; its CPU time (user + system, the whole process tree) and peak
@@ -57,8 +60,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +76,8 @@ MB = 10**6
 CHUNK = 4 * MIB
 WORD = re.compile(rb"[A-Za-z]+")
 TARGET_RATIO = 1.3
-CONTENDERS = ("kubemr", "python-1proc", "python-2proc")
+CONTENDERS = ("kubemr", "python-1proc", "python-2proc", "c-2thread")
+C_SOURCE = Path(__file__).resolve().parent / "wordcount.c"
 
 
 # --- corpus -----------------------------------------------------------------------------
@@ -232,6 +238,34 @@ def run_baseline(procs: int, corpus: Path, work: Path) -> tuple[Measurement, dic
     return Measurement(name, wall, peak, cpu, data["rss"], load), data["counts"]
 
 
+def build_c(cache: Path) -> Path:
+    """Compile bench/wordcount.c (``cc -O2 -pthread``) into the cache, if it changed."""
+    program = cache / "wordcount-c"
+    if program.exists() and program.stat().st_mtime >= C_SOURCE.stat().st_mtime:
+        return program
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise SystemExit("bench: no C compiler (cc) for the c-2thread contender")
+    subprocess.run([compiler, "-O2", "-pthread", "-o", str(program), str(C_SOURCE)], check=True)
+    return program
+
+
+def run_c(program: Path, corpus: Path, work: Path) -> tuple[Measurement, dict[bytes, int]]:
+    """The C limit: bench/wordcount.c, 2 threads (its output is its log)."""
+    out = work / "c-2thread.out"
+    load_before = os.getloadavg()[0]
+    wall, code, peak, cpu = timed_child([str(program), str(corpus)], out)
+    if code != 0:
+        fail("the C program", code, out)
+    counts: dict[bytes, int] = {}
+    for line in out.read_bytes().splitlines():
+        word, _, count = line.partition(b"\t")
+        counts[word] = int(count)
+    out.unlink()
+    load = (load_before, os.getloadavg()[0])
+    return Measurement("c-2thread", wall, peak, cpu, {"process": peak}, load), counts
+
+
 def kubemr_command() -> list[str]:
     script = Path(sys.executable).parent / "kubemr"
     if script.exists():
@@ -241,14 +275,13 @@ def kubemr_command() -> list[str]:
 
 
 def write_manifest(args: argparse.Namespace, corpus: Path, size: int, work: Path) -> Path:
-    split = max(MIB, min(64 * MIB, -(-size // (2 * args.mappers))))
     manifest = {
         "apiVersion": "kubemr.io/v1alpha1",
         "kind": "MapReduceJob",
         "metadata": {"name": "bench-wordcount"},
         "spec": {
             "app": {"builtin": "wordcount"},
-            "input": {"paths": [str(corpus)], "splitSize": str(split)},
+            "input": {"paths": [str(corpus)]},
             "output": {"path": str(work / "kubemr-out"), "overwrite": True},
             "reduceTasks": args.reduce_tasks,
             "mapper": {"replicas": args.mappers},
@@ -262,10 +295,51 @@ def write_manifest(args: argparse.Namespace, corpus: Path, size: int, work: Path
     return path
 
 
+class TreePss:
+    """The peak of the summed PSS (proportional set size: shared pages split among the
+    processes sharing them) of this process's descendants, sampled every ``interval``
+    seconds in a thread from ``/proc/<pid>/smaps_rollup`` (Linux)."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreePss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil  # noqa: PLC0415 (dev extra; only this sampler needs it)
+
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    rollup = Path(f"/proc/{child.pid}/smaps_rollup").read_text(encoding="ascii")
+                except OSError:
+                    continue  # gone between the listing and the read
+                for line in rollup.splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            self.samples += 1
+            self.peak = max(self.peak, total)
+
+
 def run_kubemr(manifest: Path, out: Path, work: Path) -> tuple[Measurement, dict[str, int]]:
     log = work / "kubemr.log"
     load_before = os.getloadavg()[0]
-    wall, code, peak, cpu = timed_child([*kubemr_command(), "run", str(manifest), "--quiet"], log)
+    with TreePss() as pss:
+        argv = [*kubemr_command(), "run", str(manifest), "--quiet"]
+        wall, code, peak, cpu = timed_child(argv, log)
     if code != 0:
         fail("kubemr run", code, log)
     summary = json.loads((out / "_summary.json").read_text(encoding="utf-8"))
@@ -280,6 +354,7 @@ def run_kubemr(manifest: Path, out: Path, work: Path) -> tuple[Measurement, dict
         "phase_seconds": summary.get("phaseSeconds", {}),
         "task_seconds": summary.get("taskSeconds", {}),
         "map_tasks": summary.get("mapTasks"),
+        "tree_peak_pss": pss.peak,
     }
     rss = {
         re.sub(r"^(?:map|reduce)-\d+-", "", str(k)): int(v)
@@ -329,6 +404,43 @@ def check_counts(what: str, got: dict[Any, int], want: dict[Any, int]) -> None:
     )
 
 
+# --- shared by the benchmarks that import this one (userapps.py, terasort.py) ------------
+
+PEERS_PYTHON = ROOT / ".cache" / "bench-venv" / "bin" / "python"
+"""The bench peers' virtualenv (``make bench-peers``): Dask and PySpark, kept out of the
+project's."""
+
+
+def add_common_args(parser: argparse.ArgumentParser, peers: str) -> None:
+    """``--repeat``, ``--cache-dir``, ``--peers-python``, ``--no-peers`` and ``--json``."""
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians reported)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--peers-python",
+        type=Path,
+        default=PEERS_PYTHON,
+        help=f"the Python with {peers} (make bench-peers)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help=f"skip {peers}")
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+
+
+def load_line(measurements: Iterable[Measurement]) -> str:
+    """The report's line on machine load around the runs."""
+    loads = [x for m in measurements for x in m.load]
+    return (
+        f"load average (1 min) around the runs: min {min(loads):.2f}, max {max(loads):.2f}; "
+        f"{os.cpu_count()} CPUs"
+    )
+
+
+def write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` (``--json``), if given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -371,11 +483,17 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
         f"{'met' if ratio2 <= TARGET_RATIO else 'MISSED'})",
         f"kubemr / python-1proc = {ratio1:.2f}",
         f"CPU seconds, kubemr / python-2proc = {cpu['kubemr'] / cpu['python-2proc']:.2f}",
+        f"kubemr / c-2thread = {wall['kubemr'] / wall['c-2thread']:.2f} (the C limit; "
+        f"python-2proc / c-2thread = {wall['python-2proc'] / wall['c-2thread']:.2f})",
     ]
     kube = results["kubemr"]
     job = statistics.median(float(m.extra["job_seconds"] or 0.0) for m in kube)
     worker_peak = max(max(m.process_rss.values(), default=0) for m in kube)
+    tree_pss = statistics.median(int(m.extra["tree_peak_pss"]) for m in kube)
     lines += [
+        f"kubemr: whole-tree peak PSS {fmt_mib(tree_pss)} (every process of the job, sampled "
+        f"every 0.25 s; target <= 300 MiB at 1 GiB: "
+        f"{'met' if tree_pss <= 300 * MIB else 'MISSED'})",
         f"kubemr: {kube[0].extra['map_tasks']} map tasks; job (master start to commit) "
         f"{job:.2f} s of the {wall['kubemr']:.2f} s wall",
         f"kubemr: largest worker peak RSS {fmt_mib(worker_peak)} = bufferSize "
@@ -386,7 +504,7 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
         f"load average (1 min) around the runs: min {min(loads):.2f}, max {max(loads):.2f}; "
         f"{os.cpu_count()} CPUs"
     )
-    lines.append("counts: kubemr == python-1proc == python-2proc (checked every run)")
+    lines.append("counts: kubemr == python-1proc == python-2proc == c-2thread (checked every run)")
     return "\n".join(lines)
 
 
@@ -430,19 +548,24 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="run-", dir=args.cache_dir))
     try:
         manifest = write_manifest(args, corpus, size, work)
+        c_program = build_c(args.cache_dir)
         results: dict[str, list[Measurement]] = collections.defaultdict(list)
         reference: dict[str, int] | None = None
         first: dict[bytes, int] | None = None
         unchecked: list[dict[str, int]] = []  # kubemr outputs waiting for the reference
         for rep in range(args.repeat):
-            order = CONTENDERS[rep % 3 :] + CONTENDERS[: rep % 3]
+            turn = rep % len(CONTENDERS)
+            order = CONTENDERS[turn:] + CONTENDERS[:turn]
             for name in order:
                 if name == "kubemr":
                     measured, kube_counts = run_kubemr(manifest, work / "kubemr-out", work)
                     unchecked.append(kube_counts)
                 else:
-                    procs = 1 if name == "python-1proc" else 2
-                    measured, counts = run_baseline(procs, corpus, work)
+                    if name == "c-2thread":
+                        measured, counts = run_c(c_program, corpus, work)
+                    else:
+                        procs = 1 if name == "python-1proc" else 2
+                        measured, counts = run_baseline(procs, corpus, work)
                     first = first or counts
                     check_counts(name, counts, first)
                     if reference is None:

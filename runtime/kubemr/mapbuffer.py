@@ -1,8 +1,10 @@
 """The map-side sort buffer: bounded memory, partitioned, sorted, combined, spilled.
 
-Map output goes into a buffer of encoded records, one list per partition. When the
-buffer's estimated memory reaches its capacity, every partition is sorted by key, run
-through the combiner (if the job has one) and written to a spill file on local disk.
+Without a combiner, map output goes into a buffer of encoded records, one list per
+partition. When the buffer's estimated memory reaches its capacity, every partition is
+sorted by key and written to a spill file on local disk. With a combiner, map output goes
+into a combining hash map instead (:mod:`kubemr.combinetable`), which merges each key's
+values as they arrive and is encoded, partitioned and sorted only when it spills.
 At the end the spills of each partition are merged (combining again) into one sorted
 run per partition: the map task's output.
 
@@ -14,7 +16,6 @@ task that spills many times stays within the same bound.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubemr import records, runs
+from kubemr.combinetable import CombineTable
 from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
 from kubemr.runs import Record
@@ -103,6 +105,7 @@ class MapBuffer:
         }
         self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
         self.peak_size = 0
+        self.table = CombineTable(combiner, self.stats) if combiner is not None else None
         self.metrics = metrics
         if metrics is not None:
             metrics.set("kubemr_map_sort_buffer_capacity_bytes", capacity)
@@ -110,12 +113,20 @@ class MapBuffer:
 
     def add(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Buffer map output pairs, spilling whenever the buffer is full."""
+        if self.table is not None:
+            self._add_combining(iter(pairs), self.table)
+            return
         encode_key, encode_value = records.encode_key, records.encode_value
         partition, parts, capacity = self.partitioner, self.parts, self.capacity
         size, count, payload = self.size, 0, 0
+        str_tag, none_value = records.STR_PREFIX, records.NONE_VALUE
         for key, value in pairs:
-            key_bytes = encode_key(key)
-            value_bytes = encode_value(value)
+            key_bytes = (
+                str_tag + key.encode("utf-8", "surrogatepass")
+                if type(key) is str
+                else encode_key(key)
+            )
+            value_bytes = none_value if value is None else encode_value(value)
             parts[partition(key_bytes)].append((key_bytes, value_bytes))
             record_size = len(key_bytes) + len(value_bytes)
             payload += record_size
@@ -132,6 +143,25 @@ class MapBuffer:
         self.size = size
         self._account(count, payload)
 
+    def _add_combining(self, pairs: Iterable[tuple[Any, Any]], table: CombineTable) -> None:
+        seen = table.records
+
+        def taken() -> None:  # account for the records the table took since last time
+            nonlocal seen
+            self.size = table.size
+            self._account(table.records - seen, 0)
+            seen = table.records
+
+        def spill() -> None:
+            taken()
+            self.spill(full=True)
+
+        def tick() -> None:
+            self._publish(table.size, self.buffered + table.records - seen)
+
+        table.add(pairs, self.capacity, spill, PUBLISH_EVERY, tick)
+        taken()
+
     def _account(self, count: int, payload: int) -> None:
         self.records += count
         self.buffered += count
@@ -145,8 +175,18 @@ class MapBuffer:
             self.metrics.set("kubemr_map_sort_buffer_bytes", size)
             self.metrics.set("kubemr_map_sort_buffer_records", count)
 
+    def _drain(self) -> None:
+        """Move the combining table's contents into ``parts``, combined and sorted."""
+        if self.table is not None:
+            self.parts = self.table.drain(self.reduce_tasks, self.partitioner)
+            self.stats["map_output_bytes"] += sum(
+                len(k) + len(v) for part in self.parts for k, v in part
+            )
+
     def _sorted_partition(self, index: int) -> Iterator[Record]:
         part = self.parts[index]
+        if self.table is not None:
+            return iter(part)  # drained: sorted and combined already
         part.sort(key=_first)
         if self.combiner is None:
             return iter(part)
@@ -156,6 +196,7 @@ class MapBuffer:
         """Sort, combine and write every partition to a new spill file; empty the buffer.
         ``full``: the buffer filled up and its producer waits for this spill."""
         started = time.perf_counter()
+        self._drain()
         number = len(self.spills)
         files: list[Path] = []
         for index in range(self.reduce_tasks):
@@ -178,9 +219,7 @@ class MapBuffer:
 
     def _merged(self, sources: list[runs.Source]) -> Iterator[Record]:
         """The sorted (and, with a combiner, combined) merge of some spill files."""
-        merged: Iterator[Record] = heapq.merge(
-            *(runs.source_records(s) for s in sources), key=_first
-        )
+        merged: Iterator[Record] = runs.merge(sources)
         if self.combiner is not None and len(sources) > 1:
             merged = combine_sorted(merged, self.combiner, self.stats)
         return merged
@@ -191,8 +230,10 @@ class MapBuffer:
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         result: list[tuple[int, int]] = []
-        if self.spills and self.records:
+        if self.spills and self.buffered:
             self.spill()
+        elif not self.spills:
+            self._drain()
         for index in range(self.reduce_tasks):
             path = out_dir / f"part-{index:05d}.run"
             with runs.RunWriter(path) as writer:

@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +105,10 @@ class _CountedBlocks:  # yields (offset, block)
 def _per_line(
     app: App, path: str, blocks: Iterable[tuple[int, bytes]]
 ) -> Iterator[tuple[Any, Any]]:
-    app_map = app.map
-    for _, block in blocks:
-        for line in inputs.lines_of_block(block):
-            yield from app_map(path, line)
+    """``app.map(path, line)`` over every line, chained at C speed (no Python frame of
+    ours per record)."""
+    lines = chain.from_iterable(map(inputs.lines_of_block, map(itemgetter(1), blocks)))
+    return chain.from_iterable(map(app.map, repeat(path), lines))
 
 
 def _per_record(

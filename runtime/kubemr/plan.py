@@ -15,7 +15,7 @@ from pathlib import Path
 from kubemr import apps, formats, inputs, records, stores
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
-from kubemr.splits import Split, plan_splits
+from kubemr.splits import Split, default_split_size, plan_splits
 from kubemr.storage import OutputDir
 
 SAMPLE_LINES_PER_SPLIT = 400
@@ -81,7 +81,10 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
     except stores.StoreError as exc:
         raise PlanError(f"spec.input.paths: {exc}") from exc
     whole = {path for path, _ in files} if spec.input.format == "whole-file" else compressed
-    splits = plan_splits(files, spec.input.split_size, whole=whole)
+    split_size = spec.input.split_size or default_split_size(
+        sum(size for _, size in files), spec.mapper.replicas
+    )
+    splits = plan_splits(files, split_size, whole=whole)
     kind = spec.partitioner or apps.preferred_partitioner(app)
     boundaries: list[bytes] = []
     if kind == "range" and spec.reduce_tasks > 1 and spec.input.format != "whole-file":

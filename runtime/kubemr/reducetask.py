@@ -9,12 +9,11 @@ becomes an object only once the whole part is written); the master commits it.
 
 from __future__ import annotations
 
-import heapq
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import chain, groupby, starmap
 from operator import itemgetter
 from pathlib import Path
 
@@ -45,7 +44,7 @@ class ReduceResult:
 
 
 def _merge(sources: list[runs.Source]) -> Iterator[Record]:
-    return heapq.merge(*(runs.source_records(s) for s in sources), key=_first)
+    return runs.merge(sources)
 
 
 def run_reduce(
@@ -80,7 +79,6 @@ def run_reduce(
         list(sources), MERGE_FACTOR, scratch, "reduce", _merge
     )
     merge_done = time.perf_counter()
-    merged = _merge(sources)
     decode_key, decode_value, format_line = (
         records.decode_key,
         records.decode_value,
@@ -89,11 +87,15 @@ def run_reduce(
     reduce = app.reduce
     counted = apps.start_task(app)
     bad = BadRecords(max_skipped) if max_skipped > 0 else None
+    second = itemgetter(1)
+    STR_TAG = records.STR_TAG  # noqa: N806 (a constant, local for the loop)
 
-    def values_of(group: Iterable[Record]) -> Iterator[object]:
-        for _, value in group:
-            stats["reduce_input_records"] += 1
-            yield decode_value(value)
+    def count_batches(batches: Iterable[list[Record]]) -> Iterator[list[Record]]:
+        for batch in batches:  # counted a batch at a time: no Python step per record
+            stats["reduce_input_records"] += len(batch)
+            yield batch
+
+    merged = chain.from_iterable(count_batches(runs.merge_batches(sources)))
 
     store = stores.store_for(out_path, storage)
     with io.TextIOWrapper(
@@ -104,19 +106,23 @@ def run_reduce(
     ) as out:
         lines: list[str] = []
         apps.call_hook(app, "reduce_setup")
+        groups = 0
         for key_bytes, group in groupby(merged, key=_first):
-            stats["reduce_input_groups"] += 1
-            if progress is not None and stats["reduce_input_groups"] % PROGRESS_GROUPS == 0:
+            groups += 1
+            if progress is not None and not groups % PROGRESS_GROUPS:
                 progress(stats["reduce_input_records"])
+            key = (
+                key_bytes[1:].decode("utf-8", "surrogatepass")
+                if key_bytes[0] == STR_TAG
+                else decode_key(key_bytes)
+            )
+            values = map(decode_value, map(second, group))
             if bad is None:
-                for out_key, out_value in reduce(decode_key(key_bytes), values_of(group)):
-                    lines.append(format_line(out_key, out_value))
+                lines += starmap(format_line, reduce(key, values))
             else:
                 mark = len(lines)
-                key = decode_key(key_bytes)
                 try:
-                    for out_key, out_value in reduce(key, values_of(group)):
-                        lines.append(format_line(out_key, out_value))
+                    lines += starmap(format_line, reduce(key, values))
                 except Exception as exc:
                     del lines[mark:]
                     bad.skip(f"key {key!r} (partition {partition})", exc)
@@ -126,6 +132,7 @@ def run_reduce(
                 out.write("\n".join(lines))
                 lines = []
         lines.extend(format_line(k, v) for k, v in apps.call_hook(app, "reduce_teardown"))
+        stats["reduce_input_groups"] = groups
         if lines:
             lines.append("")
             stats["reduce_output_records"] += len(lines) - 1

@@ -13,7 +13,10 @@ largest legal frame.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,24 +36,50 @@ MAX_FRAME = 256 * 2**20
 """Largest frame accepted by a decoder, bytes (a record may be as large as one line)."""
 
 
+_first = itemgetter(0)
+
+
 class FrameError(ValueError):
     """Bytes that are not a well-formed sequence of frames."""
 
 
 def encode_frames(records: Iterable[Record], batch_bytes: int = BATCH_BYTES) -> Iterator[bytes]:
     """Pack records into frames of about ``batch_bytes`` payload each."""
-    keys: list[bytes] = []
-    values: list[bytes] = []
-    size = 0
-    for key, value in records:
-        keys.append(key)
-        values.append(value)
-        size += len(key) + len(value) + 6
-        if size >= batch_bytes:
-            yield _frame(keys, values)
-            keys, values, size = [], [], 0
-    if keys:
-        yield _frame(keys, values)
+    for frame, _ in _framed(records, batch_bytes):
+        yield frame
+
+
+FIRST_GROUP = 64
+"""Records in the first frame of a run; later frames take as many as the records seen
+so far say fit ``batch_bytes``."""
+MAX_GROUP = 1 << 16
+"""Most records in one frame."""
+
+
+def _framed(records: Iterable[Record], batch_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Frames and their record counts. Records are taken in groups sized from the sizes
+    seen so far (no Python step per record); a group that came out larger than twice
+    ``batch_bytes`` is halved until it fits or holds one record."""
+    source = iter(records)
+    take = FIRST_GROUP
+    while group := list(islice(source, take)):
+        keys = [k for k, _ in group]
+        values = [v for _, v in group]
+        size = sum(map(len, keys)) + sum(map(len, values)) + 6 * len(group)
+        yield from _split_frames(keys, values, size, batch_bytes)
+        take = max(1, min(MAX_GROUP, batch_bytes * len(group) // max(size, 1)))
+
+
+def _split_frames(
+    keys: list[bytes], values: list[bytes], size: int, batch_bytes: int
+) -> Iterator[tuple[bytes, int]]:
+    if size <= 2 * batch_bytes or len(keys) == 1:
+        yield _frame(keys, values), len(keys)
+        return
+    half = len(keys) // 2
+    for part_keys, part_values in ((keys[:half], values[:half]), (keys[half:], values[half:])):
+        part_size = sum(map(len, part_keys)) + sum(map(len, part_values)) + 6 * len(part_keys)
+        yield from _split_frames(part_keys, part_values, part_size, batch_bytes)
 
 
 def _frame(keys: list[bytes], values: list[bytes]) -> bytes:
@@ -113,9 +142,13 @@ def iter_frames(stream: BinaryIO) -> Iterator[bytes]:
 
 def read_run(path: Path) -> Iterator[Record]:
     """Yield the records of a run file, in order."""
+    return chain.from_iterable(_run_batches(path))
+
+
+def _run_batches(path: Path) -> Iterator[list[Record]]:
     with path.open("rb", buffering=READ_BUFFER) as stream:
         for payload in iter_frames(stream):
-            yield from decode_batch(payload)
+            yield decode_batch(payload)
 
 
 def records_of_frames(frames: Iterable[bytes]) -> Iterator[Record]:
@@ -134,14 +167,10 @@ class RunWriter:
         self._file = path.open("wb", buffering=1 << 20)
 
     def write(self, records: Iterable[Record]) -> None:
-        for frame in encode_frames(self._counted(records)):
+        for frame, count in _framed(records, BATCH_BYTES):
             self._file.write(frame)
             self.bytes += len(frame)
-
-    def _counted(self, records: Iterable[Record]) -> Iterator[Record]:
-        for record in records:
-            self.records += 1
-            yield record
+            self.records += count
 
     def close(self) -> None:
         self._file.close()
@@ -179,9 +208,76 @@ Source = list[bytes] | Path
 
 def source_records(source: Source) -> Iterator[Record]:
     """The records of a run, wherever it is."""
+    return chain.from_iterable(source_batches(source))
+
+
+def source_batches(source: Source) -> Iterator[list[Record]]:
+    """The records of a run, a decoded frame at a time."""
     if isinstance(source, Path):
-        return read_run(source)
-    return records_of_frames(source)
+        return _run_batches(source)
+    return map(decode_batch, source)
+
+
+def merge(sources: list[Source]) -> Iterator[Record]:
+    """The records of sorted runs in key order; records of equal keys in source order
+    (so a key's values keep the order of the runs, then their order within each run).
+
+    A batch merge rather than a record-at-a-time heap: each round takes the smallest of
+    the current batches' last keys as a bound, moves every record below it from every
+    batch into one list and sorts that list (timsort merges its sorted pieces at C
+    speed), then passes the records equal to the bound source by source. Each round
+    finishes at least one batch, and memory stays one decoded batch per run plus one
+    round's records."""
+    return chain.from_iterable(merge_batches(sources))
+
+
+def merge_batches(sources: list[Source]) -> Iterator[list[Record]]:
+    """:func:`merge`, as lists of records."""
+    if len(sources) == 1:
+        return source_batches(sources[0])
+    return _merged_batches([source_batches(s) for s in sources])
+
+
+def _next_batch(batches: Iterator[list[Record]]) -> list[Record] | None:
+    for batch in batches:
+        if batch:
+            return batch
+    return None
+
+
+def _merged_batches(sources: list[Iterator[list[Record]]]) -> Iterator[list[Record]]:
+    heads: list[tuple[list[Record], int, Iterator[list[Record]]]] = []
+    for batches in sources:
+        batch = _next_batch(batches)
+        if batch is not None:
+            heads.append((batch, 0, batches))
+    while len(heads) > 1:
+        bound = min(batch[-1][0] for batch, _, _ in heads)
+        below: list[Record] = []
+        for i, (batch, pos, batches) in enumerate(heads):
+            cut = bisect_left(batch, bound, pos, key=_first)
+            if cut > pos:
+                below += batch[pos:cut]
+                heads[i] = (batch, cut, batches)
+        if below:
+            below.sort(key=_first)
+            yield below
+        left: list[tuple[list[Record], int, Iterator[list[Record]]]] = []
+        for batch, start, batches in heads:
+            current: list[Record] | None = batch
+            pos = start
+            while current is not None:
+                cut = bisect_right(current, bound, pos, key=_first)
+                if cut > pos:
+                    yield current[pos:cut]
+                if cut < len(current):
+                    left.append((current, cut, batches))
+                    break
+                current, pos = _next_batch(batches), 0
+        heads = left
+    for batch, pos, batches in heads:
+        yield batch[pos:] if pos else batch
+        yield from batches
 
 
 def merge_in_passes(

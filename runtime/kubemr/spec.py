@@ -135,9 +135,11 @@ class InputSpec(Model):
     under it). Relative paths are relative to the working directory of ``kubemr run``
     (or the pod's working directory). gzip, bzip2, xz and zstd files, recognised by
     their first bytes, are decompressed as they are read; each is one split."""
-    split_size: Annotated[Bytes, Field(ge=1)] = 64 * 2**20
+    split_size: Annotated[Bytes, Field(ge=1)] | None = None
     """Bytes per map task (split); a split owns every line that starts inside it.
-    Default 64Mi."""
+    Default 64Mi, or less when the input is smaller than 64Mi per mapper replica: then
+    the input's size divided by the mapper replicas (rounded up, at least 1Mi), so that
+    every mapper gets a split (docs/runtime.md)."""
     format: Literal["text", "jsonl", "whole-file"] = "text"
     """What a record is: ``text`` (map gets each line, a str), ``jsonl`` (map gets each
     line parsed as JSON; a malformed line is a bad record), or ``whole-file`` (map gets

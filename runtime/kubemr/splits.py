@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
+DEFAULT_SPLIT_SIZE = 64 * 2**20
+"""Bytes per split when ``spec.input.splitSize`` is not set and the input is large."""
+MIN_DEFAULT_SPLIT_SIZE = 2**20
+"""The smallest split the default rule makes (bytes): below it a map task's start-up
+costs more than a second mapper saves."""
+
 
 @dataclass(frozen=True, slots=True)
 class Split:
@@ -44,3 +50,13 @@ def plan_splits(
         for step in [size if path in whole else split_size]
         for start in range(0, size, max(step, 1))
     ]
+
+
+def default_split_size(total_bytes: int, mappers: int) -> int:
+    """The split size when none is set: :data:`DEFAULT_SPLIT_SIZE`, unless the input is
+    smaller than that many bytes per mapper; then ``ceil(total / mappers)`` (at least
+    :data:`MIN_DEFAULT_SPLIT_SIZE`), so that every mapper gets a split of one file."""
+    if mappers < 1:
+        raise ValueError(f"mappers must be positive, got {mappers}")
+    per_mapper = -(-total_bytes // mappers)
+    return max(MIN_DEFAULT_SPLIT_SIZE, min(DEFAULT_SPLIT_SIZE, per_mapper))

@@ -1,5 +1,8 @@
 """Frames: encoding, strict decoding, chunking on frame boundaries."""
 
+import heapq
+import random
+from operator import itemgetter
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,34 @@ def test_truncated_and_garbage_frames_raise(tmp_path: Path) -> None:
         runs.decode_batch(b"\xff\xff\xff\xff")
     frames, used = runs.split_frames(frame + frame[:5])
     assert len(frames) == 1 and used == len(frame)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_merge_equals_a_stable_heap_merge(tmp_path: Path, seed: int) -> None:
+    """The batch merge gives the records of a stable k-way merge: key order, and equal
+    keys in run order then in their order within a run, whatever the batch edges."""
+    rng = random.Random(seed)
+    sources: list[runs.Source] = []
+    every: list[list[tuple[bytes, bytes]]] = []
+    for index in range(rng.randint(2, 7)):
+        keys = sorted(
+            b"k%d" % rng.randrange(rng.choice([3, 50, 5000])) for _ in range(rng.randint(0, 3000))
+        )
+        records = [(key, b"%d:%d" % (index, i)) for i, key in enumerate(keys)]
+        every.append(records)
+        frames = list(runs.encode_frames(records, batch_bytes=rng.choice([40, 300, 5000])))
+        if rng.random() < 0.5:
+            path = tmp_path / f"run{index}.run"
+            path.write_bytes(b"".join(frames))
+            sources.append(path)
+        else:
+            sources.append([f[4:] for f in frames])
+    want = list(heapq.merge(*every, key=itemgetter(0)))
+    assert list(runs.merge(sources)) == want
+
+
+def test_frames_stay_bounded_when_record_sizes_jump() -> None:
+    records = [(b"k", b"v")] * 5000 + [(b"K", b"x" * 100_000)] * 50 + [(b"z", b"")] * 10
+    frames = list(runs.encode_frames(records))
+    assert max(len(f) for f in frames) <= 2 * runs.BATCH_BYTES + 200_000
+    assert list(runs.records_of_frames(f[4:] for f in frames)) == records

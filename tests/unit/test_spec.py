@@ -26,7 +26,7 @@ def manifest(**spec_fields: object) -> dict[str, object]:
 def test_defaults() -> None:
     job = spec.parse_job(manifest())
     assert job.spec.reduce_tasks == 1
-    assert job.spec.input.split_size == 64 * 2**20
+    assert job.spec.input.split_size is None  # the default rule: kubemr.splits
     assert job.spec.shuffle.mode == "streaming"
     assert job.spec.fault_tolerance.heartbeat_timeout == 10.0
     assert job.spec.combine is None

@@ -4,8 +4,16 @@ import random
 from pathlib import Path
 
 import pytest
-from kubemr import inputs
-from kubemr.splits import Split, plan_splits
+from kubemr import inputs, plan, spec
+from kubemr.splits import (
+    DEFAULT_SPLIT_SIZE,
+    MIN_DEFAULT_SPLIT_SIZE,
+    Split,
+    default_split_size,
+    plan_splits,
+)
+
+MIB = 2**20
 
 
 def test_plan_splits() -> None:
@@ -13,6 +21,60 @@ def test_plan_splits() -> None:
     assert splits == [Split("a", 0, 4), Split("a", 4, 8), Split("a", 8, 10), Split("b", 0, 3)]
     with pytest.raises(ValueError):
         plan_splits([("a", 1)], 0)
+
+
+@pytest.mark.parametrize(
+    ("total", "mappers", "expected"),
+    [
+        (64 * MIB, 2, 32 * MIB),  # the case: one split per mapper, not one in all
+        (64 * MIB, 1, DEFAULT_SPLIT_SIZE),
+        (256 * MIB, 2, DEFAULT_SPLIT_SIZE),  # input >= 64Mi x mappers: the default
+        (128 * MIB, 2, DEFAULT_SPLIT_SIZE),
+        (100 * MIB + 1, 3, 100 * MIB // 3 + 1),  # rounded up: never one split too many
+        (3 * MIB, 8, MIN_DEFAULT_SPLIT_SIZE),  # no splits below the floor
+        (0, 2, MIN_DEFAULT_SPLIT_SIZE),
+    ],
+)
+def test_default_split_size(total: int, mappers: int, expected: int) -> None:
+    assert default_split_size(total, mappers) == expected
+    if total >= MIN_DEFAULT_SPLIT_SIZE * mappers:
+        splits = plan_splits([("f", total)], expected)
+        assert len(splits) == max(mappers, -(-total // DEFAULT_SPLIT_SIZE))
+
+
+def _job(path: Path, mappers: int, split_size: str | None) -> spec.MapReduceJob:
+    body: dict[str, object] = {"paths": [str(path)]}
+    if split_size is not None:
+        body["splitSize"] = split_size
+    return spec.parse_job(
+        {
+            "apiVersion": spec.API_VERSION,
+            "kind": spec.KIND,
+            "metadata": {"name": "splits"},
+            "spec": {
+                "app": {"builtin": "wordcount"},
+                "input": body,
+                "output": {"path": str(path.parent / "out")},
+                "mapper": {"replicas": mappers},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("mappers", "split_size", "tasks"), [(2, None, 2), (4, None, 4), (2, "8Mi", 1), (2, "1Mi", 8)]
+)
+def test_plan_uses_every_mapper_unless_split_size_is_set(
+    tmp_path: Path, mappers: int, split_size: str | None, tasks: int
+) -> None:
+    path = tmp_path / "in.txt"
+    with path.open("wb") as out:  # 8 MiB of short lines
+        out.truncate(0)
+        out.write(b"word\n" * (8 * MIB // 5) + b"w" * (8 * MIB % 5 - 1) + b"\n")
+    assert path.stat().st_size == 8 * MIB
+    job_plan = plan.plan_job(_job(path, mappers, split_size))
+    assert len(job_plan.splits) == tasks
+    assert sum(s.length for s in job_plan.splits) == 8 * MIB
 
 
 @pytest.mark.parametrize("seed", range(5))
