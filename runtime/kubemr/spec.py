@@ -60,6 +60,15 @@ Seconds = Annotated[
 ]
 """A duration in seconds, written as ``10s``, ``500ms`` or ``1m30s``."""
 
+
+def _without_nulls(value: object) -> object:
+    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_without_nulls)]
+"""A map of strings; a null value is dropped, as the API server prunes it from a stored
+MapReduceJob (the CRD's schema and the model then agree)."""
+
 PositiveSeconds = Annotated[
     float,
     BeforeValidator(quantities.parse_duration),
@@ -119,7 +128,7 @@ class AppSpec(Model):
     """A built-in app: wordcount, grep, indexer or sort. Exactly one of builtin/module."""
     module: Annotated[str, AfterValidator(_check_module)] | None = None
     """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
-    args: dict[str, str] = Field(default_factory=dict)
+    args: StringMap = Field(default_factory=dict)
     """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
 
     @model_validator(mode="after")
@@ -338,7 +347,7 @@ class JobSpec(Model):
     Default 5m."""
     service_account_name: str | None = None
     """The service account the job's pods run as. Default: the namespace's default."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: StringMap = Field(default_factory=dict)
     """Node labels every job pod requires."""
     tolerations: list[TolerationSpec] = Field(default_factory=list, max_length=64)
     """Taints the job's pods tolerate."""
