@@ -29,6 +29,11 @@ def main() -> None:
     )
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # lightkube's per-request lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Which watch-streams run (per resource and namespace), start, stop, pause or hang on
+    # stopping: kopf says so at DEBUG only, a few lines per namespace. Without them an
+    # operator that does not watch a namespace looks merely idle.
+    for name in ("kopf._cogs.clients.watching", "kopf._core.reactor.orchestration"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
     metrics = OperatorMetrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)

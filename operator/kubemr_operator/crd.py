@@ -45,6 +45,7 @@ _KEEP = {
     "minProperties",
     "exclusiveMinimum",
     "exclusiveMaximum",
+    "x-kubernetes-validations",
 }
 _RENAME = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 

@@ -204,7 +204,12 @@ async def reconcile(
         decision = lifecycle.after_create(observed, decision, refusals)
         for event in decision.events:
             if event.reason == lifecycle.FAILED_CREATE:
-                logger.warning("the API server refused to create an object: %s", event.message)
+                log.warning(
+                    "%s/%s: the API server refused to create an object: %s",
+                    ref.namespace,
+                    ref.name,
+                    event.message,
+                )
         await _act(runtime, decision, ref, body)
     except Exception:
         runtime.metrics.reconcile_errors.labels(ref.namespace).inc()
@@ -236,7 +241,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.level = logging.INFO
+        # Log lines are not events: the decisions post their own (kopf.event), and a
+        # "Timer succeeded" event per job every reconcile_interval only loads the API server.
+        settings.posting.level = logging.WARNING
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubemr.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubemr.io")
         settings.watching.server_timeout = 300

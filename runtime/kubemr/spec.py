@@ -74,6 +74,36 @@ Seconds = Annotated[
 """A duration in seconds, written as ``10s``, ``500ms`` or ``1m30s``."""
 
 
+def _without_nulls(value: object) -> object:
+    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+
+
+StringMap = Annotated[dict[str, str], BeforeValidator(_without_nulls)]
+"""A map of strings; a null value is dropped, as the API server prunes it from a stored
+MapReduceJob (the CRD's schema and the model then agree)."""
+
+PositiveSeconds = Annotated[
+    float,
+    BeforeValidator(quantities.parse_duration),
+    PlainSerializer(quantities.format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "pattern": quantities.DURATION_PATTERN,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "type(self) == int ? self > 0"
+                    " : !self.matches('^(0+(\\\\.0+)?(ms|s|m|h))+$')",
+                    "message": "must be more than zero",
+                }
+            ],
+        }
+    ),
+    Field(gt=0),
+]
+"""A duration more than zero (the CRD says so too: ``gt`` is lost with the JSON schema)."""
+
+
 class Model(BaseModel):
     """Base for every manifest section: camelCase aliases, unknown fields rejected."""
 
@@ -223,7 +253,7 @@ class FaultToleranceSpec(Model):
 
     max_task_attempts: Annotated[int, Field(ge=1, le=100)] = 4
     """Attempts per task before the job fails. Default 4."""
-    heartbeat_timeout: Annotated[Seconds, Field(gt=0)] = 10.0
+    heartbeat_timeout: PositiveSeconds = 10.0
     """A worker silent for longer than this is dead. Default 10s."""
     speculative: bool = True
     """Launch backup attempts of straggling tasks near the end of a phase. Default true."""
@@ -342,7 +372,7 @@ class JobSpec(Model):
     except failed ones; the master pod stays, for its log), ``DeleteAll`` (every pod, the
     Service, Secret and ConfigMap) or ``KeepAll`` (nothing, for debugging). Pods still
     running 30 s after the end are stopped whatever the policy. Default DeleteWorkers."""
-    pending_timeout: Annotated[Seconds, Field(gt=0)] = 300.0
+    pending_timeout: PositiveSeconds = 300.0
     """A pod that cannot start (unschedulable, bad image) for this long fails the job.
     Default 5m."""
     service_account_name: str | None = None

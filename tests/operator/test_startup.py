@@ -22,9 +22,9 @@ from test_jobs import job_doc, oracle, submit, wait_for
 from localoperator import OWN_NAMESPACES, LocalOperator
 from testjobs import sorted_output, word_input
 
-pytestmark = pytest.mark.cluster
-
 ROUNDS = 10
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(ROUNDS * 90)]  # rounds of a job each
 
 
 def create_namespace(kube: apiclient.ApiClient, name: str) -> None:
