@@ -74,14 +74,6 @@ Seconds = Annotated[
 """A duration in seconds, written as ``10s``, ``500ms`` or ``1m30s``."""
 
 
-def _without_nulls(value: object) -> object:
-    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
-
-
-StringMap = Annotated[dict[str, str], BeforeValidator(_without_nulls)]
-"""A map of strings; a null value is dropped, as the API server prunes it from a stored
-MapReduceJob (the CRD's schema and the model then agree)."""
-
 PositiveSeconds = Annotated[
     float,
     BeforeValidator(quantities.parse_duration),
