@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -249,8 +250,16 @@ def _load(path: Path) -> spec.MapReduceJob:
     return spec.load_job(path)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from kubemr import launcher, progress, storage  # noqa: PLC0415 (keeps workers lean)
+
+    # SIGTERM (a supervisor's or CI runner's stop) ends the run as Ctrl-C does: every
+    # process stopped, partial output removed, exit 130.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from testjobs import APPS, ROOT, manifest, run_cli, write_manifest
 
@@ -50,7 +51,8 @@ def test_success_and_failure_leave_no_temp_dir(tmp_path: Path) -> None:
     assert list(temp.iterdir()) == []
 
 
-def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_everything(tmp_path: Path, signum: signal.Signals) -> None:
     lines = tmp_path / "in.txt"
     lines.write_text("".join(f"w{i} x\n" for i in range(2000)))
     logs = tmp_path / "calls"
@@ -88,7 +90,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         assert len(children) == 5, "master and four workers should be running"
-        launcher.send_signal(signal.SIGINT)
+        launcher.send_signal(signum)
         _, stderr = launcher.communicate(timeout=EXIT_DEADLINE)
     finally:
         if launcher.poll() is None:
