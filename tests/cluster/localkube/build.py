@@ -48,7 +48,13 @@ def _go() -> str:
 
 
 def _ldflags_localkube() -> str:
-    version = kubernetes_version()
+    return kubernetes_ldflags(kubernetes_version())
+
+
+def kubernetes_ldflags(version: str) -> str:
+    """Linker flags that stamp Kubernetes binaries with ``version`` (what ``/version`` and
+    ``kubectl version`` report), as Kubernetes' own release build does. Also used by the
+    kind tier's node build (tests/kind/kindcluster/gobuilds.py)."""
     major, minor = version.lstrip("v").split(".")[:2]
     stamps = {
         "gitVersion": version,

@@ -22,6 +22,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from localkube import build
+
 from kindcluster import artefacts, layout
 
 KUBERNETES_VERSION = "v1.36.3"
@@ -61,18 +63,7 @@ class Remote:
 
 
 def _kube_ldflags() -> str:
-    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
-    stamps = {
-        "gitVersion": KUBERNETES_VERSION,
-        "gitMajor": major,
-        "gitMinor": minor,
-        "gitTreeState": "clean",
-        "buildDate": "1970-01-01T00:00:00Z",
-    }
-    flags = ["-s", "-w"]
-    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {package}.{key}={value}" for key, value in stamps.items()]
-    return " ".join(flags)
+    return build.kubernetes_ldflags(KUBERNETES_VERSION)
 
 
 CONTAINERD = "github.com/containerd/containerd/v2"
