@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 FIELD_PATH = re.compile(
-    r"^(\(manifest\)|apiVersion|kind|metadata(\.\w+)?|spec(\.\w+|\[\d+\]|\['[^']*'\])*)[: ]"
+    r"^(\(manifest\)|apiVersion|kind|metadata(\.[\w-]+)?"
+    r"|spec(\.[\w-]+|\[\d+\]|\['[^']*'\]|\[\"[^\"]*\"\])*)[: ]"
 )
 """How each of the spec model's problems starts: the path of the field it is about."""
 
