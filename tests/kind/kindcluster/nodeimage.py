@@ -25,6 +25,7 @@ besides the four Kubernetes ones travel in ``kube-proxy.tar`` as one archive who
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
@@ -212,14 +213,33 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
     return archives
 
 
+def qualified(repository: str) -> str:
+    """A repository name as kind writes it: ``kindest/kindnetd`` -> ``docker.io/kindest/kindnetd``.
+
+    ``docker save`` drops Docker Hub's domain, and kind compares the archive's names with
+    its own fully qualified ones, so an unqualified name would be pulled.
+    """
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return repository
+    return f"docker.io/{repository}" if rest else f"docker.io/library/{repository}"
+
+
 def _repositories_first(source: Path, target: Path) -> None:
-    """Copy a ``docker save`` archive with its ``repositories`` entry first."""
+    """Copy a ``docker save`` archive with its ``repositories`` entry first, names qualified."""
     with tarfile.open(source) as archive, tarfile.open(target, "w") as out:
         members = archive.getmembers()
         first = [m for m in members if m.name == "repositories"]
         if not first:
             raise EngineError(f"{source}: docker save wrote no repositories entry")
-        for member in first + [m for m in members if m.name != "repositories"]:
+        saved = archive.extractfile(first[0])
+        assert saved is not None
+        names = {qualified(repo): tags for repo, tags in json.loads(saved.read()).items()}
+        text = json.dumps(names).encode()
+        entry = tarfile.TarInfo("repositories")
+        entry.size, entry.mode, entry.mtime = len(text), first[0].mode, first[0].mtime
+        out.addfile(entry, io.BytesIO(text))
+        for member in (m for m in members if m.name != "repositories"):
             data = archive.extractfile(member) if member.isfile() else None
             out.addfile(member, data)
 
@@ -228,7 +248,7 @@ def server_tarball(
     engine: Engine, binaries: dict[str, Path], archives: dict[str, list[str]]
 ) -> Path:
     """``kubernetes-server-linux-amd64.tar.gz`` in the release layout, cached."""
-    key = artefacts.Key(gobuilds.KUBERNETES_VERSION)
+    key = artefacts.Key(gobuilds.KUBERNETES_VERSION, "archives: repositories first, names qualified")
     for name in ("kubeadm", "kubelet", "kubectl"):
         key.text(binaries[name].parent.name + "/" + name)
     for name, tags in sorted(archives.items()):
