@@ -248,7 +248,8 @@ def server_tarball(
     engine: Engine, binaries: dict[str, Path], archives: dict[str, list[str]]
 ) -> Path:
     """``kubernetes-server-linux-amd64.tar.gz`` in the release layout, cached."""
-    key = artefacts.Key(gobuilds.KUBERNETES_VERSION, "archives: repositories first, names qualified")
+    layout_version = "archives: repositories first, names qualified"
+    key = artefacts.Key(gobuilds.KUBERNETES_VERSION, layout_version)
     for name in ("kubeadm", "kubelet", "kubectl"):
         key.text(binaries[name].parent.name + "/" + name)
     for name, tags in sorted(archives.items()):
