@@ -120,7 +120,8 @@ def base_image(engine: Engine, binaries: dict[str, Path]) -> Path:
     dockerfile = layout.IMAGES_DIR / "base" / "Dockerfile"
     wanted: tuple[str, ...] = ("containerd", "ctr", "containerd-shim-runc-v2", "runc", "crictl")
     wanted += ("host-local", "loopback", "ptp", "portmap")
-    key = artefacts.Key(debian.name).tree(kind_files)
+    ours = layout.IMAGES_DIR / "base" / "kubemr"
+    key = artefacts.Key(debian.name).tree(kind_files).tree(ours).file(dockerfile)
     for name in wanted:
         key.text(binaries[name].parent.name + "/" + name)
     with images.scratch_dir() as scratch:
@@ -132,6 +133,7 @@ def base_image(engine: Engine, binaries: dict[str, Path]) -> Path:
                 _copy(source, target, 0o755 if executable else 0o644)
         for name in wanted:
             _copy(binaries[name], context / "bin" / name, 0o755)
+        shutil.copytree(ours, context / "kubemr")
         return images.from_dockerfile(
             engine, "base", [BASE_TAG], dockerfile, context, key, {"BASE_IMAGE": DEBIAN_TAG}
         )
