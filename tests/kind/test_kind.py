@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kindcluster import cluster, engine, images, layout
+from kindcluster import cluster, images, layout
+from kindjobs import dump, kubectl
 from localkube import deadlines
 
 from testjobs import BOOKS, ROOT, run_cli, sorted_output, write_manifest
@@ -33,32 +31,6 @@ NODES_READY = deadlines.Deadline("kind_nodes_ready", 180.0)
 OPERATOR_RUNNING = deadlines.Deadline("kind_operator_running", 180.0)
 PATCH = ROOT / "examples" / "kind-wordcount-patch.yaml"
 """The overlay docs/install.md applies to examples/wordcount-job.yaml on kind."""
-
-
-@pytest.fixture(scope="module")
-def kind() -> Iterator[cluster.Tools]:
-    """The kind cluster with the chart installed (created here unless already up)."""
-    current = engine.current()
-    was_up = current is not None and cluster.exists(cluster.tools(current))
-    tools = cluster.up()
-    try:
-        yield tools
-    finally:
-        if not was_up:
-            cluster.down()
-
-
-def kubectl(tools: cluster.Tools, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [*tools.kubectl_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-    return result.stdout
 
 
 def ready_nodes(tools: cluster.Tools) -> list[str]:
@@ -133,44 +105,6 @@ def test_operator_runs_built_image_as_65532_on_read_only_root(kind: cluster.Tool
     )
     out = kubectl(kind, "-n", cluster.NAMESPACE, "exec", name, "--", "python", "-c", probe)
     assert out.split() == [str(cluster.RUNTIME_UID), str(cluster.RUNTIME_UID), "EROFS"], out
-
-
-@pytest.fixture
-def namespace(kind: cluster.Tools) -> Iterator[str]:
-    """A namespace owned by one test; events and pod logs are printed if the test fails."""
-    name = f"kind-{uuid.uuid4().hex[:6]}"
-    kubectl(kind, "create", "namespace", name)
-    yield name
-    kubectl(kind, "delete", "namespace", name, "--wait=false")
-
-
-def dump(tools: cluster.Tools, namespace: str) -> str:
-    parts = [kubectl(tools, "-n", namespace, "get", "mrj,pods,events", "-o", "wide")]
-    pods = json.loads(kubectl(tools, "-n", namespace, "get", "pods", "-o", "json"))["items"]
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        logs = subprocess.run(
-            [*tools.kubectl_command(), "-n", namespace, "logs", name, "--tail", "40"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        parts.append(f"--- {name}\n{logs.stdout}{logs.stderr}")
-    operator = subprocess.run(
-        [
-            *tools.kubectl_command(),
-            "-n",
-            cluster.NAMESPACE,
-            "logs",
-            "deploy/kubemr",
-            "--tail",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return "\n".join(parts) + f"\n--- operator\n{operator.stdout}"
 
 
 def test_wordcount_example_matches_oracle(
