@@ -92,10 +92,10 @@ example-data:
 s3-server: $(STAMP)
 	$(BIN)/python tests/support/s3server.py build
 
-## test: the whole default suite (lint, types, layering, proto drift, all test tiers but `slow`
-## and `kind`: the kind tier joins once it has passed here; `make test-kind` runs it)
-test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser
-	$(BIN)/pytest -m "not slow and not kind" $(PYTEST_ARGS)
+## test: the whole default suite (lint, types, layering, proto drift, every test tier but
+## `slow`, the kind tier last: its cluster lives only while its tests run)
+test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser kind-build
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)

@@ -21,6 +21,12 @@ from testjobs import ROOT
 _SNAPSHOT = pytest.StashKey[leftovers.Snapshot]()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The kind tier runs last: its cluster (three node containers) is created by its first
+    test and deleted at the end of the session, so it never runs beside the others."""
+    items.sort(key=lambda item: item.get_closest_marker("kind") is not None)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_SNAPSHOT] = leftovers.start(ROOT)
 
