@@ -21,5 +21,5 @@ kind-status: $(STAMP)
 	$(KINDCLUSTER) status
 
 ## test-kind: the kind tier alone (creates and deletes its cluster unless one is up)
-test-kind: kind-build
+test-kind: kind-build s3-server
 	$(BIN)/pytest -m kind tests/kind $(PYTEST_ARGS)

@@ -188,6 +188,12 @@ def oracle(tmp_path: Path, doc: dict[str, Any], folder: JobFolder) -> list[str]:
     local["spec"]["app"] = {**doc["spec"]["app"]}
     if "module" in local["spec"]["app"]:
         local["spec"]["app"]["module"] = f"{FAULTS_APP}:PodFaults"
+    return oracle_of(tmp_path, local)
+
+
+def oracle_of(tmp_path: Path, local: dict[str, Any]) -> list[str]:
+    """The sorted output of ``kubemr run --sequential`` of a manifest with local paths."""
+    local = {**local, "spec": {**local["spec"]}}
     local["spec"]["output"] = {"path": str(tmp_path / "oracle"), "overwrite": True}
     result = run_cli("run", "--sequential", "--quiet", str(write_manifest(tmp_path, local)))
     assert result.returncode == 0, result.stderr
