@@ -214,6 +214,9 @@ def up() -> Tools:
             *(str(cluster_tools.helm), "--kubeconfig", str(layout.KUBECONFIG)),
             *("upgrade", "--install", RELEASE, "charts/kubemr", "-n", NAMESPACE),
             *("--create-namespace", "--wait", "--timeout", HELM_TIMEOUT),
+            # A rebuilt image keeps its tag: the ID in the pod template rolls the operator.
+            "--set-string",
+            f"podAnnotations.kubemr\\.io/image-id={images.image_id(cluster_tools.engine, image)}",
         ],
         env,
         "helm install",
