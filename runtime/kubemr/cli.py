@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -254,6 +254,15 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+async def _until_sigterm(role: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run a master or worker that stops cleanly on SIGTERM. In a pod it is PID 1, and
+    the kernel drops signals PID 1 has no handler for: without this, every deletion
+    waits out the pod's whole grace period and ends in SIGKILL."""
+    terminate = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate.set)
+    return await role(terminate)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from kubemr import launcher, progress, storage  # noqa: PLC0415 (keeps workers lean)
 
@@ -400,7 +409,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         token=token,
         logs=args.logs,
     )
-    return asyncio.run(master.serve(job_plan, config))
+    return asyncio.run(_until_sigterm(lambda terminate: master.serve(job_plan, config, terminate)))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -425,7 +434,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         coarse_fetch_lock=args.coarse_fetch_lock,
         token=_token("worker", args, os.environ),
     )
-    return asyncio.run(worker.run_worker(config))
+    return asyncio.run(_until_sigterm(lambda terminate: worker.run_worker(config, terminate)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -258,9 +258,23 @@ def test_suspend_stops_pods_and_resume_restarts_the_clock() -> None:
 
 
 def test_the_next_attempt_follows_the_highest_seen() -> None:
-    pods = [pod("master", phase="Failed", exit_code=139), pod("master", attempt=1, deleting=True)]
+    ended = pod("master", attempt=1, phase="Failed", exit_code=143, deleting=True)
+    pods = [pod("master", phase="Failed", exit_code=139), ended]
     decision = decide(job(), pods, {"phase": "Running"})
     assert decision.create == [Slot("master", 0, 2)]
+
+
+@pytest.mark.parametrize("phase", ["Running", "Pending", "Unknown"])
+def test_a_master_being_deleted_is_replaced_only_once_its_pod_is_gone(phase: str) -> None:
+    """At most one master: while the deleted pod's container may run, it can still write
+    the journal and the output; nothing is created (no worker either) until it is gone."""
+    stopping = pod("master", phase=phase, deleting=True)
+    pods = [stopping, pod("mapper", 0), pod("mapper", 1, deleting=True)]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == []
+    assert "wc-master is being deleted" in decision.status["message"]
+    gone = decide(job(), pods[1:], decision.status)
+    assert gone.create[0] == Slot("master", 0, 0)
 
 
 def test_unschedulable_pods_raise_a_condition_then_time_out() -> None:
