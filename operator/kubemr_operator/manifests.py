@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kubemr import address as addresses
 from kubemr import spec as specs
 
 from kubemr_operator.settings import Settings
@@ -81,7 +82,7 @@ def network_policy_name(job: str) -> str:
 
 def master_address(ref: JobRef, settings: Settings) -> str:
     """``host:port`` of the master as the job's pods reach it (the headless Service)."""
-    return f"{service_name(ref.name)}.{ref.namespace}.svc:{settings.master_port}"
+    return addresses.join(f"{service_name(ref.name)}.{ref.namespace}.svc", settings.master_port)
 
 
 def labels(
@@ -143,14 +144,19 @@ def secret(ref: JobRef, token: str, settings: Settings) -> Manifest:
 
 
 def service(ref: JobRef, settings: Settings) -> Manifest:
-    """A headless Service: a stable DNS name for whichever master pod is current."""
+    """A headless Service: a stable DNS name for whichever master pod is current.
+
+    Only a ready master is published: one that serves. A master being deleted (it stops
+    serving on SIGTERM) drops out of the name at once, and its replacement, created only
+    once the old pod is gone, appears when its readiness probe passes; workers keep
+    resolving the name meanwhile (see docs/runtime.md, "At most one master")."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(ref, service_name(ref.name), labels(ref.name, settings, MASTER)),
         "spec": {
             "clusterIP": "None",
-            "publishNotReadyAddresses": True,
+            "publishNotReadyAddresses": False,
             "selector": {LABEL_JOB: ref.name, LABEL_ROLE: MASTER},
             "ports": [
                 {"name": "grpc", "port": settings.master_port, "targetPort": "grpc"},

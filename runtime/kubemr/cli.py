@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from kubemr import __version__, plan, sizing, spec
+from kubemr import address as addresses
 from kubemr.config import MasterConfig, Slowdown, WorkerConfig
 
 ENV_MASTER = "KUBEMR_MASTER"
@@ -201,6 +202,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help=f"the manifest (YAML or JSON) [${ENV_JOB_FILE}]",
     )
     master.add_argument("--bind", default="0.0.0.0")
+    master.add_argument(
+        "--advertise-host",
+        default=env.get(ENV_POD_IP, "127.0.0.1"),
+        help=f"host written to --address-file and --monitoring-file [${ENV_POD_IP}]",
+    )
     master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
     _monitoring_args(master, env)
     master.add_argument(
@@ -319,7 +325,7 @@ def _serve_kept(output: str, page: str | None) -> None:
     the live page (so an open page keeps working), until Ctrl-C."""
     from kubemr import report, statusui  # noqa: PLC0415
 
-    port = int(page.rstrip("/").rsplit(":", 1)[1]) if page else 0
+    port = addresses.split(page.removeprefix("http://").rstrip("/"))[1] if page else 0
     try:
         kept = statusui.load_kept(output)
     except report.ReportError as exc:  # the job never got far enough to keep one
@@ -399,6 +405,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
     config = MasterConfig(
         bind=args.bind,
         port=args.port,
+        advertise_host=args.advertise_host,
         address_file=args.address_file,
         summary_file=args.summary_file,
         monitoring_port=args.monitoring_port,

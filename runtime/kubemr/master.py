@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import address as addresses
 from kubemr import apps, auth, badrecords, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
@@ -66,6 +67,9 @@ EXIT_TERMINATED = 128 + 15
 journal closed and no unfinished file left: 143, what a shell or a container runtime
 reports for a process ended by SIGTERM. Not final: a master stopped mid-job may be
 replaced, and resumes the job."""
+EXIT_SUPERSEDED = 4
+"""Exit code of a master that found another master holding the job (a newer epoch, see
+:class:`kubemr.journal.Epoch`) and stopped without writing: the other one runs the job."""
 
 
 APP_COUNTER_PREFIX = "app:"
@@ -98,7 +102,7 @@ class JobState:
         self.plan = plan
         self.output = output
         self.journal = journal
-        self.fatal: JournalError | None = None
+        self.fatal: JournalError | journals.SupersededError | None = None
         self.scheduler = Scheduler(
             plan.splits,
             spec.reduce_tasks,
@@ -142,6 +146,10 @@ class JobState:
             self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
             self.done.set()
             raise self.fatal from exc
+        except journals.SupersededError as exc:
+            self.fatal = exc
+            self.done.set()
+            raise
 
     def accept(self, attempt_id: str, counters: dict[str, int], skipped: list[str]) -> None:
         """An attempt's report counts: it is its task's accepted (or committed) one."""
@@ -680,9 +688,9 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
         ],
     )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
-    port = server.add_insecure_port(f"{config.bind}:{config.port}")
+    port = server.add_insecure_port(addresses.join(config.bind, config.port))
     await server.start()
-    address = f"{config.advertise_host}:{port}"
+    address = addresses.join(config.advertise_host, port)
     log.info(
         "master for job %s serving on %s: %d map tasks, %d reduce tasks",
         plan.job.metadata.name,
@@ -703,12 +711,23 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
     await _either(state.done, terminate, None)
     expiry.cancel()
     probe.cancel()
+    if state.done.is_set() and state.fatal is None:
+        try:
+            journal.check_held()  # the output is this master's to finish (or abort)
+        except journals.SupersededError as exc:
+            state.fatal = exc
+    stopped = None
     if not state.done.is_set():
         log.warning("stopping (SIGTERM) mid-job: closing the journal; a new master resumes")
+        stopped = EXIT_TERMINATED
+    elif isinstance(state.fatal, journals.SupersededError):
+        log.error("superseded: %s", state.fatal)
+        stopped = EXIT_SUPERSEDED
+    if stopped is not None:  # the job goes on elsewhere: leave the output as it is
         await server.stop(grace=None)
         journal.close()
         await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
-        return EXIT_TERMINATED
+        return stopped
     if state.fatal is not None:
         await server.stop(grace=None)
         raise state.fatal

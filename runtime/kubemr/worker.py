@@ -43,6 +43,7 @@ from typing import ParamSpec, TypeVar
 
 import grpc
 
+from kubemr import address as addresses
 from kubemr import apps, auth, monitoring, plan, runs, shuffle, stores
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
@@ -614,9 +615,9 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
             ],
         )
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
-        port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
+        port = server.add_insecure_port(addresses.join(config.bind, config.shuffle_port))
         await server.start()
-        address = f"{config.advertise_host}:{port}"
+        address = addresses.join(config.advertise_host, port)
     channel = grpc.aio.insecure_channel(
         config.master,
         options=MASTER_CHANNEL_OPTIONS,

@@ -11,18 +11,17 @@ attempt writing its part file, a master with journaled progress) before sending 
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubemr.master import EXIT_TERMINATED
-from roles import Role, free_port, journal_records, poll
+from roles import Job, Role, journal_records, poll
 
-from testjobs import APPS, manifest, sorted_output, word_input, write_manifest
+from testjobs import APPS, manifest, sorted_output, word_input
 
 Oracle = Callable[[dict[str, Any]], list[str]]
 
@@ -50,51 +49,6 @@ def slow_job(tmp_path: Path, map_delay: str, reduce_delay: str) -> dict[str, Any
         reduceTasks=1,
         faultTolerance={"heartbeatTimeout": "60s", "speculative": False},
     )
-
-
-class Job:
-    """A job's roles started by hand on one port, each logging to ``tmp_path``."""
-
-    def __init__(self, tmp_path: Path, doc: dict[str, Any]) -> None:
-        self.dir = tmp_path
-        self.manifest = write_manifest(tmp_path, doc)
-        self.output = Path(doc["spec"]["output"]["path"])
-        self.port = free_port()
-        self.roles: list[Role] = []
-
-    def master(self, name: str, pid1: bool = False) -> Role:
-        args = ["master", "--job", str(self.manifest), "--port", str(self.port), "--insecure"]
-        args += ["--summary-file", str(self.dir / f"{name}.summary.json")]
-        return self._start(Role(name, args, self.dir, pid1))
-
-    def worker(self, role: str, name: str, pid1: bool = False) -> Role:
-        args = ["worker", "--role", role, "--name", name, "--insecure", "--shuffle-port", "0"]
-        args += ["--master", f"127.0.0.1:{self.port}", "--work-dir", str(self.dir / name)]
-        return self._start(Role(name, args, self.dir, pid1))
-
-    def _start(self, role: Role) -> Role:
-        self.roles.append(role)
-        return role
-
-    def summary(self, master: str) -> dict[str, Any]:
-        return json.loads((self.dir / f"{master}.summary.json").read_text())
-
-    def stop(self) -> None:
-        for role in self.roles:
-            role.stop()
-
-
-@pytest.fixture
-def job_roles(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Job]]:
-    jobs: list[Job] = []
-
-    def start(doc: dict[str, Any]) -> Job:
-        jobs.append(Job(tmp_path, doc))
-        return jobs[-1]
-
-    yield start
-    for job in jobs:
-        job.stop()
 
 
 def stop_as_pid1(role: Role) -> tuple[int, float]:
@@ -158,7 +112,7 @@ def test_a_master_told_to_stop_closes_its_journal_and_a_new_one_resumes(
     assert journal.read_bytes().endswith(b"\n")  # whole records only
     assert not (job.output / "_SUCCESS").exists()
     assert list(job.output.glob("part-*")) == []
-    successor = job.master("master-r1")
+    successor = job.master("master-r1", port=job.ports["master"])  # where the workers call
     assert successor.wait(JOB_DEADLINE) == 0, successor.log()
     assert sorted_output(job.output) == oracle(doc)
     assert job.summary("master-r1")["masterRestarts"] == 1

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from testjobs import ROOT
+from testjobs import ROOT, write_manifest
 
 START_DEADLINE = 60.0
 """Seconds a role may take to start serving (or to reach a state a test waits for)."""
@@ -113,3 +113,44 @@ def journal_records(output: Path) -> list[dict[str, Any]]:
         except ValueError:
             break
     return records
+
+
+class Job:
+    """A job's roles started by hand, each logging to ``directory``: masters on ports of
+    their own, workers pointed at one of them."""
+
+    def __init__(self, directory: Path, doc: dict[str, Any]) -> None:
+        self.dir = directory
+        self.manifest = write_manifest(directory, doc)
+        self.output = Path(doc["spec"]["output"]["path"])
+        self.ports: dict[str, int] = {}
+        self.roles: list[Role] = []
+
+    def master(self, name: str, pid1: bool = False, port: int = 0) -> Role:
+        """Start a master on ``port`` (0: a free one)."""
+        self.ports[name] = port or free_port()
+        args = ["master", "--job", str(self.manifest), "--insecure"]
+        args += ["--port", str(self.ports[name]), "--address-file", str(self.dir / name)]
+        args += ["--summary-file", str(self.dir / f"{name}.summary.json")]
+        return self._start(Role(name, args, self.dir, pid1))
+
+    def serving(self, master: str) -> bool:
+        """Whether ``master`` serves (it wrote its address file)."""
+        return (self.dir / master).is_file()
+
+    def worker(self, role: str, name: str, master: str = "master", pid1: bool = False) -> Role:
+        args = ["worker", "--role", role, "--name", name, "--insecure", "--shuffle-port", "0"]
+        args += ["--master", f"127.0.0.1:{self.ports[master]}"]
+        args += ["--work-dir", str(self.dir / name)]
+        return self._start(Role(name, args, self.dir, pid1))
+
+    def _start(self, role: Role) -> Role:
+        self.roles.append(role)
+        return role
+
+    def summary(self, master: str) -> dict[str, Any]:
+        return dict(json.loads((self.dir / f"{master}.summary.json").read_text()))
+
+    def stop(self) -> None:
+        for role in self.roles:
+            role.stop()
