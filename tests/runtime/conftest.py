@@ -47,12 +47,13 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]
 
 
 @pytest.fixture
-def job_roles(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Job]]:
-    """Start a job's roles by hand (:class:`roles.Job`); whatever is left is killed."""
+def job_roles(tmp_path: Path) -> Iterator[Callable[..., Job]]:
+    """Start a job's roles by hand (:class:`roles.Job`; a keyword ``host`` sets the
+    address they use); whatever is left is killed."""
     jobs: list[Job] = []
 
-    def start(doc: dict[str, Any]) -> Job:
-        jobs.append(Job(tmp_path, doc))
+    def start(doc: dict[str, Any], host: str = "127.0.0.1") -> Job:
+        jobs.append(Job(tmp_path, doc, host))
         return jobs[-1]
 
     yield start

@@ -19,15 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from kubemr import address
+
 from testjobs import ROOT, write_manifest
 
 START_DEADLINE = 60.0
 """Seconds a role may take to start serving (or to reach a state a test waits for)."""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
@@ -119,8 +122,10 @@ class Job:
     """A job's roles started by hand, each logging to ``directory``: masters on ports of
     their own, workers pointed at one of them."""
 
-    def __init__(self, directory: Path, doc: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, doc: dict[str, Any], host: str = "127.0.0.1") -> None:
         self.dir = directory
+        self.host = host
+        """The address every role binds, advertises and calls (``::1`` for IPv6)."""
         self.manifest = write_manifest(directory, doc)
         self.output = Path(doc["spec"]["output"]["path"])
         self.ports: dict[str, int] = {}
@@ -128,8 +133,8 @@ class Job:
 
     def master(self, name: str, pid1: bool = False, port: int = 0) -> Role:
         """Start a master on ``port`` (0: a free one)."""
-        self.ports[name] = port or free_port()
-        args = ["master", "--job", str(self.manifest), "--insecure"]
+        self.ports[name] = port or free_port(self.host)
+        args = ["master", "--job", str(self.manifest), "--insecure", *self._host_args()]
         args += ["--port", str(self.ports[name]), "--address-file", str(self.dir / name)]
         args += ["--summary-file", str(self.dir / f"{name}.summary.json")]
         return self._start(Role(name, args, self.dir, pid1))
@@ -140,9 +145,12 @@ class Job:
 
     def worker(self, role: str, name: str, master: str = "master", pid1: bool = False) -> Role:
         args = ["worker", "--role", role, "--name", name, "--insecure", "--shuffle-port", "0"]
-        args += ["--master", f"127.0.0.1:{self.ports[master]}"]
+        args += ["--master", address.join(self.host, self.ports[master]), *self._host_args()]
         args += ["--work-dir", str(self.dir / name)]
         return self._start(Role(name, args, self.dir, pid1))
+
+    def _host_args(self) -> list[str]:
+        return ["--bind", self.host, "--advertise-host", self.host]
 
     def _start(self, role: Role) -> Role:
         self.roles.append(role)
