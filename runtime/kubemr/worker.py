@@ -39,7 +39,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
 
@@ -116,7 +116,7 @@ class Context:
     """Set when this registration is over: the master is unreachable or forgot us."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the worker is told to stop (SIGTERM): the running attempt is abandoned."""
-    threads: dict[str, asyncio.Future[object]] = field(default_factory=dict)
+    threads: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     """The thread running each attempt's body, so an abandoned attempt can wait for it."""
 
     def channel(self, address: str) -> grpc.aio.Channel:
@@ -154,7 +154,7 @@ async def _off_loop(
     """Run an attempt's body in a thread, off the loop; the thread is kept in
     ``ctx.threads`` (cancelling the caller does not stop a thread)."""
     thread = asyncio.ensure_future(asyncio.to_thread(body, *args, **kwargs))
-    ctx.threads[attempt_id] = thread  # type: ignore[assignment]
+    ctx.threads[attempt_id] = thread
     return await asyncio.shield(thread)
 
 
