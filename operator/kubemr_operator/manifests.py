@@ -160,17 +160,18 @@ def secret(ref: JobRef, token: str, settings: Settings) -> Manifest:
 def service(ref: JobRef, settings: Settings) -> Manifest:
     """A headless Service: a stable DNS name for whichever master pod is current.
 
-    Only a ready master is published: one that serves. A master being deleted (it stops
-    serving on SIGTERM) drops out of the name at once, and its replacement, created only
-    once the old pod is gone, appears when its readiness probe passes; workers keep
-    resolving the name meanwhile (see docs/runtime.md, "At most one master")."""
+    It publishes the master pod's address before the pod is ready: workers find a
+    restarted master as soon as it serves, within the window in which it keeps their map
+    outputs. There is never a second master to publish: the operator creates a
+    replacement only once the old pod is gone (see docs/runtime.md, "At most one
+    master")."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(ref, service_name(ref.name), labels(ref.name, settings, MASTER)),
         "spec": {
             "clusterIP": "None",
-            "publishNotReadyAddresses": False,
+            "publishNotReadyAddresses": True,
             "selector": {LABEL_JOB: ref.name, LABEL_ROLE: MASTER},
             "ports": [
                 {"name": "grpc", "port": settings.master_port, "targetPort": "grpc"},

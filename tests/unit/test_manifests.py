@@ -113,7 +113,7 @@ def test_the_master_reads_the_validated_manifest_from_its_config_map() -> None:
 def test_workers_find_the_master_through_the_headless_service() -> None:
     service = manifests.service(REF, SETTINGS)
     assert service["spec"]["clusterIP"] == "None"
-    assert service["spec"]["publishNotReadyAddresses"] is False  # a stopping master drops out
+    assert service["spec"]["publishNotReadyAddresses"] is True  # found before the probe passes
     assert service["spec"]["selector"] == {"kubemr.io/job": "wc", "kubemr.io/role": "master"}
     mapper = manifests.worker_pod(REF, job(), "mapper", 0, 0, SETTINGS)
     env = env_of(mapper)
