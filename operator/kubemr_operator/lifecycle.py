@@ -351,8 +351,13 @@ class _Reconciliation:
         return pod.exit_code in (EXIT_JOB_FAILED, EXIT_BAD_INPUT)
 
     def failed_pods(self) -> list[PodView]:
-        """Pods that failed and count against ``spec.backoffLimit``."""
-        return [p for p in self.observed.pods if p.phase == "Failed" and not self.is_outcome(p)]
+        """Pods that failed and count against ``spec.backoffLimit``: not those being
+        deleted, which were told to stop (SIGTERM, exit 143) rather than failed."""
+        return [
+            p
+            for p in self.observed.pods
+            if p.phase == "Failed" and not p.deleting and not self.is_outcome(p)
+        ]
 
     def current_master(self) -> PodView | None:
         pods = self.slot_pods(MASTER, 0)

@@ -448,3 +448,17 @@ def test_the_kept_report_names_are_the_runtimes() -> None:
     from kubemr import storage  # noqa: PLC0415 (the operator itself may not import it)
 
     assert lifecycle.KEPT_REPORTS == {"Succeeded": storage.SUMMARY, "Failed": storage.FAILED}
+
+
+def test_pods_told_to_stop_by_a_deletion_are_not_failures() -> None:
+    """A deleted pod's process exits 143 on SIGTERM and the pod shows Failed until it is
+    gone: that counts against no backoff limit."""
+    stopped = pod("mapper", 1, phase="Failed", exit_code=143, deleting=True)
+    crashed = pod("mapper", 0, phase="Failed", exit_code=1)
+    decision = decide(job(backoffLimit=1), [pod("master"), crashed, stopped, pod("reducer", 0)])
+    assert decision.status["failedPods"] == 1
+    assert decision.status["phase"] == "Running"
+    assert sorted(decision.create, key=lambda s: s.index) == [
+        Slot("mapper", 0, 1),
+        Slot("mapper", 1, 1),
+    ]
