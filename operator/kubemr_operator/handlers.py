@@ -70,7 +70,9 @@ class Runtime:
             await self._client.close()
 
 
-def _parse(body: Mapping[str, Any]) -> tuple[specs.MapReduceJob | None, tuple[str, ...]]:
+def _parse(
+    body: Mapping[str, Any], settings: Settings
+) -> tuple[specs.MapReduceJob | None, tuple[str, ...]]:
     meta = body.get("metadata", {})
     document = {
         "apiVersion": body.get("apiVersion"),
@@ -79,9 +81,11 @@ def _parse(body: Mapping[str, Any]) -> tuple[specs.MapReduceJob | None, tuple[st
         "spec": body.get("spec"),
     }
     try:
-        return specs.parse_job(document, f"{specs.KIND} {meta.get('name')}"), ()
+        job = specs.parse_job(document, f"{specs.KIND} {meta.get('name')}")
     except specs.SpecError as error:
         return None, tuple(error.problems)
+    problems = manifests.path_problems(job.spec, settings)
+    return (None, problems) if problems else (job, ())
 
 
 _RESOURCES: dict[str, Any] = {
@@ -183,7 +187,7 @@ async def reconcile(
     started = time.perf_counter()
     meta = body.metadata
     ref = JobRef(str(meta.name), str(meta.namespace), str(meta.uid))
-    job, problems = _parse(body)
+    job, problems = _parse(body, runtime.settings)
     view = lifecycle.JobView(
         name=ref.name,
         namespace=ref.namespace,

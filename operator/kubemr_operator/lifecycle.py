@@ -84,8 +84,14 @@ class PodView:
     """The detail: the scheduler's message, or the termination message (log tail)."""
 
     @property
+    def may_run(self) -> bool:
+        """Its container may be running (or about to): it has not ended, as far as the
+        API server knows (``Unknown``: its node stopped reporting)."""
+        return self.phase in ("Pending", "Running", "Unknown")
+
+    @property
     def active(self) -> bool:
-        return not self.deleting and self.phase in ("Pending", "Running", "Unknown")
+        return not self.deleting and self.may_run
 
 
 @dataclass(frozen=True)
@@ -345,8 +351,13 @@ class _Reconciliation:
         return pod.exit_code in (EXIT_JOB_FAILED, EXIT_BAD_INPUT)
 
     def failed_pods(self) -> list[PodView]:
-        """Pods that failed and count against ``spec.backoffLimit``."""
-        return [p for p in self.observed.pods if p.phase == "Failed" and not self.is_outcome(p)]
+        """Pods that failed and count against ``spec.backoffLimit``: not those being
+        deleted, which were told to stop (SIGTERM, exit 143) rather than failed."""
+        return [
+            p
+            for p in self.observed.pods
+            if p.phase == "Failed" and not p.deleting and not self.is_outcome(p)
+        ]
 
     def current_master(self) -> PodView | None:
         pods = self.slot_pods(MASTER, 0)
@@ -394,6 +405,15 @@ class _Reconciliation:
                     "the master pod is gone: starting a new one; it resumes the job "
                     "from its journal",
                 )
+            return
+        if current.deleting and current.may_run:
+            # At most one master: until the pod object is gone (the kubelet confirmed its
+            # container stopped) it may still write the journal and commit output. A
+            # master stops within seconds of SIGTERM; the replacement starts then.
+            self.status["message"] = (
+                f"master pod {current.name} is being deleted: its replacement starts "
+                "once it has stopped"
+            )
             return
         if current.deleting or (current.phase == "Failed" and not self.is_outcome(current)):
             self.replace(spec, current, failed)

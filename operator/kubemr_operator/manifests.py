@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kubemr import address as addresses
 from kubemr import spec as specs
 
 from kubemr_operator.settings import Settings
@@ -79,9 +80,23 @@ def network_policy_name(job: str) -> str:
     return f"{job}-network"
 
 
+def path_problems(spec: specs.JobSpec, settings: Settings) -> tuple[str, ...]:
+    """Why the job's relative input or output paths cannot run on the cluster: job pods
+    have no working directory of the user's (the image's, on a read-only root filesystem),
+    unless the operator sets one (``settings.pod_working_dir``)."""
+    if settings.pod_working_dir:
+        return ()
+    return tuple(
+        f"{field}: {path!r} is a relative path, and job pods have no working directory "
+        "for it (the image's, on a read-only root filesystem): give an absolute path on a "
+        "volume the pods mount (spec.volumes and spec.volumeMounts) or an s3:// URI"
+        for field, path in specs.relative_paths(spec)
+    )
+
+
 def master_address(ref: JobRef, settings: Settings) -> str:
     """``host:port`` of the master as the job's pods reach it (the headless Service)."""
-    return f"{service_name(ref.name)}.{ref.namespace}.svc:{settings.master_port}"
+    return addresses.join(f"{service_name(ref.name)}.{ref.namespace}.svc", settings.master_port)
 
 
 def labels(
@@ -143,7 +158,13 @@ def secret(ref: JobRef, token: str, settings: Settings) -> Manifest:
 
 
 def service(ref: JobRef, settings: Settings) -> Manifest:
-    """A headless Service: a stable DNS name for whichever master pod is current."""
+    """A headless Service: a stable DNS name for whichever master pod is current.
+
+    It publishes the master pod's address before the pod is ready: workers find a
+    restarted master as soon as it serves, within the window in which it keeps their map
+    outputs. There is never a second master to publish: the operator creates a
+    replacement only once the old pod is gone (see docs/runtime.md, "At most one
+    master")."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -312,6 +333,9 @@ def _pod(
             "runAsUser": settings.run_as_user,
             "runAsGroup": settings.run_as_user,
             "fsGroup": settings.run_as_user,
+            # Volumes (a PVC, an emptyDir) are made group-writable for fsGroup, and only
+            # walked when their root does not carry it yet: a large volume mounts fast.
+            "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import lightkube
+from kubemr import address as addresses
 from lightkube.resources.core_v1 import Pod
 
 from kubemr_operator import lifecycle, manifests
@@ -110,7 +111,7 @@ async def master_report(
     )
     if not masters or masters[-1].deleting:
         return None
-    url = f"http://{masters[-1].ip}:{settings.monitoring_port}/status"
+    url = f"http://{addresses.join(masters[-1].ip, settings.monitoring_port)}/status"
     try:
         async with http.get(url) as response:
             if response.status != 200:

@@ -15,12 +15,13 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import yaml
 
 from kubemr import __version__, plan, sizing, spec
+from kubemr import address as addresses
 from kubemr.config import MasterConfig, Slowdown, WorkerConfig
 
 ENV_MASTER = "KUBEMR_MASTER"
@@ -201,6 +202,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help=f"the manifest (YAML or JSON) [${ENV_JOB_FILE}]",
     )
     master.add_argument("--bind", default="0.0.0.0")
+    master.add_argument(
+        "--advertise-host",
+        default=env.get(ENV_POD_IP, "127.0.0.1"),
+        help=f"host written to --address-file and --monitoring-file [${ENV_POD_IP}]",
+    )
     master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
     _monitoring_args(master, env)
     master.add_argument(
@@ -252,6 +258,15 @@ def _load(path: Path) -> spec.MapReduceJob:
 
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+async def _until_sigterm(role: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run a master or worker that stops cleanly on SIGTERM. In a pod it is PID 1, and
+    the kernel drops signals PID 1 has no handler for: without this, every deletion
+    waits out the pod's whole grace period and ends in SIGKILL."""
+    terminate = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate.set)
+    return await role(terminate)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -310,7 +325,7 @@ def _serve_kept(output: str, page: str | None) -> None:
     the live page (so an open page keeps working), until Ctrl-C."""
     from kubemr import report, statusui  # noqa: PLC0415
 
-    port = int(page.rstrip("/").rsplit(":", 1)[1]) if page else 0
+    port = addresses.split(page.removeprefix("http://").rstrip("/"))[1] if page else 0
     try:
         kept = statusui.load_kept(output)
     except report.ReportError as exc:  # the job never got far enough to keep one
@@ -390,6 +405,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
     config = MasterConfig(
         bind=args.bind,
         port=args.port,
+        advertise_host=args.advertise_host,
         address_file=args.address_file,
         summary_file=args.summary_file,
         monitoring_port=args.monitoring_port,
@@ -400,7 +416,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         token=token,
         logs=args.logs,
     )
-    return asyncio.run(master.serve(job_plan, config))
+    return asyncio.run(_until_sigterm(lambda terminate: master.serve(job_plan, config, terminate)))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -425,7 +441,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         coarse_fetch_lock=args.coarse_fetch_lock,
         token=_token("worker", args, os.environ),
     )
-    return asyncio.run(worker.run_worker(config))
+    return asyncio.run(_until_sigterm(lambda terminate: worker.run_worker(config, terminate)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,13 @@ master acts on it (before it answers the worker whose request caused it):
 
 A crash mid-write leaves a torn last line: it is ignored, and cut off before a
 resuming master appends.
+
+At most one master writes: beside the journal, ``epoch`` (an object on S3) names the
+master that holds the job, written whole (rename, or one PUT) by every master as it
+starts, before it reads the journal. A master checks that it still holds the epoch
+before each record it appends, so before every commit: one that finds another master's
+epoch (or none: the job ended) stops with :class:`SupersededError` and writes nothing
+more (see docs/runtime.md, "At most one master", for what this guards and what not).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +74,50 @@ def journal_path(output: str) -> str:
     if stores.is_s3(output):
         return stores.join(output, TEMPORARY, "_master", "journal")
     return stores.join(output, TEMPORARY, "_master", "journal.jsonl")
+
+
+def epoch_path(output: str) -> str:
+    """Where the epoch of the master holding the job writing to ``output`` is."""
+    return stores.join(output, TEMPORARY, "_master", "epoch")
+
+
+class SupersededError(RuntimeError):
+    """Another master took the job (or it ended): this one must write nothing more."""
+
+
+class Epoch:
+    """This master's hold on the job: a number one past its predecessor's, and a token
+    of its own. Whoever wrote the epoch last holds the job."""
+
+    def __init__(self, store: stores.Store, path: str) -> None:
+        self.store = store
+        self.path = path
+        self.holder = uuid.uuid4().hex
+        self.number = 0
+
+    def _read(self) -> dict[str, Any] | None:
+        if not self.store.exists(self.path):
+            return None
+        found = json.loads(self.store.read_bytes(self.path))
+        return found if isinstance(found, dict) else None
+
+    def take(self) -> None:
+        """Hold the job from now on: later checks of any earlier master fail."""
+        previous = self._read() or {}
+        if not self.number:
+            self.number = int(previous.get("epoch", 0)) + 1
+        body = {"epoch": self.number, "holder": self.holder, "time": time.time()}
+        self.store.write_bytes(self.path, json.dumps(body).encode())
+
+    def check(self) -> None:
+        """Raise :class:`SupersededError` unless this master still holds the job."""
+        current = self._read()
+        if current is None or current.get("holder") != self.holder:
+            held = f"epoch {current.get('epoch')}" if current else "no epoch (the job ended)"
+            raise SupersededError(
+                f"another master holds the job ({held} at {self.path}; this master took "
+                f"epoch {self.number}): stopping without writing"
+            )
 
 
 def fingerprint(plan: JobPlan) -> str:
@@ -213,13 +265,22 @@ class Journal:
         self.records = 0
         self.seconds = 0.0
         """Time spent writing and syncing records."""
+        self.epoch: Epoch | None = None
+        """The master's hold on the job, checked before each record (see :class:`Epoch`)."""
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record and make it durable before returning."""
+        """Write one record and make it durable before returning; raise
+        :class:`SupersededError` (writing nothing) if another master holds the job."""
         started = time.perf_counter()
+        self.check_held()
         self._write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
         self.records += 1
         self.seconds += time.perf_counter() - started
+
+    def check_held(self) -> None:
+        """Raise :class:`SupersededError` if another master holds the job."""
+        if self.epoch is not None:
+            self.epoch.check()
 
     def _write(self, line: bytes) -> None:
         raise NotImplementedError
@@ -300,9 +361,11 @@ def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | No
     path = journal_path(output.path)
     objects = stores.is_s3(path)
     print_ = fingerprint(plan)
+    epoch = Epoch(output.store, epoch_path(output.path))
     name = plan.job.metadata.name
     found = output.store.is_dir(path) if objects else Path(path).is_file()
     if found and not output.committed():
+        epoch.take()  # before reading: an earlier master appends nothing from now on
         if objects:
             contents, following = read_objects(output.store, path)
         else:
@@ -336,12 +399,15 @@ def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | No
                     journal = ObjectJournal(path, output.store, following)
                 else:
                     journal = FileJournal.reopen(path, contents.size)
+                journal.epoch = epoch
                 _reconcile(output, plan, journal, replayed)
                 journal.append({"event": "start", "time": time.time()})
                 return journal, replayed
         log.warning("found a journal at %s, but %s: starting the job over", path, reason)
     output.prepare(plan.job.spec.output.overwrite)
+    epoch.take()  # after preparing, which clears the temporary area
     journal = ObjectJournal(path, output.store) if objects else FileJournal.create(path)
+    journal.epoch = epoch
     journal.append({"event": "job", "format": FORMAT, "job": name, "fingerprint": print_})
     journal.append({"event": "start", "time": time.time()})
     return journal, None

@@ -52,6 +52,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import address as addresses
 from kubemr import auth
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
@@ -441,7 +442,7 @@ class Launcher:
         """The status page's port: a free one at first, the same for a restarted master."""
         if self.status_page is None:
             return 0
-        return int(self.status_page.rstrip("/").rsplit(":", 1)[1])
+        return addresses.split(self.status_page.removeprefix("http://").rstrip("/"))[1]
 
     def _run(self) -> LocalRun:
         spec = self.plan.job.spec
@@ -489,7 +490,7 @@ class Launcher:
     def _supervise(self, address: str) -> Process:
         """Watch the master until it ends the job, restarting it when it crashes; return
         the last master process."""
-        port = int(address.rsplit(":", 1)[1])
+        port = addresses.split(address)[1]
         while True:
             master = self.master
             assert master is not None

@@ -10,7 +10,12 @@ Progress is journaled (:mod:`kubemr.journal`) before a worker hears of it, so a 
 that is restarted after a crash resumes the job. The process's exit code tells a crash
 (anything else; restart it) from an end: 0 the job succeeded, :data:`EXIT_JOB_FAILED`
 the job failed, 2 (from :mod:`kubemr.cli`) the job cannot start (manifest, input,
-output path).
+output path), :data:`EXIT_TERMINATED` it was told to stop (SIGTERM) mid-job.
+
+A master told to stop (SIGTERM: its pod is being deleted; the entry point sets
+``terminate``) stops serving, closes its journal and returns at once; every commit is
+journaled before and after its rename on the event loop, with no await between, so a
+stop never lands inside one, and a replacement master resumes from the journal.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from kubemr import address as addresses
 from kubemr import apps, auth, badrecords, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
@@ -56,6 +62,14 @@ EXIT_JOB_FAILED = 3
 """Exit code of a master whose job failed (a task failed ``maxTaskAttempts`` times): final,
 restarting would not help. 0 is success; any other code is a crash, and the master may be
 restarted to resume the job."""
+EXIT_TERMINATED = 128 + 15
+"""Exit code of a master or worker that stopped because it was told to (SIGTERM), with its
+journal closed and no unfinished file left: 143, what a shell or a container runtime
+reports for a process ended by SIGTERM. Not final: a master stopped mid-job may be
+replaced, and resumes the job."""
+EXIT_SUPERSEDED = 4
+"""Exit code of a master that found another master holding the job (a newer epoch, see
+:class:`kubemr.journal.Epoch`) and stopped without writing: the other one runs the job."""
 
 
 APP_COUNTER_PREFIX = "app:"
@@ -88,7 +102,7 @@ class JobState:
         self.plan = plan
         self.output = output
         self.journal = journal
-        self.fatal: JournalError | None = None
+        self.fatal: JournalError | journals.SupersededError | None = None
         self.scheduler = Scheduler(
             plan.splits,
             spec.reduce_tasks,
@@ -132,6 +146,10 @@ class JobState:
             self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
             self.done.set()
             raise self.fatal from exc
+        except journals.SupersededError as exc:
+            self.fatal = exc
+            self.done.set()
+            raise
 
     def accept(self, attempt_id: str, counters: dict[str, int], skipped: list[str]) -> None:
         """An attempt's report counts: it is its task's accepted (or committed) one."""
@@ -580,6 +598,24 @@ class MasterService(pb_grpc.MasterServicer):
             await self.state.notify()
         return pb.ReportReply(accepted=lost)
 
+    async def Leave(
+        self,
+        request: pb.LeaveRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.ReportReply:
+        worker = self.scheduler.workers.get(request.worker_id)
+        if worker is None or not worker.alive:
+            return pb.ReportReply(accepted=False)
+        log.warning(
+            "%s leaves (%s): its running attempt and map outputs run again",
+            request.worker_id,
+            request.reason or "no reason given",
+        )
+        self.scheduler.worker_lost(request.worker_id, time.monotonic())
+        self.state.metrics.inc("kubemr_workers_lost_total", 1, worker.role.value)
+        await self.state.notify()
+        return pb.ReportReply(accepted=True)
+
     async def GetStatus(
         self,
         request: pb.StatusRequest,
@@ -615,8 +651,18 @@ async def _expire_workers(state: JobState, interval: float) -> None:
             await state.notify()
 
 
-async def serve(plan: JobPlan, config: MasterConfig) -> int:
-    """Run the job to the end; return the process exit code (0 on success)."""
+async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
+    """Wait until either event is set, or ``timeout`` seconds (None: no limit) passed."""
+    waits = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
+    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
+
+
+async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | None = None) -> int:
+    """Run the job to the end, or until ``terminate`` is set; return the process exit
+    code (0 on success, :data:`EXIT_TERMINATED` if told to stop mid-job)."""
+    terminate = terminate or asyncio.Event()
     spec = plan.job.spec
     output = OutputDir.of(spec)
     journal, replay = journals.open_journal(output, plan)
@@ -642,9 +688,9 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         ],
     )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
-    port = server.add_insecure_port(f"{config.bind}:{config.port}")
+    port = server.add_insecure_port(addresses.join(config.bind, config.port))
     await server.start()
-    address = f"{config.advertise_host}:{port}"
+    address = addresses.join(config.advertise_host, port)
     log.info(
         "master for job %s serving on %s: %d map tasks, %d reduce tasks",
         plan.job.metadata.name,
@@ -662,9 +708,26 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
     )
     await state.notify()  # a job with nothing to do is done at once
-    await state.done.wait()
+    await _either(state.done, terminate, None)
     expiry.cancel()
     probe.cancel()
+    if state.done.is_set() and state.fatal is None:
+        try:
+            journal.check_held()  # the output is this master's to finish (or abort)
+        except journals.SupersededError as exc:
+            state.fatal = exc
+    stopped = None
+    if not state.done.is_set():
+        log.warning("stopping (SIGTERM) mid-job: closing the journal; a new master resumes")
+        stopped = EXIT_TERMINATED
+    elif isinstance(state.fatal, journals.SupersededError):
+        log.error("superseded: %s", state.fatal)
+        stopped = EXIT_SUPERSEDED
+    if stopped is not None:  # the job goes on elsewhere: leave the output as it is
+        await server.stop(grace=None)
+        journal.close()
+        await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
+        return stopped
     if state.fatal is not None:
         await server.stop(grace=None)
         raise state.fatal
@@ -689,14 +752,19 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
     # Live workers heartbeat every interval; one silent for longer (killed, stopped) is
     # not waited for: it could not be told anyway.
     interval = heartbeat_interval(spec.fault_tolerance.heartbeat_timeout)
-    while time.monotonic() < deadline and any(
-        w.alive and not w.told_to_exit and time.monotonic() - w.last_seen <= STALE_AFTER * interval
-        for w in scheduler.workers.values()
+    while (
+        not terminate.is_set()
+        and time.monotonic() < deadline
+        and any(
+            w.alive
+            and not w.told_to_exit
+            and time.monotonic() - w.last_seen <= STALE_AFTER * interval
+            for w in scheduler.workers.values()
+        )
     ):
         await state.wait_change(min(deadline - time.monotonic(), interval))
-    await server.stop(grace=1.0)
+    await server.stop(grace=0 if terminate.is_set() else 1.0)
     if monitor is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.final_read.wait(), config.status_linger)
+        await _either(state.final_read, terminate, config.status_linger)
     await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
     return code

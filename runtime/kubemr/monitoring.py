@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kubemr import address as addresses
 from kubemr import statuspage
 from kubemr.metrics import RuntimeMetrics
 from kubemr.report import JobReport
@@ -95,7 +96,7 @@ async def start(
     log.info("metrics and health on port %d", port)
     if config.monitoring_file is not None:
         tmp = Path(f"{config.monitoring_file}.tmp")
-        tmp.write_text(f"{config.advertise_host}:{port}", encoding="utf-8")
+        tmp.write_text(addresses.join(config.advertise_host, port), encoding="utf-8")
         tmp.replace(config.monitoring_file)
     return server
 
@@ -147,7 +148,7 @@ class MonitoringServer:
             app.router.add_get("/static/{name}", self._asset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind, self.port)
+        site = web.TCPSite(self._runner, addresses.listen_host(self.bind), self.port)
         await site.start()
         for address in self._runner.addresses:
             return int(address[1])

@@ -10,6 +10,7 @@ becomes an object only once the whole part is written); the master commits it.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ MERGE_FACTOR = 32
 PROGRESS_GROUPS = 1024
 """Keys reduced between two progress reports."""
 _first = itemgetter(0)
+
+
+class ReduceCancelledError(Exception):
+    """The attempt was cancelled (its worker is stopping, or another attempt won); what
+    it wrote so far is an unfinished temporary file that the caller removes."""
 
 
 @dataclass
@@ -58,6 +64,7 @@ def run_reduce(
     codec: compression.OutputCodec = "none",
     max_skipped: int = 0,
     partition: int = 0,
+    cancel: threading.Event | None = None,
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order. ``progress`` is called with
@@ -65,7 +72,8 @@ def run_reduce(
     file is compressed with ``codec`` (``spec.output.compression``). ``max_skipped`` > 0
     skips up to that many keys whose reduce raises (their output dropped), naming them
     with ``partition``. The app's ``reduce_setup`` runs first and the pairs of its
-    ``reduce_teardown`` are written last."""
+    ``reduce_teardown`` are written last. If ``cancel`` is set (checked before each
+    key), raises :class:`ReduceCancelledError`."""
     stats = {
         "merge_passes": 0,
         "reduce_input_records": 0,
@@ -109,6 +117,8 @@ def run_reduce(
         groups = 0
         for key_bytes, group in groupby(merged, key=_first):
             groups += 1
+            if cancel is not None and cancel.is_set():
+                raise ReduceCancelledError(f"partition {partition}")
             if progress is not None and not groups % PROGRESS_GROUPS:
                 progress(stats["reduce_input_records"])
             key = (

@@ -154,9 +154,11 @@ class InputSpec(Model):
     paths: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     """Files, directories or glob patterns, read as UTF-8 text lines; local paths or
     ``s3://bucket/key`` URIs (a prefix ending in ``/`` stands for the objects directly
-    under it). Relative paths are relative to the working directory of ``kubemr run``
-    (or the pod's working directory). gzip, bzip2, xz and zstd files, recognised by
-    their first bytes, are decompressed as they are read; each is one split."""
+    under it). Relative paths are relative to the working directory of ``kubemr run``;
+    on a cluster they are refused unless the operator sets the job pods' working
+    directory (the chart's ``jobDefaults.workingDir``). gzip, bzip2, xz and zstd files,
+    recognised by their first bytes, are decompressed as they are read; each is one
+    split."""
     split_size: Annotated[Bytes, Field(ge=1)] | None = None
     """Bytes per map task (split); a split owns every line that starts inside it.
     Default 64Mi, or less when the input is smaller than 64Mi per mapper replica: then
@@ -464,6 +466,15 @@ def parse_job(document: object, source: str = "manifest") -> MapReduceJob:
     except ValidationError as exc:
         problems = sorted({_describe(e) for e in exc.errors()})
         raise SpecError(source, problems) from None
+
+
+def relative_paths(spec: JobSpec) -> list[tuple[str, str]]:
+    """The job's local paths that are relative, each with its field (``spec.input.paths[0]``,
+    ``spec.output.path``): they resolve against a working directory, which ``kubemr run``
+    has (its own) and a pod may not (the image's, on a read-only root filesystem)."""
+    fields = [(f"spec.input.paths[{i}]", p) for i, p in enumerate(spec.input.paths)]
+    fields.append(("spec.output.path", spec.output.path))
+    return [(f, p) for f, p in fields if "://" not in p and not p.startswith("/")]
 
 
 def load_job(path: str | Path) -> MapReduceJob:

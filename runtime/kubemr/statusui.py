@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+from kubemr import address as addresses
 from kubemr import monitoring, stores
 from kubemr import report as reports
 from kubemr.storage import FAILED, SUMMARY, OutputDir
@@ -66,8 +67,8 @@ async def serve(report: reports.JobReport, bind: str, port: int) -> None:
     )
     bound = await server.start()
     print(
-        f"status page: http://{bind}:{bound}/ (job {report.job}, {report.phase}, kept "
-        "report; Ctrl-C to stop)",
+        f"status page: http://{addresses.join(bind, bound)}/ (job {report.job}, "
+        f"{report.phase}, kept report; Ctrl-C to stop)",
         file=sys.stderr,
         flush=True,
     )

@@ -11,6 +11,13 @@ abandons the attempt it is running and registers again under the same name and s
 address, for up to ``connect_timeout`` seconds. Its shuffle server and the map outputs
 on its disk stay, and the master gives them back to it (:meth:`Scheduler.register`).
 
+A worker told to stop (SIGTERM: its pod is being deleted; the entry point sets
+``terminate``) takes no further task, cancels the attempt it is running (its thread stops
+at the next block of input or the next key), removes the attempt's unfinished files,
+tells the master it leaves (within :data:`LEAVE_TIMEOUT`, so the attempt and the worker's
+map outputs run again at once, as lost rather than failed) and returns
+:data:`kubemr.master.EXIT_TERMINATED`.
+
 Every heartbeat carries the running attempt's progress, 0..1, which the master's
 speculation compares with its peers'. A map's progress is the share of its split's
 bytes consumed. A reduce's is half fetching, half reducing:
@@ -29,26 +36,37 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
 
-from kubemr import apps, auth, monitoring, plan, runs, shuffle
+from kubemr import address as addresses
+from kubemr import apps, auth, monitoring, plan, runs, shuffle, stores
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.badrecords import TooManyBadRecordsError
 from kubemr.config import WorkerConfig
 from kubemr.maptask import MapCancelledError, run_map
-from kubemr.master import APP_COUNTER_PREFIX, GRPC_OPTIONS
+from kubemr.master import APP_COUNTER_PREFIX, EXIT_TERMINATED, GRPC_OPTIONS
 from kubemr.partitioning import make_partitioner
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.reducetask import run_reduce
+from kubemr.reducetask import ReduceCancelledError, run_reduce
 from kubemr.splits import Split
 
 log = logging.getLogger("kubemr.worker")
 Assignment = pb.TaskAssignment
+P = ParamSpec("P")
+T = TypeVar("T")
+
+ABANDON_DEADLINE = 3.0
+"""Seconds an abandoned attempt's thread is given to notice its cancellation (checked
+before each block of input and each key) before the worker removes its files anyway."""
+LEAVE_TIMEOUT = 1.0
+"""Seconds a stopping worker gives the master to hear that it leaves."""
 
 MASTER_CHANNEL_OPTIONS = [
     *GRPC_OPTIONS,
@@ -96,6 +114,10 @@ class Context:
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this registration is over: the master is unreachable or forgot us."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the worker is told to stop (SIGTERM): the running attempt is abandoned."""
+    threads: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    """The thread running each attempt's body, so an abandoned attempt can wait for it."""
 
     def channel(self, address: str) -> grpc.aio.Channel:
         if address not in self.channels:
@@ -108,6 +130,32 @@ class Context:
                 ],
             )
         return self.channels[address]
+
+
+async def _unless(stopping: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
+    """The result of ``awaitable``, or None (it is cancelled) once ``stopping`` is set."""
+    work = asyncio.ensure_future(awaitable)
+    stop = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait([work, stop], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return None
+
+
+async def _off_loop(
+    ctx: Context, attempt_id: str, body: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run an attempt's body in a thread, off the loop; the thread is kept in
+    ``ctx.threads`` (cancelling the caller does not stop a thread)."""
+    thread = asyncio.ensure_future(asyncio.to_thread(body, *args, **kwargs))
+    ctx.threads[attempt_id] = thread
+    return await asyncio.shield(thread)
 
 
 async def _register(
@@ -191,7 +239,9 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     combine = plan.decide_combine(spec, ctx.app)
     combiner = getattr(ctx.app, "combine", None) if combine else None
     root = ctx.config.work_dir
-    result = await asyncio.to_thread(
+    result = await _off_loop(
+        ctx,
+        task.attempt_id,
         run_map,
         ctx.app,
         Split(task.split.path, task.split.start, task.split.end),
@@ -401,7 +451,9 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
 
         ctx.progress[task.attempt_id] = FETCH_SHARE
         async with buffer.reducing():
-            result = await asyncio.to_thread(
+            result = await _off_loop(
+                ctx,
+                task.attempt_id,
                 run_reduce,
                 ctx.app,
                 sources,
@@ -413,6 +465,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 codec=ctx.job.spec.output.compression,
                 max_skipped=spec.fault_tolerance.max_skipped_records,
                 partition=task.index,
+                cancel=ctx.cancel.get(task.attempt_id),
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -427,27 +480,53 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
     )
 
 
+async def _abandon(ctx: Context, task: Assignment, work: asyncio.Task[pb.TaskReport]) -> None:
+    """Stop an attempt and remove its unfinished files: its temporary part file in the
+    output's ``_temporary`` area, and its map output and spills on the local disk."""
+    ctx.cancel[task.attempt_id].set()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await work
+    thread = ctx.threads.get(task.attempt_id)
+    if thread is not None:
+        try:
+            await asyncio.wait_for(asyncio.shield(thread), ABANDON_DEADLINE)
+        except TimeoutError:
+            log.warning(
+                "attempt %s: its thread (the app's code) did not stop within %.0fs",
+                task.attempt_id,
+                ABANDON_DEADLINE,
+            )
+        except (asyncio.CancelledError, Exception):
+            pass  # it ended: cancelled as asked, or failed; either way it stopped
+    if task.temp_path:
+        store = stores.store_for(task.temp_path, ctx.job.spec.storage)
+        await asyncio.to_thread(store.remove_tree, task.temp_path.rsplit("/", 1)[0])
+    root = ctx.config.work_dir
+    for local in (shuffle.map_output_dir(root, task.attempt_id), root / "spill" / task.attempt_id):
+        shutil.rmtree(local, ignore_errors=True)
+
+
 async def _run_task(ctx: Context, task: Assignment) -> None:
     """Run one attempt and report it; abandon it if the registration is lost meanwhile
-    (the master that assigned it is gone, or forgot this worker)."""
+    (the master that assigned it is gone, or forgot this worker) or the worker stops."""
     ctx.running.add(task.attempt_id)
     ctx.cancel[task.attempt_id] = threading.Event()
     started, outcome = time.perf_counter(), "abandoned"
     body = _run_map(ctx, task) if task.kind == Assignment.MAP else _run_reduce(ctx, task)
     work = asyncio.create_task(body)
     lost = asyncio.create_task(ctx.lost.wait())
+    stopping = asyncio.create_task(ctx.stopping.wait())
     try:
-        await asyncio.wait([work, lost], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([work, lost, stopping], return_when=asyncio.FIRST_COMPLETED)
         if not work.done():
-            log.warning("abandoning attempt %s: lost the master", task.attempt_id)
-            ctx.cancel[task.attempt_id].set()
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await work
+            why = "the worker is stopping" if ctx.stopping.is_set() else "lost the master"
+            log.warning("abandoning attempt %s: %s", task.attempt_id, why)
+            await _abandon(ctx, task, work)
             return
         report = work.result()
         outcome = "succeeded"
-    except (asyncio.CancelledError, MapCancelledError):
+    except (asyncio.CancelledError, MapCancelledError, ReduceCancelledError):
         outcome = "cancelled"
         log.info("attempt %s cancelled", task.attempt_id)
         return
@@ -478,6 +557,8 @@ async def _run_task(ctx: Context, task: Assignment) -> None:
             "kubemr_task_duration_seconds", time.perf_counter() - started, kind, outcome
         )
         lost.cancel()
+        stopping.cancel()
+        ctx.threads.pop(task.attempt_id, None)
         ctx.running.discard(task.attempt_id)
         ctx.cancel.pop(task.attempt_id, None)
         ctx.progress.pop(task.attempt_id, None)
@@ -503,8 +584,21 @@ async def _reconnect(
     return fresh
 
 
-async def run_worker(config: WorkerConfig) -> int:
-    """Serve until the master says the job is over; return the exit code."""
+async def _leave(ctx: Context, reason: str) -> None:
+    """Tell the master this worker leaves (bounded by :data:`LEAVE_TIMEOUT`; a master
+    that does not hear it declares the worker dead at its heartbeat timeout)."""
+    try:
+        await ctx.stub.Leave(
+            pb.LeaveRequest(worker_id=ctx.worker_id, reason=reason), timeout=LEAVE_TIMEOUT
+        )
+    except grpc.aio.AioRpcError as exc:
+        log.warning("could not tell the master that %s leaves: %s", ctx.worker_id, exc.code().name)
+
+
+async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = None) -> int:
+    """Serve until the master says the job is over (0), or until ``terminate`` is set
+    (:data:`~kubemr.master.EXIT_TERMINATED`); return the exit code."""
+    terminate = terminate or asyncio.Event()
     config.work_dir.mkdir(parents=True, exist_ok=True)
     server: grpc.aio.Server | None = None
     address = ""
@@ -521,9 +615,9 @@ async def run_worker(config: WorkerConfig) -> int:
             ],
         )
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
-        port = server.add_insecure_port(f"{config.bind}:{config.shuffle_port}")
+        port = server.add_insecure_port(addresses.join(config.bind, config.shuffle_port))
         await server.start()
-        address = f"{config.advertise_host}:{port}"
+        address = addresses.join(config.advertise_host, port)
     channel = grpc.aio.insecure_channel(
         config.master,
         options=MASTER_CHANNEL_OPTIONS,
@@ -531,30 +625,46 @@ async def run_worker(config: WorkerConfig) -> int:
     )
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
+    beats: asyncio.Task[None] | None = None
     try:
-        ctx = await _context(stub, config, address, metrics)
+        ctx = await _unless(terminate, _context(stub, config, address, metrics))
+        if ctx is None:
+            log.warning("%s stopping (SIGTERM) before it registered", config.name)
+            return EXIT_TERMINATED
+        ctx.stopping = terminate
         servicer.chunk_size = ctx.job.spec.shuffle.chunk_size
         log.info("%s registered as %s", config.name, ctx.worker_id)
         beats = asyncio.create_task(_heartbeats(ctx, stop))
-        while not stop.is_set():
+        while not stop.is_set() and not terminate.is_set():
             if ctx.lost.is_set():
                 beats.cancel()
-                ctx = await _reconnect(ctx, stub, config, address)
+                fresh = await _unless(terminate, _reconnect(ctx, stub, config, address))
+                if fresh is None:
+                    break
+                ctx, ctx.stopping = fresh, terminate
                 beats = asyncio.create_task(_heartbeats(ctx, stop))
                 continue
             try:
-                task = await stub.RequestTask(pb.TaskRequest(worker_id=ctx.worker_id))
+                task = await _unless(
+                    terminate, stub.RequestTask(pb.TaskRequest(worker_id=ctx.worker_id))
+                )
             except grpc.aio.AioRpcError as exc:
                 log.warning("lost the master at %s: %s", config.master, exc.code().name)
                 ctx.lost.set()
                 continue
-            if task.kind == Assignment.EXIT:
+            if task is None or task.kind == Assignment.EXIT:
                 break
             if task.kind == Assignment.REREGISTER:  # declared dead, or a new master
                 ctx.lost.set()
                 continue
             if task.kind in (Assignment.MAP, Assignment.REDUCE):
                 await _run_task(ctx, task)
+        if terminate.is_set():
+            beats.cancel()
+            log.warning("%s stopping (SIGTERM): it takes no further task", ctx.worker_id)
+            if not ctx.lost.is_set():
+                await _leave(ctx, "SIGTERM")
+            return EXIT_TERMINATED
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await beats
@@ -564,8 +674,10 @@ async def run_worker(config: WorkerConfig) -> int:
         return 0
     finally:
         stop.set()
+        if beats is not None:
+            beats.cancel()
         await channel.close()
         if server is not None:
-            await server.stop(grace=1.0)
+            await server.stop(grace=0 if terminate.is_set() else 1.0)
         probe.cancel()
         await monitoring.finish(monitor, metrics, config.metrics_snapshot)

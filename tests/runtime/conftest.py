@@ -4,11 +4,12 @@ sequential oracle to compare with."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from roles import Job
 
 from testjobs import Runner, run_cli, sorted_output, write_manifest
 
@@ -43,3 +44,18 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, Any]
         return _ORACLE[cache_key]
 
     return compute
+
+
+@pytest.fixture
+def job_roles(tmp_path: Path) -> Iterator[Callable[..., Job]]:
+    """Start a job's roles by hand (:class:`roles.Job`; a keyword ``host`` sets the
+    address they use); whatever is left is killed."""
+    jobs: list[Job] = []
+
+    def start(doc: dict[str, Any], host: str = "127.0.0.1") -> Job:
+        jobs.append(Job(tmp_path, doc, host))
+        return jobs[-1]
+
+    yield start
+    for job in jobs:
+        job.stop()

@@ -207,3 +207,35 @@ def test_part_files_the_journal_does_not_vouch_for_are_not_trusted(tmp_path: Pat
     resumed.close()
     assert replay is not None and replay.recovery.committed == {}
     assert output.parts() == []
+
+
+def test_a_newer_master_takes_the_epoch_and_the_older_one_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    job = make_plan(tmp_path)
+    output = OutputDir(job.job.spec.output.path)
+    older, _ = journals.open_journal(output, job)
+    older.append({"event": "assigned", "attempt": "m0.a1"})
+    newer, replayed = journals.open_journal(output, job)
+    assert replayed is not None
+    assert older.epoch is not None and newer.epoch is not None
+    assert (older.epoch.number, newer.epoch.number) == (1, 2)
+    before = Path(older.path).read_bytes()
+    with pytest.raises(journals.SupersededError, match="another master holds the job"):
+        older.append({"event": "assigned", "attempt": "m1.a1"})
+    assert Path(older.path).read_bytes() == before
+    newer.append({"event": "assigned", "attempt": "m1.a1"})
+    newer.check_held()
+    older.close()
+    newer.close()
+
+
+def test_a_job_that_ended_fences_every_master(tmp_path: Path) -> None:
+    """Finishing removes the temporary area, epoch included: a late master stops."""
+    job = make_plan(tmp_path)
+    output = OutputDir(job.job.spec.output.path)
+    journal, _ = journals.open_journal(output, job)
+    journal.close()
+    output.finish({})
+    with pytest.raises(journals.SupersededError, match="no epoch"):
+        journal.check_held()

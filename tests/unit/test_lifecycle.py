@@ -258,9 +258,23 @@ def test_suspend_stops_pods_and_resume_restarts_the_clock() -> None:
 
 
 def test_the_next_attempt_follows_the_highest_seen() -> None:
-    pods = [pod("master", phase="Failed", exit_code=139), pod("master", attempt=1, deleting=True)]
+    ended = pod("master", attempt=1, phase="Failed", exit_code=143, deleting=True)
+    pods = [pod("master", phase="Failed", exit_code=139), ended]
     decision = decide(job(), pods, {"phase": "Running"})
     assert decision.create == [Slot("master", 0, 2)]
+
+
+@pytest.mark.parametrize("phase", ["Running", "Pending", "Unknown"])
+def test_a_master_being_deleted_is_replaced_only_once_its_pod_is_gone(phase: str) -> None:
+    """At most one master: while the deleted pod's container may run, it can still write
+    the journal and the output; nothing is created (no worker either) until it is gone."""
+    stopping = pod("master", phase=phase, deleting=True)
+    pods = [stopping, pod("mapper", 0), pod("mapper", 1, deleting=True)]
+    decision = decide(job(), pods, {"phase": "Running"})
+    assert decision.create == []
+    assert "wc-master is being deleted" in decision.status["message"]
+    gone = decide(job(), pods[1:], decision.status)
+    assert gone.create[0] == Slot("master", 0, 0)
 
 
 def test_unschedulable_pods_raise_a_condition_then_time_out() -> None:
@@ -434,3 +448,17 @@ def test_the_kept_report_names_are_the_runtimes() -> None:
     from kubemr import storage  # noqa: PLC0415 (the operator itself may not import it)
 
     assert lifecycle.KEPT_REPORTS == {"Succeeded": storage.SUMMARY, "Failed": storage.FAILED}
+
+
+def test_pods_told_to_stop_by_a_deletion_are_not_failures() -> None:
+    """A deleted pod's process exits 143 on SIGTERM and the pod shows Failed until it is
+    gone: that counts against no backoff limit."""
+    stopped = pod("mapper", 1, phase="Failed", exit_code=143, deleting=True)
+    crashed = pod("mapper", 0, phase="Failed", exit_code=1)
+    decision = decide(job(backoffLimit=1), [pod("master"), crashed, stopped, pod("reducer", 0)])
+    assert decision.status["failedPods"] == 1
+    assert decision.status["phase"] == "Running"
+    assert sorted(decision.create, key=lambda s: s.index) == [
+        Slot("mapper", 0, 1),
+        Slot("mapper", 1, 1),
+    ]

@@ -113,6 +113,7 @@ def test_the_master_reads_the_validated_manifest_from_its_config_map() -> None:
 def test_workers_find_the_master_through_the_headless_service() -> None:
     service = manifests.service(REF, SETTINGS)
     assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True  # found before the probe passes
     assert service["spec"]["selector"] == {"kubemr.io/job": "wc", "kubemr.io/role": "master"}
     mapper = manifests.worker_pod(REF, job(), "mapper", 0, 0, SETTINGS)
     env = env_of(mapper)
@@ -248,3 +249,25 @@ def test_settings_from_the_environment() -> None:
     assert settings.reconcile_interval == 0.5
     assert settings.standalone
     assert from_env({}) == Settings()
+
+
+def test_job_pods_write_volumes_they_do_not_own_through_fs_group() -> None:
+    """UID 65532 writes a PVC or hostPath owned by root: the kubelet gives the volume to
+    fsGroup, walking it only when its root does not carry the group yet."""
+    pod = manifests.worker_pod(REF, job(), "reducer", 0, 0, SETTINGS)
+    context = pod["spec"]["securityContext"]
+    assert context["fsGroup"] == context["runAsUser"] == 65532
+    assert context["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+def test_relative_paths_are_refused_unless_job_pods_have_a_working_directory() -> None:
+    relative = job(input={"paths": ["/data/a.txt", "books/*.txt"]}, output={"path": "out/wc"})
+    problems = manifests.path_problems(relative.spec, SETTINGS)
+    assert [p.split(":")[0] for p in problems] == ["spec.input.paths[1]", "spec.output.path"]
+    assert "'books/*.txt' is a relative path" in problems[0]
+    assert "read-only root filesystem" in problems[0]
+    assert manifests.path_problems(job().spec, SETTINGS) == ()
+    s3 = job(input={"paths": ["s3://bucket/in/"]}, output={"path": "s3://bucket/out"})
+    assert manifests.path_problems(s3.spec, SETTINGS) == ()
+    rooted = Settings(image="registry.example/kubemr:1", pod_working_dir="/srv/kubemr")
+    assert manifests.path_problems(relative.spec, rooted) == ()

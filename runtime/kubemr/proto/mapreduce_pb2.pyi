@@ -241,6 +241,14 @@ class FetchFailure(_message.Message):
     error: str
     def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., map_task: _Optional[int] = ..., map_attempt_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
+class LeaveRequest(_message.Message):
+    __slots__ = ("worker_id", "reason")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    reason: str
+    def __init__(self, worker_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

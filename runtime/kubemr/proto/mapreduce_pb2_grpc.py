@@ -137,6 +137,11 @@ class MasterStub:
                 request_serializer=kubemr_dot_proto_dot_mapreduce__pb2.FetchFailure.SerializeToString,
                 response_deserializer=kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.FromString,
                 _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/kubemr.Master/Leave',
+                request_serializer=kubemr_dot_proto_dot_mapreduce__pb2.LeaveRequest.SerializeToString,
+                response_deserializer=kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/kubemr.Master/GetStatus',
                 request_serializer=kubemr_dot_proto_dot_mapreduce__pb2.StatusRequest.SerializeToString,
@@ -186,6 +191,12 @@ class MasterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Leave(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -223,6 +234,11 @@ def add_MasterServicer_to_server(servicer, server):
             'ReportFetchFailure': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportFetchFailure,
                     request_deserializer=kubemr_dot_proto_dot_mapreduce__pb2.FetchFailure.FromString,
+                    response_serializer=kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
+                    request_deserializer=kubemr_dot_proto_dot_mapreduce__pb2.LeaveRequest.FromString,
                     response_serializer=kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
@@ -392,6 +408,33 @@ class Master:
             target,
             '/kubemr.Master/ReportFetchFailure',
             kubemr_dot_proto_dot_mapreduce__pb2.FetchFailure.SerializeToString,
+            kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemr.Master/Leave',
+            kubemr_dot_proto_dot_mapreduce__pb2.LeaveRequest.SerializeToString,
             kubemr_dot_proto_dot_mapreduce__pb2.ReportReply.FromString,
             options,
             channel_credentials,

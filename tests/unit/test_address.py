@@ -1,0 +1,42 @@
+"""host:port as text, IPv6 hosts bracketed (kubemr.address)."""
+
+from __future__ import annotations
+
+import pytest
+from kubemr import address
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "text"),
+    [
+        ("127.0.0.1", 7070, "127.0.0.1:7070"),
+        ("wc-master.batch.svc", 7070, "wc-master.batch.svc:7070"),
+        ("::1", 7071, "[::1]:7071"),
+        ("fd00:10:244::7", 9090, "[fd00:10:244::7]:9090"),
+        ("[fd00::7]", 1, "[fd00::7]:1"),
+    ],
+)
+def test_join_brackets_ipv6_hosts_and_split_undoes_it(host: str, port: int, text: str) -> None:
+    assert address.join(host, port) == text
+    assert address.split(text) == (host.strip("[]"), port)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("fd00::7:7070", "an IPv6 host needs brackets: \\[fd00::7\\]:7070"),
+        ("localhost", "is not host:port"),
+        (":7070", "is not host:port"),
+        ("host:http", "is not host:port"),
+    ],
+)
+def test_split_refuses_what_is_not_host_and_port(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        address.split(text)
+
+
+def test_wildcards_listen_on_every_interface_of_every_family() -> None:
+    assert address.listen_host("0.0.0.0") is None
+    assert address.listen_host("::") is None
+    assert address.listen_host("[::1]") == "::1"
+    assert address.listen_host("127.0.0.1") == "127.0.0.1"
