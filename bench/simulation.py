@@ -434,7 +434,7 @@ class Simulation:
         body = ""
         for _ in range(repeat):
             started = time.perf_counter()
-            body = _json(self.state.status_report())
+            body = _json(self.state.status_report().document())
             best = min(best, time.perf_counter() - started)
         self.figures.status_bytes = len(body.encode())
         self.figures.status_seconds = best

@@ -52,11 +52,10 @@ from typing import Any
 
 import grpc
 
-from kubemr import auth
+from kubemr import auth, contract
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
-from kubemr.master import EXIT_JOB_FAILED
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -79,7 +78,7 @@ RESTART_DELAY_MAX = 2.0
 """Longest delay before a replacement, seconds."""
 MASTER_RESTARTS = 3
 """Default restart limit of the master: this many restarts after crashes, in all."""
-MASTER_FINAL_CODES = (0, 2, EXIT_JOB_FAILED)
+MASTER_FINAL_CODES = contract.FINAL_EXIT_CODES
 """Master exit codes that end the job (success, cannot start, job failed); any other
 exit is a crash and the master is restarted."""
 
@@ -289,7 +288,7 @@ class Launcher:
             **os.environ,
             **self.worker_env,
             "PYTHONUNBUFFERED": "1",
-            auth.TOKEN_ENV: self.token,
+            contract.ENV_TOKEN: self.token,
         }
         with log.open("wb") as sink:
             popen = subprocess.Popen(

@@ -8,9 +8,9 @@ and returns.
 
 Progress is journaled (:mod:`kubemr.journal`) before a worker hears of it, so a master
 that is restarted after a crash resumes the job. The process's exit code tells a crash
-(anything else; restart it) from an end: 0 the job succeeded, :data:`EXIT_JOB_FAILED`
-the job failed, 2 (from :mod:`kubemr.cli`) the job cannot start (manifest, input,
-output path).
+(anything else; restart it) from an end (:mod:`kubemr.contract`): 0 the job succeeded,
+``EXIT_JOB_FAILED`` the job failed, ``EXIT_BAD_INPUT`` (from :mod:`kubemr.cli`) the job
+cannot start (manifest, input, output path).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from kubemr import apps, auth, badrecords, monitoring, stores
+from kubemr import apps, auth, badrecords, contract, monitoring, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
@@ -51,11 +51,6 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 300 * 2**20),
     ("grpc.max_send_message_length", 300 * 2**20),
 ]
-
-EXIT_JOB_FAILED = 3
-"""Exit code of a master whose job failed (a task failed ``maxTaskAttempts`` times): final,
-restarting would not help. 0 is success; any other code is a crash, and the master may be
-restarted to resume the job."""
 
 
 APP_COUNTER_PREFIX = "app:"
@@ -304,28 +299,29 @@ class JobState:
             skipped_records=self.skipped()[0],
         )
 
-    def status_report(self) -> dict[str, Any]:
+    def status_report(self) -> contract.StatusReport:
         """What ``/status`` serves (the operator's view of the job): progress while it
         runs, and the whole summary once it is over."""
         scheduler = self.scheduler
-        report: dict[str, Any] = {
-            "job": self.plan.job.metadata.name,
-            "phase": scheduler.phase.value,
-            "maps": {"total": len(scheduler.maps), "done": scheduler.maps_done},
-            "reduces": {"total": len(scheduler.reduces), "done": scheduler.reduces_done},
-            "workers": sum(w.alive for w in scheduler.workers.values()),
-            "message": scheduler.error or "",
-            "attempts": scheduler.attempts_by_outcome(),
-            "backupAttempts": scheduler.backup_attempts(),
-            "blacklistedWorkers": scheduler.blacklisted(),
-            "counters": self.counters,
-            "appCounters": self.app_counters,
-            "skippedRecords": self.skipped()[0],
-        }
+        summary = None
         if self.released.is_set():
-            report["summary"] = self.summary()
+            summary = contract.FinalSummary.model_validate(self.summary())
             self.final_read.set()
-        return report
+        return contract.StatusReport(
+            job=self.plan.job.metadata.name,
+            phase=scheduler.phase.value,
+            maps=contract.TaskCount(total=len(scheduler.maps), done=scheduler.maps_done),
+            reduces=contract.TaskCount(total=len(scheduler.reduces), done=scheduler.reduces_done),
+            workers=sum(w.alive for w in scheduler.workers.values()),
+            message=scheduler.error or "",
+            attempts=scheduler.attempts_by_outcome(),
+            backup_attempts=scheduler.backup_attempts(),
+            blacklisted_workers=scheduler.blacklisted(),
+            counters=self.counters,
+            app_counters=self.app_counters,
+            skipped_records=self.skipped()[0],
+            summary=summary,
+        )
 
 
 class MasterService(pb_grpc.MasterServicer):
@@ -680,7 +676,7 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         output.abort()
         output.keep_failure(summary)
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
-        code = EXIT_JOB_FAILED
+        code = contract.EXIT_JOB_FAILED
     if config.summary_file is not None:
         config.summary_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     state.released.set()

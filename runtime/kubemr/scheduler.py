@@ -65,6 +65,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
+from kubemr import contract
 from kubemr.splits import Split
 
 FETCH_FAILURE_THRESHOLD = 2
@@ -115,12 +116,8 @@ class State(enum.Enum):
     DONE = "done"
 
 
-class Phase(enum.Enum):
-    PENDING = "Pending"
-    MAPPING = "Mapping"
-    REDUCING = "Reducing"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
+Phase = contract.Phase
+"""The job's phase (:class:`kubemr.contract.Phase`: the operator reads it too)."""
 
 
 @dataclass(slots=True)

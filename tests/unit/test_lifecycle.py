@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 import pytest
+from kubemr import contract
 from kubemr import spec as specs
 from kubemr_operator import lifecycle
 from kubemr_operator.lifecycle import Decision, Observed, PodView, Slot
@@ -63,7 +64,8 @@ def decide(
     problems: tuple[str, ...] = (),
 ) -> Decision:
     view = lifecycle.JobView("wc", "ns", "uid-1", 3, model, problems, status or {})
-    return lifecycle.decide(Observed(view, pods, report, now))
+    read = contract.read_status(report) if report is not None else None  # as the operator does
+    return lifecycle.decide(Observed(view, pods, read, now))
 
 
 def reasons(decision: Decision) -> list[str]:
