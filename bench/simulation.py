@@ -45,9 +45,9 @@ from typing import Any
 
 from kubemr import journal as journals
 from kubemr import spec as specs
+from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.master import JobState
 from kubemr.plan import JobPlan
-from kubemr.scheduler import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.splits import Split
 from kubemr.storage import OutputDir
 

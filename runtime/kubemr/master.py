@@ -31,18 +31,13 @@ from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
 from kubemr import spec as specs
+from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
 from kubemr.config import MasterConfig
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.scheduler import (
-    STALE_AFTER,
-    Kind,
-    Phase,
-    Scheduler,
-    heartbeat_interval,
-    parse_attempt_id,
-)
+from kubemr.scheduler import Scheduler
+from kubemr.speculation import STALE_AFTER
 from kubemr.storage import OutputDir
 
 log = logging.getLogger("kubemr.master")
@@ -270,8 +265,8 @@ class JobState:
         lag = {"map": 0.0, "reduce": 0.0}
         for worker in scheduler.workers.values():
             if worker.alive:
-                workers[worker.role.value] += 1
-                lag[worker.role.value] = max(lag[worker.role.value], now - worker.last_seen)
+                workers[worker.kind.value] += 1
+                lag[worker.kind.value] = max(lag[worker.kind.value], now - worker.last_seen)
         zeros = {(k, o): 0 for k in ("map", "reduce") for o in metrics_.OUTCOMES}
         attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
         backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
@@ -280,7 +275,7 @@ class JobState:
             attempts[attempt.kind.value, attempt.outcome] += 1
             if attempt.backup:
                 backups[attempt.kind.value, attempt.outcome] += 1
-                key = (attempt.kind.value, attempt.rule)
+                key = (attempt.kind.value, attempt.rule or "")
                 launched[key] = launched.get(key, 0) + 1
         return metrics_.JobView(
             tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
@@ -381,7 +376,7 @@ class MasterService(pb_grpc.MasterServicer):
         worker, now = self.scheduler.workers.get(request.worker_id), time.monotonic()
         if worker is not None and worker.alive:
             self.state.metrics.observe(
-                "kubemr_heartbeat_interval_seconds", now - worker.last_seen, worker.role.value
+                "kubemr_heartbeat_interval_seconds", now - worker.last_seen, worker.kind.value
             )
         if not self.scheduler.heartbeat(request.worker_id, now):
             return pb.HeartbeatReply(command=pb.REREGISTER)
@@ -602,7 +597,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
         for worker_id in dead:
             worker = state.scheduler.workers.get(worker_id)
             if worker is not None:
-                state.metrics.inc("kubemr_workers_lost_total", 1, worker.role.value)
+                state.metrics.inc("kubemr_workers_lost_total", 1, worker.kind.value)
         if dead:
             log.warning(
                 "workers lost (no heartbeat, or not back after a master restart): %s",

@@ -33,6 +33,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from kubemr.attempts import Outcome, Rule
+
 COMMON_LABELS = ("kubemr_job", "role")
 """Labels every kubemr metric carries, in this order."""
 
@@ -44,9 +46,9 @@ RPC_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 30)
 """Buckets of gRPC handling times, seconds (long polls end near ``poll_timeout``)."""
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """Buckets of heartbeat intervals and event-loop lag, seconds."""
-OUTCOMES = ("running", "succeeded", "failed", "discarded", "lost", "recovered")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 """Outcomes of an attempt as the master's scheduler records them (exported even at 0)."""
-BACKUP_RULES = ("rate", "elapsed")
+BACKUP_RULES = tuple(rule.value for rule in Rule)
 """What chose a backup attempt's original as a straggler: its progress rate against its
 peers', or (no progress reported yet) its elapsed time (exported even at 0)."""
 LOOP_PROBE_INTERVAL = 0.25

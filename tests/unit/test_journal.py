@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubemr import journal as journals
 from kubemr import plan
-from kubemr.scheduler import Kind
+from kubemr.attempts import Kind
 from kubemr.storage import OutputDir
 
 from testjobs import small_plan

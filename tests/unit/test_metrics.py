@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kubemr import journal as journals
 from kubemr import master, metrics, monitoring, plan, spec
-from kubemr.scheduler import Attempt, Kind
+from kubemr.attempts import Attempt, Kind
 from kubemr.storage import OutputDir
 from prometheus_client.parser import text_string_to_metric_families
 

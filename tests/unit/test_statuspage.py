@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from kubemr import monitoring, statuspage, statusui
 from kubemr import report as reports
-from kubemr.scheduler import Kind, Scheduler
+from kubemr.attempts import Kind
+from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 from kubemr.storage import FAILED, SUMMARY, OutputDir
 
