@@ -46,6 +46,7 @@ from typing import Any
 from kubemr import journal as journals
 from kubemr import spec as specs
 from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
+from kubemr.fetches import FETCH_SHARE  # as the real reducer reports
 from kubemr.master import JobState
 from kubemr.plan import JobPlan
 from kubemr.splits import Split
@@ -53,8 +54,6 @@ from kubemr.storage import OutputDir
 
 SPARSE = 5
 """Ticks between heartbeats of a role while its phase is not at its end."""
-FETCH_SHARE = 0.5
-"""Share of a reduce attempt's progress that its fetch accounts for (as the worker's)."""
 
 
 @dataclass(frozen=True)

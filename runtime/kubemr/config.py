@@ -11,6 +11,13 @@ from pathlib import Path
 
 from kubemr import contract
 
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 300 * 2**20),
+    ("grpc.max_send_message_length", 300 * 2**20),
+]
+"""Options of every gRPC channel and server of a job (the master's and the shuffle's):
+messages of up to 300 MiB each way (gRPC's default receive limit is 4 MiB)."""
+
 
 @dataclass(frozen=True)
 class MasterConfig:

@@ -31,8 +31,9 @@ from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
 from kubemr import spec as specs
+from kubemr.apps import APP_COUNTER_PREFIX
 from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
-from kubemr.config import MasterConfig
+from kubemr.config import GRPC_OPTIONS, MasterConfig
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -42,14 +43,6 @@ from kubemr.storage import OutputDir
 
 log = logging.getLogger("kubemr.master")
 
-GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 300 * 2**20),
-    ("grpc.max_send_message_length", 300 * 2**20),
-]
-
-
-APP_COUNTER_PREFIX = "app:"
-"""Task reports carry the app's counters among the engine's, named ``app:<name>``."""
 OTHER_COUNTERS = "_other"
 """The job keeps at most :data:`kubemr.apps.MAX_COUNTERS` app counter names; the totals
 of any further names are added up under this one."""
@@ -326,7 +319,7 @@ class MasterService(pb_grpc.MasterServicer):
         self.state = state
         self.config = config
         plan = state.plan
-        self.job_json = json.dumps(specs.dump_job(plan.job))
+        self.job_json = json.dumps(specs.dump_job(plan.decided_job()))
         self.heartbeat_interval = heartbeat_interval(
             plan.job.spec.fault_tolerance.heartbeat_timeout
         )

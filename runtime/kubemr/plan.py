@@ -43,6 +43,13 @@ class JobPlan:
     def partitioner(self) -> Partitioner:
         return make_partitioner(self.reduce_tasks, self.boundaries)
 
+    def decided_job(self) -> MapReduceJob:
+        """The job as the master hands it to workers: ``spec.combine`` is the plan's
+        decision (:func:`decide_combine`), so that no worker decides again. (The
+        partitioner travels as :attr:`boundaries`: none is the hash partitioner.)"""
+        spec = self.job.spec.model_copy(update={"combine": self.combine})
+        return self.job.model_copy(update={"spec": spec})
+
 
 def decide_combine(spec: JobSpec, app: apps.App) -> bool:
     """``spec.combine`` if set, else whether the app has a combiner; never in a map-only
