@@ -151,6 +151,10 @@ class Slot:
 
 @dataclass
 class Decision:
+    """What to do now. Nothing is scheduled for later: the operator's timer decides again
+    every ``reconcile_interval`` while the job needs work (a grace period or a TTL that
+    has not run out is seen then)."""
+
     status: dict[str, Any]
     create: list[Slot] = field(default_factory=list)
     ensure_support: bool = False
@@ -159,7 +163,6 @@ class Decision:
     delete_support: bool = False
     delete_job: bool = False
     events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -580,20 +583,14 @@ class _Reconciliation:
         self.decision.delete = sorted(doomed)
         lingering = [p for p in self.live if p.active and p.name not in doomed]
         status["cleanedUp"] = not self.decision.delete and not lingering
-        if not status["cleanedUp"] and lingering:
-            self.decision.requeue_after = max(1.0, FINISH_GRACE - age)
         ttl = spec.ttl_seconds_after_finished
-        if ttl is not None:
-            left = ttl - age
-            if left <= 0:
-                self.decision.delete_job = True
-                self.event(
-                    "Normal",
-                    "Expired",
-                    f"deleted {ttl}s after it finished (spec.ttlSecondsAfterFinished)",
-                )
-            else:
-                self.decision.requeue_after = min(self.decision.requeue_after or left, left)
+        if ttl is not None and ttl - age <= 0:
+            self.decision.delete_job = True
+            self.event(
+                "Normal",
+                "Expired",
+                f"deleted {ttl}s after it finished (spec.ttlSecondsAfterFinished)",
+            )
 
 
 def _copy(value: Any) -> Any:
