@@ -362,9 +362,14 @@ class Launcher:
                 if self.on_metrics_url is not None:
                     self.on_metrics_url(path.stem, url)
 
-    def _add_metrics(self, summary: dict[str, Any]) -> None:
+    def _add_final_metrics(self, summary: dict[str, Any]) -> None:
         """Put every process's final metrics into the summary and rewrite the summary
-        files (``_summary.json`` atomically)."""
+        files, ``--metrics`` only.
+
+        The final metrics exist once the processes have exited, which is after the master
+        committed the output and wrote ``_SUCCESS``: so the committed ``_summary.json`` is
+        replaced once more, whole (a file rename, an S3 PUT), with ``metrics`` added. A
+        reader that acts on ``_SUCCESS`` at once may see the summary without them."""
         snapshots = {
             path.stem: metrics_.snapshot(path.read_text(encoding="utf-8"))
             for path in sorted(self.monitoring_dir.glob("*.prom"))
@@ -476,7 +481,7 @@ class Launcher:
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         if self.metrics:
             self._announce_metrics()
-            self._add_metrics(summary)
+            self._add_final_metrics(summary)
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
         summary["slowWorkers"] = {s.slot: s.factor for s in self.slow_workers}
