@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from kubemr import apps, auth, badrecords, contract, monitoring, stores
+from kubemr import apps, auth, badrecords, contract, metriccatalog, monitoring, rpcmetrics, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
@@ -260,10 +260,10 @@ class JobState:
             if worker.alive:
                 workers[worker.kind.value] += 1
                 lag[worker.kind.value] = max(lag[worker.kind.value], now - worker.last_seen)
-        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metrics_.OUTCOMES}
+        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metriccatalog.OUTCOMES}
         attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
         backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        launched = {(k, r): 0 for k in ("map", "reduce") for r in metrics_.BACKUP_RULES}
+        launched = {(k, r): 0 for k in ("map", "reduce") for r in metriccatalog.BACKUP_RULES}
         for attempt in scheduler.attempts.values():
             attempts[attempt.kind.value, attempt.outcome] += 1
             if attempt.backup:
@@ -622,7 +622,7 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
         options=GRPC_OPTIONS,
         interceptors=[
             *auth.server_interceptors(config.token, "master", state.metrics),
-            state.metrics.server_interceptor(),
+            rpcmetrics.server_interceptor(state.metrics),
         ],
     )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import grpc
 
-from kubemr import apps, auth, fetcher, monitoring, shuffle
+from kubemr import apps, auth, fetcher, monitoring, rpcmetrics, shuffle
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.apps import APP_COUNTER_PREFIX
@@ -105,7 +105,7 @@ class Context:
                 options=GRPC_OPTIONS,
                 interceptors=[
                     *auth.client_interceptors(self.config.token),
-                    *self.metrics.client_interceptors(),
+                    *rpcmetrics.client_interceptors(self.metrics),
                 ],
             )
         return self.channels[address]
@@ -359,7 +359,7 @@ async def run_worker(config: WorkerConfig) -> int:
             options=GRPC_OPTIONS,
             interceptors=[
                 *auth.server_interceptors(config.token, "shuffle", metrics),
-                metrics.server_interceptor(),
+                rpcmetrics.server_interceptor(metrics),
             ],
         )
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
@@ -369,7 +369,10 @@ async def run_worker(config: WorkerConfig) -> int:
     channel = grpc.aio.insecure_channel(
         config.master,
         options=MASTER_CHANNEL_OPTIONS,
-        interceptors=[*auth.client_interceptors(config.token), *metrics.client_interceptors()],
+        interceptors=[
+            *auth.client_interceptors(config.token),
+            *rpcmetrics.client_interceptors(metrics),
+        ],
     )
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
