@@ -48,9 +48,9 @@ from kubemr import spec as specs
 from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.fetches import FETCH_SHARE  # as the real reducer reports
 from kubemr.master import JobState
+from kubemr.outputdir import OutputDir
 from kubemr.plan import JobPlan
 from kubemr.splits import Split
-from kubemr.storage import OutputDir
 
 SPARSE = 5
 """Ticks between heartbeats of a role while its phase is not at its end."""

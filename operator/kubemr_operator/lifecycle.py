@@ -57,7 +57,7 @@ FAILED_CREATE = "FailedCreate"
 
 KEPT_REPORTS = {SUCCEEDED: "_summary.json", FAILED: "_FAILED"}
 """The file under ``spec.output.path`` where a job that the master ended keeps its final
-report (``kubemr ui`` serves it): kubemr.storage's SUMMARY and FAILED."""
+report (``kubemr ui`` serves it): kubemr.outputdir's SUMMARY and FAILED."""
 
 # Reasons the operator itself ends a job: its pods are stopped at once.
 OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout", FAILED_CREATE)

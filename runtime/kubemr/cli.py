@@ -254,7 +254,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kubemr import launcher, progress, storage  # noqa: PLC0415 (keeps workers lean)
+    from kubemr import launcher, outputdir, progress  # noqa: PLC0415 (keeps workers lean)
 
     # SIGTERM (a supervisor's or CI runner's stop) ends the run as Ctrl-C does: every
     # process stopped, partial output removed, exit 130.
@@ -263,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]
     job_plan = plan.plan_job(job, search)
-    output = storage.OutputDir.of(job.spec)
+    output = outputdir.OutputDir.of(job.spec)
     if args.sequential and args.ui:
         raise SystemExit("kubemr run: --ui shows the master's page; --sequential has no master")
     if args.sequential:
@@ -429,7 +429,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command, turn known errors into a message and exit code 2."""
-    from kubemr import apps, inputs, launcher, report, storage, stores  # noqa: PLC0415
+    from kubemr import apps, inputs, launcher, outputdir, report, stores  # noqa: PLC0415
 
     args = _parser(os.environ).parse_args(argv)
     _setup_logging(
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         plan.PlanError,
         inputs.InputError,
         apps.AppError,
-        storage.OutputError,
+        outputdir.OutputError,
         stores.StoreError,
         report.ReportError,
     ) as exc:

@@ -51,8 +51,8 @@ from typing import Any, BinaryIO
 from kubemr import spec as specs
 from kubemr import stores
 from kubemr.attempts import Kind, MapOutputRef, Recovery, parse_attempt_id
+from kubemr.outputdir import TEMPORARY, OutputDir
 from kubemr.plan import JobPlan
-from kubemr.storage import TEMPORARY, OutputDir
 
 log = logging.getLogger("kubemr.journal")
 

@@ -56,10 +56,10 @@ from kubemr import auth, contract
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
+from kubemr.outputdir import SUMMARY, OutputDir
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.storage import SUMMARY, OutputDir
 
 MASTER_START_DEADLINE = 60.0
 """Seconds the master may take to start serving."""

@@ -34,12 +34,12 @@ from kubemr import spec as specs
 from kubemr.apps import APP_COUNTER_PREFIX
 from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
 from kubemr.config import GRPC_OPTIONS, MasterConfig
+from kubemr.outputdir import OutputDir
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 from kubemr.scheduler import Scheduler
 from kubemr.speculation import STALE_AFTER
-from kubemr.storage import OutputDir
 
 log = logging.getLogger("kubemr.master")
 

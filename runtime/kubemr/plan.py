@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubemr import apps, formats, inputs, records, stores
+from kubemr.outputdir import OutputDir
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
 from kubemr.splits import Split, default_split_size, plan_splits
-from kubemr.storage import OutputDir
 
 SAMPLE_LINES_PER_SPLIT = 400
 """Input lines sampled per split to choose range-partition boundaries."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubemr import contract, monitoring, stores
 from kubemr import report as reports
-from kubemr.storage import FAILED, SUMMARY, OutputDir
+from kubemr.outputdir import FAILED, SUMMARY, OutputDir
 
 
 def load_kept(path: str) -> reports.JobReport:

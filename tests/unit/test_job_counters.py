@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubemr import apps, master, metrics
 from kubemr import journal as journals
-from kubemr.storage import OutputDir
+from kubemr.outputdir import OutputDir
 
 from testjobs import small_plan
 

@@ -11,7 +11,7 @@ import pytest
 from kubemr import journal as journals
 from kubemr import plan
 from kubemr.attempts import Kind
-from kubemr.storage import OutputDir
+from kubemr.outputdir import OutputDir
 
 from testjobs import small_plan
 

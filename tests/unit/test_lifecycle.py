@@ -433,6 +433,6 @@ def test_the_status_names_the_status_page_and_the_kept_report() -> None:
 
 
 def test_the_kept_report_names_are_the_runtimes() -> None:
-    from kubemr import storage  # noqa: PLC0415 (the operator itself may not import it)
+    from kubemr import outputdir  # noqa: PLC0415 (the operator itself may not import it)
 
-    assert lifecycle.KEPT_REPORTS == {"Succeeded": storage.SUMMARY, "Failed": storage.FAILED}
+    assert lifecycle.KEPT_REPORTS == {"Succeeded": outputdir.SUMMARY, "Failed": outputdir.FAILED}

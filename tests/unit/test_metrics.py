@@ -10,7 +10,7 @@ from pathlib import Path
 from kubemr import journal as journals
 from kubemr import master, metriccatalog, metrics, monitoring, plan, spec
 from kubemr.attempts import Attempt, Kind
-from kubemr.storage import OutputDir
+from kubemr.outputdir import OutputDir
 from prometheus_client.parser import text_string_to_metric_families
 
 from testjobs import manifest

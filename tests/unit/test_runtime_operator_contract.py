@@ -16,7 +16,7 @@ import kubemr
 import pytest
 from kubemr import cli, contract, launcher, master, spec
 from kubemr import journal as journals
-from kubemr.storage import OutputDir
+from kubemr.outputdir import OutputDir
 from kubemr_operator import crd, lifecycle, manifests
 from kubemr_operator.manifests import JobRef
 from kubemr_operator.settings import Settings
