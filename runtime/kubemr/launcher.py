@@ -147,7 +147,7 @@ PageCallback = Callable[[str], None]
 
 
 @dataclass
-class Slot:
+class ProcessSlot:
     """One worker replica (a pod of the operator's ReplicaSet): the process filling it now."""
 
     role: str
@@ -173,7 +173,7 @@ class Throttle:
     on :meth:`stop` the process is left running.
     """
 
-    def __init__(self, slot: Slot, slowdown: Slowdown) -> None:
+    def __init__(self, slot: ProcessSlot, slowdown: Slowdown) -> None:
         self.slot = slot
         self.slowdown = slowdown
         self._stop = threading.Event()
@@ -253,7 +253,7 @@ class Launcher:
         self.worker_env = worker_env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix=f"kubemr-{plan.job.metadata.name}-"))
         self.processes: list[Process] = []
-        self.slots: list[Slot] = []
+        self.slots: list[ProcessSlot] = []
         replicas = plan.job.spec.mapper.replicas + plan.job.spec.reducer.replicas
         self.restart_limit = (
             RESTARTS_PER_REPLICA * replicas if restart_limit is None else restart_limit
@@ -303,7 +303,7 @@ class Launcher:
         self.processes.append(process)
         return process
 
-    def _start_worker(self, slot: Slot, address: str) -> Process:
+    def _start_worker(self, slot: ProcessSlot, address: str) -> Process:
         name = slot.next_name()
         process = self._start(
             name,
@@ -456,7 +456,7 @@ class Launcher:
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
-                slot = Slot(role, index)
+                slot = ProcessSlot(role, index)
                 self.slots.append(slot)
                 self._start_worker(slot, address)
         for slowdown in self.slow_workers:
