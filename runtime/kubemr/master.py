@@ -251,7 +251,7 @@ class JobState:
             "outputs": [stores.basename(p) for p in self.output.parts()],
         }
 
-    def job_view(self) -> metrics_.JobView:
+    def job_view(self) -> metrics_.JobGauges:
         """The job's figures for the metrics (read at scrape time)."""
         scheduler, now = self.scheduler, time.monotonic()
         workers = {"map": 0, "reduce": 0}
@@ -270,7 +270,7 @@ class JobState:
                 backups[attempt.kind.value, attempt.outcome] += 1
                 key = (attempt.kind.value, attempt.rule or "")
                 launched[key] = launched.get(key, 0) + 1
-        return metrics_.JobView(
+        return metrics_.JobGauges(
             tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
             completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
             running=not scheduler.finished,

@@ -61,7 +61,7 @@ _COLLECTED = {
 
 
 @dataclass
-class JobView:
+class JobGauges:
     """What the master's collector reads at scrape time (filled by the master)."""
 
     tasks: dict[str, int]
@@ -169,7 +169,7 @@ class RuntimeMetrics:
         self.role = role
         self._job = ""
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.job_view: Callable[[], JobView] | None = None
+        self.job_view: Callable[[], JobGauges] | None = None
         self._metrics: dict[str, Counter | Gauge | Histogram] = {}
         for definition in CATALOG:
             if definition.name in _COLLECTED:
