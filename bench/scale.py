@@ -51,7 +51,8 @@ from typing import Any
 
 from kubemr import journal as journals
 from kubemr import sizing
-from kubemr.scheduler import Kind, Scheduler
+from kubemr.attempts import Kind
+from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 from simulation import Figures, Shape, Simulation, finished
 

@@ -45,16 +45,15 @@ from typing import Any
 
 from kubemr import journal as journals
 from kubemr import spec as specs
+from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
+from kubemr.fetches import FETCH_SHARE  # as the real reducer reports
 from kubemr.master import JobState
+from kubemr.outputdir import OutputDir
 from kubemr.plan import JobPlan
-from kubemr.scheduler import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.splits import Split
-from kubemr.storage import OutputDir
 
 SPARSE = 5
 """Ticks between heartbeats of a role while its phase is not at its end."""
-FETCH_SHARE = 0.5
-"""Share of a reduce attempt's progress that its fetch accounts for (as the worker's)."""
 
 
 @dataclass(frozen=True)
@@ -434,7 +433,7 @@ class Simulation:
         body = ""
         for _ in range(repeat):
             started = time.perf_counter()
-            body = _json(self.state.status_report())
+            body = _json(self.state.status_report().document())
             best = min(best, time.perf_counter() - started)
         self.figures.status_bytes = len(body.encode())
         self.figures.status_seconds = best

@@ -12,7 +12,7 @@ Writes, inside the Helm chart (``charts/kubemr``; Helm reads only files in the c
   file (``rule_files``, ``promtool check rules``); the chart's
   ``templates/prometheusrule.yaml`` uses it as its PrometheusRule's ``spec``.
 - the metric table of ``docs/metrics.md`` (between its ``catalog`` markers), from
-  :data:`kubemr.metrics.CATALOG`.
+  :data:`kubemr.metriccatalog.CATALOG`.
 
 The PodMonitor for job pods is the chart's (``templates/monitors.yaml``,
 ``metrics.podMonitor.enabled``).
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubemr import metrics
+from kubemr import metriccatalog
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubemr"
@@ -536,7 +536,7 @@ def assets() -> dict[Path, str]:
     if BEGIN in doc and END in doc:
         head, rest = doc.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        out[METRICS_DOC] = f"{head}{BEGIN}\n{metrics.catalog_table()}{END}{tail}"
+        out[METRICS_DOC] = f"{head}{BEGIN}\n{metriccatalog.catalog_table()}{END}{tail}"
     return out
 
 

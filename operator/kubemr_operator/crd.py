@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubemr import spec
+from kubemr import contract, spec
 
-GROUP = "kubemr.io"
-VERSION = "v1alpha1"
-PLURAL = "mapreducejobs"
+GROUP = contract.GROUP
+VERSION = contract.VERSION
+PLURAL = contract.PLURAL
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "mapreducejob.yaml"
 
 _KEEP = {

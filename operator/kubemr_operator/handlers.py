@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 import lightkube
+from kubemr import contract
 from kubemr import spec as specs
 from lightkube import codecs
 from lightkube.generic_resource import create_namespaced_resource
@@ -37,7 +38,7 @@ log = logging.getLogger("kubemr.operator")
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 MapReduceJobResource = create_namespaced_resource(
-    manifests.GROUP, "v1alpha1", specs.KIND, "mapreducejobs"
+    contract.GROUP, contract.VERSION, contract.KIND, contract.PLURAL
 )
 
 
@@ -285,9 +286,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         await runtime.close()
 
     @kopf.timer(
-        manifests.GROUP,
-        "v1alpha1",
-        "mapreducejobs",
+        contract.GROUP,
+        contract.VERSION,
+        contract.PLURAL,
         id="reconcile",
         interval=runtime.settings.reconcile_interval,
         initial_delay=0,
@@ -297,6 +298,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     async def _reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
         await reconcile(runtime, body, patch, logger)
 
-    @kopf.on.delete(manifests.GROUP, "v1alpha1", "mapreducejobs", optional=True, registry=registry)
+    @kopf.on.delete(
+        contract.GROUP, contract.VERSION, contract.PLURAL, optional=True, registry=registry
+    )
     async def _forget(body: kopf.Body, **_: Any) -> None:
         runtime.metrics.job_deleted(body)

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubemr import quantities
+from kubemr import contract, quantities
 from kubemr import spec as specs
 
 from kubemr_operator.manifests import MAPPER, MASTER, REDUCER, service_name
@@ -39,11 +39,11 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = (
 )
 FINISHED = (SUCCEEDED, FAILED)
 
-EXIT_JOB_FAILED = 3
+EXIT_JOB_FAILED = contract.EXIT_JOB_FAILED
 """The master's exit code when the job failed (a task used up its attempts). Any exit
 code but 0, this one and :data:`EXIT_BAD_INPUT` is a crash: the master pod is replaced
 and the new master resumes from its journal."""
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = contract.EXIT_BAD_INPUT
 """The master's exit code when the job was rejected before any task (input, output, app)."""
 
 FINISH_GRACE = 30.0
@@ -57,7 +57,7 @@ FAILED_CREATE = "FailedCreate"
 
 KEPT_REPORTS = {SUCCEEDED: "_summary.json", FAILED: "_FAILED"}
 """The file under ``spec.output.path`` where a job that the master ended keeps its final
-report (``kubemr ui`` serves it): kubemr.storage's SUMMARY and FAILED."""
+report (``kubemr ui`` serves it): kubemr.outputdir's SUMMARY and FAILED."""
 
 # Reasons the operator itself ends a job: its pods are stopped at once.
 OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout", FAILED_CREATE)
@@ -111,7 +111,7 @@ class JobView:
 class Observed:
     job: JobView
     pods: Sequence[PodView]
-    report: Mapping[str, Any] | None
+    report: contract.StatusReport | None
     """The master's last ``/status`` document, when it could be read."""
     now: datetime.datetime
     status_page_port: int | None = None
@@ -157,6 +157,10 @@ class Slot:
 
 @dataclass
 class Decision:
+    """What to do now. Nothing is scheduled for later: the operator's timer decides again
+    every ``reconcile_interval`` while the job needs work (a grace period or a TTL that
+    has not run out is seen then)."""
+
     status: dict[str, Any]
     create: list[Slot] = field(default_factory=list)
     ensure_support: bool = False
@@ -165,7 +169,6 @@ class Decision:
     delete_support: bool = False
     delete_job: bool = False
     events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -394,7 +397,7 @@ class _Reconciliation:
 
     def master(self, spec: specs.JobSpec, failed: list[PodView]) -> None:
         current = self.current_master()
-        report = self.observed.report or {}
+        report = self.observed.report
         if current is None:
             self.decision.create.append(Slot(MASTER, 0, 0))
             self.decision.ensure_support = True
@@ -434,7 +437,7 @@ class _Reconciliation:
             )
         elif current.phase == "Failed":
             reason = "InvalidInput" if current.exit_code == EXIT_BAD_INPUT else "TaskFailed"
-            message = str(report.get("message") or "") or _last_line(current.message)
+            message = (report.message if report else "") or _last_line(current.message)
             if current.exit_code == EXIT_JOB_FAILED:
                 self.status["report"] = f"{spec.output.path.rstrip('/')}/{KEPT_REPORTS[FAILED]}"
             self.finish(FAILED, reason, message or f"the master exited with {current.exit_code}")
@@ -531,67 +534,48 @@ class _Reconciliation:
 
     def apply_report(self, spec: specs.JobSpec) -> None:
         report = self.observed.report
-        if not report:
+        if report is None:
             return
         status = self.status
-        maps = _pair(report.get("maps"))
-        reduces = _pair(report.get("reduces"))
-        status["mapsDone"], status["mapsTotal"] = maps
-        status["reducesDone"], status["reducesTotal"] = reduces
-        status["maps"] = f"{maps[0]}/{maps[1]}"
-        status["reduces"] = f"{reduces[0]}/{reduces[1]}"
-        status["runtimePhase"] = str(report.get("phase", ""))
-        status["workers"] = _int(report.get("workers"))
-        counters = report.get("counters")
-        if isinstance(counters, dict):
-            status["counters"] = {str(k): _int(v) for k, v in counters.items()}
-        app_counters = report.get("appCounters")  # the app's own (kubemr.apps.Counters)
-        if isinstance(app_counters, dict):
-            status["appCounters"] = {str(k): _int(v) for k, v in app_counters.items()}
-        if "skippedRecords" in report:
-            status["skippedRecords"] = _int(report.get("skippedRecords"))
-        attempts = report.get("attempts")
-        if isinstance(attempts, dict):
-            status["attempts"] = {str(k): _int(v) for k, v in attempts.items()}
-        backups = report.get("backupAttempts")
-        if isinstance(backups, dict):
-            before = status.get("backupAttempts") or {}
-            now = {str(k): _int(v) for k, v in backups.items()}
-            for kind, count in sorted(now.items()):
-                extra = count - _int(before.get(kind) if isinstance(before, dict) else 0)
-                if extra > 0:
-                    self.event(
-                        "Normal",
-                        "SpeculativeAttempt",
-                        f"launched {extra} backup attempt(s) of straggling {kind} tasks "
-                        f"({count} in all); the first attempt to commit wins",
-                    )
-            status["backupAttempts"] = now
-        blacklisted = report.get("blacklistedWorkers")
-        if isinstance(blacklisted, list):
-            known = set(status.get("blacklistedWorkers") or [])
-            for worker in sorted(set(map(str, blacklisted)) - known):
+        status["mapsDone"], status["mapsTotal"] = report.maps.done, report.maps.total
+        status["reducesDone"], status["reducesTotal"] = report.reduces.done, report.reduces.total
+        status["maps"] = f"{report.maps.done}/{report.maps.total}"
+        status["reduces"] = f"{report.reduces.done}/{report.reduces.total}"
+        status["runtimePhase"] = report.phase
+        status["workers"] = report.workers
+        status["counters"] = dict(report.counters)
+        status["appCounters"] = dict(report.app_counters)  # the app's own (kubemr.apps.Counters)
+        if report.skipped_records is not None:
+            status["skippedRecords"] = report.skipped_records
+        status["attempts"] = dict(report.attempts)
+        before = status.get("backupAttempts") or {}
+        for kind, count in sorted(report.backup_attempts.items()):
+            extra = count - _int(before.get(kind) if isinstance(before, dict) else 0)
+            if extra > 0:
                 self.event(
-                    "Warning",
-                    "WorkerBlacklisted",
-                    f"worker {worker}: repeated task failures; it gets no more tasks",
+                    "Normal",
+                    "SpeculativeAttempt",
+                    f"launched {extra} backup attempt(s) of straggling {kind} tasks "
+                    f"({count} in all); the first attempt to commit wins",
                 )
-            status["blacklistedWorkers"] = sorted(map(str, blacklisted))
-        if report.get("message"):
-            status["message"] = str(report["message"])
-        else:
-            status["message"] = (
-                f"{str(report.get('phase', '')).lower()}: maps {status['maps']}, "
-                f"reduces {status['reduces']}"
+        status["backupAttempts"] = dict(report.backup_attempts)
+        known = set(status.get("blacklistedWorkers") or [])
+        for worker in sorted(set(report.blacklisted_workers) - known):
+            self.event(
+                "Warning",
+                "WorkerBlacklisted",
+                f"worker {worker}: repeated task failures; it gets no more tasks",
             )
-        if isinstance(report.get("summary"), dict):
+        status["blacklistedWorkers"] = sorted(report.blacklisted_workers)
+        status["message"] = report.message or (
+            f"{report.phase.lower()}: maps {status['maps']}, reduces {status['reduces']}"
+        )
+        if report.summary is not None:
             self.record_outputs(spec, report)
 
-    def record_outputs(self, spec: specs.JobSpec, report: Mapping[str, Any]) -> None:
-        summary = report.get("summary")
-        names: list[str] = []
-        if isinstance(summary, dict) and isinstance(summary.get("outputs"), list):
-            names = [str(n) for n in summary["outputs"]]
+    def record_outputs(self, spec: specs.JobSpec, report: contract.StatusReport | None) -> None:
+        summary = report.summary if report is not None else None
+        names = list(summary.outputs) if summary is not None else []
         if not names:
             names = [f"part-{i:05d}" for i in range(spec.reduce_tasks)]
         self.status["output"] = {
@@ -599,8 +583,8 @@ class _Reconciliation:
             "files": len(names),
             "names": names[:MAX_LISTED_OUTPUTS],
         }
-        if isinstance(summary, dict) and "wallSeconds" in summary:
-            self.status["wallSeconds"] = summary["wallSeconds"]
+        if summary is not None and summary.wall_seconds is not None:
+            self.status["wallSeconds"] = summary.wall_seconds
 
     # ---- after the end --------------------------------------------------------------
 
@@ -619,20 +603,14 @@ class _Reconciliation:
         self.decision.delete = sorted(doomed)
         lingering = [p for p in self.live if p.active and p.name not in doomed]
         status["cleanedUp"] = not self.decision.delete and not lingering
-        if not status["cleanedUp"] and lingering:
-            self.decision.requeue_after = max(1.0, FINISH_GRACE - age)
         ttl = spec.ttl_seconds_after_finished
-        if ttl is not None:
-            left = ttl - age
-            if left <= 0:
-                self.decision.delete_job = True
-                self.event(
-                    "Normal",
-                    "Expired",
-                    f"deleted {ttl}s after it finished (spec.ttlSecondsAfterFinished)",
-                )
-            else:
-                self.decision.requeue_after = min(self.decision.requeue_after or left, left)
+        if ttl is not None and ttl - age <= 0:
+            self.decision.delete_job = True
+            self.event(
+                "Normal",
+                "Expired",
+                f"deleted {ttl}s after it finished (spec.ttlSecondsAfterFinished)",
+            )
 
 
 def _copy(value: Any) -> Any:
@@ -648,12 +626,6 @@ def _int(value: object) -> int:
         return int(value)  # type: ignore[call-overload, no-any-return]
     except (TypeError, ValueError):
         return 0
-
-
-def _pair(value: object) -> tuple[int, int]:
-    if isinstance(value, dict):
-        return _int(value.get("done")), _int(value.get("total"))
-    return 0, 0
 
 
 def _last_line(text: str) -> str:

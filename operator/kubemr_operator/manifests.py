@@ -29,18 +29,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubemr import address as addresses
+from kubemr import contract
 from kubemr import spec as specs
 
 from kubemr_operator.settings import Settings
 
-GROUP = "kubemr.io"
-API_VERSION = f"{GROUP}/v1alpha1"
+GROUP = contract.GROUP
+API_VERSION = contract.API_VERSION
 LABEL_JOB = f"{GROUP}/job"
 LABEL_ROLE = f"{GROUP}/role"
 LABEL_INDEX = f"{GROUP}/index"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
-MASTER, MAPPER, REDUCER = "master", "mapper", "reducer"
-ROLES = (MASTER, MAPPER, REDUCER)
+MASTER, MAPPER, REDUCER = contract.MASTER, contract.MAPPER, contract.REDUCER
+ROLES = contract.ROLES
 JOB_FILE = "job.json"
 TOKEN_KEY = "token"
 WORK_VOLUME = "kubemr-work"
@@ -296,11 +297,11 @@ def _pod(
         "command": list(settings.command),
         "args": args,
         "env": [
-            _field_env("POD_NAME", "metadata.name"),
-            _field_env("POD_IP", "status.podIP"),
+            _field_env(contract.ENV_POD_NAME, "metadata.name"),
+            _field_env(contract.ENV_POD_IP, "status.podIP"),
             _env("TMPDIR", settings.tmp_dir),
             {
-                "name": "KUBEMR_TOKEN",
+                "name": contract.ENV_TOKEN,
                 "valueFrom": {"secretKeyRef": {"name": secret_name(ref.name), "key": TOKEN_KEY}},
             },
             *storage_env(spec.storage),
@@ -368,11 +369,11 @@ def master_pod(ref: JobRef, job: specs.MapReduceJob, attempt: int, settings: Set
         attempt,
         args=["master"],
         env=[
-            _env("KUBEMR_JOB_FILE", job_path),
-            _env("KUBEMR_MASTER_PORT", str(settings.master_port)),
-            _env("KUBEMR_MONITORING_PORT", str(settings.monitoring_port)),
-            _env("KUBEMR_STATUS_LINGER", str(settings.status_linger)),
-            _env("KUBEMR_LOGS", f"kubectl logs -n {ref.namespace} {{worker}}"),
+            _env(contract.ENV_JOB_FILE, job_path),
+            _env(contract.ENV_MASTER_PORT, str(settings.master_port)),
+            _env(contract.ENV_MONITORING_PORT, str(settings.monitoring_port)),
+            _env(contract.ENV_STATUS_LINGER, str(settings.status_linger)),
+            _env(contract.ENV_LOGS, f"kubectl logs -n {ref.namespace} {{worker}}"),
         ],
         ports=[
             {"name": "grpc", "containerPort": settings.master_port},
@@ -411,11 +412,11 @@ def worker_pod(
         attempt,
         args=["worker"],
         env=[
-            _env("KUBEMR_ROLE", role),
-            _env("KUBEMR_MASTER", master_address(ref, settings)),
-            _env("KUBEMR_SHUFFLE_PORT", str(settings.shuffle_port)),
-            _env("KUBEMR_WORK_DIR", settings.work_dir),
-            _env("KUBEMR_MONITORING_PORT", str(settings.monitoring_port)),
+            _env(contract.ENV_ROLE, role),
+            _env(contract.ENV_MASTER, master_address(ref, settings)),
+            _env(contract.ENV_SHUFFLE_PORT, str(settings.shuffle_port)),
+            _env(contract.ENV_WORK_DIR, settings.work_dir),
+            _env(contract.ENV_MONITORING_PORT, str(settings.monitoring_port)),
         ],
         ports=ports,
         resources=group.resources,

@@ -10,7 +10,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
+from kubemr_operator import lifecycle
+
+PHASES = (lifecycle.PENDING, lifecycle.RUNNING, *lifecycle.FINISHED, lifecycle.SUSPENDED)
 
 
 class OperatorMetrics:

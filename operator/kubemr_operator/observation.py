@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import lightkube
 from kubemr import address as addresses
+from kubemr import contract
 from lightkube.resources.core_v1 import Pod
 
 from kubemr_operator import lifecycle, manifests
@@ -103,15 +104,16 @@ async def pods(client: lightkube.AsyncClient, ref: JobRef) -> list[lifecycle.Pod
 
 async def master_report(
     http: aiohttp.ClientSession, pods: Sequence[lifecycle.PodView], settings: Settings
-) -> dict[str, Any] | None:
-    """The current master's ``/status`` document, or None if it cannot be read now."""
+) -> contract.StatusReport | None:
+    """The current master's ``/status`` document, or None if it cannot be read now (or is
+    not a :class:`~kubemr.contract.StatusReport`)."""
     masters = sorted(
         (p for p in pods if p.role == manifests.MASTER and p.phase == "Running" and p.ip),
         key=lambda p: p.attempt,
     )
     if not masters or masters[-1].deleting:
         return None
-    url = f"http://{addresses.join(masters[-1].ip, settings.monitoring_port)}/status"
+    url = f"http://{addresses.join(masters[-1].ip, settings.monitoring_port)}{contract.STATUS_PATH}"
     try:
         async with http.get(url) as response:
             if response.status != 200:
@@ -119,4 +121,4 @@ async def master_report(
             document = json.loads(await response.text())
     except (TimeoutError, aiohttp.ClientError, ValueError):
         return None
-    return document if isinstance(document, dict) else None
+    return contract.read_status(document)

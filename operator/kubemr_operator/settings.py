@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubemr import __version__
+from kubemr import __version__, contract
 
 ENV_PREFIX = "KUBEMR_OPERATOR_"
 
@@ -30,11 +30,11 @@ class Settings:
     """Seconds between two reconciliations of a running job. Default 2."""
     status_timeout: float = 2.0
     """Seconds the operator waits for the master's ``/status``. Default 2."""
-    master_port: int = 7070
+    master_port: int = contract.MASTER_PORT
     """The master's gRPC port in its pod. Default 7070."""
-    shuffle_port: int = 7071
+    shuffle_port: int = contract.SHUFFLE_PORT
     """The mappers' shuffle port in their pods. Default 7071."""
-    monitoring_port: int = 9090
+    monitoring_port: int = contract.MONITORING_PORT
     """Port of every job pod's ``/metrics`` and ``/healthz`` (and the master's ``/status``).
     Default 9090."""
     status_linger: float = 15.0

@@ -21,9 +21,6 @@ import grpc
 
 from kubemr.metrics import RuntimeMetrics
 
-TOKEN_ENV = "KUBEMR_TOKEN"
-"""Where a process finds the token (read by :mod:`kubemr.cli` only; ``kubemr run`` sets it
-for the processes it starts)."""
 METADATA_KEY = "authorization"
 SCHEME = "Bearer "
 REFUSED_METRIC = "kubemr_auth_refused_total"

@@ -20,29 +20,24 @@ from pathlib import Path
 
 import yaml
 
-from kubemr import __version__, plan, sizing, spec
+from kubemr import __version__, contract, plan, sizing, spec
 from kubemr import address as addresses
 from kubemr.config import MasterConfig, Slowdown, WorkerConfig
-
-ENV_MASTER = "KUBEMR_MASTER"
-ENV_MASTER_PORT = "KUBEMR_MASTER_PORT"
-ENV_SHUFFLE_PORT = "KUBEMR_SHUFFLE_PORT"
-ENV_MONITORING_PORT = "KUBEMR_MONITORING_PORT"
-ENV_STATUS_LINGER = "KUBEMR_STATUS_LINGER"
-ENV_WORK_DIR = "KUBEMR_WORK_DIR"
-ENV_ROLE = "KUBEMR_ROLE"
-ENV_JOB_FILE = "KUBEMR_JOB_FILE"
-ENV_POD_NAME = "POD_NAME"
-ENV_POD_IP = "POD_IP"
-ENV_TOKEN = "KUBEMR_TOKEN"
-"""The job's secret: every gRPC call of the job carries it (see :mod:`kubemr.auth`;
-``kubemr run`` sets it for its processes, the operator from the Secret ``<job>-token``)."""
-ENV_LOGS = "KUBEMR_LOGS"
-"""Where a worker's log is, ``{worker}`` standing for its name (the status page of a failed
-job shows it; the operator sets ``kubectl logs -n <namespace> {worker}``)."""
-ENV_COARSE_LOCK = "KUBEMR_COARSE_LOCK"
-"""Test builds only: ``1`` makes reducers hold their fetch buffer's lock while they parse
-and reduce (``bench/lockwait.py`` measures what that costs)."""
+from kubemr.contract import (  # the names the operator sets (kubemr.contract)
+    ENV_COARSE_LOCK,
+    ENV_JOB_FILE,
+    ENV_LOGS,
+    ENV_MASTER,
+    ENV_MASTER_PORT,
+    ENV_MONITORING_PORT,
+    ENV_POD_IP,
+    ENV_POD_NAME,
+    ENV_ROLE,
+    ENV_SHUFFLE_PORT,
+    ENV_STATUS_LINGER,
+    ENV_TOKEN,
+    ENV_WORK_DIR,
+)
 
 
 def _monitoring_port(env: Mapping[str, str]) -> int | None:
@@ -207,7 +202,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get(ENV_POD_IP, "127.0.0.1"),
         help=f"host written to --address-file and --monitoring-file [${ENV_POD_IP}]",
     )
-    master.add_argument("--port", type=int, default=int(env.get(ENV_MASTER_PORT, "7070")))
+    master.add_argument(
+        "--port", type=int, default=int(env.get(ENV_MASTER_PORT, contract.MASTER_PORT))
+    )
     _monitoring_args(master, env)
     master.add_argument(
         "--status-linger",
@@ -226,14 +223,16 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     _auth_args(master)
 
     worker = commands.add_parser("worker", help="serve as a mapper or reducer (pods use this)")
-    worker.add_argument("--role", choices=("mapper", "reducer"), default=env.get(ENV_ROLE))
+    worker.add_argument("--role", choices=contract.WORKER_ROLES, default=env.get(ENV_ROLE))
     worker.add_argument("--master", default=env.get(ENV_MASTER), help=f"host:port [${ENV_MASTER}]")
     worker.add_argument("--name", default=env.get(ENV_POD_NAME, "worker"))
     worker.add_argument(
         "--work-dir", type=Path, default=Path(env.get(ENV_WORK_DIR, "/tmp/kubemr-worker"))
     )
     worker.add_argument("--bind", default="0.0.0.0")
-    worker.add_argument("--shuffle-port", type=int, default=int(env.get(ENV_SHUFFLE_PORT, "7071")))
+    worker.add_argument(
+        "--shuffle-port", type=int, default=int(env.get(ENV_SHUFFLE_PORT, contract.SHUFFLE_PORT))
+    )
     worker.add_argument("--advertise-host", default=env.get(ENV_POD_IP, "127.0.0.1"))
     worker.add_argument("--search", type=Path, action="append", default=[])
     _monitoring_args(worker, env)
@@ -270,7 +269,7 @@ async def _until_sigterm(role: Callable[[asyncio.Event], Awaitable[int]]) -> int
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from kubemr import launcher, progress, storage  # noqa: PLC0415 (keeps workers lean)
+    from kubemr import launcher, outputdir, progress  # noqa: PLC0415 (keeps workers lean)
 
     # SIGTERM (a supervisor's or CI runner's stop) ends the run as Ctrl-C does: every
     # process stopped, partial output removed, exit 130.
@@ -279,7 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]
     job_plan = plan.plan_job(job, search)
-    output = storage.OutputDir.of(job.spec)
+    output = outputdir.OutputDir.of(job.spec)
     if args.sequential and args.ui:
         raise SystemExit("kubemr run: --ui shows the master's page; --sequential has no master")
     if args.sequential:
@@ -446,7 +445,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run a command, turn known errors into a message and exit code 2."""
-    from kubemr import apps, inputs, launcher, report, storage, stores  # noqa: PLC0415
+    from kubemr import apps, inputs, launcher, outputdir, report, stores  # noqa: PLC0415
 
     args = _parser(os.environ).parse_args(argv)
     _setup_logging(
@@ -467,12 +466,12 @@ def main(argv: list[str] | None = None) -> None:
         plan.PlanError,
         inputs.InputError,
         apps.AppError,
-        storage.OutputError,
+        outputdir.OutputError,
         stores.StoreError,
         report.ReportError,
     ) as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
-        code = 2
+        code = contract.EXIT_BAD_INPUT
     except launcher.LaunchError as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = 1

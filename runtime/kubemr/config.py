@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubemr import contract
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 300 * 2**20),
+    ("grpc.max_send_message_length", 300 * 2**20),
+]
+"""Options of every gRPC channel and server of a job (the master's and the shuffle's):
+messages of up to 300 MiB each way (gRPC's default receive limit is 4 MiB)."""
+
 
 @dataclass(frozen=True)
 class MasterConfig:
@@ -16,7 +25,7 @@ class MasterConfig:
 
     bind: str = "0.0.0.0"
     """Address the master's gRPC server binds. Default all interfaces (in a pod)."""
-    port: int = 7070
+    port: int = contract.MASTER_PORT
     """The master's gRPC port; 0 picks a free one (``kubemr run`` does). Default 7070."""
     address_file: Path | None = None
     """If set, the master writes ``host:port`` here once it serves. Default none."""
@@ -68,7 +77,7 @@ class WorkerConfig:
     """Local disk for spills, map output and fetched runs (an emptyDir in a pod)."""
     bind: str = "0.0.0.0"
     """Address the shuffle server binds (mappers). Default all interfaces."""
-    shuffle_port: int = 7071
+    shuffle_port: int = contract.SHUFFLE_PORT
     """The shuffle server's port (mappers); 0 picks a free one. Default 7071."""
     advertise_host: str = "127.0.0.1"
     """Host the master tells reducers to fetch from (the pod IP on Kubernetes)."""

@@ -58,9 +58,9 @@ from typing import Any, BinaryIO
 
 from kubemr import spec as specs
 from kubemr import stores
+from kubemr.attempts import Kind, MapOutputRef, Recovery, parse_attempt_id
+from kubemr.outputdir import TEMPORARY, OutputDir
 from kubemr.plan import JobPlan
-from kubemr.scheduler import Kind, MapOutputRef, Recovery, parse_attempt_id
-from kubemr.storage import TEMPORARY, OutputDir
 
 log = logging.getLogger("kubemr.journal")
 

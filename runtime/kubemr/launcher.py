@@ -53,15 +53,14 @@ from typing import Any
 import grpc
 
 from kubemr import address as addresses
-from kubemr import auth
+from kubemr import auth, contract
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
-from kubemr.master import EXIT_JOB_FAILED
+from kubemr.outputdir import SUMMARY, OutputDir
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.storage import SUMMARY, OutputDir
 
 MASTER_START_DEADLINE = 60.0
 """Seconds the master may take to start serving."""
@@ -80,7 +79,7 @@ RESTART_DELAY_MAX = 2.0
 """Longest delay before a replacement, seconds."""
 MASTER_RESTARTS = 3
 """Default restart limit of the master: this many restarts after crashes, in all."""
-MASTER_FINAL_CODES = (0, 2, EXIT_JOB_FAILED)
+MASTER_FINAL_CODES = contract.FINAL_EXIT_CODES
 """Master exit codes that end the job (success, cannot start, job failed); any other
 exit is a crash and the master is restarted."""
 
@@ -149,7 +148,7 @@ PageCallback = Callable[[str], None]
 
 
 @dataclass
-class Slot:
+class ProcessSlot:
     """One worker replica (a pod of the operator's ReplicaSet): the process filling it now."""
 
     role: str
@@ -175,7 +174,7 @@ class Throttle:
     on :meth:`stop` the process is left running.
     """
 
-    def __init__(self, slot: Slot, slowdown: Slowdown) -> None:
+    def __init__(self, slot: ProcessSlot, slowdown: Slowdown) -> None:
         self.slot = slot
         self.slowdown = slowdown
         self._stop = threading.Event()
@@ -255,7 +254,7 @@ class Launcher:
         self.worker_env = worker_env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix=f"kubemr-{plan.job.metadata.name}-"))
         self.processes: list[Process] = []
-        self.slots: list[Slot] = []
+        self.slots: list[ProcessSlot] = []
         replicas = plan.job.spec.mapper.replicas + plan.job.spec.reducer.replicas
         self.restart_limit = (
             RESTARTS_PER_REPLICA * replicas if restart_limit is None else restart_limit
@@ -290,7 +289,7 @@ class Launcher:
             **os.environ,
             **self.worker_env,
             "PYTHONUNBUFFERED": "1",
-            auth.TOKEN_ENV: self.token,
+            contract.ENV_TOKEN: self.token,
         }
         with log.open("wb") as sink:
             popen = subprocess.Popen(
@@ -305,7 +304,7 @@ class Launcher:
         self.processes.append(process)
         return process
 
-    def _start_worker(self, slot: Slot, address: str) -> Process:
+    def _start_worker(self, slot: ProcessSlot, address: str) -> Process:
         name = slot.next_name()
         process = self._start(
             name,
@@ -364,9 +363,14 @@ class Launcher:
                 if self.on_metrics_url is not None:
                     self.on_metrics_url(path.stem, url)
 
-    def _add_metrics(self, summary: dict[str, Any]) -> None:
+    def _add_final_metrics(self, summary: dict[str, Any]) -> None:
         """Put every process's final metrics into the summary and rewrite the summary
-        files (``_summary.json`` atomically)."""
+        files, ``--metrics`` only.
+
+        The final metrics exist once the processes have exited, which is after the master
+        committed the output and wrote ``_SUCCESS``: so the committed ``_summary.json`` is
+        replaced once more, whole (a file rename, an S3 PUT), with ``metrics`` added. A
+        reader that acts on ``_SUCCESS`` at once may see the summary without them."""
         snapshots = {
             path.stem: metrics_.snapshot(path.read_text(encoding="utf-8"))
             for path in sorted(self.monitoring_dir.glob("*.prom"))
@@ -453,7 +457,7 @@ class Launcher:
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
-                slot = Slot(role, index)
+                slot = ProcessSlot(role, index)
                 self.slots.append(slot)
                 self._start_worker(slot, address)
         for slowdown in self.slow_workers:
@@ -478,7 +482,7 @@ class Launcher:
         peaks = {p.name: p.peak_rss for p in self.processes if p.poll() is not None}
         if self.metrics:
             self._announce_metrics()
-            self._add_metrics(summary)
+            self._add_final_metrics(summary)
         summary["localPeakRssBytes"] = peaks
         summary["workerRestarts"] = self.restarts
         summary["slowWorkers"] = {s.slot: s.factor for s in self.slow_workers}

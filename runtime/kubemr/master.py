@@ -8,9 +8,10 @@ and returns.
 
 Progress is journaled (:mod:`kubemr.journal`) before a worker hears of it, so a master
 that is restarted after a crash resumes the job. The process's exit code tells a crash
-(anything else; restart it) from an end: 0 the job succeeded, :data:`EXIT_JOB_FAILED`
-the job failed, 2 (from :mod:`kubemr.cli`) the job cannot start (manifest, input,
-output path), :data:`EXIT_TERMINATED` it was told to stop (SIGTERM) mid-job.
+(anything else; restart it) from an end (:mod:`kubemr.contract`): 0 the job succeeded,
+``EXIT_JOB_FAILED`` the job failed, ``EXIT_BAD_INPUT`` (from :mod:`kubemr.cli`) the job
+cannot start (manifest, input, output path), ``EXIT_TERMINATED`` it was told to stop
+(SIGTERM) mid-job.
 
 A master told to stop (SIGTERM: its pod is being deleted; the entry point sets
 ``terminate``) stops serving, closes its journal and returns at once; every commit is
@@ -32,48 +33,23 @@ from typing import Any
 import grpc
 
 from kubemr import address as addresses
-from kubemr import apps, auth, badrecords, monitoring, stores
+from kubemr import apps, auth, badrecords, contract, metriccatalog, monitoring, rpcmetrics, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
 from kubemr import spec as specs
-from kubemr.config import MasterConfig
+from kubemr.apps import APP_COUNTER_PREFIX
+from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
+from kubemr.config import GRPC_OPTIONS, MasterConfig
+from kubemr.outputdir import OutputDir
 from kubemr.plan import JobPlan
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
-from kubemr.scheduler import (
-    STALE_AFTER,
-    Kind,
-    Phase,
-    Scheduler,
-    heartbeat_interval,
-    parse_attempt_id,
-)
-from kubemr.storage import OutputDir
+from kubemr.scheduler import Scheduler
+from kubemr.speculation import STALE_AFTER
 
 log = logging.getLogger("kubemr.master")
 
-GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 300 * 2**20),
-    ("grpc.max_send_message_length", 300 * 2**20),
-]
-
-EXIT_JOB_FAILED = 3
-"""Exit code of a master whose job failed (a task failed ``maxTaskAttempts`` times): final,
-restarting would not help. 0 is success; any other code is a crash, and the master may be
-restarted to resume the job."""
-EXIT_TERMINATED = 128 + 15
-"""Exit code of a master or worker that stopped because it was told to (SIGTERM), with its
-journal closed and no unfinished file left: 143, what a shell or a container runtime
-reports for a process ended by SIGTERM. Not final: a master stopped mid-job may be
-replaced, and resumes the job."""
-EXIT_SUPERSEDED = 4
-"""Exit code of a master that found another master holding the job (a newer epoch, see
-:class:`kubemr.journal.Epoch`) and stopped without writing: the other one runs the job."""
-
-
-APP_COUNTER_PREFIX = "app:"
-"""Task reports carry the app's counters among the engine's, named ``app:<name>``."""
 OTHER_COUNTERS = "_other"
 """The job keeps at most :data:`kubemr.apps.MAX_COUNTERS` app counter names; the totals
 of any further names are added up under this one."""
@@ -286,26 +262,26 @@ class JobState:
             "outputs": [stores.basename(p) for p in self.output.parts()],
         }
 
-    def job_view(self) -> metrics_.JobView:
+    def job_view(self) -> metrics_.JobGauges:
         """The job's figures for the metrics (read at scrape time)."""
         scheduler, now = self.scheduler, time.monotonic()
         workers = {"map": 0, "reduce": 0}
         lag = {"map": 0.0, "reduce": 0.0}
         for worker in scheduler.workers.values():
             if worker.alive:
-                workers[worker.role.value] += 1
-                lag[worker.role.value] = max(lag[worker.role.value], now - worker.last_seen)
-        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metrics_.OUTCOMES}
+                workers[worker.kind.value] += 1
+                lag[worker.kind.value] = max(lag[worker.kind.value], now - worker.last_seen)
+        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metriccatalog.OUTCOMES}
         attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
         backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        launched = {(k, r): 0 for k in ("map", "reduce") for r in metrics_.BACKUP_RULES}
+        launched = {(k, r): 0 for k in ("map", "reduce") for r in metriccatalog.BACKUP_RULES}
         for attempt in scheduler.attempts.values():
             attempts[attempt.kind.value, attempt.outcome] += 1
             if attempt.backup:
                 backups[attempt.kind.value, attempt.outcome] += 1
-                key = (attempt.kind.value, attempt.rule)
+                key = (attempt.kind.value, attempt.rule or "")
                 launched[key] = launched.get(key, 0) + 1
-        return metrics_.JobView(
+        return metrics_.JobGauges(
             tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
             completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
             running=not scheduler.finished,
@@ -322,28 +298,29 @@ class JobState:
             skipped_records=self.skipped()[0],
         )
 
-    def status_report(self) -> dict[str, Any]:
+    def status_report(self) -> contract.StatusReport:
         """What ``/status`` serves (the operator's view of the job): progress while it
         runs, and the whole summary once it is over."""
         scheduler = self.scheduler
-        report: dict[str, Any] = {
-            "job": self.plan.job.metadata.name,
-            "phase": scheduler.phase.value,
-            "maps": {"total": len(scheduler.maps), "done": scheduler.maps_done},
-            "reduces": {"total": len(scheduler.reduces), "done": scheduler.reduces_done},
-            "workers": sum(w.alive for w in scheduler.workers.values()),
-            "message": scheduler.error or "",
-            "attempts": scheduler.attempts_by_outcome(),
-            "backupAttempts": scheduler.backup_attempts(),
-            "blacklistedWorkers": scheduler.blacklisted(),
-            "counters": self.counters,
-            "appCounters": self.app_counters,
-            "skippedRecords": self.skipped()[0],
-        }
+        summary = None
         if self.released.is_set():
-            report["summary"] = self.summary()
+            summary = contract.FinalSummary.model_validate(self.summary())
             self.final_read.set()
-        return report
+        return contract.StatusReport(
+            job=self.plan.job.metadata.name,
+            phase=scheduler.phase.value,
+            maps=contract.TaskCount(total=len(scheduler.maps), done=scheduler.maps_done),
+            reduces=contract.TaskCount(total=len(scheduler.reduces), done=scheduler.reduces_done),
+            workers=sum(w.alive for w in scheduler.workers.values()),
+            message=scheduler.error or "",
+            attempts=scheduler.attempts_by_outcome(),
+            backup_attempts=scheduler.backup_attempts(),
+            blacklisted_workers=scheduler.blacklisted(),
+            counters=self.counters,
+            app_counters=self.app_counters,
+            skipped_records=self.skipped()[0],
+            summary=summary,
+        )
 
 
 class MasterService(pb_grpc.MasterServicer):
@@ -353,7 +330,7 @@ class MasterService(pb_grpc.MasterServicer):
         self.state = state
         self.config = config
         plan = state.plan
-        self.job_json = json.dumps(specs.dump_job(plan.job))
+        self.job_json = json.dumps(specs.dump_job(plan.decided_job()))
         self.heartbeat_interval = heartbeat_interval(
             plan.job.spec.fault_tolerance.heartbeat_timeout
         )
@@ -403,7 +380,7 @@ class MasterService(pb_grpc.MasterServicer):
         worker, now = self.scheduler.workers.get(request.worker_id), time.monotonic()
         if worker is not None and worker.alive:
             self.state.metrics.observe(
-                "kubemr_heartbeat_interval_seconds", now - worker.last_seen, worker.role.value
+                "kubemr_heartbeat_interval_seconds", now - worker.last_seen, worker.kind.value
             )
         if not self.scheduler.heartbeat(request.worker_id, now):
             return pb.HeartbeatReply(command=pb.REREGISTER)
@@ -612,7 +589,7 @@ class MasterService(pb_grpc.MasterServicer):
             request.reason or "no reason given",
         )
         self.scheduler.worker_lost(request.worker_id, time.monotonic())
-        self.state.metrics.inc("kubemr_workers_lost_total", 1, worker.role.value)
+        self.state.metrics.inc("kubemr_workers_lost_total", 1, worker.kind.value)
         await self.state.notify()
         return pb.ReportReply(accepted=True)
 
@@ -642,7 +619,7 @@ async def _expire_workers(state: JobState, interval: float) -> None:
         for worker_id in dead:
             worker = state.scheduler.workers.get(worker_id)
             if worker is not None:
-                state.metrics.inc("kubemr_workers_lost_total", 1, worker.role.value)
+                state.metrics.inc("kubemr_workers_lost_total", 1, worker.kind.value)
         if dead:
             log.warning(
                 "workers lost (no heartbeat, or not back after a master restart): %s",
@@ -661,7 +638,7 @@ async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float | 
 
 async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | None = None) -> int:
     """Run the job to the end, or until ``terminate`` is set; return the process exit
-    code (0 on success, :data:`EXIT_TERMINATED` if told to stop mid-job)."""
+    code (0 on success, :data:`~kubemr.contract.EXIT_TERMINATED` if told to stop mid-job)."""
     terminate = terminate or asyncio.Event()
     spec = plan.job.spec
     output = OutputDir.of(spec)
@@ -684,7 +661,7 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
         options=GRPC_OPTIONS,
         interceptors=[
             *auth.server_interceptors(config.token, "master", state.metrics),
-            state.metrics.server_interceptor(),
+            rpcmetrics.server_interceptor(state.metrics),
         ],
     )
     pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
@@ -719,10 +696,10 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
     stopped = None
     if not state.done.is_set():
         log.warning("stopping (SIGTERM) mid-job: closing the journal; a new master resumes")
-        stopped = EXIT_TERMINATED
+        stopped = contract.EXIT_TERMINATED
     elif isinstance(state.fatal, journals.SupersededError):
         log.error("superseded: %s", state.fatal)
-        stopped = EXIT_SUPERSEDED
+        stopped = contract.EXIT_SUPERSEDED
     if stopped is not None:  # the job goes on elsewhere: leave the output as it is
         await server.stop(grace=None)
         journal.close()
@@ -743,7 +720,7 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
         output.abort()
         output.keep_failure(summary)
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
-        code = EXIT_JOB_FAILED
+        code = contract.EXIT_JOB_FAILED
     if config.summary_file is not None:
         config.summary_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     state.released.set()

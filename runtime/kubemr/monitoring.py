@@ -19,17 +19,17 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kubemr import address as addresses
-from kubemr import statuspage
+from kubemr import contract, statuspage
 from kubemr.metrics import RuntimeMetrics
 from kubemr.report import JobReport
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-StatusSource = Callable[[], dict[str, Any]]
+StatusSource = Callable[[], contract.StatusReport]
 ReportSource = Callable[[], JobReport]
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The text exposition format every Prometheus since 2.0 reads (what we serve)."""
@@ -138,7 +138,7 @@ class MonitoringServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         if self._status is not None:
-            app.router.add_get("/status", self._status_page)
+            app.router.add_get(contract.STATUS_PATH, self._status_page)
         if self._metrics is not None:
             app.router.add_get("/metrics", self._metrics_page)
         if self._report is not None:
@@ -168,7 +168,7 @@ class MonitoringServer:
     async def _status_page(self, request: web.Request) -> web.Response:
         del request
         assert self._status is not None
-        body = json.dumps(self._status(), sort_keys=True)
+        body = json.dumps(self._status().document(), sort_keys=True)
         from aiohttp import web  # noqa: PLC0415
 
         return web.Response(text=body, content_type="application/json")

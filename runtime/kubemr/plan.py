@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubemr import apps, formats, inputs, records, stores
+from kubemr.outputdir import OutputDir
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
 from kubemr.splits import Split, default_split_size, plan_splits
-from kubemr.storage import OutputDir
 
 SAMPLE_LINES_PER_SPLIT = 400
 """Input lines sampled per split to choose range-partition boundaries."""
@@ -42,6 +42,13 @@ class JobPlan:
 
     def partitioner(self) -> Partitioner:
         return make_partitioner(self.reduce_tasks, self.boundaries)
+
+    def decided_job(self) -> MapReduceJob:
+        """The job as the master hands it to workers: ``spec.combine`` is the plan's
+        decision (:func:`decide_combine`), so that no worker decides again. (The
+        partitioner travels as :attr:`boundaries`: none is the hash partitioner.)"""
+        spec = self.job.spec.model_copy(update={"combine": self.combine})
+        return self.job.model_copy(update={"spec": spec})
 
 
 def decide_combine(spec: JobSpec, app: apps.App) -> bool:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kubemr import stores
+from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
-from kubemr.storage import OutputDir
 
 
 class JobProgress:

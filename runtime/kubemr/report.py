@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from kubemr.scheduler import Attempt, Kind, Phase, Scheduler, State, Task
+from kubemr.attempts import Attempt, Kind, Outcome, Phase, State, Task
+from kubemr.scheduler import Scheduler
 
 SLOWEST = 5
 """Tasks listed as the slowest (stragglers)."""
@@ -306,7 +307,7 @@ def _progress(scheduler: Scheduler, kind: Kind) -> PhaseProgress:
         done=sum(t.state is State.DONE for t in tasks),
         running=sum(t.state is State.RUNNING for t in tasks),
         failed_attempts=sum(
-            a.kind is kind and a.outcome == "failed" for a in scheduler.attempts.values()
+            a.kind is kind and a.outcome is Outcome.FAILED for a in scheduler.attempts.values()
         ),
     )
 
@@ -353,7 +354,7 @@ def _partitions(scheduler: Scheduler) -> list[tuple[int, int]]:
 
 def _shown(task: Task, attempts: Sequence[Attempt]) -> Attempt | None:
     """The attempt a task's row shows: the winner, else a running one, else the latest."""
-    order = {"succeeded": 0, "recovered": 0, "running": 1}
+    order = {Outcome.SUCCEEDED: 0, Outcome.RECOVERED: 0, Outcome.RUNNING: 1}
     best = sorted(attempts, key=lambda a: (order.get(a.outcome, 2), -a.started))
     del task
     return best[0] if best else None
@@ -414,16 +415,16 @@ def _workers(scheduler: Scheduler, now: float) -> list[WorkerRow]:
     succeeded: dict[str, int] = {}
     failed: dict[str, int] = {}
     for attempt in scheduler.attempts.values():
-        if attempt.outcome == "succeeded":
+        if attempt.outcome is Outcome.SUCCEEDED:
             succeeded[attempt.worker] = succeeded.get(attempt.worker, 0) + 1
-        elif attempt.outcome == "failed":
+        elif attempt.outcome is Outcome.FAILED:
             failed[attempt.worker] = failed.get(attempt.worker, 0) + 1
     blacklisted = set(scheduler.blacklisted())
     return [
         WorkerRow(
             id=w.id,
             name=w.name,
-            role=w.role.value,
+            role=w.kind.value,
             address=w.address,
             alive=w.alive,
             blacklisted=w.id in blacklisted,
@@ -536,9 +537,9 @@ def throughput(
     width = span / THROUGHPUT_BUCKETS
     rates = {Kind.MAP: [0.0] * THROUGHPUT_BUCKETS, Kind.REDUCE: [0.0] * THROUGHPUT_BUCKETS}
     for attempt in scheduler.attempts.values():
-        if attempt.outcome == "succeeded" and attempt.finished is not None:
+        if attempt.outcome is Outcome.SUCCEEDED and attempt.finished is not None:
             share, end = 1.0, attempt.finished
-        elif attempt.outcome == "running" and attempt.progress > 0:
+        elif attempt.outcome is Outcome.RUNNING and attempt.progress > 0:
             share, end = attempt.progress, now
         else:
             continue

@@ -21,26 +21,14 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
   ``FETCH_FAILURE_THRESHOLD`` reports against the same map attempt (or at once if its
   worker is dead) the output is declared lost and the map task runs again. Reducers
   learn which of the outputs they are fetching went stale (:meth:`Scheduler.stale`).
-- Speculative execution (when enabled), LATE-style (Zaharia et al., OSDI 2008): once
-  no task of a kind is idle (the end of the phase), an idle worker asking for work gets
-  a backup attempt of the running task (with a single attempt) expected to finish last,
-  if it is a straggler. Workers report each attempt's progress (0..1) in their
-  heartbeats (:meth:`Scheduler.progress`). An attempt's rate is its progress over the
-  time from its start to the report (to now once reports are ``STALE_AFTER`` heartbeat
-  intervals old, so a dead or hung attempt's rate falls). The typical rate is the median
-  over the kind's succeeded attempts (1 / duration) and its running attempts with
-  progress; a typical attempt takes 1 / that. An attempt with progress is a straggler
-  if its rate is at most ``1 / SLOW_FACTOR`` of the typical one and its estimated time
-  left, ``(1 - progress) / rate`` less the time since the report, exceeds the typical
-  time by ``MIN_LAG`` seconds (so a backup is expected to finish first). An attempt with
-  no progress yet falls back to elapsed time: at least ``SLOW_FACTOR`` times the typical
-  time and ``MIN_LAG`` seconds more. Reduce backups wait for the map phase to end,
-  except in streaming mode by the rate rule: there every reducer fetches each map output
-  as it completes, so peers' rates are comparable and one whose progress stopped falls
-  behind. No backup goes to a worker whose own last succeeded attempt of the kind was
-  that slow; backups of a kind stay within ``BACKUP_SHARE`` of its tasks (at least
-  one). The first attempt to finish wins; the others are discarded (the master's
-  heartbeat reply tells their workers to cancel them).
+- Speculative execution (when enabled): once no task of a kind is idle (the end of the
+  phase), an idle worker asking for work gets a backup attempt of the running task (with
+  a single attempt) expected to finish last, if it is a straggler
+  (:mod:`kubemr.speculation` keeps the rates and judges). Reduce backups wait for the
+  map phase to end, except in streaming mode by the rate rule: there every reducer
+  fetches each map output as it completes, so peers' rates are comparable and one whose
+  progress stopped falls behind. The first attempt to finish wins; the others are
+  discarded (the master's heartbeat reply tells their workers to cancel them).
 - A worker on which ``BLACKLIST_AFTER`` attempts failed gets no more tasks while
   another worker of its role that is not blacklisted is alive (as Hadoop does).
 - A worker that registers again under the same name, role and address while its
@@ -59,255 +47,31 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 
 from __future__ import annotations
 
-import bisect
-import enum
-import heapq
 import math
-from dataclasses import dataclass, field
 
+from kubemr.attempts import (
+    UNCLAIMED,
+    Assignment,
+    Attempt,
+    Kind,
+    MapOutputRef,
+    Outcome,
+    Phase,
+    Recovery,
+    State,
+    Task,
+    TaskTable,
+    Worker,
+    attempt_id,
+    parse_attempt_id,
+)
+from kubemr.speculation import ScanKey, Speculation, Straggler
 from kubemr.splits import Split
 
 FETCH_FAILURE_THRESHOLD = 2
 """Fetch-failure reports against one map attempt's output that declare it lost."""
-SLOW_FACTOR = 1.5
-"""A running attempt whose rate is this many times below the typical one is a straggler."""
-MIN_LAG = 0.5
-"""...if a backup is expected to finish at least this many seconds before it, so tiny
-tasks are never backed up."""
-BACKUP_SHARE = 0.1
-"""Backup attempts per kind, as a share of that kind's tasks (at least one)."""
 BLACKLIST_AFTER = 3
 """Failed attempts on one worker after which it is avoided."""
-STALE_AFTER = 2
-"""Heartbeat intervals after which an attempt's last progress report is stale."""
-
-
-def heartbeat_interval(timeout: float) -> float:
-    """Seconds between a worker's heartbeats (which carry progress), given the timeout."""
-    return min(1.0, timeout / 4)
-
-
-PENDING = "pending:"
-"""Prefix of the owner of a recovered map output whose worker has not registered yet."""
-
-
-class Kind(enum.Enum):
-    MAP = "map"
-    REDUCE = "reduce"
-
-
-def attempt_id(kind: Kind, index: int, number: int) -> str:
-    """``m3.a2``: map task 3, attempt 2."""
-    return f"{'m' if kind is Kind.MAP else 'r'}{index}.a{number}"
-
-
-def parse_attempt_id(text: str) -> tuple[Kind, int, int]:
-    """The kind, task index and attempt number an attempt id names; ValueError if none."""
-    head, _, number = text.partition(".a")
-    if head[:1] not in ("m", "r") or not head[1:].isdigit() or not number.isdigit():
-        raise ValueError(f"not an attempt id: {text!r}")
-    return (Kind.MAP if head[0] == "m" else Kind.REDUCE), int(head[1:]), int(number)
-
-
-class State(enum.Enum):
-    IDLE = "idle"
-    RUNNING = "running"
-    DONE = "done"
-
-
-class Phase(enum.Enum):
-    PENDING = "Pending"
-    MAPPING = "Mapping"
-    REDUCING = "Reducing"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-@dataclass(slots=True)
-class Attempt:
-    id: str
-    kind: Kind
-    index: int
-    worker: str
-    started: float
-    finished: float | None = None
-    outcome: str = "running"  # running | succeeded | failed | discarded | lost | recovered
-    backup: bool = False
-    progress: float = 0.0
-    """Share of the attempt's work done (0..1), as its worker last reported it."""
-    reported: float | None = None
-    """When that progress was reported."""
-    rule: str = ""
-    """Backups: the rule that chose the original as a straggler (``rate`` or ``elapsed``)."""
-
-
-@dataclass(slots=True)
-class MapOutputRef:
-    """Where a completed map task's output lives."""
-
-    index: int
-    attempt: str
-    worker: str
-    """The holder's worker id (``pending:<name>`` until a recovered output is claimed)."""
-    address: str
-    partitions: list[tuple[int, int]]
-    name: str = ""
-    """The holder's worker name, which outlives a master (its id does not)."""
-
-    @property
-    def pending(self) -> bool:
-        return self.worker.startswith(PENDING)
-
-
-class Task:
-    """One map or reduce task. Setting its state keeps its :class:`TaskTable`'s index."""
-
-    __slots__ = ("_state", "_table", "attempts", "failures", "index", "kind", "output", "running")
-
-    def __init__(self, kind: Kind, index: int, table: TaskTable | None = None) -> None:
-        self.kind = kind
-        self.index = index
-        self._state = State.IDLE
-        self._table = table
-        self.attempts = 0
-        """Highest attempt number handed out."""
-        self.running: set[str] = set()
-        """Ids of its running attempts."""
-        self.failures: list[str] = []
-        """Errors of its failed attempts."""
-        self.output: MapOutputRef | None = None
-        """A done map task's output."""
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @state.setter
-    def state(self, value: State) -> None:
-        if value is not self._state:
-            if self._table is not None:
-                self._table.moved(self.index, self._state, value)
-            self._state = value
-
-    def __repr__(self) -> str:
-        return f"Task({self.kind.value}, {self.index}, {self._state.value})"
-
-
-class TaskTable:
-    """The tasks of one kind, indexed by state, so that the scheduler never scans them
-    per request: counts per state, the lowest-numbered idle task (a heap, lazily
-    cleaned) and the set of running ones."""
-
-    def __init__(self, kind: Kind, count: int) -> None:
-        self.tasks = [Task(kind, i, self) for i in range(count)]
-        self.counts = {State.IDLE: count, State.RUNNING: 0, State.DONE: 0}
-        self.idle = list(range(count))  # a sorted list is a heap
-        self.running: set[int] = set()
-        self.changes = 0
-        """Bumped on every state change (a key of the scheduler's straggler scan)."""
-
-    def moved(self, index: int, old: State, new: State) -> None:
-        self.changes += 1
-        self.counts[old] -= 1
-        self.counts[new] += 1
-        if new is State.IDLE:
-            heapq.heappush(self.idle, index)
-        if new is State.RUNNING:
-            self.running.add(index)
-        elif old is State.RUNNING:
-            self.running.discard(index)
-
-    def first_idle(self) -> Task | None:
-        """The idle task with the lowest index (as a scan in index order would find)."""
-        while self.idle:
-            task = self.tasks[self.idle[0]]
-            if task.state is State.IDLE:
-                return task
-            heapq.heappop(self.idle)
-        return None
-
-
-def kth_of_union(a: list[float], b: list[float], k: int) -> float:
-    """The ``k``-th smallest value (from 0) of two sorted lists taken together, in
-    O(log min(len(a), len(b))) (``b`` the shorter, typically)."""
-    lo, hi = max(0, k + 1 - len(a)), min(k + 1, len(b))
-    while lo < hi:  # find how many of the k+1 smallest come from b
-        i = (lo + hi) // 2
-        if b[i] < a[k - i]:
-            lo = i + 1
-        else:
-            hi = i
-    candidates = [a[k - lo]] if k - lo >= 0 else []
-    if lo > 0:
-        candidates.append(b[lo - 1])
-    return max(candidates)
-
-
-def median_of_union(a: list[float], b: list[float]) -> float:
-    """``statistics.median(a + b)`` of two sorted lists, without building ``a + b``."""
-    n = len(a) + len(b)
-    if n % 2:
-        return kth_of_union(a, b, n // 2)
-    return (kth_of_union(a, b, n // 2 - 1) + kth_of_union(a, b, n // 2)) / 2
-
-
-@dataclass
-class _Scan:
-    """The stragglers of one kind as found at one moment of one state (see
-    :meth:`Scheduler._scan`): reused by every idle worker asking at that moment."""
-
-    key: tuple[Kind, float, int, int]
-    typical: float | None
-    candidates: list[tuple[Straggler, str]]
-    """Stragglers, best first, with the running attempt each was judged by."""
-
-
-@dataclass(slots=True)
-class Worker:
-    id: str
-    name: str
-    role: Kind
-    address: str
-    last_seen: float
-    alive: bool = True
-    attempt: str | None = None
-    told_to_exit: bool = False
-    failures: int = 0
-
-
-@dataclass
-class Recovery:
-    """What earlier masters of this job made durable (read back by :mod:`kubemr.journal`)."""
-
-    attempts: dict[tuple[Kind, int], int] = field(default_factory=dict)
-    """Highest attempt number handed out, per (kind, task index)."""
-    failures: dict[tuple[Kind, int], list[str]] = field(default_factory=dict)
-    """Errors of failed attempts, per (kind, task index)."""
-    map_outputs: dict[int, MapOutputRef] = field(default_factory=dict)
-    """Completed map outputs by task index; ``worker`` is ignored, ``name`` is the holder."""
-    committed: dict[int, str] = field(default_factory=dict)
-    """Committed reduce tasks (in a map-only job, map tasks): index -> attempt id."""
-
-
-@dataclass(frozen=True)
-class Straggler:
-    """A running task worth a backup attempt, and why."""
-
-    task: Task
-    left: float
-    """Estimated seconds until its attempt finishes (infinite when it reported no progress)."""
-    rule: str
-    """``rate`` (progress rate against the typical one) or ``elapsed`` (no progress known)."""
-    started: float
-    """When its running attempt started (ties go to the older one)."""
-
-
-@dataclass(frozen=True)
-class Assignment:
-    kind: Kind
-    index: int
-    attempt: str
-    split: Split | None
 
 
 class Scheduler:
@@ -338,17 +102,13 @@ class Scheduler:
         self.error: str | None = None
         self.version = 0  # bumps whenever map outputs change
         self.fetch_failures: dict[str, list[str]] = {}  # map attempt -> reporting attempts
-        self.backups: dict[Kind, int] = {Kind.MAP: 0, Kind.REDUCE: 0}
         self.claim_deadline: float | None = None  # recovered outputs unclaimed after: lost
         self._worker_seq = 0
         # Indexes, so that no request scans every task or attempt:
         self._held: dict[str, set[int]] = {}  # output holder (worker id or pending:) -> maps
         self._succeeded: dict[str, list[str]] = {}  # worker id -> succeeded attempts
-        self._rates: dict[Kind, list[float]] = {Kind.MAP: [], Kind.REDUCE: []}
-        """Sorted 1 / duration of the succeeded attempts of each kind."""
-        self._running: dict[Kind, set[str]] = {Kind.MAP: set(), Kind.REDUCE: set()}
         self._epoch = 0  # bumped by every change a straggler scan depends on
-        self._scans: dict[Kind, _Scan] = {}
+        self.speculator = Speculation(self.tables, self.attempts, heartbeat_timeout)
 
     # ---- progress -------------------------------------------------------------------
 
@@ -394,7 +154,7 @@ class Scheduler:
 
     # ---- workers --------------------------------------------------------------------
 
-    def register(self, name: str, role: Kind, address: str, now: float) -> str:
+    def register(self, name: str, kind: Kind, address: str, now: float) -> str:
         """A worker (re-)registers; it inherits the map outputs of its earlier self.
 
         Its earlier self is a live registration of the same name, role and address (the
@@ -403,21 +163,21 @@ class Scheduler:
         a worker of that name now at another address are gone with its disk.
         """
         self._worker_seq += 1
-        worker_id = f"{role.value}-{self._worker_seq}-{name}"
+        worker_id = f"{kind.value}-{self._worker_seq}-{name}"
         for earlier in list(self.workers.values()):
-            if earlier.alive and (earlier.name, earlier.role, earlier.address) == (
+            if earlier.alive and (earlier.name, earlier.kind, earlier.address) == (
                 name,
-                role,
+                kind,
                 address,
             ):
                 self._retire(earlier, worker_id, now)
-        self.workers[worker_id] = Worker(worker_id, name, role, address, now)
+        self.workers[worker_id] = Worker(worker_id, name, kind, address, now)
         self._epoch += 1
-        if role is Kind.MAP:
-            for index in sorted(self._held.get(PENDING + name, ())):
+        if kind is Kind.MAP:
+            for index in sorted(self._held.get(UNCLAIMED + name, ())):
                 task = self.maps[index]
                 output = task.output
-                if output is None or output.worker != PENDING + name:
+                if output is None or output.worker != UNCLAIMED + name:
                     continue
                 if output.address == address:
                     self._move_output(task, worker_id)
@@ -439,8 +199,8 @@ class Scheduler:
         """A worker's running attempt (it runs one at a time: ``worker.attempt``) is lost."""
         if worker.attempt is not None:
             attempt = self.attempts[worker.attempt]
-            if attempt.worker == worker.id and attempt.outcome == "running":
-                self._end_attempt(attempt, "lost", now)
+            if attempt.worker == worker.id and attempt.outcome is Outcome.RUNNING:
+                self._end_attempt(attempt, Outcome.LOST, now)
 
     def _move_output(self, task: Task, worker_id: str) -> None:
         output = task.output
@@ -474,19 +234,6 @@ class Scheduler:
         self._epoch += 1
         return True
 
-    def _rate(self, attempt: Attempt, now: float) -> tuple[float, float] | None:
-        """A running attempt's progress rate (per second) and estimated seconds left, or
-        None if it reported no progress. The rate is measured up to the report, so a
-        report's lag does not make an attempt look slow; once reports are stale (its
-        worker died or hangs) it is measured up to now, and so falls."""
-        if attempt.progress <= 0 or attempt.reported is None:
-            return None
-        stale = now - attempt.reported > STALE_AFTER * heartbeat_interval(self.heartbeat_timeout)
-        until = now if stale else attempt.reported
-        rate = attempt.progress / max(until - attempt.started, 1e-3)
-        left = (1.0 - attempt.progress) / rate - (now - until)
-        return rate, max(left, 0.0)
-
     def expire(self, now: float) -> list[str]:
         """Declare dead every worker silent past the timeout; return their ids."""
         dead = [
@@ -519,9 +266,9 @@ class Scheduler:
         """A completed map task's output is gone: the task is idle again."""
         if task.output is not None:
             attempt = self.attempts[task.output.attempt]
-            if attempt.outcome == "succeeded":
-                self._forget_rate(attempt)
-            attempt.outcome = "lost"
+            if attempt.outcome is Outcome.SUCCEEDED:
+                self.speculator.forget(attempt)
+            attempt.outcome = Outcome.LOST
         task.state = State.IDLE
         self._hold(task, None)
         self.version += 1
@@ -537,11 +284,11 @@ class Scheduler:
         worker.last_seen = now
         if worker.attempt is not None:  # it asked again: its previous attempt is over
             previous = self.attempts[worker.attempt]
-            if previous.outcome == "running":
-                self._end_attempt(previous, "lost", now)
+            if previous.outcome is Outcome.RUNNING:
+                self._end_attempt(previous, Outcome.LOST, now)
         if self._avoided(worker):
             return None
-        if worker.role is Kind.MAP:
+        if worker.kind is Kind.MAP:
             task = self.tables[Kind.MAP].first_idle()
         elif self.barrier and not self.map_phase_over:
             task = None
@@ -549,7 +296,7 @@ class Scheduler:
             task = self.tables[Kind.REDUCE].first_idle()
         straggler = None
         if task is None and self.speculative:
-            straggler = self._straggler(worker.role, worker_id, now)
+            straggler = self._straggler(worker.kind, worker_id, now)
             task = straggler.task if straggler is not None else None
         backup = straggler is not None
         if task is None:
@@ -562,23 +309,17 @@ class Scheduler:
             worker_id,
             now,
             backup=backup,
-            rule=straggler.rule if straggler is not None else "",
+            rule=straggler.rule if straggler is not None else None,
         )
-        if backup:
-            self.backups[task.kind] += 1
         self.attempts[attempt.id] = attempt
-        self._running[task.kind].add(attempt.id)
-        scan = self._scans.get(task.kind)
-        fresh = scan is not None and scan.key == self._scan_key(task.kind, now)
+        self.speculator.started(attempt)
+        before = self._scan_key(task.kind, now)
         task.state = State.RUNNING
         task.running.add(attempt.id)
         worker.attempt = attempt.id
         self._epoch += 1
-        if backup and fresh:
-            # A backup changes no other candidate's judgement (its own attempt has no
-            # progress yet): the scan stays valid for the next idle worker.
-            assert scan is not None
-            scan.key = self._scan_key(task.kind, now)
+        if backup:
+            self.speculator.backup_launched(before, self._scan_key(task.kind, now))
         split = self.splits[task.index] if task.kind is Kind.MAP else None
         return Assignment(task.kind, task.index, attempt.id, split)
 
@@ -587,7 +328,7 @@ class Scheduler:
         if worker.failures < BLACKLIST_AFTER:
             return False
         return any(
-            w.alive and w.role is worker.role and w.failures < BLACKLIST_AFTER
+            w.alive and w.kind is worker.kind and w.failures < BLACKLIST_AFTER
             for w in self.workers.values()
         )
 
@@ -595,122 +336,26 @@ class Scheduler:
         """Live workers that get no tasks because too many attempts failed on them."""
         return [w.id for w in self.workers.values() if w.alive and self._avoided(w)]
 
-    def _typical_seconds(self, kind: Kind, now: float) -> float | None:
-        """Seconds a typical attempt of ``kind`` takes: 1 / the median rate of its succeeded
-        attempts and of its running attempts with progress; None if nothing is known."""
-        running = []
-        for attempt_id in self._running[kind]:
-            if measured := self._rate(self.attempts[attempt_id], now):
-                running.append(measured[0])
-        running.sort()
-        done = self._rates[kind]
-        if not running and not done:
-            return None
-        if len(running) > len(done):
-            running, done = done, running
-        return 1.0 / median_of_union(done, running)
-
-    @staticmethod
-    def _duration_rate(attempt: Attempt) -> float:
-        assert attempt.finished is not None
-        return 1.0 / max(attempt.finished - attempt.started, 1e-3)
-
-    def _forget_rate(self, attempt: Attempt) -> None:
-        """A succeeded attempt no longer counts (its output was lost)."""
-        rates = self._rates[attempt.kind]
-        rate = self._duration_rate(attempt)
-        at = bisect.bisect_left(rates, rate)
-        if at < len(rates) and rates[at] == rate:
-            del rates[at]
-
-    def _slow_worker(self, worker_id: str, kind: Kind, typical: float) -> bool:
-        """Whether the worker's last succeeded attempt of ``kind`` was a straggler's."""
-        finished = [
-            (a.finished, a.finished - a.started)
-            for a in map(self.attempts.__getitem__, self._succeeded.get(worker_id, ()))
-            if a.worker == worker_id
-            and a.kind is kind
-            and a.outcome == "succeeded"
-            and a.finished is not None
-        ]
-        return bool(finished) and max(finished)[1] >= SLOW_FACTOR * typical
-
     def _straggler(self, kind: Kind, worker_id: str, now: float) -> Straggler | None:
-        """The running task most worth a backup attempt on this worker, if any."""
-        table = self.tables[kind]
+        """The running task most worth a backup attempt on this worker, if any: reduces
+        only after the map phase, or early by the rate rule in streaming mode."""
         early = kind is Kind.REDUCE and not self.map_phase_over
         if early and self.barrier:
             return None
-        if table.counts[State.IDLE]:
-            return None  # not the end of the phase yet
-        if self.backups[kind] >= max(1, int(len(table.tasks) * BACKUP_SHARE)):
-            return None
-        scan = self._scan(kind, now)
-        if scan.typical is None:
-            return None
-        for candidate, attempt_id in scan.candidates:
-            task = candidate.task
-            if task.running != {attempt_id}:
-                continue  # backed up meanwhile
-            if self.attempts[attempt_id].worker != worker_id:
-                # (checked last: most idle workers at a phase's end find no straggler)
-                slow = self._slow_worker(worker_id, kind, scan.typical)
-                return None if slow else candidate
-        return None
+        succeeded = self._succeeded.get(worker_id, ())
+        return self.speculator.straggler(self._scan_key(kind, now), worker_id, succeeded, early)
 
-    def _scan_key(self, kind: Kind, now: float) -> tuple[Kind, float, int, int]:
+    def _scan_key(self, kind: Kind, now: float) -> ScanKey:
         return (kind, now, self._epoch, self.tables[kind].changes)
-
-    def _scan(self, kind: Kind, now: float) -> _Scan:
-        """The typical attempt time of ``kind`` and its stragglers, best first, judged at
-        ``now``: computed once per moment and state, then shared by every idle worker
-        asking at that moment (a phase's end has as many asking as there are workers)."""
-        key = self._scan_key(kind, now)
-        scan = self._scans.get(kind)
-        if scan is not None and scan.key == key:
-            return scan
-        typical = self._typical_seconds(kind, now)
-        early = kind is Kind.REDUCE and not self.map_phase_over
-        found: list[tuple[float, float, int, Straggler, str]] = []
-        table = self.tables[kind]
-        for index in sorted(table.running) if typical is not None else ():
-            task = table.tasks[index]
-            if len(task.running) != 1:
-                continue
-            attempt_id = next(iter(task.running))
-            attempt = self.attempts[attempt_id]
-            judged = self._judge(attempt, typical, now) if typical is not None else None
-            if judged is None or (early and judged[1] != "rate"):
-                continue
-            candidate = Straggler(task, *judged, started=attempt.started)
-            found.append((-candidate.left, candidate.started, index, candidate, attempt_id))
-        found.sort(key=lambda f: f[:3])  # the longest left, then the oldest, then by index
-        scan = _Scan(key, typical, [(f[3], f[4]) for f in found])
-        self._scans[kind] = scan
-        return scan
-
-    def _judge(self, attempt: Attempt, typical: float, now: float) -> tuple[float, str] | None:
-        """Whether a running attempt is a straggler, given the seconds a typical attempt
-        of its kind takes: its estimated seconds left and the rule that decided, or None."""
-        measured = self._rate(attempt, now)
-        if measured is not None:
-            rate, left = measured
-            if rate * SLOW_FACTOR <= 1.0 / typical and left >= typical + MIN_LAG:
-                return left, "rate"
-            return None
-        if now - attempt.started >= max(SLOW_FACTOR * typical, typical + MIN_LAG):
-            return math.inf, "elapsed"
-        return None
 
     def _task(self, attempt: Attempt) -> Task:
         return (self.maps if attempt.kind is Kind.MAP else self.reduces)[attempt.index]
 
-    def _end_attempt(self, attempt: Attempt, outcome: str, now: float) -> None:
+    def _end_attempt(self, attempt: Attempt, outcome: Outcome, now: float) -> None:
         attempt.outcome = outcome
         attempt.finished = now
-        self._running[attempt.kind].discard(attempt.id)
-        if outcome == "succeeded":
-            bisect.insort(self._rates[attempt.kind], self._duration_rate(attempt))
+        self.speculator.ended(attempt)
+        if outcome is Outcome.SUCCEEDED:
             self._succeeded.setdefault(attempt.worker, []).append(attempt.id)
         self._epoch += 1
         task = self._task(attempt)
@@ -723,7 +368,7 @@ class Scheduler:
 
     def _live_attempt(self, attempt_id: str) -> Attempt | None:
         attempt = self.attempts.get(attempt_id)
-        if attempt is None or attempt.outcome != "running":
+        if attempt is None or attempt.outcome is not Outcome.RUNNING:
             return None
         worker = self.workers.get(attempt.worker)
         if worker is None or not worker.alive:
@@ -741,7 +386,7 @@ class Scheduler:
         for (kind, index), errors in recovery.failures.items():
             self._tasks(kind)[index].failures = list(errors)
         for index, ref in sorted(recovery.map_outputs.items()):
-            owner = PENDING + ref.name
+            owner = UNCLAIMED + ref.name
             task = self.maps[index]
             task.state = State.DONE
             self._hold(
@@ -751,13 +396,13 @@ class Scheduler:
                 ),
             )
             self.attempts[ref.attempt] = Attempt(
-                ref.attempt, Kind.MAP, index, owner, now, now, outcome="recovered"
+                ref.attempt, Kind.MAP, index, owner, now, now, outcome=Outcome.RECOVERED
             )
         for index, committed_by in sorted(recovery.committed.items()):
             kind = parse_attempt_id(committed_by)[0]
             self._tasks(kind)[index].state = State.DONE
             self.attempts[committed_by] = Attempt(
-                committed_by, kind, index, "", now, now, outcome="recovered"
+                committed_by, kind, index, "", now, now, outcome=Outcome.RECOVERED
             )
         if recovery.map_outputs:
             self.claim_deadline = now + self.heartbeat_timeout
@@ -768,7 +413,7 @@ class Scheduler:
         """Recovered map outputs still in use and recovered reduce tasks, by kind."""
         counts = {kind.value: 0 for kind in Kind}
         for attempt in self.attempts.values():
-            if attempt.outcome == "recovered":
+            if attempt.outcome is Outcome.RECOVERED:
                 counts[attempt.kind.value] += 1
         return counts
 
@@ -784,10 +429,10 @@ class Scheduler:
             return False
         task = self._task(attempt)
         if task.state is State.DONE:
-            self._end_attempt(attempt, "discarded", now)
+            self._end_attempt(attempt, Outcome.DISCARDED, now)
             return False
         worker = self.workers[attempt.worker]
-        self._end_attempt(attempt, "succeeded", now)
+        self._end_attempt(attempt, Outcome.SUCCEEDED, now)
         task.state = State.DONE
         self._hold(
             task,
@@ -796,7 +441,7 @@ class Scheduler:
             ),
         )
         for other in list(task.running):  # a backup (or the original) lost the race
-            self._end_attempt(self.attempts[other], "discarded", now)
+            self._end_attempt(self.attempts[other], Outcome.DISCARDED, now)
         self.version += 1
         return True
 
@@ -814,10 +459,10 @@ class Scheduler:
         """A reduce attempt (or a map-only job's map attempt) was committed."""
         attempt = self.attempts[attempt_id]
         task = self._task(attempt)
-        self._end_attempt(attempt, "succeeded", now)
+        self._end_attempt(attempt, Outcome.SUCCEEDED, now)
         task.state = State.DONE
         for other in list(task.running):
-            self._end_attempt(self.attempts[other], "discarded", now)
+            self._end_attempt(self.attempts[other], Outcome.DISCARDED, now)
 
     def attempt_failed(self, attempt_id: str, error: str, now: float) -> bool:
         """Record a failed attempt; the job fails after ``max_attempts`` failures."""
@@ -825,7 +470,7 @@ class Scheduler:
         if attempt is None:
             return False
         task = self._task(attempt)
-        self._end_attempt(attempt, "failed", now)
+        self._end_attempt(attempt, Outcome.FAILED, now)
         task.failures.append(error)
         self.workers[attempt.worker].failures += 1
         if len(task.failures) >= self.max_attempts and task.state is not State.DONE:
@@ -896,27 +541,11 @@ class Scheduler:
 
     def backup_attempts(self) -> dict[str, int]:
         """Backup attempts launched, by kind."""
-        return {kind.value: n for kind, n in self.backups.items()}
+        return self.speculator.launched()
 
     def speculation(self) -> dict[str, object]:
-        """What speculative execution did: backups launched by kind and by the rule that
-        chose them, backups that won (committed first), and backups as a share of all
-        attempts."""
-        backups = [a for a in self.attempts.values() if a.backup]
-        won = {kind.value: 0 for kind in Kind}
-        rules = {"rate": 0, "elapsed": 0}
-        for attempt in backups:
-            rules[attempt.rule] = rules.get(attempt.rule, 0) + 1
-            if attempt.outcome == "succeeded":
-                won[attempt.kind.value] += 1
-        total = len(self.attempts)
-        return {
-            "backups": self.backup_attempts(),
-            "backupsWon": won,
-            "backupsByRule": rules,
-            "attempts": total,
-            "backupShare": round(len(backups) / total, 4) if total else 0.0,
-        }
+        """What speculative execution did (:meth:`kubemr.speculation.Speculation.summary`)."""
+        return self.speculator.summary()
 
     def attempts_by_outcome(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from kubemr import apps, badrecords, compression, formats, inputs, records
+from kubemr.outputdir import OutputDir
 from kubemr.plan import JobPlan
-from kubemr.storage import OutputDir
 
 
 def _add(totals: dict[str, int], counters: apps.Counters) -> None:

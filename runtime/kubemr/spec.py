@@ -28,10 +28,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from kubemr import quantities
+from kubemr import contract, quantities
 
-API_VERSION = "kubemr.io/v1alpha1"
-KIND = "MapReduceJob"
+API_VERSION = contract.API_VERSION
+KIND = contract.KIND
 BUILTIN_APPS = ("wordcount", "grep", "indexer", "sort")
 MODULE_PATTERN = r"^[A-Za-z_][\w.]*(\.py)?:[A-Za-z_][\w.]*$|^[^:]+\.py:[A-Za-z_][\w.]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -16,9 +16,9 @@ import sys
 from typing import Any
 
 from kubemr import address as addresses
-from kubemr import monitoring, stores
+from kubemr import contract, monitoring, stores
 from kubemr import report as reports
-from kubemr.storage import FAILED, SUMMARY, OutputDir
+from kubemr.outputdir import FAILED, SUMMARY, OutputDir
 
 
 def load_kept(path: str) -> reports.JobReport:
@@ -48,22 +48,27 @@ def load_kept(path: str) -> reports.JobReport:
     return reports.load(document, where)
 
 
+def kept_status(report: reports.JobReport) -> contract.StatusReport:
+    """A ``/status`` document for a kept report (the page's footer links to it)."""
+    return contract.StatusReport(
+        job=report.job,
+        phase=report.phase,
+        maps=contract.TaskCount(total=report.maps.total, done=report.maps.done),
+        reduces=contract.TaskCount(total=report.reduces.total, done=report.reduces.done),
+        message=report.failure.error if report.failure is not None else "",
+        kept=True,
+    )
+
+
 def status_of(report: reports.JobReport) -> dict[str, Any]:
-    """A ``/status``-shaped document for a kept report (the page's footer links to it)."""
-    return {
-        "job": report.job,
-        "phase": report.phase,
-        "maps": {"total": report.maps.total, "done": report.maps.done},
-        "reduces": {"total": report.reduces.total, "done": report.reduces.done},
-        "message": report.failure.error if report.failure is not None else "",
-        "kept": True,
-    }
+    """:func:`kept_status` as the JSON document served."""
+    return kept_status(report).document()
 
 
 async def serve(report: reports.JobReport, bind: str, port: int) -> None:
     """Serve the page of ``report`` on ``bind:port`` until cancelled (or SIGTERM)."""
     server = monitoring.MonitoringServer(
-        bind, port, status=lambda: status_of(report), report=lambda: report
+        bind, port, status=lambda: kept_status(report), report=lambda: report
     )
     bound = await server.start()
     print(

@@ -16,7 +16,7 @@ A worker told to stop (SIGTERM: its pod is being deleted; the entry point sets
 at the next block of input or the next key), removes the attempt's unfinished files,
 tells the master it leaves (within :data:`LEAVE_TIMEOUT`, so the attempt and the worker's
 map outputs run again at once, as lost rather than failed) and returns
-:data:`kubemr.master.EXIT_TERMINATED`.
+:data:`kubemr.contract.EXIT_TERMINATED`.
 
 Every heartbeat carries the running attempt's progress, 0..1, which the master's
 speculation compares with its peers'. A map's progress is the share of its split's
@@ -44,13 +44,14 @@ from typing import Any, ParamSpec, TypeVar
 import grpc
 
 from kubemr import address as addresses
-from kubemr import apps, auth, monitoring, plan, runs, shuffle, stores
+from kubemr import apps, auth, contract, fetcher, monitoring, rpcmetrics, shuffle, stores
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
+from kubemr.apps import APP_COUNTER_PREFIX
 from kubemr.badrecords import TooManyBadRecordsError
-from kubemr.config import WorkerConfig
+from kubemr.config import GRPC_OPTIONS, WorkerConfig
+from kubemr.fetches import FETCH_SHARE
 from kubemr.maptask import MapCancelledError, run_map
-from kubemr.master import APP_COUNTER_PREFIX, EXIT_TERMINATED, GRPC_OPTIONS
 from kubemr.partitioning import make_partitioner
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -126,7 +127,7 @@ class Context:
                 options=GRPC_OPTIONS,
                 interceptors=[
                     *auth.client_interceptors(self.config.token),
-                    *self.metrics.client_interceptors(),
+                    *rpcmetrics.client_interceptors(self.metrics),
                 ],
             )
         return self.channels[address]
@@ -236,8 +237,7 @@ async def _heartbeats(ctx: Context, stop: asyncio.Event) -> None:
 
 async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     spec = ctx.job.spec
-    combine = plan.decide_combine(spec, ctx.app)
-    combiner = getattr(ctx.app, "combine", None) if combine else None
+    combiner = getattr(ctx.app, "combine", None) if spec.combine else None  # decided by the plan
     root = ctx.config.work_dir
     result = await _off_loop(
         ctx,
@@ -274,164 +274,6 @@ def with_app_counters(counters: dict[str, int], app: dict[str, int]) -> dict[str
     return {**counters, **{APP_COUNTER_PREFIX + k: v for k, v in app.items()}}
 
 
-FETCH_SHARE = 0.5
-"""The share of a reduce attempt's progress that fetching stands for; reducing is the rest."""
-FETCH_RETRY_DELAY = 0.2
-"""Seconds a reducer waits before fetching a map task's output again after a failure
-(times the number of failures so far for that task)."""
-
-
-async def _fetch_all(
-    ctx: Context, task: Assignment, scratch: Path, buffer: shuffle.FetchBuffer
-) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
-    """Fetch this reduce task's partition of every map output, as they are reported.
-
-    A fetch that fails (the mapper is gone, or no longer has the output) is reported to
-    the master and dropped; the master reruns the map once the output is declared lost
-    and a later reply names the new attempt. A fetch the master says is stale (its map
-    output was lost or replaced) is abandoned the same way. Completed fetches are kept:
-    their data was read whole, whatever happened to the mapper since.
-    """
-    spec = ctx.job.spec
-    metrics = ctx.metrics
-    metrics.set("kubemr_fetch_sources_capacity", spec.shuffle.parallel_fetches)
-    done: dict[int, shuffle.FetchedRun] = {}
-    inflight: dict[int, tuple[pb.MapOutput, Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
-    failures: dict[int, int] = {}
-    gate = asyncio.Semaphore(spec.shuffle.parallel_fetches)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    waited = 0.0
-    total: int | None = None
-    idle_poll = False  # the last reply had nothing new: do not spin on the master
-
-    async def fetch(ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
-        delay = FETCH_RETRY_DELAY * failures.get(ref.map_task, 0)
-        if delay:
-            await asyncio.sleep(delay)
-        queued = time.perf_counter()
-        metrics.add("kubemr_fetch_sources_waiting", 1)
-        try:
-            await gate.acquire()
-        finally:
-            metrics.add("kubemr_fetch_sources_waiting", -1)
-        metrics.observe("kubemr_fetch_slot_wait_seconds", time.perf_counter() - queued)
-        metrics.add("kubemr_fetch_sources_active", 1)
-        try:
-            return await shuffle.fetch_run(
-                ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to, buffer
-            )
-        finally:
-            metrics.add("kubemr_fetch_sources_active", -1)
-            gate.release()
-
-    async def poll(delay: float) -> pb.MapOutputsReply:
-        if delay:
-            await asyncio.sleep(delay)
-        return await ctx.stub.AwaitMapOutputs(
-            pb.MapOutputsRequest(
-                worker_id=ctx.worker_id,
-                attempt_id=task.attempt_id,
-                have=sorted({*done, *inflight}),
-                fetching=sorted(ref.attempt_id for ref, _, _ in inflight.values()),
-            )
-        )
-
-    def drop(index: int) -> None:
-        ref, spill_to, pending = inflight.pop(index)
-        pending.cancel()
-        if spill_to is None:
-            buffer.unreserve(ref.bytes)
-        else:
-            spill_to.unlink(missing_ok=True)
-
-    async def harvest() -> None:
-        for index, (ref, _, pending) in list(inflight.items()):
-            if not pending.done():
-                continue
-            exc = pending.exception()
-            if exc is None:
-                inflight.pop(index)
-                done[index] = pending.result()
-                if total:
-                    ctx.progress[task.attempt_id] = FETCH_SHARE * len(done) / total
-            elif isinstance(exc, grpc.aio.AioRpcError | runs.FrameError):
-                # Unreachable, or it sent bytes that are not frames (a corrupt disk, a
-                # hostile peer): the stream is dropped and the map output reported, so
-                # the master re-runs that map; this reduce attempt carries on.
-                drop(index)
-                failures[index] = failures.get(index, 0) + 1
-                reason = (
-                    f"{exc.code().name}: {exc.details()}"
-                    if isinstance(exc, grpc.aio.AioRpcError)
-                    else f"corrupt data: {exc}"
-                )
-                log.warning(
-                    "%s: fetch of %s from %s failed: %s",
-                    task.attempt_id,
-                    ref.attempt_id,
-                    ref.address,
-                    reason,
-                )
-                await ctx.stub.ReportFetchFailure(
-                    pb.FetchFailure(
-                        worker_id=ctx.worker_id,
-                        attempt_id=task.attempt_id,
-                        map_task=ref.map_task,
-                        map_attempt_id=ref.attempt_id,
-                        error=reason,
-                    )
-                )
-            else:
-                raise exc
-
-    poller: asyncio.Task[pb.MapOutputsReply] | None = None
-    try:
-        while True:
-            await harvest()
-            if total is not None and len(done) >= total:
-                break
-            if poller is None:
-                poller = asyncio.create_task(poll(ctx.heartbeat_interval if idle_poll else 0.0))
-            poll_started = loop.time()
-            await asyncio.wait(
-                [poller, *(pending for _, _, pending in inflight.values())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not poller.done():
-                continue
-            waited += loop.time() - poll_started
-            metrics.observe("kubemr_map_output_wait_seconds", loop.time() - poll_started)
-            reply = poller.result()
-            poller = None
-            if reply.cancelled:
-                raise asyncio.CancelledError("reduce attempt no longer wanted")
-            total = reply.total
-            for index in reply.lost:
-                if index in inflight:
-                    log.info(
-                        "%s: map %d output is stale, dropping its fetch", task.attempt_id, index
-                    )
-                    drop(index)
-            for ref in reply.outputs:
-                if ref.map_task in done or ref.map_task in inflight:
-                    continue
-                spill_to = None if buffer.reserve(ref.bytes) else _spill_path(scratch, ref)
-                inflight[ref.map_task] = (ref, spill_to, asyncio.create_task(fetch(ref, spill_to)))
-            idle_poll = reply.complete and not reply.outputs and not reply.lost
-    finally:
-        if poller is not None:
-            poller.cancel()
-        for _, _, pending in inflight.values():
-            pending.cancel()
-    timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
-    return [done[i] for i in sorted(done)], timings
-
-
-def _spill_path(scratch: Path, ref: pb.MapOutput) -> Path:
-    return scratch / f"fetched-m{ref.map_task:06d}-{ref.attempt_id}.run"
-
-
 async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
     scratch = ctx.config.work_dir / "reduce" / task.attempt_id
     scratch.mkdir(parents=True, exist_ok=True)
@@ -440,7 +282,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
         spec.shuffle.buffer_size, ctx.metrics, coarse=ctx.config.coarse_fetch_lock
     )
     try:
-        fetched, timings = await _fetch_all(ctx, task, scratch, buffer)
+        fetched, timings = await fetcher.fetch_all(ctx, task, scratch, buffer)
         sources: list[list[bytes] | Path] = [
             r.path if r.path is not None else r.frames for r in fetched
         ]
@@ -597,7 +439,7 @@ async def _leave(ctx: Context, reason: str) -> None:
 
 async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = None) -> int:
     """Serve until the master says the job is over (0), or until ``terminate`` is set
-    (:data:`~kubemr.master.EXIT_TERMINATED`); return the exit code."""
+    (:data:`~kubemr.contract.EXIT_TERMINATED`); return the exit code."""
     terminate = terminate or asyncio.Event()
     config.work_dir.mkdir(parents=True, exist_ok=True)
     server: grpc.aio.Server | None = None
@@ -611,7 +453,7 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
             options=GRPC_OPTIONS,
             interceptors=[
                 *auth.server_interceptors(config.token, "shuffle", metrics),
-                metrics.server_interceptor(),
+                rpcmetrics.server_interceptor(metrics),
             ],
         )
         pb_grpc.add_ShuffleServicer_to_server(servicer, server)
@@ -621,7 +463,10 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
     channel = grpc.aio.insecure_channel(
         config.master,
         options=MASTER_CHANNEL_OPTIONS,
-        interceptors=[*auth.client_interceptors(config.token), *metrics.client_interceptors()],
+        interceptors=[
+            *auth.client_interceptors(config.token),
+            *rpcmetrics.client_interceptors(metrics),
+        ],
     )
     stub = pb_grpc.MasterStub(channel)
     stop = asyncio.Event()
@@ -630,7 +475,7 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
         ctx = await _unless(terminate, _context(stub, config, address, metrics))
         if ctx is None:
             log.warning("%s stopping (SIGTERM) before it registered", config.name)
-            return EXIT_TERMINATED
+            return contract.EXIT_TERMINATED
         ctx.stopping = terminate
         servicer.chunk_size = ctx.job.spec.shuffle.chunk_size
         log.info("%s registered as %s", config.name, ctx.worker_id)
@@ -664,7 +509,7 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
             log.warning("%s stopping (SIGTERM): it takes no further task", ctx.worker_id)
             if not ctx.lost.is_set():
                 await _leave(ctx, "SIGTERM")
-            return EXIT_TERMINATED
+            return contract.EXIT_TERMINATED
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await beats

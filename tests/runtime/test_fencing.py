@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubemr.master import EXIT_SUPERSEDED
+from kubemr.contract import EXIT_SUPERSEDED
 from roles import Job, journal_records, poll
 
 from testjobs import APPS, manifest, sorted_output, word_input

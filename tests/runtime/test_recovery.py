@@ -19,9 +19,9 @@ import pytest
 from kubemr import journal as journals
 from kubemr import plan, spec
 from kubemr.launcher import Launcher, LaunchError, LocalRun
+from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.sequential import run_sequential
-from kubemr.storage import OutputDir
 
 from testjobs import ROOT, manifest, sorted_output, word_input
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubemr.master import EXIT_TERMINATED
+from kubemr.contract import EXIT_TERMINATED
 from roles import Job, Role, journal_records, poll
 
 from testjobs import APPS, manifest, sorted_output, word_input

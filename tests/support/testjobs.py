@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubemr import compression
+from kubemr import compression, plan, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKS = ROOT.parent / "shared" / "data" / "gutenberg"
@@ -101,3 +101,20 @@ def run_bench(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
         timeout=RUN_DEADLINE,
         check=False,
     )
+
+
+def small_plan(tmp_path: Path, reduce_tasks: int = 2, **extra: Any) -> plan.JobPlan:
+    """The plan of a small wordcount job over ``tmp_path/in.txt`` (a few 256-byte splits)."""
+    source = tmp_path / "in.txt"
+    if not source.exists():
+        source.write_text("a b c\n" * 200)
+    doc = manifest(
+        "wc",
+        {"builtin": "wordcount"},
+        [str(source)],
+        tmp_path / "out",
+        input={"splitSize": "256"},
+        reduceTasks=reduce_tasks,
+        **extra,
+    )
+    return plan.plan_job(spec.parse_job(doc, "test"), [])

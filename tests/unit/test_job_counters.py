@@ -5,26 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubemr import apps, master, metrics, plan, spec
+from kubemr import apps, master, metrics
 from kubemr import journal as journals
-from kubemr.storage import OutputDir
+from kubemr.outputdir import OutputDir
 
-from testjobs import manifest
+from testjobs import small_plan
 
 
 def state_for(tmp_path: Path, **extra: object) -> tuple[master.JobState, journals.Journal]:
-    source = tmp_path / "in.txt"
-    source.write_text("a b c\n" * 200)
-    doc = manifest(
-        "wc",
-        {"builtin": "wordcount"},
-        [str(source)],
-        tmp_path / "out",
-        input={"splitSize": "256"},
-        reduceTasks=2,
-        **extra,
-    )
-    job = plan.plan_job(spec.parse_job(doc, "test"), [])
+    job = small_plan(tmp_path, **extra)
     output = OutputDir(job.job.spec.output.path)
     journal, replay = journals.open_journal(output, job)
     return master.JobState(job, output, journal, replay), journal

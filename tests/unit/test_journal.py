@@ -9,26 +9,11 @@ from typing import Any
 
 import pytest
 from kubemr import journal as journals
-from kubemr import plan, spec
-from kubemr.scheduler import Kind
-from kubemr.storage import OutputDir
+from kubemr import plan
+from kubemr.attempts import Kind
+from kubemr.outputdir import OutputDir
 
-from testjobs import manifest
-
-
-def make_plan(tmp_path: Path, reduce_tasks: int = 2) -> plan.JobPlan:
-    source = tmp_path / "in.txt"
-    if not source.exists():
-        source.write_text("a b c\n" * 200)
-    doc = manifest(
-        "wc",
-        {"builtin": "wordcount"},
-        [str(source)],
-        tmp_path / "out",
-        input={"splitSize": "256"},
-        reduceTasks=reduce_tasks,
-    )
-    return plan.plan_job(spec.parse_job(doc, "test"), [])
+from testjobs import small_plan
 
 
 def records(path: str) -> list[dict[str, Any]]:
@@ -70,7 +55,7 @@ def first_run(tmp_path: Path, job: plan.JobPlan) -> tuple[OutputDir, journals.Jo
 
 
 def test_a_fresh_job_starts_a_journal_under_temporary(tmp_path: Path) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.close()
     path = Path(journals.journal_path(output.path))
@@ -87,7 +72,7 @@ def test_a_fresh_job_starts_a_journal_under_temporary(tmp_path: Path) -> None:
 
 
 def test_the_same_job_resumes_where_the_journal_ends(tmp_path: Path) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     _, journal = first_run(tmp_path, job)
     journal.close()
     resumed, replay = journals.open_journal(OutputDir(job.job.spec.output.path), job)
@@ -113,7 +98,7 @@ def test_the_same_job_resumes_where_the_journal_ends(tmp_path: Path) -> None:
 def test_a_torn_last_line_is_ignored_and_cut_off(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     _, journal = first_run(tmp_path, job)
     journal.stream.write(b'{"event":"map_done","attempt":"m1.a2","wor')  # the master died here
     journal.close()
@@ -130,9 +115,9 @@ def test_a_torn_last_line_is_ignored_and_cut_off(
 
 
 def test_a_changed_manifest_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    _, journal = first_run(tmp_path, make_plan(tmp_path))
+    _, journal = first_run(tmp_path, small_plan(tmp_path))
     journal.close()
-    changed = make_plan(tmp_path, reduce_tasks=3)
+    changed = small_plan(tmp_path, reduce_tasks=3)
     output = OutputDir(changed.job.spec.output.path)
     with caplog.at_level(logging.WARNING):
         fresh, replay = journals.open_journal(output, changed)
@@ -146,7 +131,7 @@ def test_a_changed_manifest_starts_over(tmp_path: Path, caplog: pytest.LogCaptur
 
 
 def test_an_unreadable_journal_starts_over(tmp_path: Path) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     path = Path(journals.journal_path(job.job.spec.output.path))
     path.parent.mkdir(parents=True)
     path.write_text('{"event": "start", "time": 1}\n')  # no header
@@ -157,7 +142,7 @@ def test_an_unreadable_journal_starts_over(tmp_path: Path) -> None:
 
 def test_a_part_file_renamed_before_the_master_died_is_kept(tmp_path: Path) -> None:
     """``committing`` journaled, rename done, ``committed`` not journaled: keep the part."""
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.append(
         {
@@ -179,7 +164,7 @@ def test_a_part_file_renamed_before_the_master_died_is_kept(tmp_path: Path) -> N
 
 
 def test_a_commit_that_never_renamed_runs_again(tmp_path: Path) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.append(
         {
@@ -198,7 +183,7 @@ def test_a_commit_that_never_renamed_runs_again(tmp_path: Path) -> None:
 
 
 def test_part_files_the_journal_does_not_vouch_for_are_not_trusted(tmp_path: Path) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output, journal = first_run(tmp_path, job)
     journal.close()
     Path(output.final_path(1)).write_text("stale\t9\n")  # never journaled as committing
@@ -212,7 +197,7 @@ def test_part_files_the_journal_does_not_vouch_for_are_not_trusted(tmp_path: Pat
 def test_a_newer_master_takes_the_epoch_and_the_older_one_writes_nothing(
     tmp_path: Path,
 ) -> None:
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output = OutputDir(job.job.spec.output.path)
     older, _ = journals.open_journal(output, job)
     older.append({"event": "assigned", "attempt": "m0.a1"})
@@ -232,7 +217,7 @@ def test_a_newer_master_takes_the_epoch_and_the_older_one_writes_nothing(
 
 def test_a_job_that_ended_fences_every_master(tmp_path: Path) -> None:
     """Finishing removes the temporary area, epoch included: a late master stops."""
-    job = make_plan(tmp_path)
+    job = small_plan(tmp_path)
     output = OutputDir(job.job.spec.output.path)
     journal, _ = journals.open_journal(output, job)
     journal.close()

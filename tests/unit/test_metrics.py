@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 
 from kubemr import journal as journals
-from kubemr import master, metrics, monitoring, plan, spec
-from kubemr.scheduler import Attempt, Kind
-from kubemr.storage import OutputDir
+from kubemr import master, metriccatalog, metrics, monitoring, plan, spec
+from kubemr.attempts import Attempt, Kind
+from kubemr.outputdir import OutputDir
 from prometheus_client.parser import text_string_to_metric_families
 
 from testjobs import manifest
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_LABELS = {"kubemr_job", "role", "phase", "outcome", "rule", "method"}
 
 
-def view() -> metrics.JobView:
-    return metrics.JobView(
+def view() -> metrics.JobGauges:
+    return metrics.JobGauges(
         tasks={"map": 3, "reduce": 2},
         completed={"map": 3, "reduce": 1},
         running=True,
@@ -54,17 +54,17 @@ def test_every_exported_family_is_in_the_catalogue_with_bounded_labels() -> None
     seen: set[str] = set()
     for role in ("master", "mapper", "reducer"):
         for name, labels in exported(role).items():
-            assert name in metrics.BY_NAME, f"{role} exports {name}, not in CATALOG"
-            definition = metrics.BY_NAME[name]
+            assert name in metriccatalog.BY_NAME, f"{role} exports {name}, not in CATALOG"
+            definition = metriccatalog.BY_NAME[name]
             if labels:  # a family with no samples yet has no labels to show
-                assert labels == {*metrics.COMMON_LABELS, *definition.labels}, name
+                assert labels == {*metriccatalog.COMMON_LABELS, *definition.labels}, name
             assert labels <= ALLOWED_LABELS, name
             seen.add(name)
-    assert seen == set(metrics.BY_NAME), "catalogued but never exported"
+    assert seen == set(metriccatalog.BY_NAME), "catalogued but never exported"
 
 
 def test_names_follow_the_conventions() -> None:
-    for m in metrics.CATALOG:
+    for m in metriccatalog.CATALOG:
         assert m.name.startswith("kubemr_"), m.name
         assert m.name.endswith("_total") == (m.kind == "counter"), m.name
         if m.kind == "histogram":
@@ -74,9 +74,9 @@ def test_names_follow_the_conventions() -> None:
 
 def test_docs_metrics_md_carries_the_catalogue() -> None:
     doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    assert metrics.catalog_table() in doc, "docs/metrics.md is stale: run `make monitoring`"
+    assert metriccatalog.catalog_table() in doc, "docs/metrics.md is stale: run `make monitoring`"
     documented = set(re.findall(r"^\| `(kubemr_\w+)` \|", doc, re.MULTILINE))
-    assert documented == set(metrics.BY_NAME)
+    assert documented == set(metriccatalog.BY_NAME)
 
 
 def test_recorded_values_appear_in_the_exposition_and_the_snapshot() -> None:

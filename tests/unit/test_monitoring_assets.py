@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubemr import metrics
+from kubemr import metriccatalog
 from kubemr_operator import manifests
 from kubemr_operator.settings import Settings
 
@@ -72,7 +72,7 @@ def referenced(expr: str) -> set[str]:
 
 
 def test_every_query_uses_catalogued_metrics() -> None:
-    known = set(metrics.BY_NAME)
+    known = set(metriccatalog.BY_NAME)
     boards = sorted(DASHBOARDS.glob("*.json"))
     assert len(boards) == 3
     for path in boards:

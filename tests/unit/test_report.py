@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from kubemr import report as reports
-from kubemr.scheduler import Kind, Scheduler
+from kubemr.attempts import Kind
+from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
 SPLITS = [Split("a.txt", 0, 100), Split("a.txt", 100, 250), Split("b.txt", 0, 50)]
@@ -71,7 +72,7 @@ def test_slowest_tasks_compare_with_the_median_of_their_kind() -> None:
     ]
     assert [x.ratio for x in got.slowest] == [1.0, 1.0]
     s.map_succeeded(next(iter(s.maps[1].running)), [(1, 1), (1, 1)], 6.0)
-    s.assign(next(w.id for w in s.workers.values() if w.role is Kind.MAP), 6.0)
+    s.assign(next(w.id for w in s.workers.values() if w.kind is Kind.MAP), 6.0)
     s.map_succeeded(next(iter(s.maps[2].running)), [(1, 1), (1, 1)], 7.0)
     later = reports.project(s, figures(), 12.0, 1012.0)
     first = later.slowest[0]
@@ -110,7 +111,7 @@ def test_a_backup_attempt_marks_its_task_speculative() -> None:
 def test_a_failed_job_names_the_task_its_error_workers_and_logs() -> None:
     s, ids = running_job()
     assert s.attempt_failed(ids["r0"], "Traceback...\nValueError: first", 6.0)
-    reducer = next(w.id for w in s.workers.values() if w.role is Kind.REDUCE)
+    reducer = next(w.id for w in s.workers.values() if w.kind is Kind.REDUCE)
     again = s.assign(reducer, 6.0)
     assert again is not None
     assert s.attempt_failed(again.attempt, "Traceback...\nValueError: <b>second</b>", 7.0)

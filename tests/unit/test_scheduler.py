@@ -1,16 +1,16 @@
 """The master's scheduling rules, driven directly (no processes, no gRPC)."""
 
 import pytest
-from kubemr.scheduler import (
+from kubemr.attempts import (
     Kind,
     MapOutputRef,
     Phase,
     Recovery,
-    Scheduler,
     State,
     attempt_id,
     parse_attempt_id,
 )
+from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
 

@@ -7,16 +7,9 @@ import statistics
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kubemr.scheduler import (
-    PENDING,
-    Kind,
-    MapOutputRef,
-    Recovery,
-    Scheduler,
-    State,
-    TaskTable,
-    median_of_union,
-)
+from kubemr.attempts import UNCLAIMED, Kind, MapOutputRef, Recovery, State, TaskTable
+from kubemr.scheduler import Scheduler
+from kubemr.speculation import median_of_union
 from kubemr.splits import Split
 
 rates = st.lists(st.floats(min_value=1e-3, max_value=1e3), max_size=30).map(sorted)
@@ -50,13 +43,13 @@ def assert_consistent(s: Scheduler) -> None:
     assert {k: v for k, v in s._held.items() if v} == held
     for kind in Kind:
         running = {a.id for a in s.attempts.values() if a.kind is kind and a.outcome == "running"}
-        assert s._running[kind] == running
+        assert s.speculator.running[kind] == running
         durations = sorted(
             1.0 / max(a.finished - a.started, 1e-3)
             for a in s.attempts.values()
             if a.kind is kind and a.outcome == "succeeded" and a.finished is not None
         )
-        assert s._rates[kind] == durations
+        assert s.speculator.rates[kind] == durations
     for worker in s.workers.values():
         mine = {
             a.id for a in s.attempts.values() if a.worker == worker.id and a.outcome == "succeeded"
@@ -86,7 +79,7 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
             }
         )
         s.restore(recovery, 0.0)
-        assert s._held.keys() >= {PENDING + "m0", PENDING + "m1"}
+        assert s._held.keys() >= {UNCLAIMED + "m0", UNCLAIMED + "m1"}
     workers = [s.register(f"m{i}", Kind.MAP, f"h:{i}", 0.0) for i in range(5)]
     workers += [s.register(f"r{i}", Kind.REDUCE, f"h:r{i}", 0.0) for i in range(3)]
     now = 0.0
@@ -116,7 +109,7 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
         elif action < 0.95:  # the worker reconnects, or a replacement comes
             old = s.workers[worker]
             address = old.address if rng.random() < 0.5 else old.address + "x"
-            workers.append(s.register(old.name, old.role, address, now))
+            workers.append(s.register(old.name, old.kind, address, now))
         elif action < 0.97:
             s.expire(now + 10.0)
             workers.append(s.register(f"n{len(workers)}", Kind.MAP, "h:n", now))

@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from kubemr import monitoring, statuspage, statusui
 from kubemr import report as reports
-from kubemr.scheduler import Kind, Scheduler
+from kubemr.attempts import Kind
+from kubemr.outputdir import FAILED, SUMMARY, OutputDir
+from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
-from kubemr.storage import FAILED, SUMMARY, OutputDir
 
 
 def job_report(failed: bool = False, splits: int = 3) -> reports.JobReport:

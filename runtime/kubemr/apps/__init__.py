@@ -58,6 +58,8 @@ class AppError(ValueError):
     """An app that cannot be found, imported or constructed."""
 
 
+APP_COUNTER_PREFIX = "app:"
+"""Task reports carry the app's counters among the engine's, named ``app:<name>``."""
 MAX_COUNTERS = 100
 """Most distinct counter names an app may use in one task (and the job keeps), which
 bounds the metric's cardinality (Hadoop's limit is 120)."""
