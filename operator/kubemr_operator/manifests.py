@@ -28,7 +28,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubemr import address as addresses
 from kubemr import contract
 from kubemr import spec as specs
 
@@ -97,7 +96,7 @@ def path_problems(spec: specs.JobSpec, settings: Settings) -> tuple[str, ...]:
 
 def master_address(ref: JobRef, settings: Settings) -> str:
     """``host:port`` of the master as the job's pods reach it (the headless Service)."""
-    return addresses.join(f"{service_name(ref.name)}.{ref.namespace}.svc", settings.master_port)
+    return contract.host_port(f"{service_name(ref.name)}.{ref.namespace}.svc", settings.master_port)
 
 
 def labels(

@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import lightkube
-from kubemr import address as addresses
 from kubemr import contract
 from lightkube.resources.core_v1 import Pod
 
@@ -113,7 +112,8 @@ async def master_report(
     )
     if not masters or masters[-1].deleting:
         return None
-    url = f"http://{addresses.join(masters[-1].ip, settings.monitoring_port)}{contract.STATUS_PATH}"
+    master = contract.host_port(masters[-1].ip, settings.monitoring_port)
+    url = f"http://{master}{contract.STATUS_PATH}"
     try:
         async with http.get(url) as response:
             if response.status != 200:

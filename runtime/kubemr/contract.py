@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from kubemr import address
+
 # ---- the custom resource -------------------------------------------------------------
 
 GROUP = "kubemr.io"
@@ -47,6 +49,15 @@ replaced, and resumes the job."""
 EXIT_SUPERSEDED = 4
 """Exit code of a master that found another master holding the job (a newer epoch, see
 :class:`kubemr.journal.Epoch`) and stopped without writing: the other one runs the job."""
+
+# ---- addresses --------------------------------------------------------------------------
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as every kubemr process reads it, an IPv6 host in brackets (the
+    operator writes the master's address and reads its ``/status`` with it)."""
+    return address.join(host, port)
+
 
 # ---- roles ------------------------------------------------------------------------------
 
