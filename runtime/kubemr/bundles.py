@@ -260,6 +260,7 @@ def install_command(python: str, into: Path) -> list[str]:
         "--disable-pip-version-check",
         "--no-cache-dir",
         "--no-input",
+        "--isolated",  # no pip.conf or PIP_* of the image: the shipped wheels only
         "--no-index",
         "--find-links",
         str(into / WHEELS_DIR),
