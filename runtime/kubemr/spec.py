@@ -163,8 +163,8 @@ class AppSpec(Model):
     """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
     args: StringMap = Field(default_factory=dict)
     """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
-    requirements: list[Annotated[str, Field(min_length=1, pattern=r"^[^\s#-][^\n]*$")]] = Field(
-        default_factory=list, max_length=256
+    requirements: list[Annotated[str, Field(min_length=1, pattern=r"^[^\t\n\r\f #-][^\n]*$")]] = (
+        Field(default_factory=list, max_length=256)
     )
     """Python requirements of the app, one pip requirement each (``inflection==0.5.1``).
     ``kubemr submit`` resolves them into wheels and ships them in ``bundle``; ``kubemr

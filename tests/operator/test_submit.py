@@ -15,8 +15,10 @@ import importlib.util
 import io
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,13 @@ import yaml
 from kubemr import bundles
 from localkube import apiclient, deadlines
 from localkube import cluster as clusters
+from test_s3 import credentials_secret, fresh_bucket, minio
 
+import s3server
 from testjobs import ROOT, run_cli, sorted_output, write_manifest
 
 pytestmark = pytest.mark.cluster
+__all__ = ["minio"]  # the S3 server fixture, shared with test_s3
 
 SUBMIT_DEADLINE = deadlines.Deadline("submit_finished", 240.0)
 GARBAGE_COLLECTED = deadlines.Deadline("garbage_collected", 60.0)
@@ -101,13 +106,21 @@ def manifest(name: str, module: str, paths: str, output: Path, **spec: Any) -> d
     }
 
 
+KUBEMR = [sys.executable, "-m", "kubemr_client"]
+"""The real ``kubemr`` command line, with the client's commands."""
+
+
+def kubeconfig(cluster: clusters.Cluster) -> dict[str, str]:
+    """This environment with the cluster's kubeconfig as the current one."""
+    return {**os.environ, "KUBECONFIG": str(cluster.paths.kubeconfig)}
+
+
 def kubemr(cluster: clusters.Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real ``kubemr`` command line (with the client's commands), with the cluster's
-    kubeconfig as the current one."""
+    """Run ``kubemr`` against the cluster and wait."""
     return subprocess.run(
-        [sys.executable, "-m", "kubemr_client", *args],
+        [*KUBEMR, *args],
         cwd=ROOT,
-        env={**os.environ, "KUBECONFIG": str(cluster.paths.kubeconfig)},
+        env=kubeconfig(cluster),
         text=True,
         capture_output=True,
         timeout=SUBMIT_DEADLINE.seconds,
@@ -128,7 +141,10 @@ def oracle(tmp_path: Path, doc: dict[str, Any], module: str, env: dict[str, str]
 
 
 def job(kube: apiclient.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    return kube.get(f"/apis/kubemr.io/v1alpha1/namespaces/{namespace}/mapreducejobs/{name}")
+    found: dict[str, Any] = kube.get(
+        f"/apis/kubemr.io/v1alpha1/namespaces/{namespace}/mapreducejobs/{name}"
+    )
+    return found
 
 
 def bundle_config_map(kube: apiclient.ApiClient, namespace: str, name: str) -> dict[str, Any]:
@@ -154,9 +170,34 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
         cleanupPolicy="KeepAll",
     )
     path = write_manifest(tmp_path, doc)
-    result = kubemr(cluster, "submit", str(path), "--app", str(app), "-n", job_namespace)
-    assert result.returncode == 0, result.stderr
-    assert "letters: Succeeded" in result.stderr
+    # Ctrl-C once the job runs: the command detaches, the job goes on to the end.
+    submitter = subprocess.Popen(
+        [*KUBEMR, "submit", str(path), "--app", str(app), "-n", job_namespace],
+        cwd=ROOT,
+        env=kubeconfig(cluster),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr = submitter.stderr
+    assert stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")))
+    reader.start()
+    deadlines.poll(
+        SUBMIT_DEADLINE,
+        lambda: True if any("letters: Running" in line for line in lines) else None,
+        "kubemr submit reports the job Running",
+    )
+    submitter.send_signal(signal.SIGINT)
+    assert submitter.wait(SUBMIT_DEADLINE.seconds) == 130
+    reader.join()
+    assert "detached; the job keeps running" in lines[-1], lines
+
+    def finished() -> dict[str, Any] | None:
+        status = job(kube, job_namespace, "letters").get("status", {})
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    assert deadlines.poll(SUBMIT_DEADLINE, finished, "letters finished")["phase"] == "Succeeded"
     assert sorted_output(shared / "out") == oracle(tmp_path, doc, f"{app}:FirstLetters", {})
     submitted = job(kube, job_namespace, "letters")
     assert submitted["spec"]["app"]["module"] == "firstletters.py:FirstLetters"
@@ -294,3 +335,59 @@ def test_a_requirement_the_pods_cannot_install_fails_the_job_with_a_condition(
     assert installed["status"] == "False"
     assert "No matching distribution found for msgpack" in installed["message"]
     assert not (shared / "out").exists()
+
+
+def test_a_bundle_too_large_for_a_config_map_goes_to_the_jobs_s3_storage(
+    kube: apiclient.ApiClient,
+    cluster: clusters.Cluster,
+    job_namespace: str,
+    shared: Path,
+    tmp_path: Path,
+    minio: s3server.MinioServer,
+) -> None:
+    bucket, client = fresh_bucket(minio)
+    secret = credentials_secret(kube, job_namespace, minio)
+    package = tmp_path / "letters"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "app.py").write_text(FIRST_LETTERS)
+    # Incompressible data: the bundle outgrows a ConfigMap.
+    (package / "table.bin").write_bytes(random.Random(5).randbytes(bundles.CONFIG_MAP_LIMIT))
+    doc = manifest(
+        "bigapp",
+        "letters.app:FirstLetters",
+        words(shared / "in"),
+        shared / "unused",
+        storage={
+            "endpoint": minio.endpoint,
+            "region": "us-east-1",
+            "credentialsSecret": secret,
+        },
+    )
+    doc["spec"]["output"]["path"] = f"s3://{bucket}/out"
+    path = write_manifest(tmp_path, doc)
+    result = subprocess.run(
+        [*KUBEMR, "submit", str(path), "--app", str(package), "-n", job_namespace],
+        cwd=ROOT,
+        env={**kubeconfig(cluster), **minio.client_env()},
+        text=True,
+        capture_output=True,
+        timeout=SUBMIT_DEADLINE.seconds,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    bundle = job(kube, job_namespace, "bigapp")["spec"]["app"]["bundle"]
+    assert "configMap" not in bundle
+    key = f".kubemr/bundles/{bundle['sha256']}.zip"
+    assert bundle["url"] == f"s3://{bucket}/{key}"
+    assert client.head_object(Bucket=bucket, Key=key)["ContentLength"] > bundles.CONFIG_MAP_LIMIT
+    lines: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/"):
+        for item in page.get("Contents", []):
+            if "/part-" in item["Key"]:
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                lines += body.decode().splitlines()
+    local = yaml.safe_load(yaml.safe_dump(doc))
+    local["spec"].pop("storage")
+    env = {"PYTHONPATH": str(tmp_path)}
+    assert sorted(lines) == oracle(tmp_path, local, "letters.app:FirstLetters", env)
