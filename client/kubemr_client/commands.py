@@ -8,6 +8,7 @@ server with lightkube and the current kubeconfig (``$KUBECONFIG`` or ``~/.kube/c
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -156,6 +157,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(f"submitted mapreducejob {namespace}/{name}", file=sys.stderr)
     if args.no_wait:
         return 0
+    # Ctrl-C detaches, even when started with SIGINT ignored (a background runner's `&`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _follow(client, name, namespace)
     except KeyboardInterrupt:

@@ -170,27 +170,27 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
         cleanupPolicy="KeepAll",
     )
     path = write_manifest(tmp_path, doc)
-    # Ctrl-C once the job runs: the command detaches, the job goes on to the end.
-    submitter = subprocess.Popen(
+    # Ctrl-C while it follows the job: the command detaches, the job goes on to the end.
+    with subprocess.Popen(
         [*KUBEMR, "submit", str(path), "--app", str(app), "-n", job_namespace],
         cwd=ROOT,
         env=kubeconfig(cluster),
         stderr=subprocess.PIPE,
         text=True,
-    )
-    stderr = submitter.stderr
-    assert stderr is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")))
-    reader.start()
-    deadlines.poll(
-        SUBMIT_DEADLINE,
-        lambda: True if any("letters: Running" in line for line in lines) else None,
-        "kubemr submit reports the job Running",
-    )
-    submitter.send_signal(signal.SIGINT)
-    assert submitter.wait(SUBMIT_DEADLINE.seconds) == 130
-    reader.join()
+    ) as submitter:
+        stderr = submitter.stderr
+        assert stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")))
+        reader.start()
+        deadlines.poll(
+            SUBMIT_DEADLINE,
+            lambda: True if any("submitted mapreducejob" in line for line in lines) else None,
+            "kubemr submit creates the job and follows it",
+        )
+        submitter.send_signal(signal.SIGINT)
+        assert submitter.wait(SUBMIT_DEADLINE.seconds) == 130, lines
+        reader.join()
     assert "detached; the job keeps running" in lines[-1], lines
 
     def finished() -> dict[str, Any] | None:
