@@ -102,14 +102,16 @@ def _create(client: lightkube.Client, manifest: dict[str, Any], what: str) -> An
         raise _api_error(error, f"creating {what}") from None
 
 
-def _create_bundle(client: lightkube.Client, manifest: dict[str, Any]) -> None:
-    """Create the bundle's ConfigMap; one of that name already has the same content (the
-    name holds the digest): use it."""
+def _create_bundle(client: lightkube.Client, manifest: dict[str, Any]) -> bool:
+    """Create the bundle's ConfigMap (True); one of that name already has the same content
+    (the name holds the digest): use it (False)."""
     try:
         client.create(codecs.from_dict(manifest))
     except lightkube.ApiError as error:
         if error.status.code != 409:
             raise _api_error(error, f"creating ConfigMap {manifest['metadata']['name']}") from None
+        return False
+    return True
 
 
 def _own(client: lightkube.Client, name: str, namespace: str, job: str, uid: str) -> None:
@@ -147,13 +149,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client, namespace = _client(args.namespace or job.metadata.namespace)
     job, bundle = _pack(args, job)
     name = job.metadata.name
-    if bundle is not None and job.spec.app.bundle and job.spec.app.bundle.config_map:
-        _create_bundle(client, submission.bundle_config_map(name, namespace, bundle))
-    created = _create(
-        client, submission.job_document(job, namespace), f"MapReduceJob {namespace}/{name}"
-    )
-    if job.spec.app.bundle and job.spec.app.bundle.config_map:
-        _own(client, job.spec.app.bundle.config_map, namespace, name, created.metadata.uid)
+    created_bundle: str | None = None  # a ConfigMap this command created
+    reference = job.spec.app.bundle
+    if (
+        bundle is not None
+        and reference is not None
+        and reference.config_map is not None
+        and _create_bundle(client, submission.bundle_config_map(name, namespace, bundle))
+    ):
+        created_bundle = reference.config_map
+    try:
+        created = _create(
+            client, submission.job_document(job, namespace), f"MapReduceJob {namespace}/{name}"
+        )
+    except ClientError:
+        if created_bundle is not None:  # owned by no job, it would stay forever
+            client.delete(ConfigMap, created_bundle, namespace=namespace)
+        raise
+    if reference is not None and reference.config_map is not None:
+        _own(client, reference.config_map, namespace, name, created.metadata.uid)
     print(f"submitted mapreducejob {namespace}/{name}", file=sys.stderr)
     if args.no_wait:
         return 0

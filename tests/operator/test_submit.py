@@ -238,6 +238,17 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
     )
     assert missing.returncode == 2 and "no reducer pod with index 7" in missing.stderr
 
+    # The same name again, with other code: refused, and its new bundle is not left behind.
+    app.write_text(FIRST_LETTERS + "# changed\n")
+    again = kubemr(cluster, "submit", str(path), "--app", str(app), "-n", job_namespace)
+    assert again.returncode == 2 and "creating MapReduceJob" in again.stderr, again.stderr
+    bundles_left = [
+        c["metadata"]["name"]
+        for c in kube.items(apiclient.resource_path("configmaps", job_namespace))
+        if c["metadata"]["name"].startswith("letters-app-")
+    ]
+    assert bundles_left == [cm["metadata"]["name"]]
+
     deleted = kubemr(cluster, "delete", "letters", "-n", job_namespace)
     assert deleted.returncode == 0, deleted.stderr
     name = cm["metadata"]["name"]
