@@ -148,8 +148,9 @@ def build(app: Path | None, wheels: Sequence[Path], requirements: Sequence[str])
 
 def module_reference(module: str, app: Path) -> str:
     """``spec.app.module`` as the pods see it: a file reference (``path/x.py:Attr``) names
-    the shipped file by its name alone (it is unpacked into ``app/``); a dotted reference
-    is unchanged (``app/`` is on the import path)."""
+    the shipped file by its place under ``app/`` (a single file: its name; a file of a
+    package directory: ``<dir>/<path inside it>``); a dotted reference is unchanged
+    (``app/`` is on the import path)."""
     name, _, attr = module.partition(":")
     if not name.endswith(".py"):
         return module
@@ -160,8 +161,11 @@ def module_reference(module: str, app: Path) -> str:
                 "name the shipped file (or give --app the file the module names)"
             )
         return f"{app.name}:{attr}"
-    inside = f"{app.name}/{PurePosixPath(name).name}"
-    return f"{inside}:{attr}"
+    try:  # a file inside the package directory keeps its place in it
+        inside = Path(name).resolve().relative_to(app.resolve()).as_posix()
+    except ValueError:
+        inside = PurePosixPath(name).name
+    return f"{app.name}/{inside}:{attr}"
 
 
 def placement(size: int, output_path: str, limit: int = CONFIG_MAP_LIMIT) -> str:

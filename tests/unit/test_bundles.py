@@ -118,6 +118,9 @@ def test_the_module_reference_names_the_shipped_file(tmp_path: Path) -> None:
     single.write_text("")
     assert bundles.module_reference("apps/wc.py:WordCount", single) == "wc.py:WordCount"
     assert bundles.module_reference("shapes.freq:Freq", tmp_path / "shapes") == "shapes.freq:Freq"
+    pkg = package(tmp_path)
+    nested = f"{pkg}/sub/tool.py:Tool"
+    assert bundles.module_reference(nested, pkg) == "shapes/sub/tool.py:Tool"
     with pytest.raises(bundles.BundleError, match=r"ships 'wc\.py'"):
         bundles.module_reference("apps/other.py:X", single)
 
