@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,cluster,operator]'
+	$(BIN)/pip install --quiet -e '.[dev,cluster,operator,submit]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy -p kubemr -p kubemr_operator
+	$(BIN)/mypy -p kubemr -p kubemr_operator -p kubemr_client
 
 ## crd: regenerate crds/mapreducejob.yaml from the runtime's spec model
 crd: $(STAMP)

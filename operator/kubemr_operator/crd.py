@@ -3,7 +3,8 @@
 One schema: the OpenAPI v3 schema in ``crds/mapreducejob.yaml`` is derived from
 :class:`kubemr.spec.JobSpec` (field names, types, enums, minimums, maximums, patterns,
 descriptions), plus what only the API server can express: the "exactly one of
-app.builtin and app.module" rule in CEL, the status subresource, printer columns, the
+app.builtin and app.module" (and of app.bundle.configMap and app.bundle.url) rules in CEL,
+the status subresource, printer columns, the
 short name and category. ``python -m kubemr_operator.crd`` rewrites the file; a test
 fails when the committed file drifts from the model.
 
@@ -102,6 +103,12 @@ def spec_schema() -> dict[str, Any]:
             "rule": f"!has(self.module) || self.module.matches(r'{spec.MODULE_PATTERN}')",
             "message": "app.module must be 'package.module:Attr' or 'file.py:Attr'",
         },
+    ]
+    app["properties"]["bundle"]["x-kubernetes-validations"] = [
+        {
+            "rule": "has(self.configMap) != has(self.url)",
+            "message": "exactly one of app.bundle.configMap and app.bundle.url must be set",
+        }
     ]
     schema["x-kubernetes-validations"] = [
         {

@@ -10,7 +10,8 @@ repeated create harmless.
 
 Phases: ``Pending`` (pods starting), ``Running`` (the master runs), ``Succeeded``,
 ``Failed``, ``Suspended``. Conditions: ``Running``, ``Complete``, ``Failed``,
-``Suspended``, ``PodsPending``, ``CreateRefused``, each with a reason.
+``Suspended``, ``PodsPending``, ``CreateRefused``, ``AppInstalled`` (a job with a code
+bundle: whether its pods could install it), each with a reason.
 
 Acting can fail in a way a decision must answer: the API server may refuse to create one
 of the job's objects (admission, quota, validation). The handlers report each refusal
@@ -60,7 +61,18 @@ KEPT_REPORTS = {SUCCEEDED: "_summary.json", FAILED: "_FAILED"}
 report (``kubemr ui`` serves it): kubemr.outputdir's SUMMARY and FAILED."""
 
 # Reasons the operator itself ends a job: its pods are stopped at once.
-OPERATOR_FAILURES = ("DeadlineExceeded", "BackoffLimitExceeded", "PodPendingTimeout", FAILED_CREATE)
+APP_INSTALL_FAILED = "AppInstallFailed"
+"""Reason of a job whose code bundle could not be installed in a pod (a failed
+``install-app`` init container: a bad digest, or pip could not install the requirements
+from the shipped wheels). Retrying cannot help, so the job fails at once."""
+
+OPERATOR_FAILURES = (
+    "DeadlineExceeded",
+    "BackoffLimitExceeded",
+    "PodPendingTimeout",
+    FAILED_CREATE,
+    APP_INSTALL_FAILED,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class PodView:
     """Why it is not running: Unschedulable, ErrImagePull, Evicted, OOMKilled, Error..."""
     message: str = ""
     """The detail: the scheduler's message, or the termination message (log tail)."""
+    install_failed: bool = False
+    """Its ``install-app`` init container failed (``message`` is its log tail)."""
 
     @property
     def may_run(self) -> bool:
@@ -321,6 +335,9 @@ class _Reconciliation:
             return
         failed = self.failed_pods()
         status["failedPods"] = len(failed)
+        self.app_installed(spec)
+        if self.finished:
+            return
         self.apply_report(spec)
         self.status_page()
         self.master(spec, failed)
@@ -344,6 +361,34 @@ class _Reconciliation:
             status.get("message", ""),
             self.now_text,
         )
+
+    def app_installed(self, spec: specs.JobSpec) -> None:
+        """A job with a code bundle: the ``AppInstalled`` condition, and the job's end
+        when a pod could not install the bundle (the same bundle fails everywhere)."""
+        if spec.app.bundle is None:
+            return
+        broken = sorted((p for p in self.observed.pods if p.install_failed), key=lambda p: p.name)
+        if broken:
+            pod = broken[0]
+            message = (
+                f"pod {pod.name} could not install the app's code bundle: "
+                f"{_last_line(pod.message) or 'install-app failed'}"
+            )
+            set_condition(
+                self.status, "AppInstalled", False, APP_INSTALL_FAILED, message, self.now_text
+            )
+            self.finish(FAILED, APP_INSTALL_FAILED, message)
+            return
+        master = self.current_master()
+        if master is not None and master.phase in ("Running", "Succeeded"):
+            set_condition(
+                self.status,
+                "AppInstalled",
+                True,
+                "Installed",
+                "the code bundle is installed",
+                self.now_text,
+            )
 
     # ---- pods -----------------------------------------------------------------------
 

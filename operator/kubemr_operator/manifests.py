@@ -14,6 +14,14 @@ the labels ``kubemr.io/job``, ``kubemr.io/role``, ``kubemr.io/index`` and
 carries the ``prometheus.io/*`` scrape annotations (the Helm chart's PodMonitor,
 ``metrics.podMonitor.enabled``, scrapes that port for the Prometheus operator).
 
+A job with a code bundle (``spec.app.bundle``, written by ``kubemr submit``) gets, in every
+pod, an init container ``install-app`` (``kubemr install-app``, the same image and the same
+restricted security context) that verifies the bundle's SHA-256, unpacks it into a writable
+emptyDir and installs its requirements from the shipped wheels (``pip --no-index``); the
+runtime container mounts that emptyDir read-only and has its ``app/`` and ``site/`` first
+on ``PYTHONPATH``. The bundle's ConfigMap is the submitter's (content-named, owned by the
+job), mounted read-only; a bundle in S3 is read with the job's storage credentials.
+
 Object-store credentials never appear in the custom resource: with
 ``spec.storage.credentialsSecret`` every job pod gets ``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY`` (and, if the Secret has it, ``AWS_SESSION_TOKEN``) from that
@@ -46,6 +54,11 @@ TOKEN_KEY = "token"
 WORK_VOLUME = "kubemr-work"
 TMP_VOLUME = "kubemr-tmp"
 JOB_VOLUME = "kubemr-job"
+APP_VOLUME = "kubemr-app"
+BUNDLE_VOLUME = "kubemr-bundle"
+INSTALL_CONTAINER = "install-app"
+"""The init container of a job with a code bundle: it unpacks the bundle and installs the
+requirements; its failure ends the job (lifecycle: ``AppInstallFailed``)."""
 
 Manifest = dict[str, Any]
 
@@ -271,6 +284,66 @@ def _resources(resources: specs.ResourceSpec) -> Manifest:
     return out
 
 
+def _security_context() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _job_volume(ref: JobRef) -> Manifest:
+    return {"name": JOB_VOLUME, "configMap": {"name": config_map_name(ref.name)}}
+
+
+def _bundle_parts(
+    ref: JobRef, job: specs.MapReduceJob, settings: Settings, container: Manifest
+) -> tuple[list[Manifest], list[Manifest]]:
+    """For a job with a code bundle: the init container that installs it, and the volumes
+    it needs (the runtime ``container`` is changed to use what it installed)."""
+    bundle = job.spec.app.bundle
+    if bundle is None:
+        return [], []
+    app_root = f"{settings.app_dir}/app"
+    container["args"] = [*container["args"], "--search", app_root]
+    container["env"].append(_env("PYTHONPATH", f"{app_root}:{settings.app_dir}/site"))
+    container["volumeMounts"].append(
+        {"name": APP_VOLUME, "mountPath": settings.app_dir, "readOnly": True}
+    )
+    volumes: list[Manifest] = [{"name": APP_VOLUME, "emptyDir": {}}]
+    mounts: list[Manifest] = [
+        {"name": APP_VOLUME, "mountPath": settings.app_dir},
+        {"name": TMP_VOLUME, "mountPath": settings.tmp_dir},
+        {"name": JOB_VOLUME, "mountPath": settings.job_dir, "readOnly": True},
+    ]
+    args = ["install-app", "--job", f"{settings.job_dir}/{JOB_FILE}", "--into", settings.app_dir]
+    if bundle.config_map is not None:
+        volumes.append({"name": BUNDLE_VOLUME, "configMap": {"name": bundle.config_map}})
+        mounts.append({"name": BUNDLE_VOLUME, "mountPath": settings.bundle_dir, "readOnly": True})
+        args += ["--bundle-dir", settings.bundle_dir]
+    init: Manifest = {
+        "name": INSTALL_CONTAINER,
+        "image": container["image"],
+        "imagePullPolicy": container["imagePullPolicy"],
+        "command": list(settings.command),
+        "args": args,
+        "env": [
+            _env("TMPDIR", settings.tmp_dir),
+            _env("HOME", settings.tmp_dir),  # pip reads (and may write) ~/.config
+            _env("PIP_NO_CACHE_DIR", "1"),
+            *storage_env(job.spec.storage),
+        ],
+        "resources": container["resources"],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _security_context(),
+        "volumeMounts": mounts,
+    }
+    if "workingDir" in container:
+        init["workingDir"] = container["workingDir"]
+    return [init], volumes
+
+
 def _pod(
     ref: JobRef,
     job: specs.MapReduceJob,
@@ -309,12 +382,7 @@ def _pod(
         "ports": ports,
         "resources": _resources(resources),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _security_context(),
         "volumeMounts": [
             {"name": WORK_VOLUME, "mountPath": settings.work_dir},
             {"name": TMP_VOLUME, "mountPath": settings.tmp_dir},
@@ -324,6 +392,9 @@ def _pod(
     }
     if settings.pod_working_dir:
         container["workingDir"] = settings.pod_working_dir
+    init_containers, bundle_volumes = _bundle_parts(ref, job, settings, container)
+    if init_containers and not any(v["name"] == JOB_VOLUME for v in extra_volumes):
+        bundle_volumes.append(_job_volume(ref))
     pod_spec: Manifest = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
@@ -343,9 +414,12 @@ def _pod(
             {"name": WORK_VOLUME, "emptyDir": {}},
             {"name": TMP_VOLUME, "emptyDir": {}},
             *extra_volumes,
+            *bundle_volumes,
             *spec.volumes,
         ],
     }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
     if spec.node_selector:
@@ -381,7 +455,7 @@ def master_pod(ref: JobRef, job: specs.MapReduceJob, attempt: int, settings: Set
         resources=job.spec.master.resources,
         settings=settings,
         extra_mounts=[{"name": JOB_VOLUME, "mountPath": settings.job_dir, "readOnly": True}],
-        extra_volumes=[{"name": JOB_VOLUME, "configMap": {"name": config_map_name(ref.name)}}],
+        extra_volumes=[_job_volume(ref)],
     )
     pod["metadata"]["annotations"] = scrape_annotations(settings)
     pod["spec"]["containers"][0]["readinessProbe"] = {

@@ -62,7 +62,14 @@ def pod_view(pod: Mapping[str, Any]) -> lifecycle.PodView | None:
             exit_code = terminated.get("exitCode")
             reason = str(terminated.get("reason") or "")
             message = str(terminated.get("message") or "")
-    if phase == "Pending":
+    install_failed = False
+    for container in status.get("initContainerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if container.get("name") == manifests.INSTALL_CONTAINER and terminated.get("exitCode"):
+            install_failed = True
+            reason = lifecycle.APP_INSTALL_FAILED
+            message = str(terminated.get("message") or "")
+    if phase == "Pending" and not install_failed:
         reason, message = _waiting_reason(status)
     elif status.get("reason"):  # Evicted, DeadlineExceeded, NodeLost...
         reason, message = str(status["reason"]), str(status.get("message") or message)
@@ -82,6 +89,7 @@ def pod_view(pod: Mapping[str, Any]) -> lifecycle.PodView | None:
         exit_code=exit_code,
         reason=reason,
         message=message,
+        install_failed=install_failed,
     )
 
 

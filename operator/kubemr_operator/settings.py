@@ -49,7 +49,15 @@ class Settings:
     pod never hides a host path under /tmp it was given (the local cluster runs pods on
     the host's filesystem). Default /var/lib/kubemr-tmp."""
     job_dir: str = "/etc/kubemr"
-    """Where the job's manifest (a ConfigMap) is mounted in the master. Default /etc/kubemr."""
+    """Where the job's manifest (a ConfigMap) is mounted in the master (and, for a
+    job with a code bundle, in every pod's init container). Default /etc/kubemr."""
+    bundle_dir: str = "/etc/kubemr-bundle"
+    """Where a job's code-bundle ConfigMap (``spec.app.bundle.configMap``) is mounted in the
+    init container that installs it. Default /etc/kubemr-bundle."""
+    app_dir: str = "/var/lib/kubemr-app"
+    """Where each pod of a job with a code bundle has the writable emptyDir the bundle is
+    unpacked and its requirements installed into (``app/`` and ``site/``, on the
+    runtime's import path; read-only for the runtime). Default /var/lib/kubemr-app."""
     run_as_user: int = 65532
     """UID (and GID, fsGroup) of job pods; they never run as root. Default 65532."""
     pod_working_dir: str | None = None

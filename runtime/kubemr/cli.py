@@ -1,4 +1,5 @@
-"""The ``kubemr`` command: ``run``, ``master``, ``worker``, ``validate``, ``plan`` and ``ui``.
+"""The ``kubemr`` command: ``run``, ``master``, ``worker``, ``validate``, ``plan``, ``ui``
+and ``install-app`` (plus the commands an extension adds: :data:`Extension`).
 
 This is the only place that reads the environment and the only place that exits.
 In a pod the operator sets ``KUBEMR_*`` variables (and ``POD_NAME``/``POD_IP`` from the
@@ -15,7 +16,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,13 @@ from kubemr.contract import (  # the names the operator sets (kubemr.contract)
     ENV_TOKEN,
     ENV_WORK_DIR,
 )
+
+Command = Callable[[argparse.Namespace], int]
+"""A command's handler: its parsed arguments in, the exit code out."""
+Extension = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], dict[str, Command]]
+"""Adds commands to the parser and returns their handlers (``kubemr_client`` adds
+``submit``, ``status``, ``logs`` and ``delete`` this way: the runtime knows nothing of
+Kubernetes)."""
 
 
 def _monitoring_port(env: Mapping[str, str]) -> int | None:
@@ -94,7 +102,12 @@ def _slowdown(text: str) -> Slowdown:
     return Slowdown(slot, value)
 
 
-def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def _parser(
+    env: Mapping[str, str],
+    extensions: Sequence[Extension] = (),
+    handlers: dict[str, Command] | None = None,
+) -> argparse.ArgumentParser:
+    """The parser; each extension's commands are added, their handlers into ``handlers``."""
     parser = argparse.ArgumentParser(prog="kubemr", description="MapReduce on Kubernetes.")
     parser.add_argument("--version", action="version", version=f"kubemr {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -238,6 +251,27 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     _monitoring_args(worker, env)
     _auth_args(worker)
     worker.set_defaults(coarse_fetch_lock=env.get(ENV_COARSE_LOCK, "") == "1")
+
+    install = commands.add_parser(
+        "install-app",
+        help="unpack the job's code bundle and install its requirements from the shipped "
+        "wheels (a pod's init container runs this)",
+    )
+    install.add_argument(
+        "--job", type=Path, default=env.get(ENV_JOB_FILE), help=f"the manifest [${ENV_JOB_FILE}]"
+    )
+    install.add_argument(
+        "--bundle-dir",
+        type=Path,
+        help="where the bundle's ConfigMap is mounted (for spec.app.bundle.configMap)",
+    )
+    install.add_argument(
+        "--into", type=Path, required=True, help="a writable directory (an emptyDir)"
+    )
+    for extension in extensions:
+        added = extension(commands)
+        if handlers is not None:
+            handlers.update(added)
     return parser
 
 
@@ -443,11 +477,43 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return asyncio.run(_until_sigterm(lambda terminate: worker.run_worker(config, terminate)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run a command, turn known errors into a message and exit code 2."""
-    from kubemr import apps, inputs, launcher, outputdir, report, stores  # noqa: PLC0415
+def _cmd_install_app(args: argparse.Namespace) -> int:
+    from kubemr import bundles  # noqa: PLC0415
 
-    args = _parser(os.environ).parse_args(argv)
+    if args.job is None:
+        raise SystemExit(f"kubemr install-app: --job or ${ENV_JOB_FILE} is required")
+    job = _load(args.job)
+    bundle = job.spec.app.bundle
+    if bundle is None:
+        raise SystemExit(f"kubemr install-app: {args.job} has no spec.app.bundle")
+    if bundle.url is not None:
+        source = bundle.url
+    elif args.bundle_dir is not None:
+        source = str(args.bundle_dir / spec.BUNDLE_KEY)
+    else:
+        raise SystemExit("kubemr install-app: the bundle is a ConfigMap: give --bundle-dir")
+    data = bundles.read(source, job.spec.storage)
+    bundles.verify(data, bundle.sha256, source)
+    requirements = bundles.unpack(data, args.into)
+    try:
+        bundles.install_requirements(args.into, requirements)
+    except bundles.BundleError as exc:
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        raise
+    print(
+        f"installed the code bundle {bundle.sha256[:12]} ({len(data):,} bytes) into "
+        f"{args.into}; requirements: {', '.join(requirements) or 'none'}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None, extensions: Sequence[Extension] = ()) -> None:
+    """Entry point: run a command, turn known errors into a message and exit code 2."""
+    from kubemr import apps, bundles, inputs, launcher, outputdir, report, stores  # noqa: PLC0415
+
+    extra: dict[str, Command] = {}
+    args = _parser(os.environ, extensions, extra).parse_args(argv)
     _setup_logging(
         args.command if args.command != "worker" else args.role or "worker", args.verbose
     )
@@ -458,6 +524,8 @@ def main(argv: list[str] | None = None) -> None:
         "master": _cmd_master,
         "worker": _cmd_worker,
         "ui": _cmd_ui,
+        "install-app": _cmd_install_app,
+        **extra,
     }
     try:
         code = handlers[args.command](args)
@@ -469,6 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         outputdir.OutputError,
         stores.StoreError,
         report.ReportError,
+        bundles.BundleError,
     ) as exc:
         print(f"kubemr: {exc}", file=sys.stderr)
         code = contract.EXIT_BAD_INPUT

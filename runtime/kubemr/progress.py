@@ -1,4 +1,5 @@
-"""What ``kubemr run`` shows: a progress bar while the job runs, a report at the end."""
+"""What ``kubemr run`` (and ``kubemr submit``) shows: a progress bar while the job runs, a
+report at the end."""
 
 from __future__ import annotations
 
@@ -31,10 +32,15 @@ class JobProgress:
         self.reduces = self.progress.add_task("reduce", total=None)
 
     def update(self, status: pb.JobStatus) -> None:
-        self.progress.update(self.maps, total=status.maps_total, completed=status.maps_done)
-        self.progress.update(
-            self.reduces, total=status.reduces_total, completed=status.reduces_done
-        )
+        self.counts(status.maps_done, status.maps_total, status.reduces_done, status.reduces_total)
+
+    def counts(
+        self, maps_done: int, maps_total: int | None, reduces_done: int, reduces_total: int | None
+    ) -> None:
+        """Move the bars (a total of None: not known yet); ``kubemr submit`` feeds them
+        from the MapReduceJob's status."""
+        self.progress.update(self.maps, total=maps_total, completed=maps_done)
+        self.progress.update(self.reduces, total=reduces_total, completed=reduces_done)
 
     def metrics_url(self, process: str, url: str) -> None:
         """Say where a process of the job serves its metrics (stderr, above the bars)."""

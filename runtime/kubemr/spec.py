@@ -126,6 +126,34 @@ class Model(BaseModel):
         }
 
 
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+BUNDLE_KEY = "bundle.zip"
+"""The key of a bundle's ConfigMap (``spec.app.bundle.configMap``) that holds the bundle."""
+
+
+class AppBundleSpec(Model):
+    """Where the pods find the job's own code (``kubemr submit`` writes this; Kubernetes
+    only). The bundle is a zip of the app (``app/``), the wheels its requirements resolved
+    to (``wheels/``) and ``requirements.txt``; an init container unpacks it and installs
+    the requirements from the wheels alone (``pip --no-index``) before the runtime starts
+    (docs/submit.md)."""
+
+    config_map: Annotated[str, Field(pattern=SUBDOMAIN_PATTERN, max_length=253)] | None = None
+    """A ConfigMap in the job's namespace holding the bundle under the key ``bundle.zip``
+    (as ``binaryData``). Exactly one of configMap/url."""
+    url: Annotated[str, Field(pattern=r"^s3://[^/]+/.+[^/]$")] | None = None
+    """An ``s3://bucket/key`` object holding the bundle, read with ``spec.storage``."""
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)]
+    """The bundle's SHA-256 (hex); the pods refuse a bundle with any other content, so
+    the code cannot change under a running job."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AppBundleSpec:
+        if (self.config_map is None) == (self.url is None):
+            raise ValueError("exactly one of app.bundle.configMap and app.bundle.url must be set")
+        return self
+
+
 class AppSpec(Model):
     """Which map/reduce code runs: a built-in app or a user module."""
 
@@ -135,6 +163,15 @@ class AppSpec(Model):
     """A user app as ``package.module:Attr`` or ``path/to/file.py:Attr``."""
     args: StringMap = Field(default_factory=dict)
     """String arguments passed to the app's constructor as keywords (grep: ``pattern``)."""
+    requirements: list[Annotated[str, Field(min_length=1, pattern=r"^[^\t\n\r\f #-][^\n]*$")]] = (
+        Field(default_factory=list, max_length=256)
+    )
+    """Python requirements of the app, one pip requirement each (``inflection==0.5.1``).
+    ``kubemr submit`` resolves them into wheels and ships them in ``bundle``; ``kubemr
+    run`` expects them installed already. Default none."""
+    bundle: AppBundleSpec | None = None
+    """The job's own code, shipped by ``kubemr submit`` (Kubernetes only). Default none:
+    the app is in the image (or on a volume)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AppSpec:

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from localkube import apiclient, network
 from test_jobs import job_doc, oracle, submit, wait_for
 
@@ -33,26 +31,21 @@ def minio() -> Iterator[s3server.MinioServer]:
         yield server
 
 
-def test_a_job_reads_and_writes_s3_with_credentials_from_a_secret(
-    kube: apiclient.ApiClient,
-    job_namespace: str,
-    tmp_path: Path,
-    minio: s3server.MinioServer,
-) -> None:
+def fresh_bucket(minio: s3server.MinioServer) -> tuple[str, Any]:
+    """A new bucket on the test server, and a client of it."""
     bucket = f"t-{uuid.uuid4().hex[:12]}"
-    client: Any = boto3.session.Session().client(
-        "s3",
-        endpoint_url=minio.endpoint,
-        aws_access_key_id=minio.access_key,
-        aws_secret_access_key=minio.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = minio.client()
     client.create_bucket(Bucket=bucket)
-    for book in sorted(BOOKS.glob("*.txt")):
-        client.upload_file(str(book), bucket, f"books/{book.name}")
+    return bucket, client
+
+
+def credentials_secret(
+    kube: apiclient.ApiClient, namespace: str, minio: s3server.MinioServer
+) -> str:
+    """The Secret ``s3-credentials`` with the server's credentials, for
+    ``spec.storage.credentialsSecret``."""
     kube.create(
-        apiclient.resource_path("secrets", job_namespace),
+        apiclient.resource_path("secrets", namespace),
         {
             "metadata": {"name": "s3-credentials"},
             "stringData": {
@@ -61,6 +54,19 @@ def test_a_job_reads_and_writes_s3_with_credentials_from_a_secret(
             },
         },
     )
+    return "s3-credentials"
+
+
+def test_a_job_reads_and_writes_s3_with_credentials_from_a_secret(
+    kube: apiclient.ApiClient,
+    job_namespace: str,
+    tmp_path: Path,
+    minio: s3server.MinioServer,
+) -> None:
+    bucket, client = fresh_bucket(minio)
+    for book in sorted(BOOKS.glob("*.txt")):
+        client.upload_file(str(book), bucket, f"books/{book.name}")
+    credentials_secret(kube, job_namespace, minio)
     doc = job_doc(
         "s3",
         {"builtin": "wordcount"},

@@ -23,7 +23,6 @@ from typing import Any
 import boto3
 import pytest
 import zstandard
-from botocore.config import Config
 from kubemr import inputs, plan, spec, stores
 from kubemr.launcher import Launcher
 from kubemr.proto import mapreduce_pb2 as pb
@@ -49,14 +48,7 @@ class Bucket:
     def __init__(self, server: s3server.MinioServer) -> None:
         self.server = server
         self.name = f"t-{uuid.uuid4().hex[:12]}"
-        self.client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=server.endpoint,
-            aws_access_key_id=server.access_key,
-            aws_secret_access_key=server.secret_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        self.client = server.client()
         self.client.create_bucket(Bucket=self.name)
 
     @property

@@ -66,6 +66,31 @@ FIELDS: dict[str, Any] = {
         st.fixed_dictionaries({"builtin": st.sampled_from(["wordcount", "grep", "pagerank"])}),
         st.fixed_dictionaries({"module": st.sampled_from(["m:A", "apps/x.py:App", "bad"])}),
         st.dictionaries(st.sampled_from(["builtin", "module", "args"]), VALUES, max_size=3),
+        st.fixed_dictionaries(
+            {"module": st.just("x.py:App")},
+            optional={
+                "requirements": st.one_of(
+                    st.lists(
+                        st.one_of(
+                            st.sampled_from(["inflection==0.5.1", "-e .", "#x", "", " a"]),
+                            st.text(max_size=8),
+                        ),
+                        max_size=2,
+                    ),
+                    VALUES,
+                ),
+                "bundle": st.one_of(
+                    st.fixed_dictionaries(
+                        {"sha256": st.sampled_from(["ab" * 32, "AB" * 32, "0" * 63, ""])},
+                        optional={
+                            "configMap": st.sampled_from(["wc-app-1", "Bad_Name", ""]),
+                            "url": st.sampled_from(["s3://b/k.zip", "s3://b/", "http://x/y"]),
+                        },
+                    ),
+                    VALUES,
+                ),
+            },
+        ),
     ),
     "input": st.one_of(
         st.fixed_dictionaries(

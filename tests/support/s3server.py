@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = ROOT / ".cache" / "bin"
@@ -140,6 +141,20 @@ class MinioServer:
             return self.log_path.read_text(errors="replace")[-2000:]
         except OSError:
             return ""
+
+    def client(self) -> Any:
+        """A boto3 S3 client with the root credentials (path-style, as MinIO wants)."""
+        import boto3  # noqa: PLC0415 (the build command needs no boto3)
+        from botocore.config import Config  # noqa: PLC0415
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
 
     def client_env(self) -> dict[str, str]:
         """The AWS chain's environment variables for this server's root credentials."""

@@ -464,3 +464,21 @@ def test_pods_told_to_stop_by_a_deletion_are_not_failures() -> None:
         Slot("mapper", 0, 1),
         Slot("mapper", 1, 1),
     ]
+
+
+def test_a_pod_that_cannot_install_the_code_bundle_fails_the_job_at_once() -> None:
+    bundled = job(
+        app={"module": "wc.py:WordCount", "bundle": {"configMap": "wc-app-x", "sha256": "e" * 64}}
+    )
+    message = "pip output\nkubemr: pip could not install ...: ERROR: No matching distribution"
+    broken = pod("master", phase="Failed", install_failed=True, message=message, ready=False)
+    decision = decide(bundled, [broken, pod("mapper", 0)])
+    assert decision.status["phase"] == "Failed"
+    assert decision.status["reason"] == lifecycle.APP_INSTALL_FAILED
+    assert "No matching distribution" in decision.status["message"]
+    assert cond(decision, "AppInstalled")["status"] == "False"
+    assert not decision.create, "the same bundle fails again: no replacement"
+    assert "wc-mapper-0" in decision.delete
+    running = decide(bundled, running_pods())
+    assert cond(running, "AppInstalled")["status"] == "True"
+    assert lifecycle.condition(decide(job(), running_pods()).status, "AppInstalled") is None

@@ -271,3 +271,50 @@ def test_relative_paths_are_refused_unless_job_pods_have_a_working_directory() -
     assert manifests.path_problems(s3.spec, SETTINGS) == ()
     rooted = Settings(image="registry.example/kubemr:1", pod_working_dir="/srv/kubemr")
     assert manifests.path_problems(relative.spec, rooted) == ()
+
+
+def test_a_job_with_a_code_bundle_installs_it_in_an_init_container() -> None:
+    sha = "cd" * 32
+    model = job(
+        app={"module": "wc.py:WordCount", "bundle": {"configMap": "wc-app-x", "sha256": sha}}
+    )
+    for role in ("master", "mapper"):
+        pod = manifests.pod(REF, model, role, 0, 0, SETTINGS)
+        (init,) = pod["spec"]["initContainers"]
+        container = pod["spec"]["containers"][0]
+        assert init["name"] == manifests.INSTALL_CONTAINER
+        assert init["args"][:1] == ["install-app"]
+        assert init["args"][init["args"].index("--into") + 1] == SETTINGS.app_dir
+        assert init["args"][init["args"].index("--bundle-dir") + 1] == SETTINGS.bundle_dir
+        assert init["securityContext"] == container["securityContext"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert init["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        mounts = {m["mountPath"]: m for m in init["volumeMounts"]}
+        assert mounts[SETTINGS.app_dir].get("readOnly") is None, "the init container writes"
+        assert mounts[SETTINGS.bundle_dir]["readOnly"] is True
+        runtime_mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert runtime_mounts[SETTINGS.app_dir]["readOnly"] is True
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes[manifests.APP_VOLUME] == {"name": manifests.APP_VOLUME, "emptyDir": {}}
+        assert volumes[manifests.BUNDLE_VOLUME]["configMap"] == {"name": "wc-app-x"}
+        assert volumes[manifests.JOB_VOLUME]["configMap"] == {"name": "wc-spec"}
+        assert env_of(pod)["PYTHONPATH"] == f"{SETTINGS.app_dir}/app:{SETTINGS.app_dir}/site"
+        assert container["args"][-2:] == ["--search", f"{SETTINGS.app_dir}/app"]
+
+
+def test_a_bundle_in_s3_is_read_with_the_jobs_credentials() -> None:
+    model = job(
+        app={"builtin": "wordcount", "bundle": {"url": "s3://b/k.zip", "sha256": "cd" * 32}},
+        storage={"credentialsSecret": "s3-creds"},
+    )
+    pod = manifests.pod(REF, model, "reducer", 0, 0, SETTINGS)
+    (init,) = pod["spec"]["initContainers"]
+    assert "--bundle-dir" not in init["args"]
+    assert manifests.BUNDLE_VOLUME not in {v["name"] for v in pod["spec"]["volumes"]}
+    assert "AWS_ACCESS_KEY_ID" in {e["name"] for e in init["env"]}
+
+
+def test_a_job_without_a_bundle_has_no_init_container() -> None:
+    pod = manifests.pod(REF, job(), "mapper", 0, 0, SETTINGS)
+    assert "initContainers" not in pod["spec"]
+    assert "PYTHONPATH" not in env_of(pod)

@@ -77,7 +77,7 @@ def dump(client: apiclient.ApiClient, paths: layout.Layout, namespace: str) -> s
     lines = [f"==== namespace {namespace}: pods"]
     for pod in client.items(apiclient.resource_path("pods", namespace)):
         lines.append(f"--- pod {pod['metadata']['name']}: {json.dumps(pod.get('status'))}")
-        for container in pod["spec"]["containers"]:
+        for container in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
             log = workloads.container_log(paths, pod, container["name"])
             lines.append(f"--- log of {container['name']}:\n{log[-4000:]}")
     lines.append(f"==== namespace {namespace}: events")
