@@ -206,9 +206,12 @@ class Elector:
                             f"(last error: {error or type(error).__name__})"
                         )
                 else:
-                    if verdict.action is not Action.RENEW:
-                        holder = verdict.memory.record.holder if verdict.memory.record else ""
+                    holder = verdict.memory.record.holder if verdict.memory.record else ""
+                    if verdict.action is not Action.RENEW and holder != self.identity:
                         reason = f"the lease is now held by {holder or 'nobody'}"
+                    elif verdict.action is not Action.RENEW and not self.leading():
+                        # Still named, but the renewal lost a race (409) until the deadline.
+                        reason = f"no renewal succeeded for {self.timing.renew_deadline} s"
             if reason:
                 self._renewed_at = None
                 lost(reason)

@@ -10,6 +10,8 @@ the operator, `helm uninstall` leaves nothing of it behind.
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import json
 import subprocess
 import uuid
@@ -332,6 +334,10 @@ def test_helm_upgrade_mid_job_rolls_the_operators_and_disturbs_nothing(
     assert poller.duplicates == [], poller.duplicates
     holders = [h for h, _, _ in poller.leases]
     print(f"upgrade: lease holders in turn {holders}; new leader {leader}")
+    for (before, released, _), (after, taken, _) in itertools.pairwise(poller.leases):
+        if not before and after:  # released by the stopping leader, then taken
+            gap = datetime.datetime.fromisoformat(taken) - datetime.datetime.fromisoformat(released)
+            print(f"upgrade: lease released, taken by {after} {gap.total_seconds():.2f} s later")
     pod = next(p for p in operator_pods(kube, namespace) if p["metadata"]["name"] == leader)
     assert pod["spec"]["containers"][0]["image"].endswith(":0.1.1-upgrade")
 
