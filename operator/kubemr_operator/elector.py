@@ -183,39 +183,43 @@ class Elector:
     async def keep(self, lost: Callable[[str], None]) -> None:
         """Renew every ``retry_period`` while leading; call ``lost`` with the reason the
         moment this replica may no longer act: another holder in the lease, or no
-        successful renewal for ``renew_deadline`` seconds (a renewal still in flight then
-        is abandoned, not awaited)."""
+        successful renewal for ``renew_deadline`` seconds. A renewal still in flight at
+        the deadline is abandoned, not awaited: a request stuck on a dead network may not
+        even stop when cancelled (seen on the local cluster: a cancelled TLS request
+        finished 36 s later), and the deadline must not wait for it."""
         while True:
             assert self._renewed_at is not None, "keep() before acquire()"
             deadline = self._renewed_at + self.timing.renew_deadline
             await asyncio.sleep(
                 min(self.timing.retry_period, max(0.0, deadline - time.monotonic()))
             )
-            remaining = deadline - time.monotonic()
-            reason = ""
-            if remaining <= 0:
-                reason = f"no renewal succeeded for {self.timing.renew_deadline} s"
-            else:
-                try:
-                    verdict = await asyncio.wait_for(self._look(), remaining)
-                except _TRANSIENT as error:
-                    log.warning("cannot renew lease %s: %s", self.timing.lease_name, error)
-                    if not self.leading():
-                        reason = (
-                            f"no renewal succeeded for {self.timing.renew_deadline} s "
-                            f"(last error: {error or type(error).__name__})"
-                        )
-                else:
-                    holder = verdict.memory.record.holder if verdict.memory.record else ""
-                    if verdict.action is not Action.RENEW and holder != self.identity:
-                        reason = f"the lease is now held by {holder or 'nobody'}"
-                    elif verdict.action is not Action.RENEW and not self.leading():
-                        # Still named, but the renewal lost a race (409) until the deadline.
-                        reason = f"no renewal succeeded for {self.timing.renew_deadline} s"
+            reason = await self._renew(deadline)
             if reason:
                 self._renewed_at = None
                 lost(reason)
                 return
+
+    async def _renew(self, deadline: float) -> str:
+        """One renewal before ``deadline``; why leadership is lost, or empty."""
+        overdue = f"no renewal succeeded for {self.timing.renew_deadline} s"
+        attempt = asyncio.ensure_future(self._look())
+        done, _ = await asyncio.wait({attempt}, timeout=max(0.0, deadline - time.monotonic()))
+        if not done:
+            attempt.cancel()
+            return overdue + " (the last attempt is still waiting for the API server)"
+        error = attempt.exception()
+        if error is not None:
+            if not isinstance(error, _TRANSIENT):
+                raise error
+            log.warning("cannot renew lease %s: %s", self.timing.lease_name, error)
+            return "" if self.leading() else f"{overdue} (last error: {error!r})"
+        verdict = attempt.result()
+        holder = verdict.memory.record.holder if verdict.memory.record else ""
+        if verdict.action is not Action.RENEW and holder != self.identity:
+            return f"the lease is now held by {holder or 'nobody'}"
+        if verdict.action is not Action.RENEW and not self.leading():
+            return overdue  # still named, but every renewal lost a race (409) until now
+        return ""
 
     async def release(self) -> None:
         """Give the lease up (a graceful stop): a standby takes over at its next look."""
