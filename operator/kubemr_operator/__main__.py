@@ -61,6 +61,8 @@ def main() -> None:
         asyncio.run(_serve(settings, runtime))
     except KeyboardInterrupt:
         sys.exit(130)
+    except asyncio.CancelledError:
+        pass  # kopf's stop by cancellation (kopf.run ignores it the same way)
 
 
 async def _serve(settings: Settings, runtime: handlers.Runtime) -> None:
@@ -90,6 +92,7 @@ async def _serve(settings: Settings, runtime: handlers.Runtime) -> None:
         runtime.may_act = candidate.leading
         runtime.metrics.leader.set(1)
         keeper = asyncio.create_task(candidate.keep(_lost), name="lease keeper")
+        keeper.add_done_callback(_keeper_done)
         try:
             await _kopf(settings, runtime, stop=stop)
         finally:
@@ -112,6 +115,11 @@ async def _kopf(settings: Settings, runtime: handlers.Runtime, stop: asyncio.Eve
         standalone=True,  # the Lease decides who acts, not kopf's peering
         stop_flag=stop,
     )
+
+
+def _keeper_done(keeper: asyncio.Task[None]) -> None:
+    if not keeper.cancelled() and (error := keeper.exception()) is not None:
+        _lost(f"the lease keeper failed: {error!r}")
 
 
 def _lost(reason: str) -> None:

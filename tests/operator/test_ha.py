@@ -267,6 +267,7 @@ def test_the_leader_killed_mid_job_is_replaced_by_the_standby_without_duplicates
         _, renewed, duration = old[-1]
         expired = _time(renewed) + datetime.timedelta(seconds=duration)
         acquired = _time(kube.get(lease_path(namespace))["spec"]["acquireTime"])
+        assert acquired >= expired, "taken before it expired"  # one machine, one clock
         print(
             f"takeover: lease expired {expired.isoformat()}, taken "
             f"{(acquired - expired).total_seconds():+.2f} s later, first reconciliation "
