@@ -57,6 +57,8 @@ class Memory:
 
 
 class Action(enum.Enum):
+    """What a candidate does about the lease."""
+
     CREATE = "create"
     """No lease exists: create one that names this candidate."""
     TAKE_OVER = "take over"
@@ -69,6 +71,8 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
+    """What a candidate does after one look at the lease."""
+
     action: Action
     memory: Memory
     """What to remember for the next look."""
