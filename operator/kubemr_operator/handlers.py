@@ -11,10 +11,9 @@ stay thin; every decision is in the pure core.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +42,18 @@ MapReduceJobResource = create_namespaced_resource(
 
 
 class Runtime:
-    """What the handlers share: settings, the API client, an HTTP session, metrics."""
+    """What the handlers share: settings, the API client, an HTTP session, metrics, and
+    whether this replica may act (it leads, or runs alone)."""
 
     def __init__(self, settings: Settings, metrics: OperatorMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.may_act: Callable[[], bool] = lambda: True
+        """Asked before every reconciliation: false once a leader's renewals are overdue
+        (:func:`kubemr_operator.election.still_leading`), even if the process was paused
+        past the moment it should have stopped."""
+        self.reconciled = False
+        """Whether this process has reconciled a job yet (logged once: the takeover's end)."""
         self._client: lightkube.AsyncClient | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -67,8 +73,10 @@ class Runtime:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+            self._http = None
         if self._client is not None:
             await self._client.close()
+            self._client = None
 
 
 def _parse(
@@ -185,6 +193,16 @@ async def reconcile(
     runtime: Runtime, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger
 ) -> None:
     """Observe one job, decide, act, and write the status."""
+    if not runtime.may_act():
+        log.warning(
+            "%s/%s: not reconciled: this replica no longer leads",
+            body.metadata.namespace,
+            body.metadata.name,
+        )
+        return
+    if not runtime.reconciled:
+        runtime.reconciled = True
+        log.info("first reconciliation by this process")
     started = time.perf_counter()
     meta = body.metadata
     ref = JobRef(str(meta.name), str(meta.namespace), str(meta.uid))
@@ -256,13 +274,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         # namespaced Role does not allow it): only globs and cluster-wide scan.
         named = runtime.settings.namespaces
         settings.scanning.disabled = bool(named) and not any(c in n for n in named for c in "*?!,")
-        settings.peering.name = runtime.settings.peering
-        settings.peering.lifetime = runtime.settings.peering_lifetime
-        settings.peering.priority = (
-            runtime.settings.priority
-            if runtime.settings.priority is not None
-            else random.randint(1, 2**31 - 1)
-        )
 
     @kopf.on.login(registry=registry)
     def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -280,10 +291,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 ),
             )
         return kopf.login_with_kubeconfig(**kwargs)
-
-    @kopf.on.cleanup(registry=registry)
-    async def _cleanup(**_: Any) -> None:
-        await runtime.close()
 
     @kopf.timer(
         contract.GROUP,

@@ -1,4 +1,5 @@
-"""The operator's Prometheus metrics: jobs by phase, reconciliations, pod replacements.
+"""The operator's Prometheus metrics: jobs by phase, reconciliations, pod replacements,
+leadership.
 
 Labels are bounded (namespace, phase, role); never a job or pod name.
 """
@@ -41,6 +42,12 @@ class OperatorMetrics:
             "kubemr_operator_pod_replacements_total",
             "Pods created to replace a failed or deleted one, by role.",
             ["namespace", "role"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "kubemr_operator_leader",
+            "1 while this replica holds the leader Lease (or runs standalone) and reconciles, "
+            "else 0.",
             registry=self.registry,
         )
         self._phases: dict[tuple[str, str], tuple[str, str]] = {}

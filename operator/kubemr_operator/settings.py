@@ -14,6 +14,59 @@ from kubemr import __version__, contract
 ENV_PREFIX = "KUBEMR_OPERATOR_"
 
 
+JITTER_FACTOR = 1.2
+"""client-go's margin between ``renew_deadline`` and ``retry_period``: a holder gets at
+least one retry (plus jitter) before its deadline."""
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """Leader election between the operator's replicas (client-go's rules and defaults).
+
+    Only the Lease's holder reconciles. A holder that has not renewed for
+    ``renew_deadline`` seconds stops at once (the process exits and is restarted as a
+    candidate); another candidate takes the lease ``lease_duration`` seconds after it last
+    saw it renewed. Takeover after a crash therefore takes about ``lease_duration`` plus
+    up to one ``retry_period``; after a graceful stop (the holder releases the lease) at
+    most one ``retry_period``."""
+
+    lease_name: str = "kubemr-operator"
+    """Name of the coordination.k8s.io/v1 Lease. Default kubemr-operator."""
+    lease_namespace: str = ""
+    """Namespace of the Lease. Default empty: the operator's own (its service account's
+    in a pod, the kubeconfig context's elsewhere)."""
+    identity: str = ""
+    """This replica's name in the Lease (``holderIdentity``), followed by a random suffix
+    so that a restarted process is a new candidate. Default empty: the host name (in a
+    pod, the pod's name)."""
+    lease_duration: float = 15.0
+    """Seconds a candidate waits, after it last saw the lease renewed, before it takes it
+    over. Default 15 (client-go's)."""
+    renew_deadline: float = 10.0
+    """Seconds without a successful renewal after which the holder stops acting. Must be
+    less than ``lease_duration`` (the difference is the safety margin). Default 10
+    (client-go's)."""
+    retry_period: float = 2.0
+    """Seconds between two renewals by the holder, and at most between two looks at the
+    lease by a candidate. Default 2 (client-go's)."""
+
+    def __post_init__(self) -> None:
+        if self.retry_period <= 0:
+            raise ValueError(
+                f"leader election: retry_period ({self.retry_period} s) must be positive"
+            )
+        if not self.lease_duration > self.renew_deadline:
+            raise ValueError(
+                f"leader election: lease_duration ({self.lease_duration} s) must exceed "
+                f"renew_deadline ({self.renew_deadline} s)"
+            )
+        if not self.renew_deadline > JITTER_FACTOR * self.retry_period:
+            raise ValueError(
+                f"leader election: renew_deadline ({self.renew_deadline} s) must exceed "
+                f"{JITTER_FACTOR} x retry_period ({self.retry_period} s)"
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the operator runs jobs."""
@@ -71,15 +124,11 @@ class Settings:
     liveness_port: int = 8081
     """Port of kopf's liveness endpoint ``/healthz``; 0 serves none. Default 8081."""
     standalone: bool = False
-    """Run without kopf peering (one replica, or a developer loop). Default false: peer
-    with other replicas when the KopfPeering resources exist."""
-    peering: str = "kubemr"
-    """Name of the kopf peering object replicas share (unless standalone). Default kubemr."""
-    peering_lifetime: int = 30
-    """Seconds after which a silent replica counts as gone and another takes over."""
-    priority: int | None = None
-    """This replica's kopf peering priority; the highest acts, the others wait. Default:
-    drawn at random at start, so that two replicas never tie (tied replicas both freeze)."""
+    """Run without leader election: this process reconciles at once and alone (one
+    replica, or a developer loop). Default false: replicas elect a leader on a Lease
+    (:attr:`election`) and only the leader reconciles."""
+    election: LeaderElection = field(default_factory=LeaderElection)
+    """The Lease and its timing (unless standalone)."""
     api_server: str | None = None
     """In a pod: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`` (as client-go
     builds it); elsewhere none, and the kubeconfig is used."""
@@ -95,6 +144,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         return value if value else None
 
     defaults = Settings()
+    election = defaults.election
     namespaces = get("NAMESPACES")
     return Settings(
         image=get("IMAGE") or defaults.image,
@@ -106,9 +156,14 @@ def from_env(env: Mapping[str, str]) -> Settings:
         metrics_port=int(get("METRICS_PORT") or defaults.metrics_port),
         liveness_port=int(get("LIVENESS_PORT") or defaults.liveness_port),
         standalone=(get("STANDALONE") or "").lower() in ("1", "true", "yes"),
-        peering=get("PEERING") or defaults.peering,
-        peering_lifetime=int(get("PEERING_LIFETIME") or defaults.peering_lifetime),
-        priority=int(priority) if (priority := get("PRIORITY")) else None,
+        election=LeaderElection(
+            lease_name=get("LEASE_NAME") or election.lease_name,
+            lease_namespace=get("LEASE_NAMESPACE") or election.lease_namespace,
+            identity=get("IDENTITY") or election.identity,
+            lease_duration=float(get("LEASE_DURATION") or election.lease_duration),
+            renew_deadline=float(get("RENEW_DEADLINE") or election.renew_deadline),
+            retry_period=float(get("RETRY_PERIOD") or election.retry_period),
+        ),
         api_server=_in_cluster(env),
     )
 

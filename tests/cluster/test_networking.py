@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
-from localkube import apiclient, cluster, workloads
+from localkube import apiclient, cluster, network, workloads
 
 pytestmark = pytest.mark.cluster
 
@@ -89,3 +90,23 @@ def test_pod_reaches_the_api_server_with_its_service_account_token(
     log = workloads.container_log(cluster.paths, pod)
     assert pod["status"]["phase"] == "Succeeded", log
     assert f"system:serviceaccount:{namespace}:default" in log
+
+
+def test_the_bridge_keeps_its_mac_address_as_pods_come_and_go(
+    kube: apiclient.ApiClient, namespace: str, cluster: cluster.Cluster
+) -> None:
+    """A bridge whose MAC was not set takes its lowest port's and changes it when that
+    pod goes; the other pods' ARP entries for the gateway then point nowhere and they
+    lose the API server for tens of seconds. Set by hand (addr_assign_type 3,
+    NET_ADDR_SET), the kernel never changes it."""
+    sysfs = Path("/sys/class/net") / network.BRIDGE
+    for index in range(3):
+        pod = workloads.pod(f"brief-{index}", ["true"])
+        kube.create(apiclient.resource_path("pods", namespace), pod)
+    for index in range(3):
+        workloads.wait_for_pod(kube, namespace, f"brief-{index}", ["Succeeded"])
+        kube.delete(apiclient.resource_path("pods", namespace, f"brief-{index}"))
+    for index in range(3):
+        workloads.wait_gone(kube, apiclient.resource_path("pods", namespace, f"brief-{index}"))
+    assert (sysfs / "address").read_text().strip() == network.BRIDGE_MAC
+    assert (sysfs / "addr_assign_type").read_text().strip() == "3"

@@ -18,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -70,10 +72,18 @@ def install_crd(client: apiclient.ApiClient) -> str:
 class LocalOperator:
     """``python -m kubemr_operator`` as a child process, logging to a file."""
 
-    def __init__(self, paths: layout.Layout, namespaces: str, log: Path) -> None:
+    def __init__(
+        self,
+        paths: layout.Layout,
+        namespaces: str,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.paths = paths
         self.namespaces = namespaces
         self.log = log
+        self.env = dict(env or {})
+        """Variables over the defaults below (e.g. leader election instead of standalone)."""
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,6 +97,7 @@ class LocalOperator:
             "KUBEMR_OPERATOR_METRICS_PORT": str(self.metrics_port),
             "KUBEMR_OPERATOR_LIVENESS_PORT": "0",
             "KUBEMR_OPERATOR_RECONCILE_INTERVAL": "1",
+            **self.env,
         }
 
     def start(self) -> None:
@@ -130,6 +141,12 @@ class LocalOperator:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def metrics(self) -> str:
+        """The operator's /metrics page (Prometheus text)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def kill(self) -> None:
         """SIGKILL: the operator dies at an arbitrary moment, as a crashed pod would."""

@@ -28,6 +28,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{- define "kubemr.leaseName" -}}
+{{- default (include "kubemr.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
 {{- define "kubemr.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -61,9 +65,4 @@ the operator works with these rules and nothing more.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- if .Values.peering.enabled }}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["list", "watch", "patch"]
-{{- end }}
 {{- end -}}

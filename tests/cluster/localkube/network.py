@@ -26,6 +26,11 @@ BRIDGE = "lkbr0"
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 GATEWAY = ipaddress.IPv4Address("10.213.0.1")
 """The bridge's address: the host (and the API server) as pods see it."""
+BRIDGE_MAC = "02:00:" + ":".join(f"{byte:02x}" for byte in GATEWAY.packed)
+"""The bridge's fixed, locally administered MAC address (02:00 + the gateway's IPv4).
+A bridge left to choose takes the lowest MAC of its ports and changes it when that port
+goes: every pod's ARP entry for the gateway then points nowhere and pods lose the API
+server for tens of seconds (the operator's leader election found it)."""
 NETNS_PREFIX = "lk-"
 VETH_PREFIX = "lkv"
 NETNS_ETC = Path("/etc/netns")
@@ -59,6 +64,8 @@ def ensure_bridge() -> None:
     """Create and bring up the host bridge (idempotent)."""
     if BRIDGE not in list_links():
         ip("link", "add", BRIDGE, "type", "bridge")
+    if Path(f"/sys/class/net/{BRIDGE}/address").read_text().strip() != BRIDGE_MAC:
+        ip("link", "set", BRIDGE, "address", BRIDGE_MAC)
     if str(GATEWAY) not in ip("-4", "addr", "show", "dev", BRIDGE):
         ip("addr", "add", f"{GATEWAY}/{SUBNET.prefixlen}", "dev", BRIDGE)
     ip("link", "set", BRIDGE, "up")
