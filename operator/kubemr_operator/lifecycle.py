@@ -56,9 +56,9 @@ MAX_LISTED_OUTPUTS = 100
 FAILED_CREATE = "FailedCreate"
 """Reason of the ``CreateRefused`` condition, its events, and of a job failed by a refusal."""
 
-KEPT_REPORTS = {SUCCEEDED: "_summary.json", FAILED: "_FAILED"}
+KEPT_REPORTS = {SUCCEEDED: contract.SUMMARY_FILE, FAILED: contract.FAILED_FILE}
 """The file under ``spec.output.path`` where a job that the master ended keeps its final
-report (``kubemr ui`` serves it): kubemr.outputdir's SUMMARY and FAILED."""
+report (``kubemr ui`` serves it)."""
 
 # Reasons the operator itself ends a job: its pods are stopped at once.
 APP_INSTALL_FAILED = "AppInstallFailed"

@@ -29,6 +29,14 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "MapReduceJob"
 PLURAL = "mapreducejobs"
 
+# ---- the job's reports under ``spec.output.path`` ----------------------------------------
+
+SUMMARY_FILE = "_summary.json"
+"""The summary of a job that succeeded, written before ``_SUCCESS`` (the operator names it
+in ``status.report``; ``kubemr ui`` serves it)."""
+FAILED_FILE = "_FAILED"
+"""The final report of a job that failed (likewise)."""
+
 # ---- exit codes of ``kubemr master`` ---------------------------------------------------
 
 EXIT_SUCCEEDED = 0

@@ -57,128 +57,152 @@ async def fetch_all(
 ) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
     """Fetch this reduce task's partition of every map output, as they are reported;
     return the runs in map task order and the seconds spent fetching and waiting."""
-    spec = ctx.job.spec
-    metrics = ctx.metrics
-    metrics.set("kubemr_fetch_sources_capacity", spec.shuffle.parallel_fetches)
-    book: Fetches[pb.MapOutput, shuffle.FetchedRun] = Fetches()
-    handles: dict[int, tuple[Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
-    gate = asyncio.Semaphore(spec.shuffle.parallel_fetches)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    waited = 0.0
+    return await _FetchLoop(ctx, task, scratch, buffer).run()
 
-    async def fetch(ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
-        if delay := book.retry_delay(ref.map_task):
+
+class _FetchLoop:
+    """One reduce attempt's fetches in flight: the calls, the slots, the spill files."""
+
+    def __init__(
+        self, ctx: Reducer, task: pb.TaskAssignment, scratch: Path, buffer: shuffle.FetchBuffer
+    ) -> None:
+        self.ctx = ctx
+        self.task = task
+        self.scratch = scratch
+        self.buffer = buffer
+        self.metrics = ctx.metrics
+        self.book: Fetches[pb.MapOutput, shuffle.FetchedRun] = Fetches()
+        self.handles: dict[int, tuple[Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
+        self.gate = asyncio.Semaphore(ctx.job.spec.shuffle.parallel_fetches)
+
+    async def run(self) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
+        self.metrics.set(
+            "kubemr_fetch_sources_capacity", self.ctx.job.spec.shuffle.parallel_fetches
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waited = 0.0
+        poller: asyncio.Task[pb.MapOutputsReply] | None = None
+        try:
+            while True:
+                await self.harvest()
+                if self.book.complete:
+                    break
+                if poller is None:
+                    idle = self.ctx.heartbeat_interval if self.book.idle_poll else 0.0
+                    poller = asyncio.create_task(self.poll(idle))
+                poll_started = loop.time()
+                await asyncio.wait(
+                    [poller, *(pending for _, pending in self.handles.values())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not poller.done():
+                    continue
+                waited += loop.time() - poll_started
+                self.metrics.observe("kubemr_map_output_wait_seconds", loop.time() - poll_started)
+                reply = poller.result()
+                poller = None
+                if reply.cancelled:
+                    raise asyncio.CancelledError("reduce attempt no longer wanted")
+                self.answered(reply)
+        finally:
+            if poller is not None:
+                poller.cancel()
+            for _, pending in self.handles.values():
+                pending.cancel()
+        timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
+        return self.book.runs(), timings
+
+    async def poll(self, delay: float) -> pb.MapOutputsReply:
+        """Ask the master for map outputs not fetched yet (a long poll)."""
+        if delay:
             await asyncio.sleep(delay)
+        return await self.ctx.stub.AwaitMapOutputs(
+            pb.MapOutputsRequest(
+                worker_id=self.ctx.worker_id,
+                attempt_id=self.task.attempt_id,
+                have=self.book.have(),
+                fetching=self.book.fetching(),
+            )
+        )
+
+    def answered(self, reply: pb.MapOutputsReply) -> None:
+        stale, new = self.book.answered(reply.total, reply.lost, reply.outputs, reply.complete)
+        for ref in stale:
+            log.info(
+                "%s: map %d output is stale, dropping its fetch", self.task.attempt_id, ref.map_task
+            )
+            self.drop(ref)
+        for ref in new:
+            spill_to = None if self.buffer.reserve(ref.bytes) else spill_path(self.scratch, ref)
+            fetching = asyncio.create_task(self.fetch(ref, spill_to))
+            self.handles[ref.map_task] = (spill_to, fetching)
+
+    async def fetch(self, ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
+        """One map output's run, once a fetch slot is free (after a delay if it failed)."""
+        if delay := self.book.retry_delay(ref.map_task):
+            await asyncio.sleep(delay)
+        metrics = self.metrics
         queued = time.perf_counter()
         metrics.add("kubemr_fetch_sources_waiting", 1)
         try:
-            await gate.acquire()
+            await self.gate.acquire()
         finally:
             metrics.add("kubemr_fetch_sources_waiting", -1)
         metrics.observe("kubemr_fetch_slot_wait_seconds", time.perf_counter() - queued)
         metrics.add("kubemr_fetch_sources_active", 1)
         try:
+            channel = self.ctx.channel(ref.address)
+            job = self.ctx.job.metadata.name
             return await shuffle.fetch_run(
-                ctx.channel(ref.address), ctx.job.metadata.name, ref, task.index, spill_to, buffer
+                channel, job, ref, self.task.index, spill_to, self.buffer
             )
         finally:
             metrics.add("kubemr_fetch_sources_active", -1)
-            gate.release()
+            self.gate.release()
 
-    async def poll(delay: float) -> pb.MapOutputsReply:
-        if delay:
-            await asyncio.sleep(delay)
-        return await ctx.stub.AwaitMapOutputs(
-            pb.MapOutputsRequest(
-                worker_id=ctx.worker_id,
-                attempt_id=task.attempt_id,
-                have=book.have(),
-                fetching=book.fetching(),
-            )
-        )
-
-    def start(ref: pb.MapOutput) -> None:
-        spill_to = None if buffer.reserve(ref.bytes) else spill_path(scratch, ref)
-        handles[ref.map_task] = (spill_to, asyncio.create_task(fetch(ref, spill_to)))
-
-    def drop(ref: pb.MapOutput) -> None:
-        spill_to, pending = handles.pop(ref.map_task)
+    def drop(self, ref: pb.MapOutput) -> None:
+        spill_to, pending = self.handles.pop(ref.map_task)
         pending.cancel()
         if spill_to is None:
-            buffer.unreserve(ref.bytes)
+            self.buffer.unreserve(ref.bytes)
         else:
             spill_to.unlink(missing_ok=True)
 
-    async def harvest() -> None:
-        for index, (_, pending) in list(handles.items()):
+    async def harvest(self) -> None:
+        """Take in the fetches that ended: keep the runs, report the failures."""
+        for index, (_, pending) in list(self.handles.items()):
             if not pending.done():
                 continue
             exc = pending.exception()
             if exc is None:
-                handles.pop(index)
-                if (share := book.fetched(index, pending.result())) is not None:
-                    ctx.progress[task.attempt_id] = share
+                self.handles.pop(index)
+                if (share := self.book.fetched(index, pending.result())) is not None:
+                    self.ctx.progress[self.task.attempt_id] = share
             elif isinstance(exc, grpc.aio.AioRpcError | runs.FrameError):
                 # Unreachable, or it sent bytes that are not frames (a corrupt disk, a
                 # hostile peer): the stream is dropped and the map output reported, so
                 # the master re-runs that map; this reduce attempt carries on.
-                ref = book.failed(index)
-                drop(ref)
-                reason = _failure_text(exc)
-                log.warning(
-                    "%s: fetch of %s from %s failed: %s",
-                    task.attempt_id,
-                    ref.attempt_id,
-                    ref.address,
-                    reason,
-                )
-                await ctx.stub.ReportFetchFailure(
-                    pb.FetchFailure(
-                        worker_id=ctx.worker_id,
-                        attempt_id=task.attempt_id,
-                        map_task=ref.map_task,
-                        map_attempt_id=ref.attempt_id,
-                        error=reason,
-                    )
-                )
+                ref = self.book.failed(index)
+                self.drop(ref)
+                await self.report(ref, _failure_text(exc))
             else:
                 raise exc
 
-    poller: asyncio.Task[pb.MapOutputsReply] | None = None
-    try:
-        while True:
-            await harvest()
-            if book.complete:
-                break
-            if poller is None:
-                idle = ctx.heartbeat_interval if book.idle_poll else 0.0
-                poller = asyncio.create_task(poll(idle))
-            poll_started = loop.time()
-            await asyncio.wait(
-                [poller, *(pending for _, pending in handles.values())],
-                return_when=asyncio.FIRST_COMPLETED,
+    async def report(self, ref: pb.MapOutput, reason: str) -> None:
+        log.warning(
+            "%s: fetch of %s from %s failed: %s",
+            self.task.attempt_id,
+            ref.attempt_id,
+            ref.address,
+            reason,
+        )
+        await self.ctx.stub.ReportFetchFailure(
+            pb.FetchFailure(
+                worker_id=self.ctx.worker_id,
+                attempt_id=self.task.attempt_id,
+                map_task=ref.map_task,
+                map_attempt_id=ref.attempt_id,
+                error=reason,
             )
-            if not poller.done():
-                continue
-            waited += loop.time() - poll_started
-            metrics.observe("kubemr_map_output_wait_seconds", loop.time() - poll_started)
-            reply = poller.result()
-            poller = None
-            if reply.cancelled:
-                raise asyncio.CancelledError("reduce attempt no longer wanted")
-            stale, new = book.answered(reply.total, reply.lost, reply.outputs, reply.complete)
-            for ref in stale:
-                log.info(
-                    "%s: map %d output is stale, dropping its fetch", task.attempt_id, ref.map_task
-                )
-                drop(ref)
-            for ref in new:
-                start(ref)
-    finally:
-        if poller is not None:
-            poller.cancel()
-        for _, pending in handles.values():
-            pending.cancel()
-    timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
-    return book.runs(), timings
+        )

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubemr import compression, stores
+from kubemr import compression, contract, stores
 from kubemr.spec import JobSpec, StorageSpec
 
 SUCCESS = "_SUCCESS"
-SUMMARY = "_summary.json"
-FAILED = "_FAILED"
+SUMMARY = contract.SUMMARY_FILE
+FAILED = contract.FAILED_FILE
 TEMPORARY = "_temporary"
 
 
