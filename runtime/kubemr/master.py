@@ -21,18 +21,19 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from kubemr import apps, auth, badrecords, monitoring, stores
+from kubemr import apps, auth, badrecords, monitoring, steps, stores
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
 from kubemr import spec as specs
 from kubemr.config import MasterConfig
-from kubemr.plan import JobPlan
+from kubemr.plan import JobPlan, plan_job
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 from kubemr.scheduler import (
@@ -43,7 +44,7 @@ from kubemr.scheduler import (
     heartbeat_interval,
     parse_attempt_id,
 )
-from kubemr.storage import OutputDir
+from kubemr.storage import SUMMARY, OutputDir
 
 log = logging.getLogger("kubemr.master")
 
@@ -83,8 +84,14 @@ class JobState:
         journal: journals.Journal,
         replay: journals.Replay | None = None,
         logs: str = "",
+        metrics: metrics_.RuntimeMetrics | None = None,
+        step: tuple[int, int] | None = None,
     ) -> None:
         spec = plan.job.spec
+        self.step = step
+        """(index, count) of the step this state runs in a multi-step job."""
+        self.final_summary: dict[str, Any] | None = None
+        """The whole job's summary, once it is over (a multi-step job's is not a step's)."""
         self.plan = plan
         self.output = output
         self.journal = journal
@@ -112,7 +119,7 @@ class JobState:
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
         self.master_restarts = 0
-        self.metrics = metrics_.RuntimeMetrics("master", plan.job.metadata.name)
+        self.metrics = metrics or metrics_.RuntimeMetrics("master", plan.job.metadata.name)
         self.metrics.job_view = self.job_view
         self.progress_count = -1
         self.progress_time = time.time()
@@ -322,8 +329,10 @@ class JobState:
             "appCounters": self.app_counters,
             "skippedRecords": self.skipped()[0],
         }
+        if self.step is not None:
+            report["step"], report["steps"] = self.step[0] + 1, self.step[1]
         if self.released.is_set():
-            report["summary"] = self.summary()
+            report["summary"] = self.final_summary or self.summary()
             self.final_read.set()
         return report
 
@@ -334,11 +343,20 @@ class MasterService(pb_grpc.MasterServicer):
     def __init__(self, state: JobState, config: MasterConfig) -> None:
         self.state = state
         self.config = config
-        plan = state.plan
-        self.job_json = json.dumps(specs.dump_job(plan.job))
         self.heartbeat_interval = heartbeat_interval(
-            plan.job.spec.fault_tolerance.heartbeat_timeout
+            state.plan.job.spec.fault_tolerance.heartbeat_timeout
         )
+
+    @property
+    def job_json(self) -> str:
+        """The job a worker registers into: the running step's, in a multi-step job."""
+        return json.dumps(specs.dump_job(self.state.plan.job))
+
+    async def next_step(self, state: JobState) -> None:
+        """Serve ``state``, the next step: workers of the last one are told to register
+        again (its scheduler knows none), and get the new step's job."""
+        previous, self.state = self.state, state
+        await previous.notify()  # long polls of the last step wake and see the new one
 
     @property
     def scheduler(self) -> Scheduler:
@@ -615,70 +633,101 @@ async def _expire_workers(state: JobState, interval: float) -> None:
             await state.notify()
 
 
-async def serve(plan: JobPlan, config: MasterConfig) -> int:
-    """Run the job to the end; return the process exit code (0 on success)."""
-    spec = plan.job.spec
-    output = OutputDir.of(spec)
+def _open_state(
+    plan: JobPlan,
+    output: OutputDir,
+    config: MasterConfig,
+    metrics: metrics_.RuntimeMetrics | None,
+    step: tuple[int, int] | None,
+) -> JobState:
+    """The job state of a job (or a step), resumed from its journal if it has one."""
     journal, replay = journals.open_journal(output, plan)
-    state = JobState(plan, output, journal, replay, logs=config.logs)
+    state = JobState(plan, output, journal, replay, config.logs, metrics, step)
     if replay is not None:
         recovered = state.scheduler.recovered()
         log.warning(
-            "resuming job %s (master restart %d): %d of %d map outputs and %d of %d "
+            "resuming job %s%s (master restart %d): %d of %d map outputs and %d of %d "
             "committed reduce tasks recovered from %s",
             plan.job.metadata.name,
+            f" at step {step[0] + 1} of {step[1]}" if step else "",
             state.master_restarts,
             recovered["map"],
             len(plan.splits),
             recovered["reduce"],
-            spec.reduce_tasks,
+            plan.reduce_tasks,
             journal.path,
         )
-    server = grpc.aio.server(
-        options=GRPC_OPTIONS,
-        interceptors=[
-            *auth.server_interceptors(config.token, "master", state.metrics),
-            state.metrics.server_interceptor(),
-        ],
-    )
-    pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
-    port = server.add_insecure_port(f"{config.bind}:{config.port}")
-    await server.start()
-    address = f"{config.advertise_host}:{port}"
-    log.info(
-        "master for job %s serving on %s: %d map tasks, %d reduce tasks",
-        plan.job.metadata.name,
-        address,
-        len(plan.splits),
-        spec.reduce_tasks,
-    )
-    if config.address_file is not None:
-        tmp = Path(f"{config.address_file}.tmp")
-        tmp.write_text(address, encoding="utf-8")
-        tmp.replace(config.address_file)
-    monitor = await monitoring.start(config, state.metrics, state.status_report, state.job_report)
-    probe = asyncio.create_task(state.metrics.probe_loop())
-    expiry = asyncio.create_task(
-        _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
-    )
-    await state.notify()  # a job with nothing to do is done at once
-    await state.done.wait()
-    expiry.cancel()
-    probe.cancel()
-    if state.fatal is not None:
-        await server.stop(grace=None)
-        raise state.fatal
-    journal.close()
+    return state
+
+
+def _stages(plan: JobPlan, config: MasterConfig) -> Iterator[tuple[JobPlan, OutputDir, Any]]:
+    """The job's steps still to run, each with its plan, output directory and step
+    (index, count); a step already committed (by a master before a restart) is skipped,
+    its summary yielded instead of a plan. A job of one step is its only stage."""
+    if not plan.steps:
+        yield plan, OutputDir.of(plan.job.spec), None
+        return
+    for index, job in enumerate(plan.steps):
+        output = OutputDir.of(job.spec)
+        step = (index, len(plan.steps))
+        if output.committed():
+            log.warning("step %d of %d was done before a master restart", index + 1, step[1])
+            yield plan, output, json.loads(output.store.read_bytes(output.join(SUMMARY)))
+            continue
+        yield plan_job(job, config.search_path, check_output=False), output, step
+
+
+async def serve(plan: JobPlan, config: MasterConfig) -> int:
+    """Run the job (each of its steps in turn) to the end; return the process exit code
+    (0 on success)."""
+    spec = plan.job.spec
+    final = OutputDir.of(spec)
+    started = time.time()
+    if plan.steps:
+        steps.begin(final, spec.output.overwrite, journals.fingerprint(plan))
+    metrics = metrics_.RuntimeMetrics("master", plan.job.metadata.name)
+    state: JobState | None = None
+    service: MasterService | None = None
+    server: grpc.aio.Server | None = None
+    monitor: Any = None
+    summaries: list[dict[str, Any]] = []
+    for stage_plan, output, step in _stages(plan, config):
+        if isinstance(step, dict):
+            summaries.append(step)
+            continue
+        state = _open_state(stage_plan, output, config, metrics if plan.steps else None, step)
+        if service is None:
+            service = MasterService(state, config)
+            server, monitor = await _start(service, state, config)
+        else:
+            await service.next_step(state)
+        try:
+            await _run_stage(state)
+        except JournalError:
+            await server.stop(grace=None)
+            raise
+        if state.scheduler.phase is not Phase.SUCCEEDED:
+            break
+        if plan.steps:
+            summaries.append(state.summary())
+            if step[0] < step[1] - 1:
+                output.finish(summaries[-1])
+    assert state is not None and service is not None and server is not None
     scheduler = state.scheduler
     summary = state.summary()
-    summary[reports.REPORT_KEY] = state.job_report().dump()  # kept: `kubemr ui` shows it
+    if plan.steps:
+        summary = steps.chain_summary(plan.job, summaries or [summary], started)
+    state.final_summary = summary
+    if scheduler.phase is Phase.SUCCEEDED and plan.steps:
+        summary["outputs"] = [stores.basename(p) for p in steps.promote(state.output, final)]
+    summary = {**summary, reports.REPORT_KEY: state.job_report().dump()}  # `kubemr ui` shows it
     if scheduler.phase is Phase.SUCCEEDED:
-        output.finish(summary)
+        final.finish(summary)
         log.info("job %s succeeded in %.2fs", plan.job.metadata.name, summary["wallSeconds"])
         code = 0
     else:
-        output.abort()
-        output.keep_failure(summary)
+        final.abort()
+        final.keep_failure(summary)
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
         code = EXIT_JOB_FAILED
     if config.summary_file is not None:
@@ -700,3 +749,62 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
             await asyncio.wait_for(state.final_read.wait(), config.status_linger)
     await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
     return code
+
+
+async def _start(
+    service: MasterService, state: JobState, config: MasterConfig
+) -> tuple[grpc.aio.Server, Any]:
+    """Start the gRPC server and the monitoring endpoints; announce the address."""
+    plan = state.plan
+    server = grpc.aio.server(
+        options=GRPC_OPTIONS,
+        interceptors=[
+            *auth.server_interceptors(config.token, "master", state.metrics),
+            state.metrics.server_interceptor(),
+        ],
+    )
+    pb_grpc.add_MasterServicer_to_server(service, server)
+    port = server.add_insecure_port(f"{config.bind}:{config.port}")
+    await server.start()
+    address = f"{config.advertise_host}:{port}"
+    log.info(
+        "master for job %s serving on %s: %d map tasks, %d reduce tasks",
+        plan.job.metadata.name,
+        address,
+        len(plan.splits),
+        plan.reduce_tasks,
+    )
+    if config.address_file is not None:
+        tmp = Path(f"{config.address_file}.tmp")
+        tmp.write_text(address, encoding="utf-8")
+        tmp.replace(config.address_file)
+    monitor = await monitoring.start(
+        config,
+        state.metrics,
+        lambda: service.state.status_report(),
+        lambda: service.state.job_report(),
+    )
+    return server, monitor
+
+
+async def _run_stage(state: JobState) -> None:
+    """Serve one job (or step) until every task is committed or the job failed."""
+    if state.step is not None:
+        log.info(
+            "step %d of %d: %s, %d map tasks, %d reduce tasks",
+            state.step[0] + 1,
+            state.step[1],
+            state.plan.job.spec.app.ref,
+            len(state.plan.splits),
+            state.plan.reduce_tasks,
+        )
+    timeout = state.plan.job.spec.fault_tolerance.heartbeat_timeout
+    probe = asyncio.create_task(state.metrics.probe_loop())
+    expiry = asyncio.create_task(_expire_workers(state, min(1.0, timeout / 4)))
+    await state.notify()  # a job with nothing to do is done at once
+    await state.done.wait()
+    expiry.cancel()
+    probe.cancel()
+    if state.fatal is not None:
+        raise state.fatal
+    state.journal.close()

@@ -52,7 +52,7 @@ def step_specs(spec: JobSpec, search: Iterable[Path] = ()) -> list[StepSpec]:
         app = step.app or spec.app
         step = step.model_copy(update={"app": app})
         target = apps.target_of(app, search)
-        if mrjobs.is_mrjob(target):
+        if mrjobs.is_mrjob(target) and mrjobs.STEP_ARG not in app.args:  # not expanded yet
             assert isinstance(target, type)
             try:
                 expanded.extend(mrjobs.expand(target, step))

@@ -209,6 +209,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         max_skipped=spec.fault_tolerance.max_skipped_records,
         output_path=task.temp_path if spec.reduce_tasks == 0 else None,
         codec=spec.output.compression,
+        output_format=spec.output.format,
     )
     return pb.TaskReport(
         ok=True,
@@ -413,6 +414,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 codec=ctx.job.spec.output.compression,
                 max_skipped=spec.fault_tolerance.max_skipped_records,
                 partition=task.index,
+                output_format=spec.output.format,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -499,6 +501,10 @@ async def _reconnect(
     log.warning("%s: registration %s is over; registering again", config.name, ctx.worker_id)
     fresh = await _context(stub, config, address, ctx.metrics)
     fresh.channels = ctx.channels
+    if fresh.job != ctx.job:  # the next step of a multi-step job: its attempt ids start over
+        log.info("%s: a new step (%s); dropping the last step's map outputs", config.name,
+                 fresh.job.spec.app.ref)
+        shutil.rmtree(shuffle.map_output_dir(config.work_dir, "x").parent, ignore_errors=True)
     log.warning("%s re-registered as %s", config.name, fresh.worker_id)
     return fresh
 
