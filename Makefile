@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,cluster,operator]'
+	$(BIN)/pip install --quiet -e '.[dev,cluster,operator,mrjob]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -129,6 +129,7 @@ def crd() -> dict[str, Any]:
         ("Phase", "string", ".status.phase", 0),
         ("Maps", "string", ".status.maps", 0),
         ("Reduces", "string", ".status.reduces", 0),
+        ("Step", "string", ".status.step", 1),
         ("Reason", "string", ".status.reason", 0),
         ("Age", "date", ".metadata.creationTimestamp", 0),
         ("Message", "string", ".status.message", 1),

@@ -522,6 +522,8 @@ class _Reconciliation:
         status["reduces"] = f"{reduces[0]}/{reduces[1]}"
         status["runtimePhase"] = str(report.get("phase", ""))
         status["workers"] = _int(report.get("workers"))
+        if report.get("steps"):  # a multi-step job: the step running now
+            status["step"] = f"{_int(report.get('step'))}/{_int(report.get('steps'))}"
         counters = report.get("counters")
         if isinstance(counters, dict):
             status["counters"] = {str(k): _int(v) for k, v in counters.items()}
@@ -561,7 +563,8 @@ class _Reconciliation:
             status["message"] = str(report["message"])
         else:
             status["message"] = (
-                f"{str(report.get('phase', '')).lower()}: maps {status['maps']}, "
+                (f"step {status['step']}, " if report.get("steps") else "")
+                + f"{str(report.get('phase', '')).lower()}: maps {status['maps']}, "
                 f"reduces {status['reduces']}"
             )
         if isinstance(report.get("summary"), dict):

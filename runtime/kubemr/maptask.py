@@ -179,8 +179,9 @@ def _write_lines(
     (pairs, bytes)."""
     store = stores.store_for(out_path, storage)
     render, count = partfiles.renderer(output_format), 0
-    with partfiles.PartWriter(compression.compressing(store.open_write(out_path), codec),
-                              output_format) as out:
+    with partfiles.PartWriter(
+        compression.compressing(store.open_write(out_path), codec), output_format
+    ) as out:
         batch: list[Any] = []
         for key, value in pairs:
             if not out.records:

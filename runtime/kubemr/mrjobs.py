@@ -40,8 +40,10 @@ STEP_ARG = "kubemr.mrjob.step"
 """The ``spec.app.args`` key that tells :class:`MRJobStep` which mrjob step (0-based) it
 runs; set by :func:`expand`, absent for the first step. Not a Python name, so it never
 clashes with a job's own options."""
-UNSUPPORTED = ("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_raw")
-UNSUPPORTED += ("mapper_pre_filter", "combiner_pre_filter", "reducer_pre_filter")
+UNSUPPORTED = (
+    *("mapper_cmd", "combiner_cmd", "reducer_cmd", "mapper_raw"),
+    *("mapper_pre_filter", "combiner_pre_filter", "reducer_pre_filter"),
+)
 """``MRStep`` functions kubemr cannot run (they need Hadoop streaming or a shell)."""
 _COUNTER_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -83,7 +85,7 @@ def instantiate(cls: type, args: Mapping[str, str]) -> Any:
 
 
 def _mr_steps(job: Any) -> list[Any]:
-    from mrjob.step import MRStep  # noqa: PLC0415 (the optional extra)
+    from mrjob.step import MRStep  # type: ignore[import-untyped]  # noqa: PLC0415 (optional)
 
     steps = list(job.steps())
     for number, step in enumerate(steps, 1):
@@ -138,12 +140,10 @@ def counter_name(group: Any, counter: Any) -> str:
 class MRJobStep:
     """One step of an mrjob job, as a kubemr app (see the module's docstring)."""
 
-    def __init__(self, job: Any, index: int) -> None:
+    def __init__(self, cls: type, args: Mapping[str, str], index: int) -> None:
+        self.cls, self.args, self.index = cls, dict(args), index
+        job = self._fresh()
         steps = _mr_steps(job)
-        if not 0 <= index < len(steps):
-            raise MRJobError(f"spec.app.args: {type(job).__name__} has no step {index}")
-        self.job = job
-        self.step = steps[index]
         self.first = index == 0
         self.last = index == len(steps) - 1
         self.has_reducer = self.step["reducer"] is not None
@@ -153,12 +153,22 @@ class MRJobStep:
         self.output_write = job.output_protocol().write
         self.sort_values = bool(job.sort_values())
         self.pending: list[Pair] = []
-        job.increment_counter = self.increment_counter
-        job.set_status = lambda message: None
         if self.step["combiner"] is not None and not (
             self.step["combiner_init"] or self.step["combiner_final"]
         ):
             self.combine = self._combine
+
+    def _fresh(self) -> Any:
+        """A new instance of the job for a task, as each mrjob task process has its own
+        (jobs keep per-task totals in attributes); its step's functions bound to it."""
+        job = instantiate(self.cls, self.args)
+        steps = _mr_steps(job)
+        if not 0 <= self.index < len(steps):
+            raise MRJobError(f"spec.app.args: {self.cls.__name__} has no step {self.index}")
+        job.increment_counter = self.increment_counter
+        job.set_status = lambda message: None
+        self.job, self.step = job, steps[self.index]
+        return job
 
     def increment_counter(self, group: Any, counter: Any, amount: int = 1) -> None:
         """mrjob's ``increment_counter``, onto the task's kubemr counters."""
@@ -173,8 +183,8 @@ class MRJobStep:
             for key, value in pairs or ():
                 yield self.output_write(key, value).decode("utf-8", "surrogateescape"), None
             return
-        for key, value in pairs or ():
-            key, value = self.internal_read(self.internal_write(key, value))
+        for pair in pairs or ():
+            key, value = self.internal_read(self.internal_write(*pair))
             yield _tupled(key), value
 
     def _hook(self, name: str) -> list[Pair]:
@@ -184,6 +194,7 @@ class MRJobStep:
     # ---- map ---------------------------------------------------------------------
 
     def map_setup(self) -> None:
+        self._fresh()
         self.pending = self._hook("mapper_init")
 
     def map(self, key: Any, value: Any) -> Iterator[Pair]:
@@ -213,6 +224,7 @@ class MRJobStep:
         yield from self._passed(self.step["combiner"](key, self._values(key, values)), False)
 
     def reduce_setup(self) -> None:
+        self._fresh()
         self.pending = self._hook("reducer_init")
 
     def reduce(self, key: Any, values: Iterator[Any]) -> Iterator[Pair]:
@@ -233,4 +245,4 @@ def adapt(cls: type, args: Mapping[str, str]) -> MRJobStep:
         index = int(args.get(STEP_ARG, "0"))
     except ValueError:
         raise MRJobError(f"spec.app.args: {STEP_ARG} must be a step number") from None
-    return MRJobStep(instantiate(cls, args), index)
+    return MRJobStep(cls, args, index)

@@ -21,8 +21,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import apps, badrecords, compression, formats, inputs, partfiles, records
-from kubemr import steps
+from kubemr import apps, badrecords, compression, formats, inputs, partfiles, records, steps
 from kubemr.plan import JobPlan, plan_job
 from kubemr.storage import OutputDir
 

@@ -421,9 +421,7 @@ class JobSpec(Model):
         if self.steps:
             # (compared with the defaults, not "was it set": a dumped manifest sets all)
             fields = type(self).model_fields
-            clash = [
-                to_camel(f) for f in STEP_FIELDS if getattr(self, f) != fields[f].default
-            ]
+            clash = [to_camel(f) for f in STEP_FIELDS if getattr(self, f) != fields[f].default]
             if clash:
                 raise ValueError(f"with steps, set {', '.join(clash)} per step in spec.steps")
         return self

@@ -48,9 +48,9 @@ def step_specs(spec: JobSpec, search: Iterable[Path] = ()) -> list[StepSpec]:
         )
     ]
     expanded: list[StepSpec] = []
-    for step in given:
-        app = step.app or spec.app
-        step = step.model_copy(update={"app": app})
+    for each in given:
+        app = each.app or spec.app
+        step = each.model_copy(update={"app": app})
         target = apps.target_of(app, search)
         if mrjobs.is_mrjob(target) and mrjobs.STEP_ARG not in app.args:  # not expanded yet
             assert isinstance(target, type)

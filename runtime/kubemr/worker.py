@@ -502,8 +502,11 @@ async def _reconnect(
     fresh = await _context(stub, config, address, ctx.metrics)
     fresh.channels = ctx.channels
     if fresh.job != ctx.job:  # the next step of a multi-step job: its attempt ids start over
-        log.info("%s: a new step (%s); dropping the last step's map outputs", config.name,
-                 fresh.job.spec.app.ref)
+        log.info(
+            "%s: a new step (%s); dropping the last step's map outputs",
+            config.name,
+            fresh.job.spec.app.ref,
+        )
         shutil.rmtree(shuffle.map_output_dir(config.work_dir, "x").parent, ignore_errors=True)
     log.warning("%s re-registered as %s", config.name, fresh.worker_id)
     return fresh

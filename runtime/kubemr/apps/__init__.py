@@ -173,7 +173,7 @@ def load_app(app: AppSpec, search: Iterable[Path] = ()) -> App:
     if mrjobs.is_mrjob(target):
         assert isinstance(target, type)
         try:
-            return mrjobs.adapt(target, app.args)  # type: ignore[return-value]
+            return mrjobs.adapt(target, app.args)
         except mrjobs.MRJobError as exc:
             raise AppError(str(exc)) from None
         except Exception as exc:
