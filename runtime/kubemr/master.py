@@ -614,6 +614,8 @@ class MasterService(pb_grpc.MasterServicer):
             workers=sum(w.alive for w in scheduler.workers.values()),
             message=scheduler.error or "",
             summary_json=summary,
+            step=self.state.step[0] + 1 if self.state.step else 0,
+            steps=self.state.step[1] if self.state.step else 0,
         )
 
 

@@ -78,9 +78,10 @@ def instantiate(cls: type, args: Mapping[str, str]) -> Any:
     """The job, its options parsed from ``args``. Raises :class:`MRJobError`."""
     try:
         return cls(args=command_line(args))
-    except SystemExit as exc:  # argparse's way of refusing an option
+    except (SystemExit, ValueError) as exc:  # how mrjob's option parser refuses
+        reason = f"exit {exc.code}" if isinstance(exc, SystemExit) else str(exc)
         raise MRJobError(
-            f"spec.app.args: {cls.__name__} rejected {command_line(args)} (exit {exc.code})"
+            f"spec.app.args: {cls.__name__} rejected {command_line(args)}: {reason}"
         ) from None
 
 

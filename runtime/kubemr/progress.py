@@ -14,8 +14,14 @@ from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.storage import OutputDir
 
 
+def step_label(status: pb.JobStatus, kind: str) -> str:
+    """A bar's label: ``map``, or in a multi-step job ``step 2/3 map``."""
+    return f"step {status.step}/{status.steps} {kind}" if status.steps else kind
+
+
 class JobProgress:
-    """Two bars, maps and reduces, fed from the master's status."""
+    """Two bars, maps and reduces, fed from the master's status (in a multi-step job, the
+    running step's, the bars labelled with the step)."""
 
     def __init__(self, name: str, enabled: bool = True) -> None:
         self.console = Console(stderr=True)
@@ -31,9 +37,17 @@ class JobProgress:
         self.reduces = self.progress.add_task("reduce", total=None)
 
     def update(self, status: pb.JobStatus) -> None:
-        self.progress.update(self.maps, total=status.maps_total, completed=status.maps_done)
         self.progress.update(
-            self.reduces, total=status.reduces_total, completed=status.reduces_done
+            self.maps,
+            total=status.maps_total,
+            completed=status.maps_done,
+            description=step_label(status, "map"),
+        )
+        self.progress.update(
+            self.reduces,
+            total=status.reduces_total,
+            completed=status.reduces_done,
+            description=step_label(status, "reduce"),
         )
 
     def metrics_url(self, process: str, url: str) -> None:

@@ -5,13 +5,31 @@ is left behind."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 from pathlib import Path
+from typing import Any
 
-from testjobs import APPS, Runner, manifest, run_cli, sorted_output, word_input, write_manifest
+from kubemr import plan, spec
+from kubemr.launcher import Launcher
+from kubemr.proto import mapreduce_pb2 as pb
+from kubemr.sequential import run_sequential
+
+from testjobs import (
+    APPS,
+    ROOT,
+    Runner,
+    manifest,
+    run_cli,
+    sorted_output,
+    word_input,
+    write_manifest,
+)
 
 
-def two_step_doc(tmp_path: Path, output: Path) -> dict:
+def two_step_doc(tmp_path: Path, output: Path, second: str = "TopByLength", **args: str) -> dict:
     app = str(APPS / "twostep.py")
+    second_app: dict[str, Any] = {"module": f"{app}:{second}", "args": args}
     return manifest(
         "twostep",
         {"module": f"{app}:CountWords"},
@@ -20,7 +38,8 @@ def two_step_doc(tmp_path: Path, output: Path) -> dict:
         input={"splitSize": "4Ki"},
         mapper={"replicas": 2},
         reducer={"replicas": 2},
-        steps=[{"reduceTasks": 3}, {"app": {"module": f"{app}:TopByLength"}, "reduceTasks": 2}],
+        steps=[{"reduceTasks": 3}, {"app": second_app, "reduceTasks": 2}],
+        faultTolerance={"heartbeatTimeout": "2s"},
     )
 
 
@@ -41,3 +60,35 @@ def test_two_steps_distributed_equal_sequential(tmp_path: Path, run_job: Runner)
     summary = json.loads((distributed / "_summary.json").read_text())
     assert [s["reduceTasks"] for s in summary["steps"]] == [3, 2]
     assert summary["counters"]["reduce_output_records"] == len(expected)
+
+
+def test_a_master_killed_during_step_two_resumes_at_step_two(tmp_path: Path) -> None:
+    """The master is killed once step 2 has a map output journaled: the restarted master
+    skips step 1 (committed), resumes step 2 from its journal, and the output is the
+    sequential runner's."""
+    doc = two_step_doc(tmp_path, tmp_path / "dist", "StallingTopByLength", map_delay="0.02")
+    job_plan = plan.plan_job(spec.parse_job(doc, "steps recovery test"), [ROOT])
+    assert len(job_plan.steps) == 2
+    killed: list[str] = []
+
+    def strike(status: pb.JobStatus) -> None:
+        master = launcher.master
+        if not killed and master is not None and status.step == 2 and status.maps_done >= 1:
+            killed.append(master.name)
+            master.signal(signal.SIGKILL)
+
+    launcher = Launcher(job_plan, search=[ROOT], progress=strike, keep_workdir=True)
+    try:
+        result = launcher.run()
+        restarted = (launcher.workdir / "logs" / "master-r1.log").read_text()
+    finally:
+        shutil.rmtree(launcher.workdir, ignore_errors=True)
+    assert killed == ["master"]
+    assert "step 1 of 2 was done before a master restart" in restarted
+    assert "at step 2 of 2 (master restart 1)" in restarted
+    step_two = result.summary["steps"][1]
+    assert step_two["masterRestarts"] == 1 and step_two["recovered"]["maps"] >= 1
+
+    oracle = {**doc, "spec": {**doc["spec"], "output": {"path": str(tmp_path / "seq")}}}
+    run_sequential(plan.plan_job(spec.parse_job(oracle, "oracle"), [ROOT]), [ROOT])
+    assert sorted_output(tmp_path / "dist") == sorted_output(tmp_path / "seq")

@@ -5,6 +5,7 @@ turn the tuple key and int values into strings and change the result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,3 +35,15 @@ class TopByLength:
     def reduce(self, key: int, values: Iterator[list[Any]]) -> Iterator[tuple[Any, Any]]:
         pairs = sorted(values, key=lambda p: (-p[0], p[1]))
         yield key, {"total": sum(p[0] for p in pairs), "top": [p[1] for p in pairs[:3]]}
+
+
+class StallingTopByLength(TopByLength):
+    """Step 2, slowed down: ``map`` sleeps ``map_delay`` seconds per record, so that a
+    test can kill the master while step 2 runs."""
+
+    def __init__(self, map_delay: str = "0") -> None:
+        self.map_delay = float(map_delay)
+
+    def map(self, key: Any, value: Any) -> Iterator[tuple[Any, Any]]:
+        time.sleep(self.map_delay)
+        yield from super().map(key, value)
