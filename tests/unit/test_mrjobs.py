@@ -49,7 +49,8 @@ def test_a_job_of_shell_commands_is_refused() -> None:
 
 def test_a_rejected_option_names_spec_app_args() -> None:
     app = spec.AppSpec(module="mrjob.examples.mr_grep:MRGrepJob")  # --expression is required
-    with pytest.raises(apps.AppError, match=r"spec.app.args: MRGrepJob rejected \[\]: .*required: -e/--expression"):
+    rejected = r"spec.app.args: MRGrepJob rejected \[\]: .*required: -e/--expression"
+    with pytest.raises(apps.AppError, match=rejected):
         apps.load_app(app)
 
 
