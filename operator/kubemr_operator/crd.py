@@ -92,8 +92,7 @@ def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of ``spec``."""
     raw = spec.JobSpec.model_json_schema(by_alias=True)
     schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
-    app = schema["properties"]["app"]
-    app["x-kubernetes-validations"] = [
+    app_rules = [
         {
             "rule": "has(self.builtin) != has(self.module)",
             "message": "exactly one of app.builtin and app.module must be set",
@@ -103,7 +102,24 @@ def spec_schema() -> dict[str, Any]:
             "message": "app.module must be 'package.module:Attr' or 'file.py:Attr'",
         },
     ]
+    schema["properties"]["app"]["x-kubernetes-validations"] = app_rules
+    schema["properties"]["steps"]["items"]["properties"]["app"]["x-kubernetes-validations"] = [
+        dict(rule) for rule in app_rules
+    ]
+    schema["properties"]["output"]["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.format) || self.format != 'records' || "
+            "!has(self.compression) || self.compression == 'none'",
+            "message": "compression: records output is not compressed (set none)",
+        }
+    ]
     schema["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.steps) || size(self.steps) == 0 || "
+            "((!has(self.reduceTasks) || self.reduceTasks == 1) && "
+            "!has(self.combine) && !has(self.partitioner))",
+            "message": "with steps, set reduceTasks, combine and partitioner per step",
+        },
         {
             "rule": "!has(self.volumes) || self.volumes.all(v, "
             "self.volumes.exists_one(w, w.name == v.name))",
