@@ -3,6 +3,8 @@ become kubemr steps (mrjob's own example jobs, unmodified)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kubemr import apps, mrjobs, spec
 
@@ -66,3 +68,28 @@ def test_the_first_step_reads_lines_with_the_input_protocol() -> None:
     ]
     # a one-step job's reducer writes the output protocol's lines
     assert list(adapted.reduce("a", iter([1, 1]))) == [('"a"\t2', None)]
+
+
+def counting_job() -> type:
+    from mrjob.job import MRJob  # noqa: PLC0415 (the optional extra)
+
+    class Counting(MRJob):  # type: ignore[misc]
+        def configure_args(self) -> None:
+            super().configure_args()
+            self.add_passthru_arg("--times", type=int, default=1)
+
+        def mapper(self, _: None, line: str) -> Any:
+            self.increment_counter("lines seen", "all, really")
+            yield line, self.options.times
+
+    return Counting
+
+
+def test_counters_and_passthrough_options_reach_the_job() -> None:
+    adapted = mrjobs.adapt(counting_job(), {"times": "3"})
+    counters = apps.start_task(adapted)  # type: ignore[arg-type]
+    apps.call_hook(adapted, "map_setup")  # type: ignore[arg-type]
+    # a map-only job: its mapper writes the output protocol's lines
+    assert list(adapted.map("f.txt", "x")) == [('"x"\t3', None)]
+    assert list(adapted.map("f.txt", "y")) == [('"y"\t3', None)]
+    assert counters.values == {"lines_seen.all__really": 2}
