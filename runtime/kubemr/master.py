@@ -230,7 +230,9 @@ class JobState:
         now = time.time()
         figures = reports.Figures(
             job=self.plan.job.metadata.name,
-            app=self.plan.job.spec.app.ref,
+            app=self.plan.job.spec.app.ref
+            if self.step is None
+            else f"step {self.step[0] + 1}/{self.step[1]}: {self.plan.job.spec.app.ref}",
             started=self.started,
             counters=self.counters,
             attempt_counters=self.attempt_counters,
