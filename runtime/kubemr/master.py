@@ -713,11 +713,12 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
             raise
         if state.scheduler.phase is not Phase.SUCCEEDED:
             break
-        if plan.steps:
+        if plan.steps:  # the step is done: a restarted master skips it
             summaries.append(state.summary())
-            if step[0] < step[1] - 1:
-                output.finish(summaries[-1])
-    assert state is not None and service is not None and server is not None
+            output.finish(summaries[-1])
+    if state is None:  # every step was done before a restart (which came mid-promotion)
+        return _promoted(plan, summaries, started, config)
+    assert service is not None and server is not None
     scheduler = state.scheduler
     summary = state.summary()
     if plan.steps:
@@ -754,6 +755,21 @@ async def serve(plan: JobPlan, config: MasterConfig) -> int:
             await asyncio.wait_for(state.final_read.wait(), config.status_linger)
     await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
     return code
+
+
+def _promoted(
+    plan: JobPlan, summaries: list[dict[str, Any]], started: float, config: MasterConfig
+) -> int:
+    """Commit a multi-step job whose steps were all done before this master started."""
+    final = OutputDir.of(plan.job.spec)
+    summary = steps.chain_summary(plan.job, summaries, started)
+    last = OutputDir.of(plan.steps[-1].spec)
+    summary["outputs"] = [stores.basename(p) for p in steps.promote(last, final)]
+    final.finish(summary)
+    if config.summary_file is not None:
+        config.summary_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    log.info("job %s: every step was done; its output is committed", plan.job.metadata.name)
+    return 0
 
 
 async def _start(

@@ -4,16 +4,20 @@ is left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
-from kubemr import plan, spec
+from kubemr import journal as journals
+from kubemr import master, plan, spec, steps
+from kubemr.config import MasterConfig
 from kubemr.launcher import Launcher
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.sequential import run_sequential
+from kubemr.storage import OutputDir
 
 from testjobs import (
     APPS,
@@ -88,6 +92,32 @@ def test_a_master_killed_during_step_two_resumes_at_step_two(tmp_path: Path) -> 
     assert "at step 2 of 2 (master restart 1)" in restarted
     step_two = result.summary["steps"][1]
     assert step_two["masterRestarts"] == 1 and step_two["recovered"]["maps"] >= 1
+
+    oracle = {**doc, "spec": {**doc["spec"], "output": {"path": str(tmp_path / "seq")}}}
+    run_sequential(plan.plan_job(spec.parse_job(oracle, "oracle"), [ROOT]), [ROOT])
+    assert sorted_output(tmp_path / "dist") == sorted_output(tmp_path / "seq")
+
+
+def test_a_master_restarted_mid_promotion_moves_the_rest_and_commits(tmp_path: Path) -> None:
+    """Every step is done (each step directory holds _SUCCESS) and one part file was
+    moved into the output when the master died: its successor runs no step, moves the
+    other part and commits the job."""
+    doc = two_step_doc(tmp_path, tmp_path / "dist")
+    job_plan = plan.plan_job(spec.parse_job(doc, "promotion test"), [ROOT])
+    final = OutputDir.of(job_plan.job.spec)
+    assert not steps.begin(final, False, journals.fingerprint(job_plan))
+    for step_job in job_plan.steps:  # each step's output, as its master left it
+        run_sequential(plan.plan_job(step_job, [ROOT], check_output=False), [ROOT])
+    last = OutputDir.of(job_plan.steps[-1].spec)
+    moved = last.parts()[0]
+    Path(moved).rename(tmp_path / "dist" / Path(moved).name)
+
+    config = MasterConfig(port=0, search_path=(ROOT,), summary_file=tmp_path / "summary.json")
+    assert asyncio.run(master.serve(job_plan, config)) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outputs"] == ["part-00000", "part-00001"] and len(summary["steps"]) == 2
+    assert (tmp_path / "dist" / "_SUCCESS").exists()
+    assert not (tmp_path / "dist" / "_temporary").exists()
 
     oracle = {**doc, "spec": {**doc["spec"], "output": {"path": str(tmp_path / "seq")}}}
     run_sequential(plan.plan_job(spec.parse_job(oracle, "oracle"), [ROOT]), [ROOT])
