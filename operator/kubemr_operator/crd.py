@@ -103,9 +103,11 @@ def spec_schema() -> dict[str, Any]:
         },
     ]
     schema["properties"]["app"]["x-kubernetes-validations"] = app_rules
-    schema["properties"]["steps"]["items"]["properties"]["app"]["x-kubernetes-validations"] = [
-        dict(rule) for rule in app_rules
-    ]
+    # A step's app: the same rules, the module's as a schema pattern (a CEL regex on every
+    # one of 64 steps exceeds the API server's CEL cost budget).
+    step_app = schema["properties"]["steps"]["items"]["properties"]["app"]
+    step_app["x-kubernetes-validations"] = [dict(app_rules[0])]
+    step_app["properties"]["module"]["pattern"] = spec.MODULE_PATTERN
     schema["properties"]["output"]["x-kubernetes-validations"] = [
         {
             "rule": "!has(self.format) || self.format != 'records' || "
