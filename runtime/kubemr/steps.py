@@ -35,18 +35,22 @@ MARKER = "_job.json"
 """The file in it that names the job the step directories belong to."""
 
 
+def _alone(spec: JobSpec) -> StepSpec:
+    """The one step of a job without ``spec.steps``: its top-level fields."""
+    return StepSpec(
+        app=spec.app,
+        reduce_tasks=spec.reduce_tasks,
+        combine=spec.combine,
+        partitioner=spec.partitioner,
+    )
+
+
 def step_specs(spec: JobSpec, search: Iterable[Path] = ()) -> list[StepSpec]:
     """The job's steps: ``spec.steps`` (each step's app defaulting to ``spec.app``), or
     one step from the top-level fields; a step whose app is an mrjob job of several
     steps becomes one step per mrjob step. Raises :class:`kubemr.apps.AppError`."""
-    given = spec.steps or [
-        StepSpec(
-            app=spec.app,
-            reduce_tasks=spec.reduce_tasks,
-            combine=spec.combine,
-            partitioner=spec.partitioner,
-        )
-    ]
+    search = list(search)
+    given = spec.steps or [_alone(spec)]
     expanded: list[StepSpec] = []
     for each in given:
         app = each.app or spec.app
@@ -73,13 +77,7 @@ def step_jobs(job: MapReduceJob, search: Iterable[Path] = ()) -> list[MapReduceJ
     (no ``spec.steps``, not a multi-step mrjob) is itself, alone."""
     spec = job.spec
     steps = step_specs(spec, search)
-    alone = StepSpec(
-        app=spec.app,
-        reduce_tasks=spec.reduce_tasks,
-        combine=spec.combine,
-        partitioner=spec.partitioner,
-    )
-    if not spec.steps and steps == [alone]:
+    if not spec.steps and steps == [_alone(spec)]:
         return [job]
     jobs = []
     for index, step in enumerate(steps):
