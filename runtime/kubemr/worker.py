@@ -11,6 +11,10 @@ abandons the attempt it is running and registers again under the same name and s
 address, for up to ``connect_timeout`` seconds. Its shuffle server and the map outputs
 on its disk stay, and the master gives them back to it (:meth:`Scheduler.register`).
 
+In a multi-step job the master serves each step with a fresh scheduler, which knows no
+worker: the workers register again the same way and get the next step's job; a worker
+whose job changed drops the previous step's map outputs (attempt ids start over).
+
 Every heartbeat carries the running attempt's progress, 0..1, which the master's
 speculation compares with its peers'. A map's progress is the share of its split's
 bytes consumed. A reduce's is half fetching, half reducing:
@@ -507,7 +511,7 @@ async def _reconnect(
             config.name,
             fresh.job.spec.app.ref,
         )
-        shutil.rmtree(shuffle.map_output_dir(config.work_dir, "x").parent, ignore_errors=True)
+        shutil.rmtree(shuffle.map_outputs(config.work_dir), ignore_errors=True)
     log.warning("%s re-registered as %s", config.name, fresh.worker_id)
     return fresh
 
