@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubemr import formats, partfiles, runs, spec, steps
+from kubemr import formats, partfiles, progress, runs, spec, steps
+from kubemr.proto import mapreduce_pb2 as pb
 
 
 def doc(**body: Any) -> dict[str, Any]:
@@ -94,3 +95,8 @@ def test_text_parts_are_lines(tmp_path: Path) -> None:
         out.write([render("a", 1), render(("b", 2), None)])
     assert stream.getvalue() == b'a\t1\n["b",2]\n'
     assert out.bytes == len(stream.getvalue())
+
+
+def test_kubemr_runs_bars_name_the_step() -> None:
+    assert progress.step_label(pb.JobStatus(maps_total=3), "map") == "map"
+    assert progress.step_label(pb.JobStatus(step=2, steps=3), "reduce") == "step 2/3 reduce"
