@@ -575,8 +575,9 @@ class _Reconciliation:
         names: list[str] = []
         if isinstance(summary, dict) and isinstance(summary.get("outputs"), list):
             names = [str(n) for n in summary["outputs"]]
-        if not names:
-            names = [f"part-{i:05d}" for i in range(spec.reduce_tasks)]
+        if not names:  # no final report read: the parts the (last step's) reduce tasks write
+            reduces = spec.steps[-1].reduce_tasks if spec.steps else spec.reduce_tasks
+            names = [f"part-{i:05d}" for i in range(reduces)]
         self.status["output"] = {
             "path": spec.output.path,
             "files": len(names),

@@ -209,6 +209,13 @@ def test_success_lists_outputs_and_cleans_workers_up() -> None:
     assert cond(decision, "Complete")["reason"] == "Completed"
 
 
+def test_a_multi_step_jobs_outputs_are_its_last_steps_without_a_final_report() -> None:
+    pods = [pod("master", phase="Succeeded", exit_code=0), *running_pods()[1:]]
+    steps = [{"reduceTasks": 2}, {"reduceTasks": 3}]
+    decision = decide(job(steps=steps, reduceTasks=1), pods, {"phase": "Running"})
+    assert decision.status["output"]["files"] == 3
+
+
 @pytest.mark.parametrize(
     ("policy", "deleted", "support"),
     [
