@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,cluster,operator,submit]'
+	$(BIN)/pip install --quiet -e '.[dev,cluster,operator,submit,mrjob]'
 	touch $(STAMP)
 
 venv: $(STAMP)

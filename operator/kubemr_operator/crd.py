@@ -93,8 +93,7 @@ def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of ``spec``."""
     raw = spec.JobSpec.model_json_schema(by_alias=True)
     schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
-    app = schema["properties"]["app"]
-    app["x-kubernetes-validations"] = [
+    app_rules = [
         {
             "rule": "has(self.builtin) != has(self.module)",
             "message": "exactly one of app.builtin and app.module must be set",
@@ -104,13 +103,33 @@ def spec_schema() -> dict[str, Any]:
             "message": "app.module must be 'package.module:Attr' or 'file.py:Attr'",
         },
     ]
+    app = schema["properties"]["app"]
+    app["x-kubernetes-validations"] = app_rules
     app["properties"]["bundle"]["x-kubernetes-validations"] = [
         {
             "rule": "has(self.configMap) != has(self.url)",
             "message": "exactly one of app.bundle.configMap and app.bundle.url must be set",
         }
     ]
+    # A step's app: the same rules, the module's as a schema pattern (a CEL regex on every
+    # one of 64 steps exceeds the API server's CEL cost budget).
+    step_app = schema["properties"]["steps"]["items"]["properties"]["app"]
+    step_app["x-kubernetes-validations"] = [dict(app_rules[0])]
+    step_app["properties"]["module"]["pattern"] = spec.MODULE_PATTERN
+    schema["properties"]["output"]["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.format) || self.format != 'records' || "
+            "!has(self.compression) || self.compression == 'none'",
+            "message": "compression: records output is not compressed (set none)",
+        }
+    ]
     schema["x-kubernetes-validations"] = [
+        {
+            "rule": "!has(self.steps) || size(self.steps) == 0 || "
+            "((!has(self.reduceTasks) || self.reduceTasks == 1) && "
+            "!has(self.combine) && !has(self.partitioner))",
+            "message": "with steps, set reduceTasks, combine and partitioner per step",
+        },
         {
             "rule": "!has(self.volumes) || self.volumes.all(v, "
             "self.volumes.exists_one(w, w.name == v.name))",
@@ -136,6 +155,7 @@ def crd() -> dict[str, Any]:
         ("Phase", "string", ".status.phase", 0),
         ("Maps", "string", ".status.maps", 0),
         ("Reduces", "string", ".status.reduces", 0),
+        ("Step", "string", ".status.step", 1),
         ("Reason", "string", ".status.reason", 0),
         ("Age", "date", ".metadata.creationTimestamp", 0),
         ("Message", "string", ".status.message", 1),

@@ -588,6 +588,8 @@ class _Reconciliation:
         status["reduces"] = f"{report.reduces.done}/{report.reduces.total}"
         status["runtimePhase"] = report.phase
         status["workers"] = report.workers
+        if report.steps:  # a multi-step job: the step running now
+            status["step"] = f"{report.step or 0}/{report.steps}"
         status["counters"] = dict(report.counters)
         status["appCounters"] = dict(report.app_counters)  # the app's own (kubemr.apps.Counters)
         if report.skipped_records is not None:
@@ -613,7 +615,8 @@ class _Reconciliation:
             )
         status["blacklistedWorkers"] = sorted(report.blacklisted_workers)
         status["message"] = report.message or (
-            f"{report.phase.lower()}: maps {status['maps']}, reduces {status['reduces']}"
+            (f"step {status['step']}, " if report.steps else "")
+            + f"{report.phase.lower()}: maps {status['maps']}, reduces {status['reduces']}"
         )
         if report.summary is not None:
             self.record_outputs(spec, report)
@@ -621,8 +624,9 @@ class _Reconciliation:
     def record_outputs(self, spec: specs.JobSpec, report: contract.StatusReport | None) -> None:
         summary = report.summary if report is not None else None
         names = list(summary.outputs) if summary is not None else []
-        if not names:
-            names = [f"part-{i:05d}" for i in range(spec.reduce_tasks)]
+        if not names:  # no final report read: the parts the (last step's) reduce tasks write
+            reduces = spec.steps[-1].reduce_tasks if spec.steps else spec.reduce_tasks
+            names = [f"part-{i:05d}" for i in range(reduces)]
         self.status["output"] = {
             "path": spec.output.path,
             "files": len(names),

@@ -377,9 +377,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     job = spec.load_job(args.manifest)
     job_plan = plan.plan_job(job, [Path.cwd(), args.manifest.resolve().parent])
+    steps = job_plan.steps or (job,)
     print(
         f"{args.manifest}: valid; {len(job_plan.splits)} map tasks, "
-        f"{job.spec.reduce_tasks} reduce tasks"
+        + (f"{len(steps)} steps of " if job_plan.steps else "")
+        + f"{', '.join(str(s.spec.reduce_tasks) for s in steps)} reduce tasks"
     )
     return 0
 

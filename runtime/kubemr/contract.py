@@ -176,6 +176,10 @@ class StatusReport(_Document):
     reduces: TaskCount = TaskCount()
     workers: int = Field(default=0, ge=0)
     """Live workers."""
+    step: int | None = None
+    """The step running now (1-based), in a multi-step job; absent otherwise."""
+    steps: int | None = None
+    """How many steps a multi-step job has; absent for a one-step job."""
     message: str = ""
     """Why the job failed; empty while it has not."""
     attempts: dict[str, int] = Field(default_factory=dict)

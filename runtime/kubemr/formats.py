@@ -5,6 +5,10 @@
   skipped. A line that is not JSON is a bad record (:mod:`kubemr.badrecords`).
 - ``whole-file``: the file's whole content as bytes (decompressed if it is compressed);
   every file is one split, so one map call per file.
+- ``records``: files of record frames (:mod:`kubemr.runs`, the shuffle's encoding) that
+  kubemr wrote as ``output.format: records`` (a step's intermediate output): ``map`` gets
+  each record's key and value, decoded with their types (:mod:`kubemr.records`); every
+  file is one split. A file that is not whole frames fails its task.
 
 Every record comes with its byte offset in the file (in the decompressed data of a
 compressed file), which names it when it is skipped as bad.
@@ -16,9 +20,13 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from kubemr import inputs
+from kubemr import inputs, runs, stores
+from kubemr import records as encoding
 from kubemr.spec import StorageSpec
 from kubemr.splits import Split
+
+WHOLE_FORMATS = ("whole-file", "records")
+"""Formats whose every file is one split (read from its start)."""
 
 Record = tuple[int, Any]
 """A record's byte offset in its file, and its raw value (a line, or the file's bytes)."""
@@ -53,11 +61,47 @@ def raw_records(
     if record_format == "whole-file":
         yield 0, inputs.read_whole(split.path, storage)
         return
+    if record_format == "records":
+        yield from record_frames(split.path, storage)
+        return
     skip_blank = record_format == "jsonl"
     for offset, line in lines_at(blocks):
         if skip_blank and not line.strip():
             continue
         yield offset, line
+
+
+READ_BYTES = 1 << 20
+"""Bytes read at a time from a records file."""
+
+
+def record_frames(path: str, storage: StorageSpec | None = None) -> Iterator[Record]:
+    """The decoded (key, value) pairs of a records file, each with its frame's offset."""
+    decode_key, decode_value = encoding.decode_key, encoding.decode_value
+    store = stores.store_for(path, storage)
+    size = store.size(path) or 0
+    buffer, consumed = bytearray(), 0
+    with store.open_range(path, 0, size) as stream:
+        while chunk := stream.read(READ_BYTES):
+            buffer += chunk
+            spans = runs.whole_frames(buffer)
+            for start, end in spans:
+                for key, value in runs.decode_batch(bytes(buffer[start:end])):
+                    yield consumed + start - 4, (decode_key(key), decode_value(value))
+            if spans:
+                del buffer[: spans[-1][1]]
+                consumed += spans[-1][1]
+    if buffer:
+        raise runs.FrameError(f"{path}: truncated record frame at byte {consumed}")
+
+
+def map_arguments(record_format: str, path: str) -> Callable[[Any], tuple[Any, Any]]:
+    """Turns a raw record of ``path`` into ``map``'s arguments: ``(path, parsed record)``,
+    or for ``records`` the record's own ``(key, value)``; raises ValueError on a bad one."""
+    if record_format == "records":
+        return _identity
+    parse = parser(record_format)
+    return lambda raw: (path, parse(raw))
 
 
 def _identity(value: Any) -> Any:
@@ -72,7 +116,8 @@ def parser(record_format: str) -> Callable[[Any], Any]:
 def records(
     record_format: str, split: Split, storage: StorageSpec | None = None
 ) -> Iterator[tuple[int, Any]]:
-    """The parsed records of ``split`` (for sampling and tests; a bad one raises)."""
+    """The parsed records of ``split`` (for sampling and tests; a bad one raises); a
+    ``records`` file's are (key, value) pairs."""
     parse = parser(record_format)
     blocks = inputs.read_blocks_at(split, storage=storage)
     for offset, raw in raw_records(record_format, split, blocks, storage):

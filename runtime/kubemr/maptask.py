@@ -24,7 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import apps, compression, formats, inputs, records, stores
+from kubemr import apps, compression, formats, inputs, partfiles, records, stores
 from kubemr.apps import App
 from kubemr.badrecords import BadRecords
 from kubemr.mapbuffer import Combiner, MapBuffer
@@ -114,20 +114,24 @@ def _per_line(
 def _per_record(
     app: App,
     split: Split,
-    blocks: Iterable[tuple[int, bytes]],
+    blocks: _CountedBlocks,
     record_format: str,
     bad: BadRecords | None,
     storage: StorageSpec | None,
 ) -> Iterator[tuple[Any, Any]]:
     """Each record through the format's parser and ``map``; a record whose parsing or
     map raises is skipped when ``bad`` allows it (its pairs dropped), else fails the task."""
-    app_map, parse, path = app.map, formats.parser(record_format), split.path
+    app_map, path = app.map, split.path
+    arguments = formats.map_arguments(record_format, path)
+    counting = record_format == "records"  # no blocks to count lines of
     for offset, raw in formats.raw_records(record_format, split, blocks, storage):
+        if counting:
+            blocks.lines += 1
         if bad is None:
-            yield from app_map(path, parse(raw))
+            yield from app_map(*arguments(raw))
             continue
         try:
-            pairs = list(app_map(path, parse(raw)))
+            pairs = list(app_map(*arguments(raw)))
         except Exception as exc:
             bad.skip(f"{path}@{offset}", exc)
             continue
@@ -165,25 +169,31 @@ def _teardown(app: App) -> Iterator[tuple[Any, Any]]:
 
 
 def _write_lines(
-    pairs: Iterable[tuple[Any, Any]], out_path: str, storage: StorageSpec | None, codec: str
+    pairs: Iterable[tuple[Any, Any]],
+    out_path: str,
+    storage: StorageSpec | None,
+    codec: compression.OutputCodec,
+    output_format: str,
 ) -> tuple[int, int]:
-    """Write pairs as output lines, in order (a map-only task); return (lines, bytes)."""
+    """Write pairs in order (a map-only task) as output lines, or record frames; return
+    (pairs, bytes)."""
     store = stores.store_for(out_path, storage)
-    format_line, count, size = records.format_line, 0, 0
-    with compression.compressing(store.open_write(out_path), codec) as out:  # type: ignore[arg-type]
-        batch: list[str] = []
+    render, count = partfiles.renderer(output_format), 0
+    with partfiles.PartWriter(
+        compression.compressing(store.open_write(out_path), codec), output_format
+    ) as out:
+        batch: list[Any] = []
         for key, value in pairs:
-            records.encode_key(key)  # keys must be keys, as when they are shuffled
-            batch.append(format_line(key, value))
+            if not out.records:
+                records.encode_key(key)  # keys must be keys, as when they are shuffled
+            batch.append(render(key, value))
             if len(batch) >= 4096:
-                data = ("\n".join(batch) + "\n").encode("utf-8", "surrogateescape")
-                out.write(data)
-                count, size, batch = count + len(batch), size + len(data), []
+                out.write(batch)
+                count, batch = count + len(batch), []
         if batch:
-            data = ("\n".join(batch) + "\n").encode("utf-8", "surrogateescape")
-            out.write(data)
-            count, size = count + len(batch), size + len(data)
-    return count, size
+            out.write(batch)
+            count += len(batch)
+    return count, out.bytes
 
 
 def run_map(
@@ -204,10 +214,11 @@ def run_map(
     max_skipped: int = 0,
     output_path: str | None = None,
     codec: compression.OutputCodec = "none",
+    output_format: str = "text",
 ) -> MapResult:
     """Map ``split`` into ``out_dir/part-NNNNN.run``, one sorted run per partition; or,
     with ``output_path`` (a map-only job), into that file as output lines in input order,
-    compressed with ``codec``.
+    compressed with ``codec`` (record frames if ``output_format`` is ``records``).
 
     If ``cancel`` is set while the split is read (checked before each block), raises
     :class:`MapCancelledError` and leaves nothing behind. ``progress`` is called with the
@@ -221,7 +232,7 @@ def run_map(
     bad = BadRecords(max_skipped) if max_skipped > 0 else None
     blocks = _CountedBlocks(
         iter(())
-        if record_format == "whole-file"
+        if record_format in formats.WHOLE_FORMATS
         else inputs.read_blocks_at(split, block_bytes(split), storage),
         cancel,
         split.length,
@@ -239,7 +250,9 @@ def run_map(
         output_path is not None,
     )
     if output_path is not None:
-        lines, size = _write_lines(itertools.chain(pairs, teardown), output_path, storage, codec)
+        lines, size = _write_lines(
+            itertools.chain(pairs, teardown), output_path, storage, codec, output_format
+        )
         counters = {"map_output_records": lines, "output_bytes": size}
         return _result(split, blocks, record_format, counters, {}, [], counted, bad, started)
     buffer = MapBuffer(reduce_tasks, partitioner, buffer_size, scratch_dir, combiner, metrics)
@@ -281,8 +294,8 @@ def _result(
     bad: BadRecords | None,
     started: float,
 ) -> MapResult:
-    whole = record_format == "whole-file"
-    counters["map_input_records"] = 1 if whole else blocks.lines
+    whole = record_format in formats.WHOLE_FORMATS
+    counters["map_input_records"] = 1 if record_format == "whole-file" else blocks.lines
     counters["map_input_bytes"] = split.length if whole else blocks.bytes
     if bad is not None:
         counters["skipped_records"] = bad.count

@@ -27,13 +27,24 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from kubemr import address as addresses
-from kubemr import apps, auth, badrecords, contract, metriccatalog, monitoring, rpcmetrics, stores
+from kubemr import (
+    apps,
+    auth,
+    badrecords,
+    contract,
+    metriccatalog,
+    monitoring,
+    rpcmetrics,
+    steps,
+    stores,
+)
 from kubemr import journal as journals
 from kubemr import metrics as metrics_
 from kubemr import report as reports
@@ -41,8 +52,8 @@ from kubemr import spec as specs
 from kubemr.apps import APP_COUNTER_PREFIX
 from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
 from kubemr.config import GRPC_OPTIONS, MasterConfig
-from kubemr.outputdir import OutputDir
-from kubemr.plan import JobPlan
+from kubemr.outputdir import SUMMARY, OutputDir
+from kubemr.plan import JobPlan, plan_job
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 from kubemr.scheduler import Scheduler
@@ -73,8 +84,14 @@ class JobState:
         journal: journals.Journal,
         replay: journals.Replay | None = None,
         logs: str = "",
+        metrics: metrics_.RuntimeMetrics | None = None,
+        step: tuple[int, int] | None = None,
     ) -> None:
         spec = plan.job.spec
+        self.step = step
+        """(index, count) of the step this state runs in a multi-step job."""
+        self.final_summary: dict[str, Any] | None = None
+        """The whole job's summary, once it is over (a multi-step job's is not a step's)."""
         self.plan = plan
         self.output = output
         self.journal = journal
@@ -102,7 +119,7 @@ class JobState:
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
         self.master_restarts = 0
-        self.metrics = metrics_.RuntimeMetrics("master", plan.job.metadata.name)
+        self.metrics = metrics or metrics_.RuntimeMetrics("master", plan.job.metadata.name)
         self.metrics.job_view = self.job_view
         self.progress_count = -1
         self.progress_time = time.time()
@@ -217,7 +234,9 @@ class JobState:
         now = time.time()
         figures = reports.Figures(
             job=self.plan.job.metadata.name,
-            app=self.plan.job.spec.app.ref,
+            app=self.plan.job.spec.app.ref
+            if self.step is None
+            else f"step {self.step[0] + 1}/{self.step[1]}: {self.plan.job.spec.app.ref}",
             started=self.started,
             counters=self.counters,
             attempt_counters=self.attempt_counters,
@@ -319,6 +338,8 @@ class JobState:
             counters=self.counters,
             app_counters=self.app_counters,
             skipped_records=self.skipped()[0],
+            step=self.step[0] + 1 if self.step is not None else None,
+            steps=self.step[1] if self.step is not None else None,
             summary=summary,
         )
 
@@ -329,11 +350,20 @@ class MasterService(pb_grpc.MasterServicer):
     def __init__(self, state: JobState, config: MasterConfig) -> None:
         self.state = state
         self.config = config
-        plan = state.plan
-        self.job_json = json.dumps(specs.dump_job(plan.decided_job()))
         self.heartbeat_interval = heartbeat_interval(
-            plan.job.spec.fault_tolerance.heartbeat_timeout
+            state.plan.job.spec.fault_tolerance.heartbeat_timeout
         )
+
+    @property
+    def job_json(self) -> str:
+        """The job a worker registers into: the running step's, in a multi-step job."""
+        return json.dumps(specs.dump_job(self.state.plan.job))
+
+    async def next_step(self, state: JobState) -> None:
+        """Serve ``state``, the next step: workers of the last one are told to register
+        again (its scheduler knows none), and get the new step's job."""
+        previous, self.state = self.state, state
+        await previous.notify()  # long polls of the last step wake and see the new one
 
     @property
     def scheduler(self) -> Scheduler:
@@ -609,6 +639,8 @@ class MasterService(pb_grpc.MasterServicer):
             workers=sum(w.alive for w in scheduler.workers.values()),
             message=scheduler.error or "",
             summary_json=summary,
+            step=self.state.step[0] + 1 if self.state.step else 0,
+            steps=self.state.step[1] if self.state.step else 0,
         )
 
 
@@ -636,89 +668,111 @@ async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float | 
         wait.cancel()
 
 
-async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | None = None) -> int:
-    """Run the job to the end, or until ``terminate`` is set; return the process exit
-    code (0 on success, :data:`~kubemr.contract.EXIT_TERMINATED` if told to stop mid-job)."""
-    terminate = terminate or asyncio.Event()
-    spec = plan.job.spec
-    output = OutputDir.of(spec)
+def _open_state(
+    plan: JobPlan,
+    output: OutputDir,
+    config: MasterConfig,
+    metrics: metrics_.RuntimeMetrics | None,
+    step: tuple[int, int] | None,
+) -> JobState:
+    """The job state of a job (or a step), resumed from its journal if it has one."""
     journal, replay = journals.open_journal(output, plan)
-    state = JobState(plan, output, journal, replay, logs=config.logs)
+    state = JobState(plan, output, journal, replay, config.logs, metrics, step)
     if replay is not None:
         recovered = state.scheduler.recovered()
         log.warning(
-            "resuming job %s (master restart %d): %d of %d map outputs and %d of %d "
+            "resuming job %s%s (master restart %d): %d of %d map outputs and %d of %d "
             "committed reduce tasks recovered from %s",
             plan.job.metadata.name,
+            f" at step {step[0] + 1} of {step[1]}" if step else "",
             state.master_restarts,
             recovered["map"],
             len(plan.splits),
             recovered["reduce"],
-            spec.reduce_tasks,
+            plan.reduce_tasks,
             journal.path,
         )
-    server = grpc.aio.server(
-        options=GRPC_OPTIONS,
-        interceptors=[
-            *auth.server_interceptors(config.token, "master", state.metrics),
-            rpcmetrics.server_interceptor(state.metrics),
-        ],
-    )
-    pb_grpc.add_MasterServicer_to_server(MasterService(state, config), server)
-    port = server.add_insecure_port(addresses.join(config.bind, config.port))
-    await server.start()
-    address = addresses.join(config.advertise_host, port)
-    log.info(
-        "master for job %s serving on %s: %d map tasks, %d reduce tasks",
-        plan.job.metadata.name,
-        address,
-        len(plan.splits),
-        spec.reduce_tasks,
-    )
-    if config.address_file is not None:
-        tmp = Path(f"{config.address_file}.tmp")
-        tmp.write_text(address, encoding="utf-8")
-        tmp.replace(config.address_file)
-    monitor = await monitoring.start(config, state.metrics, state.status_report, state.job_report)
-    probe = asyncio.create_task(state.metrics.probe_loop())
-    expiry = asyncio.create_task(
-        _expire_workers(state, min(1.0, spec.fault_tolerance.heartbeat_timeout / 4))
-    )
-    await state.notify()  # a job with nothing to do is done at once
-    await _either(state.done, terminate, None)
-    expiry.cancel()
-    probe.cancel()
-    if state.done.is_set() and state.fatal is None:
+    return state
+
+
+def _stages(plan: JobPlan, config: MasterConfig) -> Iterator[tuple[JobPlan, OutputDir, Any]]:
+    """The job's steps still to run, each with its plan, output directory and step
+    (index, count); a step already committed (by a master before a restart) is skipped,
+    its summary yielded instead of a plan. A job of one step is its only stage."""
+    if not plan.steps:
+        yield plan, OutputDir.of(plan.job.spec), None
+        return
+    for index, job in enumerate(plan.steps):
+        output = OutputDir.of(job.spec)
+        step = (index, len(plan.steps))
+        if output.committed():
+            log.warning("step %d of %d was done before a master restart", index + 1, step[1])
+            yield plan, output, json.loads(output.store.read_bytes(output.join(SUMMARY)))
+            continue
+        yield plan_job(job, config.search_path, check_output=False), output, step
+
+
+async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | None = None) -> int:
+    """Run the job (each of its steps in turn) to the end, or until ``terminate`` is set;
+    return the process exit code (0 on success, :data:`~kubemr.contract.EXIT_TERMINATED`
+    if told to stop mid-job, :data:`~kubemr.contract.EXIT_SUPERSEDED` if another master
+    holds the job)."""
+    terminate = terminate or asyncio.Event()
+    spec = plan.job.spec
+    final = OutputDir.of(spec)
+    started = time.time()
+    if plan.steps:
+        steps.begin(final, spec.output.overwrite, journals.fingerprint(plan))
+    metrics = metrics_.RuntimeMetrics("master", plan.job.metadata.name)
+    state: JobState | None = None
+    service: MasterService | None = None
+    server: grpc.aio.Server | None = None
+    monitor: Any = None
+    summaries: list[dict[str, Any]] = []
+    for stage_plan, output, step in _stages(plan, config):
+        if isinstance(step, dict):
+            summaries.append(step)
+            continue
+        state = _open_state(stage_plan, output, config, metrics if plan.steps else None, step)
+        if service is None:
+            service = MasterService(state, config)
+            server, monitor = await _start(service, state, config)
+        else:
+            await service.next_step(state)
         try:
-            journal.check_held()  # the output is this master's to finish (or abort)
-        except journals.SupersededError as exc:
-            state.fatal = exc
-    stopped = None
-    if not state.done.is_set():
-        log.warning("stopping (SIGTERM) mid-job: closing the journal; a new master resumes")
-        stopped = contract.EXIT_TERMINATED
-    elif isinstance(state.fatal, journals.SupersededError):
-        log.error("superseded: %s", state.fatal)
-        stopped = contract.EXIT_SUPERSEDED
-    if stopped is not None:  # the job goes on elsewhere: leave the output as it is
-        await server.stop(grace=None)
-        journal.close()
-        await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
-        return stopped
-    if state.fatal is not None:
-        await server.stop(grace=None)
-        raise state.fatal
-    journal.close()
+            stopped = await _run_stage(state, terminate)
+        except JournalError:
+            assert server is not None
+            await server.stop(grace=None)
+            raise
+        if stopped is not None:  # the job goes on elsewhere: leave the output as it is
+            assert server is not None
+            await server.stop(grace=None)
+            await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
+            return stopped
+        if state.scheduler.phase is not Phase.SUCCEEDED:
+            break
+        if plan.steps:  # the step is done: a restarted master skips it
+            summaries.append(state.summary())
+            output.finish(summaries[-1])
+    if state is None:  # every step was done before a restart (which came mid-promotion)
+        return _promoted(plan, summaries, started, config)
+    assert service is not None and server is not None
     scheduler = state.scheduler
     summary = state.summary()
-    summary[reports.REPORT_KEY] = state.job_report().dump()  # kept: `kubemr ui` shows it
+    if plan.steps:
+        summary = steps.chain_summary(plan.job, summaries or [summary], started)
+    state.final_summary = summary
+    if scheduler.phase is Phase.SUCCEEDED and plan.steps:
+        summary["outputs"] = [stores.basename(p) for p in steps.promote(state.output, final)]
+    summary = {**summary, reports.REPORT_KEY: state.job_report().dump()}  # `kubemr ui` shows it
     if scheduler.phase is Phase.SUCCEEDED:
-        output.finish(summary)
+        final.finish(summary)
         log.info("job %s succeeded in %.2fs", plan.job.metadata.name, summary["wallSeconds"])
         code = 0
     else:
-        output.abort()
-        output.keep_failure(summary)
+        final.abort()
+        final.keep_failure(summary)
         log.error("job %s failed: %s", plan.job.metadata.name, scheduler.error)
         code = contract.EXIT_JOB_FAILED
     if config.summary_file is not None:
@@ -745,3 +799,92 @@ async def serve(plan: JobPlan, config: MasterConfig, terminate: asyncio.Event | 
         await _either(state.final_read, terminate, config.status_linger)
     await monitoring.finish(monitor, state.metrics, config.metrics_snapshot)
     return code
+
+
+def _promoted(
+    plan: JobPlan, summaries: list[dict[str, Any]], started: float, config: MasterConfig
+) -> int:
+    """Commit a multi-step job whose steps were all done before this master started."""
+    final = OutputDir.of(plan.job.spec)
+    summary = steps.chain_summary(plan.job, summaries, started)
+    last = OutputDir.of(plan.steps[-1].spec)
+    summary["outputs"] = [stores.basename(p) for p in steps.promote(last, final)]
+    final.finish(summary)
+    if config.summary_file is not None:
+        config.summary_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    log.info("job %s: every step was done; its output is committed", plan.job.metadata.name)
+    return 0
+
+
+async def _start(
+    service: MasterService, state: JobState, config: MasterConfig
+) -> tuple[grpc.aio.Server, Any]:
+    """Start the gRPC server and the monitoring endpoints; announce the address."""
+    plan = state.plan
+    server = grpc.aio.server(
+        options=GRPC_OPTIONS,
+        interceptors=[
+            *auth.server_interceptors(config.token, "master", state.metrics),
+            rpcmetrics.server_interceptor(state.metrics),
+        ],
+    )
+    pb_grpc.add_MasterServicer_to_server(service, server)
+    port = server.add_insecure_port(addresses.join(config.bind, config.port))
+    await server.start()
+    address = addresses.join(config.advertise_host, port)
+    log.info(
+        "master for job %s serving on %s: %d map tasks, %d reduce tasks",
+        plan.job.metadata.name,
+        address,
+        len(plan.splits),
+        plan.reduce_tasks,
+    )
+    if config.address_file is not None:
+        tmp = Path(f"{config.address_file}.tmp")
+        tmp.write_text(address, encoding="utf-8")
+        tmp.replace(config.address_file)
+    monitor = await monitoring.start(
+        config,
+        state.metrics,
+        lambda: service.state.status_report(),  # noqa: PLW0108 (the step serving now)
+        lambda: service.state.job_report(),  # noqa: PLW0108
+    )
+    return server, monitor
+
+
+async def _run_stage(state: JobState, terminate: asyncio.Event) -> int | None:
+    """Serve one job (or step) until every task is committed or the job failed; None then.
+    Told to stop first (SIGTERM), or superseded by another master, return the exit code
+    with the journal closed and the output left as it is (a master resumes the job)."""
+    if state.step is not None:
+        log.info(
+            "step %d of %d: %s, %d map tasks, %d reduce tasks",
+            state.step[0] + 1,
+            state.step[1],
+            state.plan.job.spec.app.ref,
+            len(state.plan.splits),
+            state.plan.reduce_tasks,
+        )
+    timeout = state.plan.job.spec.fault_tolerance.heartbeat_timeout
+    probe = asyncio.create_task(state.metrics.probe_loop())
+    expiry = asyncio.create_task(_expire_workers(state, min(1.0, timeout / 4)))
+    await state.notify()  # a job with nothing to do is done at once
+    await _either(state.done, terminate, None)
+    expiry.cancel()
+    probe.cancel()
+    if state.done.is_set() and state.fatal is None:
+        try:
+            state.journal.check_held()  # the output is this master's to finish (or abort)
+        except journals.SupersededError as exc:
+            state.fatal = exc
+    stopped = None
+    if not state.done.is_set():
+        log.warning("stopping (SIGTERM) mid-job: closing the journal; a new master resumes")
+        stopped = contract.EXIT_TERMINATED
+    elif isinstance(state.fatal, journals.SupersededError):
+        log.error("superseded: %s", state.fatal)
+        stopped = contract.EXIT_SUPERSEDED
+    elif state.fatal is not None:
+        raise state.fatal
+    state.journal.close()
+    return stopped

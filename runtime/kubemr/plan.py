@@ -8,11 +8,14 @@ path. The master, the local launcher and the sequential runner all start here.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kubemr import apps, formats, inputs, records, stores
+from kubemr import apps, formats, inputs, records, steps, stores
 from kubemr.outputdir import OutputDir
 from kubemr.partitioning import Partitioner, boundaries_from_sample, make_partitioner
 from kubemr.spec import JobSpec, MapReduceJob
@@ -35,6 +38,10 @@ class JobPlan:
     boundaries: list[bytes]
     combine: bool
     partitioner_kind: str
+    steps: tuple[MapReduceJob, ...] = ()
+    """A multi-step job's steps, each a single-step job (:mod:`kubemr.steps`); the plan's
+    splits, boundaries, combiner and partitioner are then its first step's. Empty for a
+    job of one step."""
 
     @property
     def reduce_tasks(self) -> int:
@@ -60,7 +67,35 @@ def decide_combine(spec: JobSpec, app: apps.App) -> bool:
 
 
 def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool = True) -> JobPlan:
-    """Validate what only the running side can check and build the plan."""
+    """Validate what only the running side can check and build the plan (of a
+    multi-step job: its first step's, with every step's app loaded)."""
+    search = list(search)
+    try:
+        jobs = steps.step_jobs(job, search)
+    except apps.AppError as exc:
+        raise PlanError(str(exc)) from None
+    if jobs == [job]:
+        return _plan_step(job, search, check_output)
+    for later in jobs[1:]:
+        try:
+            _check_app(later.spec, apps.load_app(later.spec.app, search))
+        except apps.AppError as exc:
+            raise PlanError(str(exc)) from None
+    if check_output:
+        try:
+            OutputDir.of(job.spec).check(job.spec.output.overwrite)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
+    first = _plan_step(jobs[0], search, check_output=False)
+    return dataclasses.replace(first, job=job, steps=tuple(jobs))
+
+
+def _check_app(spec: JobSpec, app: apps.App) -> None:
+    if spec.combine and not apps.has_combiner(app):
+        raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
+
+
+def _plan_step(job: MapReduceJob, search: Iterable[Path], check_output: bool) -> JobPlan:
     spec = job.spec
     problems: list[str] = []
     files: list[tuple[str, int]] = []
@@ -80,14 +115,15 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
             problems.append(str(exc))
     if problems or app is None:
         raise PlanError("\n".join(problems))
-    if spec.combine and not apps.has_combiner(app):
-        raise PlanError(f"spec.combine: {spec.app.ref} has no combine() method")
+    _check_app(spec, app)
     combine = decide_combine(spec, app)
     try:
         compressed = {path for path, _ in files if inputs.sniff(path, spec.storage) is not None}
     except stores.StoreError as exc:
         raise PlanError(f"spec.input.paths: {exc}") from exc
-    whole = {path for path, _ in files} if spec.input.format == "whole-file" else compressed
+    whole = (
+        {path for path, _ in files} if spec.input.format in formats.WHOLE_FORMATS else compressed
+    )
     split_size = spec.input.split_size or default_split_size(
         sum(size for _, size in files), spec.mapper.replicas
     )
@@ -102,18 +138,32 @@ def plan_job(job: MapReduceJob, search: Iterable[Path] = (), check_output: bool 
 def _sample_keys(spec: JobSpec, app: apps.App, splits: list[Split]) -> list[bytes]:
     """Encoded map output keys of a sample of the input (for range boundaries). With
     bad-record skipping on, sampled records whose parsing or map raises are left out."""
-    parse = formats.parser(spec.input.format)
     path = splits[0].path if splits else ""
+    arguments = formats.map_arguments(spec.input.format, path)
     keys: list[bytes] = []
     apps.start_task(app)
-    for line in inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT, storage=spec.storage):
+    for line in _sample(spec, splits):
         if spec.input.format == "jsonl" and not line.strip():
             continue
         try:
-            pairs = list(app.map(path, parse(line)))
+            pairs = list(app.map(*arguments(line)))
         except Exception:
             if spec.fault_tolerance.max_skipped_records == 0:
                 raise
             continue
         keys.extend(records.encode_key(k) for k, _ in pairs)
     return keys
+
+
+def _sample(spec: JobSpec, splits: list[Split]) -> list[Any]:
+    """Raw input records to sample: lines from evenly spaced points of every split, or a
+    records file's first records."""
+    if spec.input.format != "records":
+        return list(inputs.sample_lines(splits, SAMPLE_LINES_PER_SPLIT, storage=spec.storage))
+    return [
+        raw
+        for split in splits
+        for _, raw in itertools.islice(
+            formats.record_frames(split.path, spec.storage), SAMPLE_LINES_PER_SPLIT
+        )
+    ]

@@ -15,8 +15,14 @@ from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
 
 
+def step_label(status: pb.JobStatus, kind: str) -> str:
+    """A bar's label: ``map``, or in a multi-step job ``step 2/3 map``."""
+    return f"step {status.step}/{status.steps} {kind}" if status.steps else kind
+
+
 class JobProgress:
-    """Two bars, maps and reduces, fed from the master's status."""
+    """Two bars, maps and reduces, fed from the master's status (in a multi-step job, the
+    running step's, the bars labelled with the step)."""
 
     def __init__(self, name: str, enabled: bool = True) -> None:
         self.console = Console(stderr=True)
@@ -32,15 +38,30 @@ class JobProgress:
         self.reduces = self.progress.add_task("reduce", total=None)
 
     def update(self, status: pb.JobStatus) -> None:
-        self.counts(status.maps_done, status.maps_total, status.reduces_done, status.reduces_total)
+        self.counts(
+            status.maps_done,
+            status.maps_total,
+            status.reduces_done,
+            status.reduces_total,
+            labels=(step_label(status, "map"), step_label(status, "reduce")),
+        )
 
     def counts(
-        self, maps_done: int, maps_total: int | None, reduces_done: int, reduces_total: int | None
+        self,
+        maps_done: int,
+        maps_total: int | None,
+        reduces_done: int,
+        reduces_total: int | None,
+        labels: tuple[str, str] = ("map", "reduce"),
     ) -> None:
-        """Move the bars (a total of None: not known yet); ``kubemr submit`` feeds them
-        from the MapReduceJob's status."""
-        self.progress.update(self.maps, total=maps_total, completed=maps_done)
-        self.progress.update(self.reduces, total=reduces_total, completed=reduces_done)
+        """Move the bars (a total of None: not known yet) under ``labels``; ``kubemr
+        submit`` feeds them from the MapReduceJob's status."""
+        self.progress.update(
+            self.maps, total=maps_total, completed=maps_done, description=labels[0]
+        )
+        self.progress.update(
+            self.reduces, total=reduces_total, completed=reduces_done, description=labels[1]
+        )
 
     def metrics_url(self, process: str, url: str) -> None:
         """Say where a process of the job serves its metrics (stderr, above the bars)."""

@@ -9,7 +9,6 @@ becomes an object only once the whole part is written); the master commits it.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,8 +16,9 @@ from dataclasses import dataclass, field
 from itertools import chain, groupby, starmap
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
-from kubemr import apps, compression, records, runs, stores
+from kubemr import apps, compression, partfiles, records, runs, stores
 from kubemr.apps import App
 from kubemr.badrecords import BadRecords
 from kubemr.metrics import RuntimeMetrics
@@ -65,6 +65,7 @@ def run_reduce(
     max_skipped: int = 0,
     partition: int = 0,
     cancel: threading.Event | None = None,
+    output_format: str = "text",
 ) -> ReduceResult:
     """Merge the runs, reduce, and write ``out_path``. Runs must come in map-task order,
     so that each key's values reach reduce in input order. ``progress`` is called with
@@ -90,7 +91,7 @@ def run_reduce(
     decode_key, decode_value, format_line = (
         records.decode_key,
         records.decode_value,
-        records.format_line,
+        partfiles.renderer(output_format),
     )
     reduce = app.reduce
     counted = apps.start_task(app)
@@ -106,13 +107,9 @@ def run_reduce(
     merged = chain.from_iterable(count_batches(runs.merge_batches(sources)))
 
     store = stores.store_for(out_path, storage)
-    with io.TextIOWrapper(
-        compression.compressing(store.open_write(out_path), codec),
-        encoding="utf-8",
-        errors="surrogateescape",
-        newline="\n",
-    ) as out:
-        lines: list[str] = []
+    stream = compression.compressing(store.open_write(out_path), codec)
+    with partfiles.PartWriter(stream, output_format) as out:
+        lines: list[Any] = []
         apps.call_hook(app, "reduce_setup")
         groups = 0
         for key_bytes, group in groupby(merged, key=_first):
@@ -137,18 +134,15 @@ def run_reduce(
                     del lines[mark:]
                     bad.skip(f"key {key!r} (partition {partition})", exc)
             if len(lines) >= 4096:
-                lines.append("")
-                stats["reduce_output_records"] += len(lines) - 1
-                out.write("\n".join(lines))
+                stats["reduce_output_records"] += len(lines)
+                out.write(lines)
                 lines = []
-        lines.extend(format_line(k, v) for k, v in apps.call_hook(app, "reduce_teardown"))
+        lines.extend(starmap(format_line, apps.call_hook(app, "reduce_teardown")))
         stats["reduce_input_groups"] = groups
         if lines:
-            lines.append("")
-            stats["reduce_output_records"] += len(lines) - 1
-            out.write("\n".join(lines))
-        out.flush()
-        stats["output_bytes"] = out.buffer.tell()
+            stats["reduce_output_records"] += len(lines)
+            out.write(lines)
+    stats["output_bytes"] = out.bytes
     for source in sources:
         if isinstance(source, Path):
             source.unlink(missing_ok=True)

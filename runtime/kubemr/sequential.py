@@ -14,7 +14,6 @@ pairs in input order.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterable
 from itertools import groupby
@@ -22,9 +21,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import apps, badrecords, compression, formats, inputs, records
+from kubemr import apps, badrecords, compression, formats, inputs, partfiles, records, steps
 from kubemr.outputdir import OutputDir
-from kubemr.plan import JobPlan
+from kubemr.plan import JobPlan, plan_job
 
 
 def _add(totals: dict[str, int], counters: apps.Counters) -> None:
@@ -35,7 +34,27 @@ def _add(totals: dict[str, int], counters: apps.Counters) -> None:
 def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str, Any]:
     """Run the whole job in this process; return its summary. Raises
     :class:`kubemr.badrecords.TooManyBadRecordsError` (and whatever the app raises) if
-    the job fails; then nothing is committed."""
+    the job fails; then nothing is committed. A multi-step job runs its steps in order,
+    each as a job of its own (:mod:`kubemr.steps`)."""
+    if not plan.steps:
+        return _run_step(plan, search)
+    started = time.time()
+    output = OutputDir.of(plan.job.spec)
+    output.prepare(plan.job.spec.output.overwrite)
+    summaries = []
+    try:
+        for job in plan.steps:
+            summaries.append(_run_step(plan_job(job, search or [], check_output=False), search))
+        steps.promote(OutputDir.of(plan.steps[-1].spec), output)
+    except BaseException:
+        output.abort()
+        raise
+    summary = steps.chain_summary(plan.job, summaries, started)
+    output.finish(summary)
+    return summary
+
+
+def _run_step(plan: JobPlan, search: list[Path] | None = None) -> dict[str, Any]:
     started = time.time()
     spec = plan.job.spec
     app = apps.load_app(spec.app, search or [])
@@ -44,7 +63,6 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
     limit = spec.fault_tolerance.max_skipped_records
     bad = badrecords.BadRecords(limit) if limit > 0 else None
     app_counters: dict[str, int] = {}
-    parse = formats.parser(spec.input.format)
     map_only = plan.reduce_tasks == 0
     partition = plan.partitioner()
     parts: list[list[tuple[bytes, bytes]]] = [[] for _ in range(plan.reduce_tasks)]
@@ -56,10 +74,11 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
             apps.call_hook(app, "map_setup")
             pairs: list[tuple[Any, Any]] = []
             blocks = inputs.read_blocks_at(split, storage=spec.storage)
+            arguments = formats.map_arguments(spec.input.format, split.path)
             for offset, raw in formats.raw_records(spec.input.format, split, blocks, spec.storage):
                 lines += 1
                 try:
-                    emitted = list(app.map(split.path, parse(raw)))
+                    emitted = list(app.map(*arguments(raw)))
                 except Exception as exc:
                     if bad is None:
                         raise
@@ -70,7 +89,7 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
             _add(app_counters, counters)
             if map_only:
                 temp = output.temp_path(f"sequential-{index}", index)
-                outputs += _write(output, temp, spec.output.compression, pairs)
+                outputs += _write(output, temp, spec.output.compression, pairs, spec.output.format)
                 written.append((temp, index))
                 continue
             for key, value in pairs:
@@ -93,7 +112,7 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
             reduced.extend(apps.call_hook(app, "reduce_teardown"))
             _add(app_counters, counters)
             temp = output.temp_path(f"sequential-{index}", index)
-            outputs += _write(output, temp, spec.output.compression, reduced)
+            outputs += _write(output, temp, spec.output.compression, reduced, spec.output.format)
             written.append((temp, index))
     except BaseException:
         output.abort()
@@ -119,18 +138,20 @@ def run_sequential(plan: JobPlan, search: list[Path] | None = None) -> dict[str,
 
 
 def _write(
-    output: OutputDir, temp: str, codec: compression.OutputCodec, pairs: Iterable[tuple[Any, Any]]
+    output: OutputDir,
+    temp: str,
+    codec: compression.OutputCodec,
+    pairs: Iterable[tuple[Any, Any]],
+    output_format: str,
 ) -> int:
-    """Write pairs as output lines to ``temp``; return how many."""
-    count = 0
-    with io.TextIOWrapper(
-        compression.compressing(output.store.open_write(temp), codec),
-        encoding="utf-8",
-        errors="surrogateescape",
-        newline="\n",
-    ) as out:
+    """Write pairs as output lines (or record frames) to ``temp``; return how many."""
+    render = partfiles.renderer(output_format)
+    stream = compression.compressing(output.store.open_write(temp), codec)
+    with partfiles.PartWriter(stream, output_format) as out:
+        rendered = []
         for key, value in pairs:
             records.encode_key(key)  # a key must be a key, as in the distributed engine
-            out.write(records.format_line(key, value) + "\n")
-            count += 1
-    return count
+            rendered.append(render(key, value))
+        if rendered:
+            out.write(rendered)
+    return len(rendered)

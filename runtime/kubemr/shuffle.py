@@ -23,9 +23,14 @@ from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 
 
+def map_outputs(root: Path) -> Path:
+    """Where the map attempts' runs live on the mapper's disk, one directory each."""
+    return root / "map-output"
+
+
 def map_output_dir(root: Path, attempt_id: str) -> Path:
     """Where a map attempt's runs live on the mapper's disk."""
-    return root / "map-output" / attempt_id
+    return map_outputs(root) / attempt_id
 
 
 class ShuffleServicer(pb_grpc.ShuffleServicer):

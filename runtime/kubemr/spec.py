@@ -201,10 +201,13 @@ class InputSpec(Model):
     Default 64Mi, or less when the input is smaller than 64Mi per mapper replica: then
     the input's size divided by the mapper replicas (rounded up, at least 1Mi), so that
     every mapper gets a split (docs/runtime.md)."""
-    format: Literal["text", "jsonl", "whole-file"] = "text"
+    format: Literal["text", "jsonl", "whole-file", "records"] = "text"
     """What a record is: ``text`` (map gets each line, a str), ``jsonl`` (map gets each
-    line parsed as JSON; a malformed line is a bad record), or ``whole-file`` (map gets
-    each file's whole content, bytes; one split per file). Default text."""
+    line parsed as JSON; a malformed line is a bad record), ``whole-file`` (map gets
+    each file's whole content, bytes; one split per file), or ``records`` (files kubemr
+    wrote with ``output.format: records``, such as a step's intermediate output: map
+    gets each record's key and value, their types kept; one split per file). Default
+    text."""
 
 
 class OutputSpec(Model):
@@ -218,6 +221,16 @@ class OutputSpec(Model):
     compression: Literal["none", "gzip", "zstd"] = "none"
     """Compress every part file: ``gzip`` (``part-NNNNN.gz``) or ``zstd``
     (``part-NNNNN.zst``). Default none."""
+    format: Literal["text", "records"] = "text"
+    """``text``: one line ``key<TAB>value`` per pair; ``records``: kubemr's typed record
+    frames (the shuffle's encoding), which ``input.format: records`` reads back with
+    their types. Default text."""
+
+    @model_validator(mode="after")
+    def _records_uncompressed(self) -> OutputSpec:
+        if self.format == "records" and self.compression != "none":
+            raise ValueError("compression: records output is not compressed (set none)")
+        return self
 
 
 class StorageSpec(Model):
@@ -352,6 +365,24 @@ class MasterSpec(Model):
     """Pod resources of the master."""
 
 
+class StepSpec(Model):
+    """One step of a multi-step job: a map and reduce whose input is the previous step's
+    output (records, their types kept) and whose output feeds the next step."""
+
+    app: AppSpec | None = None
+    """The step's map/reduce code. Default: ``spec.app``."""
+    reduce_tasks: Annotated[int, Field(ge=0, le=100_000)] = 1
+    """The step's number of reduce tasks (0: a map-only step). Default 1."""
+    combine: bool | None = None
+    """Run the step's combiner. Default: true when the step's app has one."""
+    partitioner: Literal["hash", "range"] | None = None
+    """``hash`` or ``range``. Default: the step's app's preference."""
+
+
+STEP_FIELDS = ("reduce_tasks", "combine", "partitioner")
+"""Fields of ``spec`` that a job with ``spec.steps`` sets per step instead."""
+
+
 class JobSpec(Model):
     """The ``spec`` of a MapReduceJob."""
 
@@ -376,6 +407,12 @@ class JobSpec(Model):
     partitioner: Literal["hash", "range"] | None = None
     """``hash`` (crc32 of the key mod R) or ``range`` (split points sampled from the input,
     so part files read in order are globally sorted). Default: the app's preference."""
+    steps: list[StepSpec] = Field(default_factory=list, max_length=64)
+    """A multi-step job: the steps, run in order by one master, each step's output the
+    next one's input (types kept), the last one's the job's output; intermediate output
+    lives under the output's ``_temporary`` and is removed when the job ends. With steps,
+    ``reduceTasks``, ``combine`` and ``partitioner`` are set per step. Default none: one
+    step from ``app``, ``reduceTasks``, ``combine`` and ``partitioner``."""
     shuffle: ShuffleSpec = Field(default_factory=ShuffleSpec)
     """Shuffle settings."""
     fault_tolerance: FaultToleranceSpec = Field(default_factory=FaultToleranceSpec)
@@ -417,6 +454,16 @@ class JobSpec(Model):
     ``volumeMounts`` they carry the input and the output."""
     volume_mounts: list[VolumeMountSpec] = Field(default_factory=list, max_length=64)
     """Where the volumes appear in every job pod."""
+
+    @model_validator(mode="after")
+    def _steps_own_their_fields(self) -> JobSpec:
+        if self.steps:
+            # (compared with the defaults, not "was it set": a dumped manifest sets all)
+            fields = type(self).model_fields
+            clash = [to_camel(f) for f in STEP_FIELDS if getattr(self, f) != fields[f].default]
+            if clash:
+                raise ValueError(f"with steps, set {', '.join(clash)} per step in spec.steps")
+        return self
 
     @model_validator(mode="after")
     def _mounts_name_volumes(self) -> JobSpec:

@@ -18,6 +18,10 @@ tells the master it leaves (within :data:`LEAVE_TIMEOUT`, so the attempt and the
 map outputs run again at once, as lost rather than failed) and returns
 :data:`kubemr.contract.EXIT_TERMINATED`.
 
+In a multi-step job the master serves each step with a fresh scheduler, which knows no
+worker: the workers register again the same way and get the next step's job; a worker
+whose job changed drops the previous step's map outputs (attempt ids start over).
+
 Every heartbeat carries the running attempt's progress, 0..1, which the master's
 speculation compares with its peers'. A map's progress is the share of its split's
 bytes consumed. A reduce's is half fetching, half reducing:
@@ -259,6 +263,7 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
         max_skipped=spec.fault_tolerance.max_skipped_records,
         output_path=task.temp_path if spec.reduce_tasks == 0 else None,
         codec=spec.output.compression,
+        output_format=spec.output.format,
     )
     return pb.TaskReport(
         ok=True,
@@ -308,6 +313,7 @@ async def _run_reduce(ctx: Context, task: Assignment) -> pb.TaskReport:
                 max_skipped=spec.fault_tolerance.max_skipped_records,
                 partition=task.index,
                 cancel=ctx.cancel.get(task.attempt_id),
+                output_format=spec.output.format,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -422,6 +428,13 @@ async def _reconnect(
     log.warning("%s: registration %s is over; registering again", config.name, ctx.worker_id)
     fresh = await _context(stub, config, address, ctx.metrics)
     fresh.channels = ctx.channels
+    if fresh.job != ctx.job:  # the next step of a multi-step job: its attempt ids start over
+        log.info(
+            "%s: a new step (%s); dropping the last step's map outputs",
+            config.name,
+            fresh.job.spec.app.ref,
+        )
+        shutil.rmtree(shuffle.map_outputs(config.work_dir), ignore_errors=True)
     log.warning("%s re-registered as %s", config.name, fresh.worker_id)
     return fresh
 

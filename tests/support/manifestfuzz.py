@@ -50,6 +50,8 @@ SCALARS = st.one_of(
             "none",
             "jsonl",
             "whole-file",
+            "records",
+            "text",
         ]
     ),
 )
@@ -102,11 +104,29 @@ FIELDS: dict[str, Any] = {
     "output": st.one_of(
         st.fixed_dictionaries(
             {"path": st.sampled_from(["/out", "", "out/x"])},
-            optional={"overwrite": SCALARS, "compression": SCALARS},
+            optional={"overwrite": SCALARS, "compression": SCALARS, "format": SCALARS},
         ),
         VALUES,
     ),
     "reduceTasks": SCALARS,
+    "steps": st.one_of(
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "app": st.one_of(
+                        st.fixed_dictionaries({"module": st.sampled_from(["m:A", "bad"])}),
+                        VALUES,
+                    ),
+                    "reduceTasks": SCALARS,
+                    "combine": SCALARS,
+                    "partitioner": SCALARS,
+                },
+            ),
+            max_size=3,
+        ),
+        VALUES,
+    ),
     "mapper": st.one_of(st.fixed_dictionaries({}, optional={"replicas": SCALARS}), VALUES),
     "reducer": st.one_of(st.fixed_dictionaries({}, optional={"replicas": SCALARS}), VALUES),
     "combine": SCALARS,

@@ -127,6 +127,16 @@ def test_the_report_becomes_status_and_speculation_becomes_events() -> None:
     assert again.events == []  # reported once, not on every reconciliation
 
 
+def test_a_multi_step_jobs_status_names_the_running_step() -> None:
+    report = {"phase": "Reducing", "maps": {"total": 3, "done": 3}, "step": 2, "steps": 3}
+    report["reduces"] = {"total": 2, "done": 1}
+    decision = decide(job(), running_pods(), {"phase": "Running"}, report)
+    assert decision.status["step"] == "2/3"
+    assert decision.status["message"] == "step 2/3, reducing: maps 3/3, reduces 1/2"
+    single = {key: value for key, value in report.items() if key not in ("step", "steps")}
+    assert "step" not in decide(job(), running_pods(), {"phase": "Running"}, single).status
+
+
 def test_a_failed_worker_is_replaced_and_counted() -> None:
     pods = [*running_pods()[:2], pod("mapper", 1, phase="Failed", exit_code=137, reason="Error")]
     pods.append(pod("reducer", 0))
@@ -199,6 +209,13 @@ def test_success_lists_outputs_and_cleans_workers_up() -> None:
     }
     assert sorted(decision.delete) == ["wc-mapper-0", "wc-mapper-1", "wc-reducer-0"]
     assert cond(decision, "Complete")["reason"] == "Completed"
+
+
+def test_a_multi_step_jobs_outputs_are_its_last_steps_without_a_final_report() -> None:
+    pods = [pod("master", phase="Succeeded", exit_code=0), *running_pods()[1:]]
+    steps = [{"reduceTasks": 2}, {"reduceTasks": 3}]
+    decision = decide(job(steps=steps, reduceTasks=1), pods, {"phase": "Running"})
+    assert decision.status["output"]["files"] == 3
 
 
 @pytest.mark.parametrize(

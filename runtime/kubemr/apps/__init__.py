@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from kubemr import mrjobs
 from kubemr.spec import AppSpec
 
 Pair = tuple[Any, Any]
@@ -152,8 +153,8 @@ def _import_target(reference: str, search: Iterable[Path]) -> object:
     return target
 
 
-def load_app(app: AppSpec, search: Iterable[Path] = ()) -> App:
-    """Import and construct the app a spec names; errors name ``spec.app``."""
+def target_of(app: AppSpec, search: Iterable[Path] = ()) -> object:
+    """The class (or callable) a spec's app names, imported; errors name ``spec.app``."""
     reference = BUILTINS[app.builtin] if app.builtin else app.module or ""
     try:
         target = _import_target(reference, list(search))
@@ -163,6 +164,22 @@ def load_app(app: AppSpec, search: Iterable[Path] = ()) -> App:
         raise AppError(f"spec.app.module: importing {reference!r} failed: {exc!r}") from exc
     if not callable(target):
         raise AppError(f"spec.app: {reference!r} is not a class")
+    return target
+
+
+def load_app(app: AppSpec, search: Iterable[Path] = ()) -> App:
+    """Import and construct the app a spec names; errors name ``spec.app``. An mrjob job
+    (an ``MRJob`` subclass) is adapted (:mod:`kubemr.mrjobs`)."""
+    target = target_of(app, search)
+    assert callable(target)
+    if mrjobs.is_mrjob(target):
+        assert isinstance(target, type)
+        try:
+            return mrjobs.adapt(target, app.args)
+        except mrjobs.MRJobError as exc:
+            raise AppError(str(exc)) from None
+        except Exception as exc:
+            raise AppError(f"spec.app: constructing {app.ref} failed: {exc!r}") from exc
     try:
         instance = target(**app.args)
     except TypeError as exc:

@@ -254,7 +254,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("phase", "maps_total", "maps_done", "reduces_total", "reduces_done", "workers", "message", "summary_json")
+    __slots__ = ("phase", "maps_total", "maps_done", "reduces_total", "reduces_done", "workers", "message", "summary_json", "step", "steps")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MAPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     MAPS_DONE_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +263,8 @@ class JobStatus(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_JSON_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     phase: str
     maps_total: int
     maps_done: int
@@ -271,4 +273,6 @@ class JobStatus(_message.Message):
     workers: int
     message: str
     summary_json: str
-    def __init__(self, phase: _Optional[str] = ..., maps_total: _Optional[int] = ..., maps_done: _Optional[int] = ..., reduces_total: _Optional[int] = ..., reduces_done: _Optional[int] = ..., workers: _Optional[int] = ..., message: _Optional[str] = ..., summary_json: _Optional[str] = ...) -> None: ...
+    step: int
+    steps: int
+    def __init__(self, phase: _Optional[str] = ..., maps_total: _Optional[int] = ..., maps_done: _Optional[int] = ..., reduces_total: _Optional[int] = ..., reduces_done: _Optional[int] = ..., workers: _Optional[int] = ..., message: _Optional[str] = ..., summary_json: _Optional[str] = ..., step: _Optional[int] = ..., steps: _Optional[int] = ...) -> None: ...
