@@ -89,6 +89,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """``yaml.safe_dump`` without anchors and aliases (a shared object is written again)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def spec_schema() -> dict[str, Any]:
     """The OpenAPI v3 schema of ``spec``."""
     raw = spec.JobSpec.model_json_schema(by_alias=True)
@@ -217,7 +224,9 @@ def render() -> str:
         "# Generated from kubemr.spec by `python -m kubemr_operator.crd` (make crd).\n"
         "# Do not edit: change runtime/kubemr/spec.py and regenerate.\n"
     )
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=100)
+    # A step's app and the job's share schema parts: written out twice, never as YAML aliases.
+    text = yaml.dump(crd(), Dumper=_PlainDumper, sort_keys=False, width=100)
+    return header + text
 
 
 if __name__ == "__main__":
