@@ -418,6 +418,9 @@ class _Reconciliation:
         else:
             code = f", exit code {pod.exit_code}" if pod.exit_code is not None else ""
             why = f"failed ({pod.reason or 'Error'}{code})"
+            if pod.reason == "OOMKilled":  # the kernel killed it at its memory limit
+                group = "master" if pod.role == MASTER else pod.role
+                why += f" (out of memory: raise spec.{group}.resources.limits.memory)"
             if len(failed) > spec.backoff_limit:
                 self.finish(
                     FAILED,

@@ -116,6 +116,19 @@ def test_an_oom_killed_worker_is_replaced_and_the_reason_says_oomkilled(
     assert done["status"]["failedPods"] >= 1  # a replacement may fail too (StartError)
 
 
+def test_workers_oom_killed_past_the_backoff_limit_fail_the_job_saying_what_to_raise(
+    kind: cluster.Tools, namespace: str, folder: JobFolder
+) -> None:
+    limits = {"resources": {"limits": {"memory": "192Mi"}}}
+    app = faults_app(hog_pods="-mapper-", hog_mib="512")
+    doc = job_doc("ooms", folder, app, mapper={"replicas": 2, **limits}, backoffLimit=1)
+    name = apply(kind, namespace, doc)
+    status = wait_phase(kind, namespace, name)["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "BackoffLimitExceeded", status
+    assert "OOMKilled" in status["message"], status
+    assert "raise spec.mapper.resources.limits.memory" in status["message"], status
+
+
 def test_a_worker_past_its_ephemeral_storage_limit_is_evicted_and_replaced(
     kind: cluster.Tools, namespace: str, folder: JobFolder, tmp_path: Path
 ) -> None:

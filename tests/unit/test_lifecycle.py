@@ -499,3 +499,15 @@ def test_a_pod_that_cannot_install_the_code_bundle_fails_the_job_at_once() -> No
     running = decide(bundled, running_pods())
     assert cond(running, "AppInstalled")["status"] == "True"
     assert lifecycle.condition(decide(job(), running_pods()).status, "AppInstalled") is None
+
+
+def test_an_oom_killed_pod_says_which_memory_limit_to_raise() -> None:
+    killed = pod("mapper", 1, phase="Failed", exit_code=137, reason="OOMKilled")
+    replaced = decide(job(), [pod("master"), pod("mapper", 0), killed, pod("reducer", 0)])
+    (event,) = [e for e in replaced.events if e.reason == "WorkerReplaced"]
+    assert "wc-mapper-1 failed (OOMKilled, exit code 137)" in event.message
+    assert "raise spec.mapper.resources.limits.memory" in event.message
+    again = pod("mapper", 1, 1, phase="Failed", exit_code=137, reason="OOMKilled")
+    failed = decide(job(backoffLimit=1), [pod("master"), pod("mapper", 0), killed, again])
+    assert failed.status["reason"] == "BackoffLimitExceeded"
+    assert "raise spec.mapper.resources.limits.memory" in failed.status["message"]
