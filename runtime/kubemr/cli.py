@@ -308,6 +308,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # SIGTERM (a supervisor's or CI runner's stop) ends the run as Ctrl-C does: every
     # process stopped, partial output removed, exit 130.
     signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too, explicitly: a process started with SIGINT ignored (a background job of a
+    # script, nohup) keeps ignoring it in Python, and a supervisor's SIGINT did nothing.
+    signal.signal(signal.SIGINT, _interrupt)
 
     job = spec.load_job(args.manifest)
     search = [Path.cwd(), args.manifest.resolve().parent]

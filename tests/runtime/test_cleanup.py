@@ -95,6 +95,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path, signum: signal.Signals) -> None
     finally:
         if launcher.poll() is None:
             launcher.kill()
+            launcher.communicate()  # reaped, its pipes closed
     assert launcher.returncode == 130, stderr
     assert "interrupted" in stderr
     _, alive = psutil.wait_procs(children, timeout=5)
