@@ -82,15 +82,7 @@ def test_a_job_reads_and_writes_s3_with_credentials_from_a_secret(
     name = submit(kube, job_namespace, doc)
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]
-    keys = [
-        o["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="out/")
-        for o in page.get("Contents", [])
-    ]
-    assert "out/_SUCCESS" in keys and not [k for k in keys if "_temporary" in k], keys
-    lines: list[str] = []
-    for key in sorted(k for k in keys if "/part-" in k):
-        lines += client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    lines = s3server.committed_lines(client, bucket, "out/")
     local = dict(doc, spec={**doc["spec"], "input": {"paths": [str(BOOKS / "*.txt")]}})
     local["spec"].pop("storage")
     assert sorted(lines) == oracle(tmp_path, local)

@@ -189,6 +189,21 @@ class MinioServer:
         self.stop()
 
 
+def committed_lines(client: Any, bucket: str, prefix: str) -> list[str]:
+    """The lines of the part files a job committed under ``prefix`` (``out/``), once it is
+    seen to have committed: ``_SUCCESS`` there and nothing under ``_temporary`` left."""
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    assert f"{prefix}_SUCCESS" in keys and not [k for k in keys if "_temporary" in k], keys
+    lines: list[str] = []
+    for key in sorted(k for k in keys if "/part-" in k):
+        lines += client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["build", "path"])
