@@ -24,9 +24,10 @@ import signal
 import sys
 
 import kopf
+from kubemr.contract import GROUP
 from prometheus_client import start_http_server
 
-from kubemr_operator import elector, handlers, liveness
+from kubemr_operator import discovery, elector, handlers, liveness
 from kubemr_operator.metrics import OperatorMetrics
 from kubemr_operator.settings import Settings, from_env
 
@@ -108,6 +109,7 @@ async def _serve(settings: Settings, runtime: handlers.Runtime) -> None:
 async def _kopf(settings: Settings, runtime: handlers.Runtime, stop: asyncio.Event | None) -> None:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, runtime)
+    discovery.install(served_groups={GROUP})
     await kopf.operator(
         registry=registry,
         clusterwide=not settings.namespaces,
