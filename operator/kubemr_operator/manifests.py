@@ -107,6 +107,23 @@ def path_problems(spec: specs.JobSpec, settings: Settings) -> tuple[str, ...]:
     )
 
 
+def _default_volumes(
+    spec: specs.JobSpec, settings: Settings
+) -> tuple[list[Manifest], list[Manifest]]:
+    """The operator's volumes for every job pod (``settings.pod_volumes``) and their
+    mounts, less those the job overrides: a volume whose name the job's own volumes use
+    (with its mounts), a mount at a path the job mounts something at."""
+    taken = {str(v["name"]) for v in spec.volumes}
+    paths = {m.mount_path for m in spec.volume_mounts}
+    volumes = [dict(v) for v in settings.pod_volumes if v["name"] not in taken]
+    mounts = [
+        m.model_dump(by_alias=True, exclude_none=True)
+        for m in settings.pod_volume_mounts
+        if m.name not in taken and m.mount_path not in paths
+    ]
+    return volumes, mounts
+
+
 def master_address(ref: JobRef, settings: Settings) -> str:
     """``host:port`` of the master as the job's pods reach it (the headless Service)."""
     return contract.host_port(f"{service_name(ref.name)}.{ref.namespace}.svc", settings.master_port)
@@ -390,6 +407,8 @@ def _pod(
             *(m.model_dump(by_alias=True, exclude_none=True) for m in spec.volume_mounts),
         ],
     }
+    default_volumes, default_mounts = _default_volumes(spec, settings)
+    container["volumeMounts"] += default_mounts
     if settings.pod_working_dir:
         container["workingDir"] = settings.pod_working_dir
     init_containers, bundle_volumes = _bundle_parts(ref, job, settings, container)
@@ -416,6 +435,7 @@ def _pod(
             *extra_volumes,
             *bundle_volumes,
             *spec.volumes,
+            *default_volumes,
         ],
     }
     if init_containers:

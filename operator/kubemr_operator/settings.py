@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from kubemr import __version__, contract
+from kubemr.spec import Volume, VolumeMountSpec
 
 ENV_PREFIX = "KUBEMR_OPERATOR_"
 
@@ -117,6 +121,13 @@ class Settings:
     """workingDir of job pods, where relative input and output paths resolve. Default:
     the image's. The local developer cluster sets the repository root so that the
     examples' relative paths work as they do with ``kubemr run``."""
+    pod_volumes: tuple[dict[str, Any], ...] = ()
+    """Volumes added to every job pod (chart: ``jobDefaults.volumes``), such as a shared PVC
+    or a node's hostPath holding the jobs' data, so that manifests need not declare them;
+    a job's own volume of the same name wins. Default none."""
+    pod_volume_mounts: tuple[VolumeMountSpec, ...] = ()
+    """Where those volumes appear in every job pod (chart: ``jobDefaults.volumeMounts``);
+    one at a path the job mounts a volume of its own at is left out. Default none."""
     command: tuple[str, ...] = ("kubemr",)
     """The runtime's entry point in the image (``kubemr master``/``kubemr worker``)."""
     metrics_port: int = 8080
@@ -153,6 +164,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         reconcile_interval=float(get("RECONCILE_INTERVAL") or defaults.reconcile_interval),
         status_timeout=float(get("STATUS_TIMEOUT") or defaults.status_timeout),
         pod_working_dir=get("POD_WORKING_DIR"),
+        **_pod_volumes(get("POD_VOLUMES"), get("POD_VOLUME_MOUNTS")),
         metrics_port=int(get("METRICS_PORT") or defaults.metrics_port),
         liveness_port=int(get("LIVENESS_PORT") or defaults.liveness_port),
         standalone=(get("STANDALONE") or "").lower() in ("1", "true", "yes"),
@@ -166,6 +178,33 @@ def from_env(env: Mapping[str, str]) -> Settings:
         ),
         api_server=_in_cluster(env),
     )
+
+
+def _pod_volumes(volumes: str | None, mounts: str | None) -> dict[str, Any]:
+    """``pod_volumes`` and ``pod_volume_mounts`` from their JSON lists, checked as the
+    job spec checks its own (a ValueError names the variable)."""
+    parsed: dict[str, Any] = {}
+    for name, text, adapter, field_name in (
+        ("POD_VOLUMES", volumes, _VOLUMES, "pod_volumes"),
+        ("POD_VOLUME_MOUNTS", mounts, _MOUNTS, "pod_volume_mounts"),
+    ):
+        try:
+            parsed[field_name] = tuple(adapter.validate_json(text or "[]"))
+        except ValidationError as error:
+            raise ValueError(f"{ENV_PREFIX}{name}: {error}") from None
+    unknown = {m.name for m in parsed["pod_volume_mounts"]} - {
+        v["name"] for v in parsed["pod_volumes"]
+    }
+    if unknown:
+        raise ValueError(
+            f"{ENV_PREFIX}POD_VOLUME_MOUNTS names volumes not in "
+            f"{ENV_PREFIX}POD_VOLUMES: {sorted(unknown)}"
+        )
+    return parsed
+
+
+_VOLUMES = TypeAdapter(list[Volume])
+_MOUNTS = TypeAdapter(list[VolumeMountSpec])
 
 
 def _namespaces(value: str) -> tuple[str, ...]:

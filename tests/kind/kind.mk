@@ -2,7 +2,7 @@
 
 KINDCLUSTER := PYTHONPATH=tests/kind:tests/cluster $(BIN)/python -m kindcluster
 
-.PHONY: kind-build kind-up kind-down kind-status
+.PHONY: kind-build kind-up kind-examples kind-down kind-status
 
 ## kind-build: the node image (Kubernetes v1.36.3, offline from source) and the kubemr
 ## image, each cached by its inputs under ~/.cache/kubemr/kind (cold: tens of minutes)
@@ -12,6 +12,11 @@ kind-build: $(STAMP) cluster-build
 ## kind-up: the cluster of kind-config.yaml with the chart installed; .kind/kubeconfig
 kind-up: kind-build
 	$(KINDCLUSTER) up
+
+## kind-examples: kind-up, then .kind/data laid out and the chart's job defaults set so that
+## every examples/*-job.yaml runs unmodified (`kubectl apply -f examples/wordcount-job.yaml`)
+kind-examples: kind-build
+	$(KINDCLUSTER) examples
 
 ## kind-down: delete the cluster; stop our dockerd; fail if anything is left
 kind-down: $(STAMP)

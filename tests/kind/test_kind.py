@@ -1,4 +1,5 @@
-"""kubemr on a real kind cluster: nodes, the chart's operator pod, wordcount end to end.
+"""kubemr on a real kind cluster: its nodes and the chart's operator pod (the examples run
+end to end in test_kind_examples.py).
 
 The cluster is the one of ``make kind-up`` (tests/kind/kindcluster, the same code): the
 node image built offline from source, the kubemr image built from images/Dockerfile and
@@ -11,26 +12,17 @@ a cold build takes far longer than a test may.
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kindcluster import cluster, images, layout
-from kindjobs import dump, kubectl
+from kindcluster import cluster, images
+from kindjobs import kubectl
 from localkube import deadlines
-
-from testjobs import BOOKS, ROOT, run_cli, sorted_output, write_manifest
 
 pytestmark = pytest.mark.kind
 
-JOB_DONE = deadlines.Deadline("kind_job_done", 600.0)
-"""Seconds the wordcount example may take from apply to a final phase on kind."""
 NODES_READY = deadlines.Deadline("kind_nodes_ready", 180.0)
 OPERATOR_RUNNING = deadlines.Deadline("kind_operator_running", 180.0)
-PATCH = ROOT / "examples" / "kind-wordcount-patch.yaml"
-"""The overlay docs/install.md applies to examples/wordcount-job.yaml on kind."""
 
 
 def ready_nodes(tools: cluster.Tools) -> list[str]:
@@ -105,49 +97,3 @@ def test_operator_runs_built_image_as_65532_on_read_only_root(kind: cluster.Tool
     )
     out = kubectl(kind, "-n", cluster.NAMESPACE, "exec", name, "--", "python", "-c", probe)
     assert out.split() == [str(cluster.RUNTIME_UID), str(cluster.RUNTIME_UID), "EROFS"], out
-
-
-def test_wordcount_example_matches_oracle(
-    kind: cluster.Tools, namespace: str, tmp_path: Path
-) -> None:
-    books = layout.DATA / "books"
-    books.mkdir(parents=True, exist_ok=True)
-    for book in BOOKS.glob("*.txt"):
-        shutil.copyfile(book, books / book.name)
-    output = layout.DATA / "out" / "wordcount"
-    shutil.rmtree(output, ignore_errors=True)
-    # What docs/install.md says: patch the example for kind's shared folder, apply it.
-    manifest = kubectl(
-        kind,
-        "patch",
-        "--local",
-        "-f",
-        str(ROOT / "examples" / "wordcount-job.yaml"),
-        "--type",
-        "merge",
-        "--patch-file",
-        str(PATCH),
-        "-o",
-        "yaml",
-    )
-    kubectl(kind, "-n", namespace, "apply", "-f", "-", stdin=manifest)
-
-    def final_phase() -> str | None:
-        job = json.loads(kubectl(kind, "-n", namespace, "get", "mrj", "wordcount", "-o", "json"))
-        phase = job.get("status", {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = deadlines.poll(
-        JOB_DONE,
-        final_phase,
-        "the wordcount job to finish",
-        interval=1.0,
-        describe=lambda: dump(kind, namespace),
-    )
-    assert phase == "Succeeded", dump(kind, namespace)
-    local = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
-    local["spec"]["input"]["paths"] = [str(BOOKS / "*.txt")]
-    local["spec"]["output"]["path"] = str(tmp_path / "oracle")
-    result = run_cli("run", "--sequential", "--quiet", str(write_manifest(tmp_path, local)))
-    assert result.returncode == 0, result.stderr
-    assert sorted_output(output) == sorted_output(tmp_path / "oracle")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from kubemr import spec as specs
 from kubemr_operator import manifests
 from kubemr_operator.manifests import JobRef
@@ -233,6 +235,39 @@ def test_the_operators_image_is_the_default() -> None:
         manifests.pod(REF, job(), "mapper", 0, 0, local)["spec"]["containers"][0]["workingDir"]
         == "/src/kubemr"
     )
+
+
+def test_the_operators_volumes_reach_every_pod_unless_the_job_overrides_them() -> None:
+    data = {"name": "data", "persistentVolumeClaim": {"claimName": "jobs-data"}}
+    settings = from_env(
+        {
+            "KUBEMR_OPERATOR_POD_VOLUMES": json.dumps([data, {"name": "ref", "emptyDir": {}}]),
+            "KUBEMR_OPERATOR_POD_VOLUME_MOUNTS": json.dumps(
+                [{"name": "data", "mountPath": "/data"}, {"name": "ref", "mountPath": "/ref"}]
+            ),
+        }
+    )
+    for role in ("master", "mapper", "reducer"):
+        pod = manifests.pod(REF, job(), role, 0, 0, settings)
+        assert data in pod["spec"]["volumes"]
+        mounts = pod["spec"]["containers"][0]["volumeMounts"]
+        assert {"name": "data", "mountPath": "/data", "readOnly": False} in mounts
+    own = job(
+        volumes=[{"name": "data", "hostPath": {"path": "/mine"}}, {"name": "x", "emptyDir": {}}],
+        volumeMounts=[{"name": "data", "mountPath": "/in"}, {"name": "x", "mountPath": "/ref"}],
+    )
+    pod = manifests.pod(REF, own, "mapper", 0, 0, settings)
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "hostPath": {"path": "/mine"}}
+    paths = [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
+    assert "/data" not in paths and paths.count("/ref") == 1 and "/in" in paths
+
+
+def test_the_operators_volumes_are_checked_naming_the_variable() -> None:
+    with pytest.raises(ValueError, match="KUBEMR_OPERATOR_POD_VOLUMES"):
+        from_env({"KUBEMR_OPERATOR_POD_VOLUMES": "[{}]"})
+    with pytest.raises(ValueError, match=r"POD_VOLUME_MOUNTS names volumes not in .*\['gone'\]"):
+        from_env({"KUBEMR_OPERATOR_POD_VOLUME_MOUNTS": '[{"name": "gone", "mountPath": "/g"}]'})
 
 
 def test_settings_from_the_environment() -> None:

@@ -1,11 +1,11 @@
-"""``python -m kindcluster build|up|down|status`` (PYTHONPATH=tests/kind:tests/cluster)."""
+"""``python -m kindcluster build|up|examples|down|status`` (PYTHONPATH=tests/kind:tests/cluster)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from kindcluster import cluster
+from kindcluster import cluster, examples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build (or find cached) the node image and kubemr image")
     commands.add_parser("up", help="build, create the cluster, load the image, install the chart")
+    commands.add_parser(
+        "examples",
+        help="lay .kind/data out for examples/*-job.yaml and apply examples/kind-values.yaml",
+    )
     commands.add_parser("down", help="delete the cluster; stop our dockerd; check nothing is left")
     commands.add_parser("status", help="the engine, the cluster's nodes and their memory")
     options = parser.parse_args(argv)
@@ -20,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         cluster.build()
     elif options.command == "up":
         cluster.up()
+    elif options.command == "examples":
+        tools = cluster.up()
+        work = examples.stage()
+        examples.install_values(tools)
+        print(f"kind: examples staged in {work}; apply them with kubectl apply -f examples/...")
     elif options.command == "down":
         print("kind: " + cluster.down())
     elif options.command == "status":

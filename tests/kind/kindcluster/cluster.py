@@ -40,6 +40,8 @@ NAMESPACE = "kubemr-system"
 CREATE_WAIT = "300s"
 """How long ``kind create cluster`` waits for the control plane (``--wait``)."""
 HELM_TIMEOUT = "300s"
+POLICY_ENGINE_WAIT = "180s"
+"""How long ``kubectl rollout status`` waits for kube-router on every node."""
 IGNORED = ("__pycache__", ".egg-info", ".pyc")
 """What .dockerignore keeps out of the image's build context (and so out of its key)."""
 NODES_GONE = deadlines.Deadline("kind_nodes_gone", 120.0)
@@ -151,7 +153,7 @@ def exists(cluster_tools: Tools) -> bool:
     return CLUSTER_NAME in result.stdout.split()
 
 
-def _run(command: list[str], env: dict[str, str], what: str) -> str:
+def run_checked(command: list[str], env: dict[str, str], what: str) -> str:
     result = subprocess.run(
         command, env=env, cwd=layout.REPO_ROOT, capture_output=True, text=True, check=False
     )
@@ -177,7 +179,7 @@ def up() -> Tools:
     prepare_data()
     if not exists(cluster_tools):
         started = time.monotonic()
-        _run(
+        run_checked(
             [
                 *(
                     str(cluster_tools.kind),
@@ -193,7 +195,7 @@ def up() -> Tools:
         )
         artefacts.record("kind create cluster", time.monotonic() - started, "done")
     else:
-        _run(
+        run_checked(
             [
                 *(str(cluster_tools.kind), "export", "kubeconfig", "--name", CLUSTER_NAME),
                 *("--kubeconfig", str(layout.KUBECONFIG)),
@@ -201,15 +203,16 @@ def up() -> Tools:
             env,
             "kind export kubeconfig",
         )
+    network_policy_engine(cluster_tools)
     started = time.monotonic()
-    _run(
+    run_checked(
         [str(cluster_tools.kind), "load", "docker-image", image, "--name", CLUSTER_NAME],
         env,
         "kind load docker-image",
     )
     artefacts.record("kind load docker-image", time.monotonic() - started, "done")
     started = time.monotonic()
-    _run(
+    run_checked(
         [
             *(str(cluster_tools.helm), "--kubeconfig", str(layout.KUBECONFIG)),
             *("upgrade", "--install", RELEASE, "charts/kubemr", "-n", NAMESPACE),
@@ -223,6 +226,22 @@ def up() -> Tools:
     )
     artefacts.record("helm install", time.monotonic() - started, "done")
     return cluster_tools
+
+
+def network_policy_engine(cluster_tools: Tools) -> None:
+    """kube-router's firewall (preloaded in the node image) applied and ready on every node,
+    so that NetworkPolicies are enforced as kind's own kindnetd enforces them."""
+    started = time.monotonic()
+    kubectl = cluster_tools.kubectl_command()
+    env = cluster_tools.engine.env
+    wait = f"--timeout={POLICY_ENGINE_WAIT}"
+    run_checked([*kubectl, "apply", "-f", str(layout.NETWORK_POLICY_ENGINE)], env, "kube-router")
+    run_checked(
+        [*kubectl, "-n", "kube-system", "rollout", "status", "daemonset/kube-router", wait],
+        env,
+        "kube-router on every node",
+    )
+    artefacts.record("network policy engine ready", time.monotonic() - started, "done")
 
 
 def _node_containers(cluster_engine: engine.Engine) -> list[str]:

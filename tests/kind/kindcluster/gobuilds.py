@@ -40,6 +40,12 @@ COREDNS_VERSION = "v1.14.2"
 """The CoreDNS kubeadm v1.36.3 deploys (``kubeadm config images list``)."""
 LOCAL_PATH_VERSION = "v0.0.30"
 """The newest local-path provisioner the module proxy serves (kind v0.33 ships v0.0.34)."""
+KUBE_ROUTER_VERSION = "v2.1.0"
+"""kube-router, run as the cluster's NetworkPolicy engine only (``--run-firewall``): the
+newest the module proxy serves. kind's own engine (kube-network-policies, inside kindnetd)
+needs the nftables ``queue`` statement, which this kernel lacks (CONFIG_NFT_QUEUE unset);
+kube-router enforces with iptables and ipsets, which it has. Test clusters only: v2.1.0
+has reported security flaws, and nothing of it ships with kubemr."""
 
 BUILD_DEADLINE = 3600.0
 """Seconds one ``go`` command may take (a cold Kubernetes build on two busy cores)."""
@@ -103,6 +109,13 @@ REMOTES = (
     Remote("coredns", ("github.com/coredns/coredns",), COREDNS_VERSION),
     Remote(
         "local-path-provisioner", ("github.com/rancher/local-path-provisioner",), LOCAL_PATH_VERSION
+    ),
+    Remote(
+        "kube-router",
+        ("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
+        KUBE_ROUTER_VERSION,
+        ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version="
+        + KUBE_ROUTER_VERSION,
     ),
 )
 

@@ -23,6 +23,8 @@ IMAGES_DIR = KIND_DIR / "images"
 RUNTIME_WRAPPER = KIND_DIR / "engine" / "runc-capsfilter"
 """The OCI runtime wrapper dockerd uses where privileged containers fail."""
 PAUSE_SOURCE = KIND_DIR / "images" / "pause" / "pause.c"
+NETWORK_POLICY_ENGINE = KIND_DIR / "images" / "kube-router" / "kube-router.yaml"
+"""kube-router's DaemonSet: the cluster's NetworkPolicy engine (kindnetd's needs nft queue)."""
 """Our pause program, the sandbox image's only file."""
 
 STATE = REPO_ROOT / ".kind"

@@ -51,6 +51,8 @@ KINDNETD_IMAGE = "docker.io/kindest/kindnetd:v20260820-69b56db7"
 LOCAL_PATH_IMAGE = "docker.io/kindest/local-path-provisioner:v20260820-69b56db7"
 LOCAL_PATH_HELPER_IMAGE = "docker.io/kindest/local-path-helper:v20260131-7181c60a"
 """The names kind v0.33 expects (pkg/build/nodeimage/const_cni.go, const_storage.go)."""
+KUBE_ROUTER_IMAGE = f"docker.io/kubemr-kind/kube-router:{gobuilds.KUBE_ROUTER_VERSION}"
+"""The NetworkPolicy engine's image (tests/kind/images/kube-router/kube-router.yaml)."""
 STATIC_PATH = "PATH=/usr/local/bin:/usr/bin:/bin"
 
 
@@ -160,9 +162,11 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
         wrapper = layout.IMAGES_DIR / "kube-proxy" / "kube-proxy"
         _copy(binaries["kube-proxy"], context / "kube-proxy.bin", 0o755)
         _copy(wrapper, context / "kube-proxy", 0o755)
-        key = artefacts.Key(debian.name).file(binaries["kube-proxy"]).file(wrapper)
+        mode = layout.IMAGES_DIR / "kube-proxy" / "with-node-iptables"
+        _copy(mode, context / mode.name, 0o755)
+        key = artefacts.Key(debian.name).file(binaries["kube-proxy"]).file(wrapper).file(mode)
         proxy_tag = f"registry.k8s.io/kube-proxy:{version}"
-        images.from_dockerfile(
+        proxy = images.from_dockerfile(
             engine,
             "kube-proxy",
             [proxy_tag],
@@ -170,6 +174,18 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
             context,
             key,
             {"BASE_IMAGE": DEBIAN_TAG},
+        )
+    with images.scratch_dir() as scratch:
+        context = Path(scratch)
+        _copy(binaries["kube-router"], context / "kube-router", 0o755)
+        images.from_dockerfile(
+            engine,
+            "kube-router",
+            [KUBE_ROUTER_IMAGE],
+            layout.IMAGES_DIR / "kube-router" / "Dockerfile",
+            context,
+            artefacts.Key(proxy.name).file(binaries["kube-router"]),
+            {"BASE_IMAGE": proxy_tag},
         )
     pause = artefacts.cached(
         "go",
@@ -211,6 +227,7 @@ def component_images(engine: Engine, binaries: dict[str, Path]) -> dict[str, lis
         KINDNETD_IMAGE,
         LOCAL_PATH_IMAGE,
         LOCAL_PATH_HELPER_IMAGE,
+        KUBE_ROUTER_IMAGE,
     ]
     return archives
 
