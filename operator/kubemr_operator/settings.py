@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from kubemr import __version__, contract
 from kubemr.spec import Volume, VolumeMountSpec
+from pydantic import TypeAdapter, ValidationError
 
 ENV_PREFIX = "KUBEMR_OPERATOR_"
 
