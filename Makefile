@@ -95,7 +95,7 @@ s3-server: $(STAMP)
 ## test: the whole default suite (lint, types, layering, proto drift, every test tier but
 ## `slow`, the kind tier last: its cluster lives only while its tests run)
 test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser kind-build
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)

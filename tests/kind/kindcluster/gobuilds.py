@@ -4,10 +4,11 @@ Two sources:
 
 * released modules, built as their READMEs say (``go install PACKAGE@VERSION``), each
   with its own go.mod's dependency versions: kind, containerd v2, runc, the CNI plugins,
-  crictl, CoreDNS, the local-path provisioner;
-* ``tests/kind/nodebuild`` (our module, the pins of tests/cluster): kubelet, kubeadm,
+  crictl, the local-path provisioner, kube-router;
+* our modules: ``tests/kind/nodebuild`` (the pins of tests/cluster): kubelet, kubeadm,
   kubectl, kube-proxy, kube-apiserver, kube-controller-manager, kube-scheduler, etcd
-  and our kindnetd.
+  and our kindnetd; ``tests/kind/corednsbuild``: CoreDNS with the plugins of kubeadm's
+  Corefile only (its release's dependency versions).
 
 Each group lands in its own cache folder keyed by the packages, version, tags, flags and
 the Go toolchain (and, for our module, go.mod, go.sum and its sources). Go's build cache
@@ -106,7 +107,6 @@ REMOTES = (
         CRI_TOOLS_VERSION,
         ldflags=f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={CRI_TOOLS_VERSION}",
     ),
-    Remote("coredns", ("github.com/coredns/coredns",), COREDNS_VERSION),
     Remote(
         "local-path-provisioner", ("github.com/rancher/local-path-provisioner",), LOCAL_PATH_VERSION
     ),
@@ -134,6 +134,30 @@ LOCAL_TARGETS = {
     "kindnetd": "./cmd/kindnetd",
 }
 """Binary name -> package, built in tests/kind/nodebuild."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Local:
+    """Binaries of one of our Go modules under tests/kind, built with ``go build``."""
+
+    name: str
+    """The cache folder's name."""
+    module: Path
+    targets: dict[str, str]
+    """Binary name -> package."""
+    ldflags: str
+
+
+def _locals() -> tuple[Local, ...]:
+    return (
+        Local("kubernetes", layout.GO_MODULE, LOCAL_TARGETS, _kube_ldflags()),
+        Local(
+            "coredns",
+            layout.COREDNS_MODULE,
+            {"coredns": "."},
+            f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={COREDNS_VERSION}",
+        ),
+    )
 
 
 def _go() -> str:
@@ -178,27 +202,26 @@ def remote(spec: Remote) -> Path:
     return artefacts.cached("go", spec.name, key.hexdigest(), build)
 
 
-def local() -> Path:
-    """The folder of the binaries built from tests/kind/nodebuild, built if needed."""
-    module = layout.GO_MODULE
-    sources = [module / "go.mod", module / "go.sum", *sorted(module.rglob("*.go"))]
-    key = artefacts.Key(_go_version(), _kube_ldflags()).tree(module, sources)
-    for name, package in sorted(LOCAL_TARGETS.items()):
+def local(spec: Local) -> Path:
+    """The folder of the binaries built from one of our modules, built if needed."""
+    sources = [spec.module / "go.mod", spec.module / "go.sum", *sorted(spec.module.rglob("*.go"))]
+    key = artefacts.Key(_go_version(), spec.ldflags).tree(spec.module, sources)
+    for name, package in sorted(spec.targets.items()):
         key.text(f"{name}={package}")
 
     def build(folder: Path) -> None:
-        for name, package in LOCAL_TARGETS.items():
-            command = [_go(), "build", "-trimpath", f"-ldflags={_kube_ldflags()}"]
+        for name, package in spec.targets.items():
+            command = [_go(), "build", "-trimpath", f"-ldflags={spec.ldflags}"]
             command += ["-o", str(folder / name), package]
-            _run(command, _env(cgo=False), cwd=module)
+            _run(command, _env(cgo=False), cwd=spec.module)
 
-    return artefacts.cached("go", "kubernetes", key.hexdigest(), build)
+    return artefacts.cached("go", spec.name, key.hexdigest(), build)
 
 
 def all_binaries() -> dict[str, Path]:
     """Binary name -> path, for every Go binary of the kind tier (building what is missing)."""
     binaries: dict[str, Path] = {}
-    for folder in [*(remote(spec) for spec in REMOTES), local()]:
+    for folder in [*(remote(spec) for spec in REMOTES), *(local(spec) for spec in _locals())]:
         for path in sorted(folder.iterdir()):
             binaries[path.name] = path
     return binaries

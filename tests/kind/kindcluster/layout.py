@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 KIND_DIR = REPO_ROOT / "tests" / "kind"
 """The kind tier's sources: Dockerfiles, the Go module, the runtime wrapper."""
 GO_MODULE = KIND_DIR / "nodebuild"
+COREDNS_MODULE = KIND_DIR / "corednsbuild"
+"""CoreDNS with the plugins of kubeadm's Corefile only (its own Go module)."""
 """The Go module that builds the Kubernetes binaries and our kindnetd."""
 IMAGES_DIR = KIND_DIR / "images"
 """One folder per image built from a Dockerfile of ours."""
