@@ -24,7 +24,11 @@ master acts on it (before it answers the worker whose request caused it):
   masters (a worker's map output directory and a reduce attempt's temporary file are
   named by attempt id).
 - ``map_done``: a map attempt's output was accepted: the worker's name and shuffle
-  address, the partition sizes, the attempt's counters.
+  address, the output's records and bytes (its partitions' sizes stay with the mapper),
+  the attempt's counters.
+- ``partition_sizes``: a checkpoint of the records and bytes per reduce partition, and
+  the map tasks counted since the last one (:mod:`kubemr.partitionsizes`): one every so
+  often, not per map output, so the journal grows with M + R, not M x R.
 - ``committing`` / ``committed``: a reduce attempt's part file (in a map-only job, a map
   attempt's) is about to be renamed into place (with the attempt's counters and skipped
   records) / was. A part file is trusted only if its
@@ -56,16 +60,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kubemr import partitionsizes, stores
 from kubemr import spec as specs
-from kubemr import stores
 from kubemr.attempts import Kind, MapOutputRef, Recovery, parse_attempt_id
 from kubemr.outputdir import TEMPORARY, OutputDir
 from kubemr.plan import JobPlan
 
 log = logging.getLogger("kubemr.journal")
 
-FORMAT = 1
-"""Version of the journal's records; a journal of another format is not resumed."""
+FORMAT = 2
+"""Version of the journal's records; a journal of another format is not resumed (2: map
+outputs' totals and partition-size checkpoints instead of per-output partition sizes)."""
 
 
 def journal_path(output: str) -> str:
@@ -230,7 +235,8 @@ def replay(records: list[dict[str, Any]]) -> Replay:
                 record["attempt"],
                 "",
                 record["address"],
-                [(int(r), int(b)) for r, b in record["partitions"]],
+                int(record["records"]),
+                int(record["bytes"]),
                 record["worker"],
             )
             result.map_reports.append((record["counters"], record["timings"]))
@@ -247,6 +253,13 @@ def replay(records: list[dict[str, Any]]) -> Replay:
                 {k: int(v) for k, v in record["counters"].items()},
                 list(record.get("skipped", [])),
             )
+        elif event == partitionsizes.CHECKPOINT:
+            counts = [int(r) for r in record["records"]]
+            sizes = [int(b) for b in record["bytes"]]
+            if len(counts) != len(sizes):
+                raise ValueError("partition_sizes of two lengths")
+            recovery.partition_sizes = (counts, sizes)
+            recovery.sized_maps.extend(int(i) for i in record["maps"])
         elif event == "committed":
             recovery.committed[int(record["index"])] = record["attempt"]
         elif event == "failed":
@@ -263,6 +276,8 @@ class Journal:
     def __init__(self, path: str) -> None:
         self.path = path
         self.records = 0
+        self.bytes = 0
+        """Bytes of the records this master appended."""
         self.seconds = 0.0
         """Time spent writing and syncing records."""
         self.epoch: Epoch | None = None
@@ -273,8 +288,10 @@ class Journal:
         :class:`SupersededError` (writing nothing) if another master holds the job."""
         started = time.perf_counter()
         self.check_held()
-        self._write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        self._write(line)
         self.records += 1
+        self.bytes += len(line)
         self.seconds += time.perf_counter() - started
 
     def check_held(self) -> None:
@@ -417,10 +434,16 @@ def _check_fits(replayed: Replay, plan: JobPlan) -> None:
     recovery = replayed.recovery
     sizes = {Kind.MAP: len(plan.splits), Kind.REDUCE: plan.reduce_tasks}
     commits = [*recovery.committed.items(), *replayed.committing.items()]
+    if (
+        recovery.partition_sizes is not None
+        and len(recovery.partition_sizes[0]) != sizes[Kind.REDUCE]
+    ):
+        raise IndexError(f"partition sizes of {len(recovery.partition_sizes[0])} partitions")
     tasks = [
         *recovery.attempts,
         *recovery.failures,
         *((Kind.MAP, i) for i in recovery.map_outputs),
+        *((Kind.MAP, i) for i in recovery.sized_maps),
         *((parse_attempt_id(attempt)[0], i) for i, attempt in commits),
     ]
     for kind, index in tasks:

@@ -144,6 +144,43 @@ class JobState:
             self.done.set()
             raise
 
+    def map_output(
+        self,
+        attempt_id: str,
+        partitions: list[tuple[int, int]],
+        counters: dict[str, int],
+        timings: dict[str, float],
+        skipped: list[str],
+        now: float,
+    ) -> bool:
+        """A map attempt's output, with its (records, bytes) per partition: accepted and
+        journaled (its totals; the partition sizes go into the running sums, journaled as
+        a checkpoint when one is due), or discarded (False)."""
+        scheduler = self.scheduler
+        if not scheduler.map_succeeded(attempt_id, partitions, now):
+            return False
+        output = scheduler.maps[scheduler.attempts[attempt_id].index].output
+        assert output is not None
+        self.record(
+            {
+                "event": "map_done",
+                "attempt": attempt_id,
+                "worker": output.name,
+                "address": output.address,
+                "records": output.records,
+                "bytes": output.bytes,
+                "counters": counters,
+                "timings": timings,
+                "skipped": skipped,
+            }
+        )
+        sizes = scheduler.sizes
+        if sizes.checkpoint_due(self.journal.bytes, map_phase_over=scheduler.map_phase_over):
+            before = self.journal.bytes
+            self.record(sizes.checkpoint())
+            sizes.checkpointed(before, self.journal.bytes)
+        return True
+
     def accept(self, attempt_id: str, counters: dict[str, int], skipped: list[str]) -> None:
         """An attempt's report counts: it is its task's accepted (or committed) one."""
         kind, index, _ = parse_attempt_id(attempt_id)
@@ -482,23 +519,14 @@ class MasterService(pb_grpc.MasterServicer):
         ):
             accepted = False  # the job failed: nothing more is accepted or committed
         elif _kind_of(attempt_id) is Kind.MAP and not scheduler.map_only:
-            partitions = [(p.records, p.bytes) for p in request.partitions]
-            accepted = scheduler.map_succeeded(attempt_id, partitions, now)
-            if accepted:
-                output = scheduler.maps[scheduler.attempts[attempt_id].index].output
-                assert output is not None
-                state.record(
-                    {
-                        "event": "map_done",
-                        "attempt": attempt_id,
-                        "worker": output.name,
-                        "address": output.address,
-                        "partitions": output.partitions,
-                        "counters": counters,
-                        "timings": dict(request.timings),
-                        "skipped": list(request.skipped),
-                    }
-                )
+            accepted = state.map_output(
+                attempt_id,
+                [(p.records, p.bytes) for p in request.partitions],
+                counters,
+                dict(request.timings),
+                list(request.skipped),
+                now,
+            )
         else:
             accepted = scheduler.may_commit(attempt_id)
             if accepted:
@@ -562,18 +590,11 @@ class MasterService(pb_grpc.MasterServicer):
             # A failed job wants no reduce attempt: release the reducer at once.
             if self.scheduler.finished or not self.scheduler.attempt_wanted(request.attempt_id):
                 return pb.MapOutputsReply(cancelled=True, total=total)
-            partition = self.scheduler.attempts[request.attempt_id].index
             lost = self.scheduler.stale(list(request.fetching))
             refs, complete = self.scheduler.map_outputs(have - set(lost))
             if refs or lost or complete or time.monotonic() >= deadline:
                 outputs = [
-                    pb.MapOutput(
-                        map_task=r.index,
-                        attempt_id=r.attempt,
-                        address=r.address,
-                        records=r.partitions[partition][0],
-                        bytes=r.partitions[partition][1],
-                    )
+                    pb.MapOutput(map_task=r.index, attempt_id=r.attempt, address=r.address)
                     for r in refs
                 ]
                 return pb.MapOutputsReply(

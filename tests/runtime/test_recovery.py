@@ -70,7 +70,8 @@ def leave_journal(doc: dict[str, Any], committed: dict[int, str]) -> journals.Jo
                 "attempt": f"m{index}.a1",
                 "worker": "mapper-0",
                 "address": "127.0.0.1:1",
-                "partitions": [[1, 1]] * job.reduce_tasks,
+                "records": job.reduce_tasks,
+                "bytes": job.reduce_tasks,
                 "counters": {},
                 "timings": {},
             }

@@ -35,7 +35,8 @@ def first_run(tmp_path: Path, job: plan.JobPlan) -> tuple[OutputDir, journals.Jo
             "attempt": "m0.a1",
             "worker": "mapper-0",
             "address": "h:1",
-            "partitions": [[3, 30], [4, 40]],
+            "records": 7,
+            "bytes": 70,
             "counters": {"map_input_records": 7},
             "timings": {"map": 0.5},
         },
@@ -81,11 +82,12 @@ def test_the_same_job_resumes_where_the_journal_ends(tmp_path: Path) -> None:
     assert recovery.attempts == {(Kind.MAP, 0): 1, (Kind.MAP, 1): 2, (Kind.REDUCE, 0): 1}
     assert recovery.failures == {(Kind.MAP, 1): ["ValueError: bad"]}
     ref = recovery.map_outputs[0]
-    assert (ref.attempt, ref.name, ref.address, ref.partitions) == (
+    assert (ref.attempt, ref.name, ref.address, ref.records, ref.bytes) == (
         "m0.a1",
         "mapper-0",
         "h:1",
-        [(3, 30), (4, 40)],
+        7,
+        70,
     )
     assert list(recovery.map_outputs) == [0]
     assert recovery.committed == {0: "r0.a1"}

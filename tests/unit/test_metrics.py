@@ -159,7 +159,8 @@ def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
             "attempt": "m0.a1",
             "worker": "mapper-0",
             "address": "h:1",
-            "partitions": [[1, 10]],
+            "records": 1,
+            "bytes": 10,
             "counters": {},
             "timings": {},
         }

@@ -74,7 +74,7 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
     if seed % 3 == 0:  # a restarted master: some outputs recovered, held by pending names
         recovery = Recovery(
             map_outputs={
-                i: MapOutputRef(i, f"m{i}.a1", "", f"h:{i % 2}", [(1, 1)] * reduces, f"m{i % 2}")
+                i: MapOutputRef(i, f"m{i}.a1", "", f"h:{i % 2}", reduces, reduces, f"m{i % 2}")
                 for i in range(0, maps, 3)
             }
         )

@@ -47,11 +47,21 @@ class FetchRequest(_message.Message):
     offset: int
     def __init__(self, job: _Optional[str] = ..., map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
+class RunSize(_message.Message):
+    __slots__ = ("records", "bytes")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    records: int
+    bytes: int
+    def __init__(self, records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class Chunk(_message.Message):
-    __slots__ = ("frames",)
+    __slots__ = ("frames", "size")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
     frames: bytes
-    def __init__(self, frames: _Optional[bytes] = ...) -> None: ...
+    size: RunSize
+    def __init__(self, frames: _Optional[bytes] = ..., size: _Optional[_Union[RunSize, _Mapping]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("job", "role", "address", "name")
@@ -188,18 +198,14 @@ class ReportReply(_message.Message):
     def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
 
 class MapOutput(_message.Message):
-    __slots__ = ("map_task", "attempt_id", "address", "bytes", "records")
+    __slots__ = ("map_task", "attempt_id", "address")
     MAP_TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    BYTES_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
     map_task: int
     attempt_id: str
     address: str
-    bytes: int
-    records: int
-    def __init__(self, map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., address: _Optional[str] = ..., bytes: _Optional[int] = ..., records: _Optional[int] = ...) -> None: ...
+    def __init__(self, map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class MapOutputsRequest(_message.Message):
     __slots__ = ("worker_id", "attempt_id", "have", "fetching")
