@@ -270,6 +270,7 @@ class Simulation:
         self.running[proc.role].add(proc)
         self.figures.assignments += 1
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
+        self.state.journal.flush()  # as the master: durable before the worker hears
         proc.attempt, proc.started, proc.token = assignment, self.now, proc.token + 1
         slow = self.shape.slow_factor if proc.machine in self.slow else 1.0
         if assignment.kind is Kind.MAP:
@@ -303,6 +304,7 @@ class Simulation:
             # as ReportTask: the scheduler's map_succeeded, the map_done record and, when
             # one is due, a partition-size checkpoint
             self.call(state.map_output, attempt.attempt, self.partitions, {}, {}, [], self.now)
+            state.journal.flush()
             self.after_map_change()
         elif self.call(scheduler.may_commit, attempt.attempt):
             state.record(
@@ -314,7 +316,9 @@ class Simulation:
                     "timings": {},
                 }
             )
+            state.journal.flush()  # durable before the rename
             state.record({"event": "committed", "index": attempt.index, "attempt": attempt.attempt})
+            state.journal.flush()
             self.call(scheduler.reduce_committed, attempt.attempt, self.now)
         self.ask(proc)
 
@@ -486,7 +490,7 @@ def _job_state(shape: Shape, work: Path, journal_sync: bool) -> JobState:
 
 
 class _UnsyncedJournal(journals.FileJournal):
-    """The real journal writer without its per-record fsync (measured apart)."""
+    """The real journal writer without its fsync (measured apart)."""
 
     @classmethod
     def create(cls, path: Path) -> _UnsyncedJournal:  # type: ignore[override]

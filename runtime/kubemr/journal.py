@@ -8,13 +8,14 @@ committed reduce output is right there, and the runtime needs no Kubernetes API 
 A job that ends (succeeded or failed) removes it with the rest of ``_temporary``.
 
 On S3, which cannot append, the journal is a prefix,
-``<output>/_temporary/_master/journal/``, holding one object per record named by its
-sequence number (``0000000007.json``); a PUT is atomic and durable when it returns, so
-there is never a torn record, and a resuming master lists the prefix and reads the
-records in order.
+``<output>/_temporary/_master/journal/``, holding one object per batch of records named
+by its sequence number (``0000000007.json``); a PUT is atomic and durable when it
+returns, so there is never a torn record, and a resuming master lists the prefix and
+reads the records in order.
 
-Append-only JSON lines, one per durable event; each is flushed and fsynced before the
-master acts on it (before it answers the worker whose request caused it):
+Append-only JSON lines, one per durable event; each is durable (flushed and fsynced, with
+the others of its batch: :class:`Journal`'s group commit) before the master acts on it
+(before it answers the worker whose request caused it, or renames a part file):
 
 - ``job``: the first line; the job's name and its fingerprint (a hash of the manifest,
   the split list and the range-partition boundaries). A journal with another
@@ -49,10 +50,12 @@ more (see docs/runtime.md, "At most one master", for what this guards and what n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -271,43 +274,113 @@ def replay(records: list[dict[str, Any]]) -> Replay:
 
 
 class Journal:
-    """An open journal, appended to by one master."""
+    """An open journal, appended to by one master, with group commit.
+
+    :meth:`add` puts a record in order and returns its sequence number at once; an
+    ``await`` of :meth:`durable` returns once it is durable. One batch is made durable at a
+    time, off the event loop (in a thread): the records added while a batch is being
+    written and synced wait for the next one, so they share one write and one fsync (or
+    one PUT) however many there are, as databases' group commit does. The epoch is checked
+    before each batch is written, so before every record reaches the journal. The master
+    answers a worker, or renames a part file, only after the records its request caused
+    are durable; records are durable in the order they were added, so a durable record
+    means every earlier one is too. :meth:`append` adds and makes durable at once, on the
+    calling thread (opening a journal, tools).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.records = 0
+        """Records made durable."""
+        self.added = 0
+        """Records added (the last one's sequence number)."""
         self.bytes = 0
-        """Bytes of the records this master appended."""
+        """Bytes of the records added by this master."""
+        self.syncs = 0
+        """Batches made durable (writes and fsyncs, or PUTs)."""
         self.seconds = 0.0
         """Time spent writing and syncing records."""
         self.epoch: Epoch | None = None
-        """The master's hold on the job, checked before each record (see :class:`Epoch`)."""
+        """The master's hold on the job, checked before each batch (see :class:`Epoch`)."""
+        self._pending: list[bytes] = []
+        self._durable = 0
+        self._flight: asyncio.Future[None] | None = None
+        self._broken: BaseException | None = None
+        """What a batch raised: no later record may be written after a lost one."""
+        self._io = threading.Lock()
+        """Held while a batch is written, so :meth:`close` waits for one in flight."""
+
+    def add(self, record: dict[str, Any]) -> int:
+        """Put one record after the others; its sequence number (see :meth:`durable`)."""
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        self._pending.append(line)
+        self.added += 1
+        self.bytes += len(line)
+        return self.added
+
+    async def durable(self, sequence: int | None = None) -> None:
+        """Return once record ``sequence`` (default: every record added so far) is
+        durable. Raises what writing it raised (OSError, :class:`SupersededError`)."""
+        target = self.added if sequence is None else sequence
+        while self._durable < target:
+            if self._broken is not None:
+                raise self._broken
+            if self._flight is None:
+                self._flight = asyncio.ensure_future(self._commit())
+            await asyncio.shield(self._flight)
+
+    async def _commit(self) -> None:
+        """Make the records added so far durable in one batch, off the event loop."""
+        try:
+            lines, self._pending = self._pending, []
+            await asyncio.to_thread(self._write_batch, lines)
+        except BaseException as exc:
+            self._broken = exc
+            raise
+        finally:
+            self._flight = None
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record and make it durable before returning; raise
-        :class:`SupersededError` (writing nothing) if another master holds the job."""
-        started = time.perf_counter()
-        self.check_held()
-        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
-        self._write(line)
-        self.records += 1
-        self.bytes += len(line)
-        self.seconds += time.perf_counter() - started
+        """Write one record (and any added before) and make it durable before returning,
+        on this thread; raise :class:`SupersededError` (writing nothing) if another
+        master holds the job."""
+        self.add(record)
+        self.flush()
+
+    def flush(self) -> None:
+        """Make every record added so far durable, on this thread (no group commit)."""
+        if self._flight is not None:
+            raise RuntimeError("a batch is in flight: await durable() instead")
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._write_batch(lines)
+
+    def _write_batch(self, lines: list[bytes]) -> None:
+        with self._io:
+            started = time.perf_counter()
+            self.check_held()
+            self._write(b"".join(lines))
+            self.records += len(lines)
+            self._durable += len(lines)
+            self.syncs += 1
+            self.seconds += time.perf_counter() - started
 
     def check_held(self) -> None:
         """Raise :class:`SupersededError` if another master holds the job."""
         if self.epoch is not None:
             self.epoch.check()
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, lines: bytes) -> None:
+        """Write whole lines and make them durable."""
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release the file (nothing to do for objects)."""
+        """Release the file (nothing to do for objects), after a batch in flight; records
+        added and not awaited are dropped (nobody was told of them)."""
 
 
 class FileJournal(Journal):
-    """A journal file: appended to, flushed and fsynced per record."""
+    """A journal file: appended to, flushed and fsynced per batch."""
 
     def __init__(self, path: str, stream: BinaryIO) -> None:
         super().__init__(path)
@@ -328,26 +401,27 @@ class FileJournal(Journal):
         stream.seek(size)
         return cls(path, stream)
 
-    def _write(self, line: bytes) -> None:
-        self.stream.write(line)
+    def _write(self, lines: bytes) -> None:
+        self.stream.write(lines)
         self.stream.flush()
         os.fsync(self.stream.fileno())
 
     def close(self) -> None:
-        self.stream.close()
+        with self._io:
+            self.stream.close()
 
 
 class ObjectJournal(Journal):
-    """A journal in an object store: one object per record under the prefix ``path``,
-    named by sequence number, so each append is one atomic PUT."""
+    """A journal in an object store: one object per batch of records under the prefix
+    ``path``, named by sequence number, so each batch is one atomic PUT."""
 
     def __init__(self, path: str, store: stores.Store, next_record: int = 0) -> None:
         super().__init__(path)
         self.store = store
         self.next_record = next_record
 
-    def _write(self, line: bytes) -> None:
-        self.store.write_bytes(stores.join(self.path, f"{self.next_record:010d}.json"), line)
+    def _write(self, lines: bytes) -> None:
+        self.store.write_bytes(stores.join(self.path, f"{self.next_record:010d}.json"), lines)
         self.next_record += 1
 
 

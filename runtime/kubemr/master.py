@@ -13,10 +13,17 @@ that is restarted after a crash resumes the job. The process's exit code tells a
 cannot start (manifest, input, output path), ``EXIT_TERMINATED`` it was told to stop
 (SIGTERM) mid-job.
 
+Journal records are group-committed (:class:`kubemr.journal.Journal`): a handler records
+what its request changed, then awaits their durability before it answers, so the records
+of concurrent requests share one fsync. A reduce attempt's commit is journaled
+(``committing``, durable) before its rename and (``committed``) after it, one attempt per
+task at a time (:meth:`JobState.committing`).
+
 A master told to stop (SIGTERM: its pod is being deleted; the entry point sets
-``terminate``) stops serving, closes its journal and returns at once; every commit is
-journaled before and after its rename on the event loop, with no await between, so a
-stop never lands inside one, and a replacement master resumes from the journal.
+``terminate``) stops serving, closes its journal and returns at once; a stop that lands
+inside a commit leaves a state the journal's reconciliation resolves (a durable
+``committing`` whose part file is missing runs again; a part file in place is kept), and
+a replacement master resumes from the journal.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +122,8 @@ class JobState:
         self.started = time.time()
         self.marks: dict[str, float] = {}
         self.changed = asyncio.Condition()
+        self._commits: dict[tuple[Kind, int], tuple[asyncio.Lock, list[int]]] = {}
+        """Commits in progress (or waited for), by task: a lock and its users."""
         self.done = asyncio.Event()
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
@@ -132,9 +141,16 @@ class JobState:
             self.started = replay.first_start or self.started
 
     def record(self, event: dict[str, Any]) -> None:
-        """Journal one event, durably; a master that cannot stops (see :class:`JournalError`)."""
+        """Journal one event, after the others; it is durable once :meth:`durable`
+        returns (the caller awaits that before anyone hears of the event)."""
+        self.journal.add(event)
+
+    async def durable(self) -> None:
+        """Return once every event recorded so far is durable (group commit: the events
+        of concurrent requests share a write and an fsync); a master that cannot make
+        them durable stops (see :class:`JournalError`)."""
         try:
-            self.journal.append(event)
+            await self.journal.durable()
         except OSError as exc:
             self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
             self.done.set()
@@ -143,6 +159,20 @@ class JobState:
             self.fatal = exc
             self.done.set()
             raise
+
+    @contextlib.asynccontextmanager
+    async def committing(self, key: tuple[Kind, int]) -> AsyncIterator[None]:
+        """Hold a task's commit: one attempt at a time decides and commits (another
+        reporting meanwhile waits, then finds the task done)."""
+        entry = self._commits.setdefault(key, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._commits[key]
 
     def map_output(
         self,
@@ -304,6 +334,7 @@ class JobState:
             "recovered": {f"{k}s": n for k, n in self.scheduler.recovered().items()},
             "journal": {
                 "records": self.journal.records,
+                "syncs": self.journal.syncs,
                 "seconds": round(self.journal.seconds, 4),
             },
             "backupAttempts": self.scheduler.backup_attempts(),
@@ -476,6 +507,7 @@ class MasterService(pb_grpc.MasterServicer):
                 return pb.TaskAssignment(kind=pb.TaskAssignment.WAIT)
             await self.state.wait_change(remaining)
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
+        await self.state.durable()  # attempt numbers never repeat across masters
         temp = self.state.output.temp_path(assignment.attempt, assignment.index)
         if assignment.kind is Kind.MAP:
             self.state.mark("first_map")
@@ -528,15 +560,17 @@ class MasterService(pb_grpc.MasterServicer):
                 now,
             )
         else:
-            accepted = scheduler.may_commit(attempt_id)
-            if accepted:
-                error = self._commit(request, now)
-                if error is not None:
-                    accepted = False
-                    if scheduler.attempt_failed(attempt_id, error, now):
-                        state.record({"event": "failed", "attempt": attempt_id, "error": error})
-            else:
-                state.output.discard(attempt_id)
+            attempt = scheduler.attempts.get(attempt_id)
+            async with state.committing((_kind_of(attempt_id), attempt.index if attempt else -1)):
+                accepted = scheduler.may_commit(attempt_id)
+                if accepted:
+                    error = await self._commit(request, now)
+                    if error is not None:
+                        accepted = False
+                        if scheduler.attempt_failed(attempt_id, error, now):
+                            state.record({"event": "failed", "attempt": attempt_id, "error": error})
+                else:
+                    state.output.discard(attempt_id)
         if accepted and request.ok:
             state.attempt_counters[attempt_id] = dict(request.counters)
             state.accept(attempt_id, counters, list(request.skipped))
@@ -544,11 +578,13 @@ class MasterService(pb_grpc.MasterServicer):
                 state.task_seconds[name] += seconds
         if scheduler.reduces_done == len(scheduler.reduces):
             state.mark("reduce_end")
+        await state.durable()  # the worker hears of nothing that is not durable
         await state.notify()
         return pb.ReportReply(accepted=accepted)
 
-    def _commit(self, request: pb.TaskReport, now: float) -> str | None:
-        """Commit a reduce attempt: journal the intent, rename, journal the commit.
+    async def _commit(self, request: pb.TaskReport, now: float) -> str | None:
+        """Commit a reduce attempt: journal the intent (durably), rename, journal the
+        commit.
 
         Returns the error if the rename failed.
         """
@@ -566,6 +602,10 @@ class MasterService(pb_grpc.MasterServicer):
                 "skipped": list(request.skipped),
             }
         )
+        await state.durable()  # a part file is renamed into place only once this is
+        if not scheduler.may_commit(attempt_id):  # its worker was lost meanwhile
+            state.output.discard(attempt_id)
+            return "commit abandoned: the attempt was lost while its commit was journaled"
         try:
             state.output.commit(temp, index)
         except OSError as exc:
@@ -894,6 +934,8 @@ async def _run_stage(state: JobState, terminate: asyncio.Event) -> int | None:
     expiry.cancel()
     probe.cancel()
     if state.done.is_set() and state.fatal is None:
+        with contextlib.suppress(JournalError, journals.SupersededError):  # (fatal is set)
+            await state.durable()  # whatever was recorded last is in the journal
         try:
             state.journal.check_held()  # the output is this master's to finish (or abort)
         except journals.SupersededError as exc:

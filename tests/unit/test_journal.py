@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +228,78 @@ def test_a_job_that_ended_fences_every_master(tmp_path: Path) -> None:
     output.finish({})
     with pytest.raises(journals.SupersededError, match="no epoch"):
         journal.check_held()
+
+
+def test_concurrent_records_share_fsyncs_and_each_waits_for_its_own(tmp_path: Path) -> None:
+    """Group commit: records added while a batch is written wait for the next batch, so
+    64 concurrent requests take far fewer fsyncs than records; none returns before its
+    record is in the file, and the file holds them in the order they were added."""
+    job = small_plan(tmp_path)
+    journal, _ = journals.open_journal(OutputDir(job.job.spec.output.path), job)
+    syncs_before, added = journal.syncs, journal.added
+    early: list[str] = []
+
+    async def request(index: int) -> None:
+        attempt = f"m{index}.a1"
+        await journal.durable(journal.add({"event": "assigned", "attempt": attempt}))
+        if attempt not in [r.get("attempt") for r in records(journal.path)]:
+            early.append(attempt)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(request(i) for i in range(64)))
+
+    asyncio.run(scenario())
+    journal.close()
+    assert not early, f"returned before their record was written: {early}"
+    assigned = [r["attempt"] for r in records(journal.path) if r["event"] == "assigned"]
+    assert assigned == [f"m{i}.a1" for i in range(64)]
+    assert journal.added == added + 64 and journal.records == journal.added
+    assert journal.syncs - syncs_before < 64 / 2, "batches, not one fsync per record"
+
+
+def test_a_batch_that_fails_fails_every_later_record_too(tmp_path: Path) -> None:
+    """A write that fails (here a real EBADF from the file's descriptor) reaches every
+    waiter of its batch and every later one: no record is written after a lost one."""
+    job = small_plan(tmp_path)
+    journal, _ = journals.open_journal(OutputDir(job.job.spec.output.path), job)
+    assert isinstance(journal, journals.FileJournal)
+    before = Path(journal.path).read_bytes()
+    descriptor = journal.stream.fileno()
+    saved = os.dup(descriptor)
+    os.close(descriptor)
+
+    async def scenario() -> list[BaseException | None]:
+        first = journal.add({"event": "assigned", "attempt": "m0.a1"})
+        waits = [journal.durable(first)]
+        waits.append(journal.durable(journal.add({"event": "assigned", "attempt": "m1.a1"})))
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        later = journal.add({"event": "assigned", "attempt": "m2.a1"})
+        try:
+            await journal.durable(later)
+        except OSError as exc:
+            results.append(exc)
+        return list(results)
+
+    results = asyncio.run(scenario())
+    assert len(results) == 3 and all(isinstance(r, OSError) for r in results), results
+    assert Path(journal.path).read_bytes() == before
+    os.dup2(saved, descriptor)  # give the stream its file back, so that it closes
+    os.close(saved)
+    journal.close()
+
+
+def test_a_superseded_master_writes_no_batch(tmp_path: Path) -> None:
+    job = small_plan(tmp_path)
+    output = OutputDir(job.job.spec.output.path)
+    older, _ = journals.open_journal(output, job)
+    newer, _ = journals.open_journal(output, job)
+    before = Path(older.path).read_bytes()
+
+    async def scenario() -> None:
+        await older.durable(older.add({"event": "assigned", "attempt": "m1.a1"}))
+
+    with pytest.raises(journals.SupersededError):
+        asyncio.run(scenario())
+    assert Path(older.path).read_bytes() == before
+    older.close()
+    newer.close()

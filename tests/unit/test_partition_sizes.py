@@ -4,6 +4,7 @@ kept per output; a restarted master restores them from the last checkpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def test_the_journal_holds_totals_and_checkpoints_and_a_restart_restores_them(
         assignment = state.scheduler.assign(mapper, 0.0)
         assert assignment is not None and assignment.index == index
         assert state.map_output(assignment.attempt, partitions, {}, {}, [], 1.0)
+    asyncio.run(state.durable())  # as ReportTask does before it answers
     journal.close()
     lines = [json.loads(line) for line in Path(journal.path).read_text().splitlines()]
     done = [r for r in lines if r["event"] == "map_done"]
