@@ -442,66 +442,75 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | None]:
-    """Resume the job's journal (returning what it says), or start the job afresh.
-
-    Starting afresh clears the output directory (:meth:`OutputDir.prepare`) and writes a
-    new journal; that happens when there is no journal, or it belongs to another job or
-    manifest (logged, with the reason), or it cannot be read.
+def resume(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay] | None:
+    """Resume the job's journal, returning it and what it says; or None if the job must
+    start afresh: there is no journal, or it belongs to another job or manifest, or it
+    cannot be read (logged, with the reason). Touches the output only to make the
+    journal's commits and the part files in place agree (:func:`_reconcile`); starting
+    afresh is the caller's: clear the output directory (:meth:`OutputDir.prepare`), then
+    :func:`start`.
     """
     path = journal_path(output.path)
     objects = stores.is_s3(path)
-    print_ = fingerprint(plan)
-    epoch = Epoch(output.store, epoch_path(output.path))
-    name = plan.job.metadata.name
     found = output.store.is_dir(path) if objects else Path(path).is_file()
-    if found and not output.committed():
-        epoch.take()  # before reading: an earlier master appends nothing from now on
-        if objects:
-            contents, following = read_objects(output.store, path)
+    if not found or output.committed():
+        return None
+    epoch = Epoch(output.store, epoch_path(output.path))
+    epoch.take()  # before reading: an earlier master appends nothing from now on
+    if objects:
+        contents, following = read_objects(output.store, path)
+    else:
+        contents, following = read(Path(path)), 0
+    header = contents.records[0] if contents.records else {}
+    print_ = fingerprint(plan)
+    if header.get("event") != "job" or header.get("format") != FORMAT:
+        reason = "it has no readable header"
+    elif header.get("fingerprint") != print_:
+        reason = (
+            f"it was written for another job or manifest (job {header.get('job')!r}, "
+            f"fingerprint {str(header.get('fingerprint'))[:12]}, this one {print_[:12]})"
+        )
+    else:
+        try:
+            replayed = replay(contents.records[1:])
+            _check_fits(replayed, plan)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            reason = f"a record is unusable ({exc!r})"
         else:
-            contents, following = read(Path(path)), 0
-        header = contents.records[0] if contents.records else {}
-        reason = ""
-        if header.get("event") != "job" or header.get("format") != FORMAT:
-            reason = "it has no readable header"
-        elif header.get("fingerprint") != print_:
-            reason = (
-                f"it was written for another job or manifest (job {header.get('job')!r}, "
-                f"fingerprint {str(header.get('fingerprint'))[:12]}, "
-                f"this one {print_[:12]})"
-            )
-        else:
-            try:
-                replayed = replay(contents.records[1:])
-                _check_fits(replayed, plan)
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                reason = f"a record is unusable ({exc!r})"
+            if contents.torn:
+                log.warning(
+                    "journal %s: ignoring a torn last line of %d bytes "
+                    "(a master died while writing it)",
+                    path,
+                    contents.torn,
+                )
+            journal: Journal
+            if objects:
+                journal = ObjectJournal(path, output.store, following)
             else:
-                if contents.torn:
-                    log.warning(
-                        "journal %s: ignoring a torn last line of %d bytes "
-                        "(a master died while writing it)",
-                        path,
-                        contents.torn,
-                    )
-                journal: Journal
-                if objects:
-                    journal = ObjectJournal(path, output.store, following)
-                else:
-                    journal = FileJournal.reopen(path, contents.size)
-                journal.epoch = epoch
-                _reconcile(output, plan, journal, replayed)
-                journal.append({"event": "start", "time": time.time()})
-                return journal, replayed
-        log.warning("found a journal at %s, but %s: starting the job over", path, reason)
-    output.prepare(plan.job.spec.output.overwrite)
-    epoch.take()  # after preparing, which clears the temporary area
-    journal = ObjectJournal(path, output.store) if objects else FileJournal.create(path)
+                journal = FileJournal.reopen(path, contents.size)
+            journal.epoch = epoch
+            _reconcile(output, plan, journal, replayed)
+            journal.append({"event": "start", "time": time.time()})
+            return journal, replayed
+    log.warning("found a journal at %s, but %s: starting the job over", path, reason)
+    return None
+
+
+def start(output: OutputDir, plan: JobPlan) -> Journal:
+    """A new journal for the job, in an output directory the caller prepared (its
+    temporary area cleared: :meth:`OutputDir.prepare`)."""
+    path = journal_path(output.path)
+    epoch = Epoch(output.store, epoch_path(output.path))
+    epoch.take()
+    journal = ObjectJournal(path, output.store) if stores.is_s3(path) else FileJournal.create(path)
     journal.epoch = epoch
-    journal.append({"event": "job", "format": FORMAT, "job": name, "fingerprint": print_})
+    name = plan.job.metadata.name
+    journal.append(
+        {"event": "job", "format": FORMAT, "job": name, "fingerprint": fingerprint(plan)}
+    )
     journal.append({"event": "start", "time": time.time()})
-    return journal, None
+    return journal
 
 
 def _check_fits(replayed: Replay, plan: JobPlan) -> None:

@@ -737,7 +737,7 @@ def _open_state(
     step: tuple[int, int] | None,
 ) -> JobState:
     """The job state of a job (or a step), resumed from its journal if it has one."""
-    journal, replay = journals.open_journal(output, plan)
+    journal, replay = open_journal(output, plan)
     state = JobState(plan, output, journal, replay, config.logs, metrics, step)
     if replay is not None:
         recovered = state.scheduler.recovered()
@@ -754,6 +754,19 @@ def _open_state(
             journal.path,
         )
     return state
+
+
+def open_journal(
+    output: OutputDir, plan: JobPlan
+) -> tuple[journals.Journal, journals.Replay | None]:
+    """Resume the job's journal (with what it says), or start the job afresh: clear the
+    output directory (refused if it holds a finished job and ``overwrite`` is off), then
+    start a new journal."""
+    resumed = journals.resume(output, plan)
+    if resumed is not None:
+        return resumed
+    output.prepare(plan.job.spec.output.overwrite)
+    return journals.start(output, plan), None
 
 
 def _stages(plan: JobPlan, config: MasterConfig) -> Iterator[tuple[JobPlan, OutputDir, Any]]:

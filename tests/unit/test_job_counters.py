@@ -15,7 +15,7 @@ from testjobs import small_plan
 def state_for(tmp_path: Path, **extra: object) -> tuple[master.JobState, journals.Journal]:
     job = small_plan(tmp_path, **extra)
     output = OutputDir(job.job.spec.output.path)
-    journal, replay = journals.open_journal(output, job)
+    journal, replay = master.open_journal(output, job)
     return master.JobState(job, output, journal, replay), journal
 
 

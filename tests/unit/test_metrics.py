@@ -7,7 +7,6 @@ import re
 import urllib.request
 from pathlib import Path
 
-from kubemr import journal as journals
 from kubemr import master, metriccatalog, metrics, monitoring, plan, spec
 from kubemr.attempts import Attempt, Kind
 from kubemr.outputdir import OutputDir
@@ -151,7 +150,7 @@ def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
     )
     job = plan.plan_job(spec.parse_job(doc, "test"), [])
     output = OutputDir(job.job.spec.output.path)
-    journal, _ = journals.open_journal(output, job)
+    journal, _ = master.open_journal(output, job)
     journal.append({"event": "assigned", "attempt": "m0.a1"})
     journal.append(
         {
@@ -166,7 +165,7 @@ def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
         }
     )
     journal.close()
-    journal, replay = journals.open_journal(output, job)  # a restarted master
+    journal, replay = master.open_journal(output, job)  # a restarted master
     state = master.JobState(job, output, journal, replay)
     scheduler = state.scheduler
     for number, rule in ((2, "rate"), (3, "elapsed"), (4, "rate")):

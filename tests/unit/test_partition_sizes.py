@@ -81,13 +81,13 @@ def fresh(tmp_path: Path) -> tuple[JobPlan, OutputDir, journals.Journal]:
     """A small job (2 reduce tasks) and its new journal."""
     job = small_plan(tmp_path, reduce_tasks=2)
     output = OutputDir(job.job.spec.output.path)
-    journal, _ = journals.open_journal(output, job)
+    journal, _ = master.open_journal(output, job)
     return job, output, journal
 
 
 def restart(job: JobPlan, output: OutputDir) -> master.JobState:
     """A restarted master's state, resumed from the journal (closed again)."""
-    journal, replay = journals.open_journal(output, job)
+    journal, replay = master.open_journal(output, job)
     journal.close()
     return master.JobState(job, output, journal, replay)
 
