@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -48,6 +49,7 @@ from kubemr import (
     contract,
     metriccatalog,
     monitoring,
+    projections,
     rpcmetrics,
     steps,
     stores,
@@ -313,103 +315,53 @@ class JobState:
         )
         return reports.project(self.scheduler, figures, time.monotonic(), now)
 
-    def summary(self) -> dict[str, Any]:
+    def figures(self) -> projections.Figures:
+        """What the master knows of the job besides the scheduler, now."""
         spec = self.plan.job.spec
-        now = time.time()
-        return {
-            "job": self.plan.job.metadata.name,
-            "app": spec.app.ref,
-            "phase": self.scheduler.phase.value,
-            "error": self.scheduler.error,
-            "mapTasks": len(self.plan.splits),
-            "reduceTasks": spec.reduce_tasks,
-            "shuffleMode": spec.shuffle.mode,
-            "combine": self.plan.combine,
-            "partitioner": self.plan.partitioner_kind,
-            "counters": self.counters,
-            "appCounters": self.app_counters,
-            "skippedRecords": dict(zip(("count", "records"), self.skipped(), strict=True)),
-            "attempts": self.scheduler.attempts_by_outcome(),
-            "masterRestarts": self.master_restarts,
-            "recovered": {f"{k}s": n for k, n in self.scheduler.recovered().items()},
-            "journal": {
+        return projections.Figures(
+            job=self.plan.job.metadata.name,
+            app=spec.app.ref,
+            maps=len(self.plan.splits),
+            reduce_tasks=spec.reduce_tasks,
+            shuffle_mode=spec.shuffle.mode,
+            combine=self.plan.combine,
+            partitioner=self.plan.partitioner_kind,
+            started=self.started,
+            counters=self.counters,
+            app_counters=self.app_counters,
+            skipped=self.skipped(),
+            master_restarts=self.master_restarts,
+            journal={
                 "records": self.journal.records,
                 "syncs": self.journal.syncs,
                 "seconds": round(self.journal.seconds, 4),
             },
-            "backupAttempts": self.scheduler.backup_attempts(),
-            "speculation": self.scheduler.speculation(),
-            "blacklistedWorkers": self.scheduler.blacklisted(),
-            "phaseSeconds": self._phase_seconds(now),
-            "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
-            "peakRssBytes": dict(sorted(self.peak_rss.items())),
-            "workers": len(self.scheduler.workers),
-            "workerNames": sorted({w.name for w in self.scheduler.workers.values()}),
-            "wallSeconds": round(now - self.started, 3),
-            "outputs": [stores.basename(p) for p in self.output.parts()],
-        }
-
-    def job_view(self) -> metrics_.JobGauges:
-        """The job's figures for the metrics (read at scrape time)."""
-        scheduler, now = self.scheduler, time.monotonic()
-        workers = {"map": 0, "reduce": 0}
-        lag = {"map": 0.0, "reduce": 0.0}
-        for worker in scheduler.workers.values():
-            if worker.alive:
-                workers[worker.kind.value] += 1
-                lag[worker.kind.value] = max(lag[worker.kind.value], now - worker.last_seen)
-        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metriccatalog.OUTCOMES}
-        attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        launched = {(k, r): 0 for k in ("map", "reduce") for r in metriccatalog.BACKUP_RULES}
-        for attempt in scheduler.attempts.values():
-            attempts[attempt.kind.value, attempt.outcome] += 1
-            if attempt.backup:
-                backups[attempt.kind.value, attempt.outcome] += 1
-                key = (attempt.kind.value, attempt.rule or "")
-                launched[key] = launched.get(key, 0) + 1
-        return metrics_.JobGauges(
-            tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
-            completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
-            running=not scheduler.finished,
-            failed=scheduler.phase is Phase.FAILED,
+            phase_seconds=self._phase_seconds(time.time()),
+            task_seconds=dict(self.task_seconds),
+            peak_rss=dict(self.peak_rss),
+            step=self.step,
             last_progress=self.progress_time,
-            workers=workers,
-            attempts=dict(attempts),
-            backups_launched=launched,
-            backups=dict(backups),
-            max_lag=lag,
-            heartbeat_timeout=scheduler.heartbeat_timeout,
-            master_restarts=self.master_restarts,
-            app_counters=self.app_counters,
-            skipped_records=self.skipped()[0],
         )
+
+    def summary(self) -> dict[str, Any]:
+        """The job's summary (:func:`kubemr.projections.summary`), with its part files."""
+        figures = dataclasses.replace(
+            self.figures(), outputs=[stores.basename(p) for p in self.output.parts()]
+        )
+        return projections.summary(self.scheduler, figures, time.time())
+
+    def job_view(self) -> metriccatalog.JobGauges:
+        """The job's figures for the metrics (read at scrape time)."""
+        return projections.gauges(self.scheduler, self.figures(), time.monotonic())
 
     def status_report(self) -> contract.StatusReport:
         """What ``/status`` serves (the operator's view of the job): progress while it
         runs, and the whole summary once it is over."""
-        scheduler = self.scheduler
-        summary = None
+        final = None
         if self.released.is_set():
-            summary = contract.FinalSummary.model_validate(self.summary())
+            final = self.summary()
             self.final_read.set()
-        return contract.StatusReport(
-            job=self.plan.job.metadata.name,
-            phase=scheduler.phase.value,
-            maps=contract.TaskCount(total=len(scheduler.maps), done=scheduler.maps_done),
-            reduces=contract.TaskCount(total=len(scheduler.reduces), done=scheduler.reduces_done),
-            workers=sum(w.alive for w in scheduler.workers.values()),
-            message=scheduler.error or "",
-            attempts=scheduler.attempts_by_outcome(),
-            backup_attempts=scheduler.backup_attempts(),
-            blacklisted_workers=scheduler.blacklisted(),
-            counters=self.counters,
-            app_counters=self.app_counters,
-            skipped_records=self.skipped()[0],
-            step=self.step[0] + 1 if self.step is not None else None,
-            steps=self.step[1] if self.step is not None else None,
-            summary=summary,
-        )
+        return projections.status(self.scheduler, self.figures(), final)
 
 
 class MasterService(pb_grpc.MasterServicer):
@@ -689,19 +641,19 @@ class MasterService(pb_grpc.MasterServicer):
         request: pb.StatusRequest,
         context: grpc.aio.ServicerContext,
     ) -> pb.JobStatus:
-        scheduler = self.scheduler
-        summary = json.dumps(self.state.summary()) if self.state.done.is_set() else ""
+        state = self.state
+        report = projections.status(state.scheduler, state.figures())
         return pb.JobStatus(
-            phase=scheduler.phase.value,
-            maps_total=len(scheduler.maps),
-            maps_done=scheduler.maps_done,
-            reduces_total=len(scheduler.reduces),
-            reduces_done=scheduler.reduces_done,
-            workers=sum(w.alive for w in scheduler.workers.values()),
-            message=scheduler.error or "",
-            summary_json=summary,
-            step=self.state.step[0] + 1 if self.state.step else 0,
-            steps=self.state.step[1] if self.state.step else 0,
+            phase=report.phase,
+            maps_total=report.maps.total,
+            maps_done=report.maps.done,
+            reduces_total=report.reduces.total,
+            reduces_done=report.reduces.done,
+            workers=report.workers,
+            message=report.message,
+            summary_json=json.dumps(state.summary()) if state.done.is_set() else "",
+            step=report.step or 0,
+            steps=report.steps or 0,
         )
 
 

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_LABELS = {"kubemr_job", "role", "phase", "outcome", "rule", "method"}
 
 
-def view() -> metrics.JobGauges:
-    return metrics.JobGauges(
+def view() -> metriccatalog.JobGauges:
+    return metriccatalog.JobGauges(
         tasks={"map": 3, "reduce": 2},
         completed={"map": 3, "reduce": 1},
         running=True,
