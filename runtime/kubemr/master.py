@@ -17,7 +17,7 @@ Journal records are group-committed (:class:`kubemr.journal.Journal`): a handler
 what its request changed, then awaits their durability before it answers, so the records
 of concurrent requests share one fsync. A reduce attempt's commit is journaled
 (``committing``, durable) before its rename and (``committed``) after it, one attempt per
-task at a time (:meth:`JobState.committing`).
+task at a time (:mod:`kubemr.commits`).
 
 A master told to stop (SIGTERM: its pod is being deleted; the entry point sets
 ``terminate``) stops serving, closes its journal and returns at once; a stop that lands
@@ -35,7 +35,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from kubemr import (
     apps,
     auth,
     badrecords,
+    commits,
     contract,
     metriccatalog,
     monitoring,
@@ -113,6 +114,8 @@ class JobState:
             heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout,
             speculative=spec.fault_tolerance.speculative,
         )
+        self.commits = commits.Commits(self.scheduler, output, self.record, self.durable)
+        """The job's commits (:mod:`kubemr.commits`)."""
         self.outcomes: dict[tuple[str, int], tuple[dict[str, int], list[str]]] = {}
         """Counters and skipped records of each task's accepted attempt, by (kind, index):
         the totals count each task once, however often it ran."""
@@ -124,8 +127,6 @@ class JobState:
         self.started = time.time()
         self.marks: dict[str, float] = {}
         self.changed = asyncio.Condition()
-        self._commits: dict[tuple[Kind, int], tuple[asyncio.Lock, list[int]]] = {}
-        """Commits in progress (or waited for), by task: a lock and its users."""
         self.done = asyncio.Event()
         self.released = asyncio.Event()  # output final: workers may exit
         self.final_read = asyncio.Event()  # the final /status was served once
@@ -161,20 +162,6 @@ class JobState:
             self.fatal = exc
             self.done.set()
             raise
-
-    @contextlib.asynccontextmanager
-    async def committing(self, key: tuple[Kind, int]) -> AsyncIterator[None]:
-        """Hold a task's commit: one attempt at a time decides and commits (another
-        reporting meanwhile waits, then finds the task done)."""
-        entry = self._commits.setdefault(key, (asyncio.Lock(), [0]))
-        entry[1][0] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1][0] -= 1
-            if not entry[1][0]:
-                del self._commits[key]
 
     def map_output(
         self,
@@ -512,63 +499,23 @@ class MasterService(pb_grpc.MasterServicer):
                 now,
             )
         else:
-            attempt = scheduler.attempts.get(attempt_id)
-            async with state.committing((_kind_of(attempt_id), attempt.index if attempt else -1)):
-                accepted = scheduler.may_commit(attempt_id)
-                if accepted:
-                    error = await self._commit(request, now)
-                    if error is not None:
-                        accepted = False
-                        if scheduler.attempt_failed(attempt_id, error, now):
-                            state.record({"event": "failed", "attempt": attempt_id, "error": error})
-                else:
-                    state.output.discard(attempt_id)
+            seconds = await state.commits.commit(
+                attempt_id, counters, dict(request.timings), list(request.skipped), now
+            )
+            accepted = seconds is not None
+            if seconds is not None:
+                state.task_seconds["commit"] += seconds
+                state.metrics.observe("kubemr_phase_duration_seconds", seconds, "commit")
         if accepted and request.ok:
             state.attempt_counters[attempt_id] = dict(request.counters)
             state.accept(attempt_id, counters, list(request.skipped))
-            for name, seconds in request.timings.items():
-                state.task_seconds[name] += seconds
+            for name, spent in request.timings.items():
+                state.task_seconds[name] += spent
         if scheduler.reduces_done == len(scheduler.reduces):
             state.mark("reduce_end")
         await state.durable()  # the worker hears of nothing that is not durable
         await state.notify()
         return pb.ReportReply(accepted=accepted)
-
-    async def _commit(self, request: pb.TaskReport, now: float) -> str | None:
-        """Commit a reduce attempt: journal the intent (durably), rename, journal the
-        commit.
-
-        Returns the error if the rename failed.
-        """
-        state, scheduler, attempt_id = self.state, self.scheduler, request.attempt_id
-        index = scheduler.attempts[attempt_id].index
-        temp = state.output.temp_path(attempt_id, index)
-        started = time.perf_counter()
-        state.record(
-            {
-                "event": "committing",
-                "index": index,
-                "attempt": attempt_id,
-                "counters": dict(request.counters),
-                "timings": dict(request.timings),
-                "skipped": list(request.skipped),
-            }
-        )
-        await state.durable()  # a part file is renamed into place only once this is
-        if not scheduler.may_commit(attempt_id):  # its worker was lost meanwhile
-            state.output.discard(attempt_id)
-            return "commit abandoned: the attempt was lost while its commit was journaled"
-        try:
-            state.output.commit(temp, index)
-        except OSError as exc:
-            return f"commit failed: {exc}"
-        state.record({"event": "committed", "index": index, "attempt": attempt_id})
-        scheduler.reduce_committed(attempt_id, now)
-        state.task_seconds["commit"] += time.perf_counter() - started
-        state.metrics.observe(
-            "kubemr_phase_duration_seconds", time.perf_counter() - started, "commit"
-        )
-        return None
 
     async def AwaitMapOutputs(
         self,
