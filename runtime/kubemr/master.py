@@ -492,7 +492,8 @@ class MasterService(pb_grpc.MasterServicer):
         elif _kind_of(attempt_id) is Kind.MAP and not scheduler.map_only:
             accepted = state.map_output(
                 attempt_id,
-                [(p.records, p.bytes) for p in request.partitions],
+                # (a length other than R is not counted: PartitionSizes.add)
+                list(zip(request.partition_records, request.partition_bytes, strict=False)),
                 counters,
                 dict(request.timings),
                 list(request.skipped),

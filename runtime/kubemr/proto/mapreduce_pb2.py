@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckubemr/proto/mapreduce.proto\x12\x06kubemr\"+\n\x0bRecordBatch\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\"d\n\x0c\x46\x65tchRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x10\n\x08map_task\x18\x02 \x01(\x05\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\")\n\x07RunSize\x12\x0f\n\x07records\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\"6\n\x05\x43hunk\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x0c\x12\x1d\n\x04size\x18\x02 \x01(\x0b\x32\x0f.kubemr.RunSize\"Y\n\x0fRegisterRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x1a\n\x04role\x18\x02 \x01(\x0e\x32\x0c.kubemr.Role\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\"d\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08job_json\x18\x02 \x01(\t\x12\x12\n\nboundaries\x18\x03 \x03(\x0c\x12\x1a\n\x12heartbeat_interval\x18\x04 \x01(\x01\"H\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07running\x18\x02 \x03(\t\x12\x10\n\x08progress\x18\x03 \x01(\x01\"B\n\x0eHeartbeatReply\x12 \n\x07\x63ommand\x18\x01 \x01(\x0e\x32\x0f.kubemr.Command\x12\x0e\n\x06\x63\x61ncel\x18\x02 \x03(\t\"1\n\x05Split\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\" \n\x0bTaskRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\xd0\x01\n\x0eTaskAssignment\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.kubemr.TaskAssignment.Kind\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x1c\n\x05split\x18\x04 \x01(\x0b\x32\r.kubemr.Split\x12\x11\n\ttemp_path\x18\x05 \x01(\t\"?\n\x04Kind\x12\x08\n\x04WAIT\x10\x00\x12\x07\n\x03MAP\x10\x01\x12\n\n\x06REDUCE\x10\x02\x12\x08\n\x04\x45XIT\x10\x03\x12\x0e\n\nREREGISTER\x10\x04\"/\n\rPartitionInfo\x12\x0f\n\x07records\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\"\xe3\x02\n\nTaskReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12)\n\npartitions\x18\x05 \x03(\x0b\x32\x15.kubemr.PartitionInfo\x12\x32\n\x08\x63ounters\x18\x06 \x03(\x0b\x32 .kubemr.TaskReport.CountersEntry\x12\x30\n\x07timings\x18\x07 \x03(\x0b\x32\x1f.kubemr.TaskReport.TimingsEntry\x12\x10\n\x08peak_rss\x18\x08 \x01(\x03\x12\x0f\n\x07skipped\x18\t \x03(\t\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1f\n\x0bReportReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\"^\n\tMapOutput\x12\x10\n\x08map_task\x18\x01 \x01(\x05\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\tJ\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06R\x05\x62ytesR\x07records\"Z\n\x11MapOutputsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x0c\n\x04have\x18\x03 \x03(\x05\x12\x10\n\x08\x66\x65tching\x18\x04 \x03(\t\"w\n\x0fMapOutputsReply\x12\"\n\x07outputs\x18\x01 \x03(\x0b\x32\x11.kubemr.MapOutput\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x12\x11\n\tcancelled\x18\x03 \x01(\x08\x12\r\n\x05total\x18\x04 \x01(\x05\x12\x0c\n\x04lost\x18\x05 \x03(\x05\"n\n\x0c\x46\x65tchFailure\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x10\n\x08map_task\x18\x03 \x01(\x05\x12\x16\n\x0emap_attempt_id\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"1\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\xc3\x01\n\tJobStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x12\n\nmaps_total\x18\x02 \x01(\x05\x12\x11\n\tmaps_done\x18\x03 \x01(\x05\x12\x15\n\rreduces_total\x18\x04 \x01(\x05\x12\x14\n\x0creduces_done\x18\x05 \x01(\x05\x12\x0f\n\x07workers\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0csummary_json\x18\x08 \x01(\t\x12\x0c\n\x04step\x18\t \x01(\x05\x12\r\n\x05steps\x18\n \x01(\x05*5\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\n\n\x06MAPPER\x10\x01\x12\x0b\n\x07REDUCER\x10\x02*1\n\x07\x43ommand\x12\x0c\n\x08\x43ONTINUE\x10\x00\x12\x08\n\x04\x45XIT\x10\x01\x12\x0e\n\nREREGISTER\x10\x02\x32\x42\n\x07Shuffle\x12\x37\n\x0e\x46\x65tchPartition\x12\x14.kubemr.FetchRequest\x1a\r.kubemr.Chunk0\x01\x32\xe9\x03\n\x06Master\x12:\n\x08Register\x12\x17.kubemr.RegisterRequest\x1a\x15.kubemr.RegisterReply\x12=\n\tHeartbeat\x12\x18.kubemr.HeartbeatRequest\x1a\x16.kubemr.HeartbeatReply\x12:\n\x0bRequestTask\x12\x13.kubemr.TaskRequest\x1a\x16.kubemr.TaskAssignment\x12\x35\n\nReportTask\x12\x12.kubemr.TaskReport\x1a\x13.kubemr.ReportReply\x12\x45\n\x0f\x41waitMapOutputs\x12\x19.kubemr.MapOutputsRequest\x1a\x17.kubemr.MapOutputsReply\x12?\n\x12ReportFetchFailure\x12\x14.kubemr.FetchFailure\x1a\x13.kubemr.ReportReply\x12\x32\n\x05Leave\x12\x14.kubemr.LeaveRequest\x1a\x13.kubemr.ReportReply\x12\x35\n\tGetStatus\x12\x15.kubemr.StatusRequest\x1a\x11.kubemr.JobStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckubemr/proto/mapreduce.proto\x12\x06kubemr\"+\n\x0bRecordBatch\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\"d\n\x0c\x46\x65tchRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x10\n\x08map_task\x18\x02 \x01(\x05\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\")\n\x07RunSize\x12\x0f\n\x07records\x18\x01 \x01(\x03\x12\r\n\x05\x62ytes\x18\x02 \x01(\x03\"6\n\x05\x43hunk\x12\x0e\n\x06\x66rames\x18\x01 \x01(\x0c\x12\x1d\n\x04size\x18\x02 \x01(\x0b\x32\x0f.kubemr.RunSize\"Y\n\x0fRegisterRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x1a\n\x04role\x18\x02 \x01(\x0e\x32\x0c.kubemr.Role\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\"d\n\rRegisterReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08job_json\x18\x02 \x01(\t\x12\x12\n\nboundaries\x18\x03 \x03(\x0c\x12\x1a\n\x12heartbeat_interval\x18\x04 \x01(\x01\"H\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07running\x18\x02 \x03(\t\x12\x10\n\x08progress\x18\x03 \x01(\x01\"B\n\x0eHeartbeatReply\x12 \n\x07\x63ommand\x18\x01 \x01(\x0e\x32\x0f.kubemr.Command\x12\x0e\n\x06\x63\x61ncel\x18\x02 \x03(\t\"1\n\x05Split\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\" \n\x0bTaskRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\xd0\x01\n\x0eTaskAssignment\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.kubemr.TaskAssignment.Kind\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x12\n\nattempt_id\x18\x03 \x01(\t\x12\x1c\n\x05split\x18\x04 \x01(\x0b\x32\r.kubemr.Split\x12\x11\n\ttemp_path\x18\x05 \x01(\t\"?\n\x04Kind\x12\x08\n\x04WAIT\x10\x00\x12\x07\n\x03MAP\x10\x01\x12\n\n\x06REDUCE\x10\x02\x12\x08\n\x04\x45XIT\x10\x03\x12\x0e\n\nREREGISTER\x10\x04\"\xfe\x02\n\nTaskReport\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x32\n\x08\x63ounters\x18\x06 \x03(\x0b\x32 .kubemr.TaskReport.CountersEntry\x12\x30\n\x07timings\x18\x07 \x03(\x0b\x32\x1f.kubemr.TaskReport.TimingsEntry\x12\x10\n\x08peak_rss\x18\x08 \x01(\x03\x12\x0f\n\x07skipped\x18\t \x03(\t\x12\x19\n\x11partition_records\x18\n \x03(\x03\x12\x17\n\x0fpartition_bytes\x18\x0b \x03(\x03\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\x05\x10\x06R\npartitions\"\x1f\n\x0bReportReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\"^\n\tMapOutput\x12\x10\n\x08map_task\x18\x01 \x01(\x05\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\tJ\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06R\x05\x62ytesR\x07records\"Z\n\x11MapOutputsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x0c\n\x04have\x18\x03 \x03(\x05\x12\x10\n\x08\x66\x65tching\x18\x04 \x03(\t\"w\n\x0fMapOutputsReply\x12\"\n\x07outputs\x18\x01 \x03(\x0b\x32\x11.kubemr.MapOutput\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\x12\x11\n\tcancelled\x18\x03 \x01(\x08\x12\r\n\x05total\x18\x04 \x01(\x05\x12\x0c\n\x04lost\x18\x05 \x03(\x05\"n\n\x0c\x46\x65tchFailure\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x12\n\nattempt_id\x18\x02 \x01(\t\x12\x10\n\x08map_task\x18\x03 \x01(\x05\x12\x16\n\x0emap_attempt_id\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"1\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\xc3\x01\n\tJobStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x12\n\nmaps_total\x18\x02 \x01(\x05\x12\x11\n\tmaps_done\x18\x03 \x01(\x05\x12\x15\n\rreduces_total\x18\x04 \x01(\x05\x12\x14\n\x0creduces_done\x18\x05 \x01(\x05\x12\x0f\n\x07workers\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0csummary_json\x18\x08 \x01(\t\x12\x0c\n\x04step\x18\t \x01(\x05\x12\r\n\x05steps\x18\n \x01(\x05*5\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\n\n\x06MAPPER\x10\x01\x12\x0b\n\x07REDUCER\x10\x02*1\n\x07\x43ommand\x12\x0c\n\x08\x43ONTINUE\x10\x00\x12\x08\n\x04\x45XIT\x10\x01\x12\x0e\n\nREREGISTER\x10\x02\x32\x42\n\x07Shuffle\x12\x37\n\x0e\x46\x65tchPartition\x12\x14.kubemr.FetchRequest\x1a\r.kubemr.Chunk0\x01\x32\xe9\x03\n\x06Master\x12:\n\x08Register\x12\x17.kubemr.RegisterRequest\x1a\x15.kubemr.RegisterReply\x12=\n\tHeartbeat\x12\x18.kubemr.HeartbeatRequest\x1a\x16.kubemr.HeartbeatReply\x12:\n\x0bRequestTask\x12\x13.kubemr.TaskRequest\x1a\x16.kubemr.TaskAssignment\x12\x35\n\nReportTask\x12\x12.kubemr.TaskReport\x1a\x13.kubemr.ReportReply\x12\x45\n\x0f\x41waitMapOutputs\x12\x19.kubemr.MapOutputsRequest\x1a\x17.kubemr.MapOutputsReply\x12?\n\x12ReportFetchFailure\x12\x14.kubemr.FetchFailure\x1a\x13.kubemr.ReportReply\x12\x32\n\x05Leave\x12\x14.kubemr.LeaveRequest\x1a\x13.kubemr.ReportReply\x12\x35\n\tGetStatus\x12\x15.kubemr.StatusRequest\x1a\x11.kubemr.JobStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKREPORT_COUNTERSENTRY']._serialized_options = b'8\001'
   _globals['_TASKREPORT_TIMINGSENTRY']._loaded_options = None
   _globals['_TASKREPORT_TIMINGSENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=2044
-  _globals['_ROLE']._serialized_end=2097
-  _globals['_COMMAND']._serialized_start=2099
-  _globals['_COMMAND']._serialized_end=2148
+  _globals['_ROLE']._serialized_start=2022
+  _globals['_ROLE']._serialized_end=2075
+  _globals['_COMMAND']._serialized_start=2077
+  _globals['_COMMAND']._serialized_end=2126
   _globals['_RECORDBATCH']._serialized_start=40
   _globals['_RECORDBATCH']._serialized_end=83
   _globals['_FETCHREQUEST']._serialized_start=85
@@ -63,32 +63,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKASSIGNMENT']._serialized_end=915
   _globals['_TASKASSIGNMENT_KIND']._serialized_start=852
   _globals['_TASKASSIGNMENT_KIND']._serialized_end=915
-  _globals['_PARTITIONINFO']._serialized_start=917
-  _globals['_PARTITIONINFO']._serialized_end=964
-  _globals['_TASKREPORT']._serialized_start=967
-  _globals['_TASKREPORT']._serialized_end=1322
-  _globals['_TASKREPORT_COUNTERSENTRY']._serialized_start=1227
-  _globals['_TASKREPORT_COUNTERSENTRY']._serialized_end=1274
-  _globals['_TASKREPORT_TIMINGSENTRY']._serialized_start=1276
-  _globals['_TASKREPORT_TIMINGSENTRY']._serialized_end=1322
-  _globals['_REPORTREPLY']._serialized_start=1324
-  _globals['_REPORTREPLY']._serialized_end=1355
-  _globals['_MAPOUTPUT']._serialized_start=1357
-  _globals['_MAPOUTPUT']._serialized_end=1451
-  _globals['_MAPOUTPUTSREQUEST']._serialized_start=1453
-  _globals['_MAPOUTPUTSREQUEST']._serialized_end=1543
-  _globals['_MAPOUTPUTSREPLY']._serialized_start=1545
-  _globals['_MAPOUTPUTSREPLY']._serialized_end=1664
-  _globals['_FETCHFAILURE']._serialized_start=1666
-  _globals['_FETCHFAILURE']._serialized_end=1776
-  _globals['_LEAVEREQUEST']._serialized_start=1778
-  _globals['_LEAVEREQUEST']._serialized_end=1827
-  _globals['_STATUSREQUEST']._serialized_start=1829
-  _globals['_STATUSREQUEST']._serialized_end=1844
-  _globals['_JOBSTATUS']._serialized_start=1847
-  _globals['_JOBSTATUS']._serialized_end=2042
-  _globals['_SHUFFLE']._serialized_start=2150
-  _globals['_SHUFFLE']._serialized_end=2216
-  _globals['_MASTER']._serialized_start=2219
-  _globals['_MASTER']._serialized_end=2708
+  _globals['_TASKREPORT']._serialized_start=918
+  _globals['_TASKREPORT']._serialized_end=1300
+  _globals['_TASKREPORT_COUNTERSENTRY']._serialized_start=1187
+  _globals['_TASKREPORT_COUNTERSENTRY']._serialized_end=1234
+  _globals['_TASKREPORT_TIMINGSENTRY']._serialized_start=1236
+  _globals['_TASKREPORT_TIMINGSENTRY']._serialized_end=1282
+  _globals['_REPORTREPLY']._serialized_start=1302
+  _globals['_REPORTREPLY']._serialized_end=1333
+  _globals['_MAPOUTPUT']._serialized_start=1335
+  _globals['_MAPOUTPUT']._serialized_end=1429
+  _globals['_MAPOUTPUTSREQUEST']._serialized_start=1431
+  _globals['_MAPOUTPUTSREQUEST']._serialized_end=1521
+  _globals['_MAPOUTPUTSREPLY']._serialized_start=1523
+  _globals['_MAPOUTPUTSREPLY']._serialized_end=1642
+  _globals['_FETCHFAILURE']._serialized_start=1644
+  _globals['_FETCHFAILURE']._serialized_end=1754
+  _globals['_LEAVEREQUEST']._serialized_start=1756
+  _globals['_LEAVEREQUEST']._serialized_end=1805
+  _globals['_STATUSREQUEST']._serialized_start=1807
+  _globals['_STATUSREQUEST']._serialized_end=1822
+  _globals['_JOBSTATUS']._serialized_start=1825
+  _globals['_JOBSTATUS']._serialized_end=2020
+  _globals['_SHUFFLE']._serialized_start=2128
+  _globals['_SHUFFLE']._serialized_end=2194
+  _globals['_MASTER']._serialized_start=2197
+  _globals['_MASTER']._serialized_end=2686
 # @@protoc_insertion_point(module_scope)
