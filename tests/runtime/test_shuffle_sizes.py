@@ -16,8 +16,10 @@ from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 
 ATTEMPT = "m0.a1"
-RECORDS = [[(f"k{i:03d}".encode(), b"v" * 40) for i in range(n)] for n in (200, 3, 0)]
-"""Partition 0 large, 1 small, 2 empty."""
+RECORDS = [[(f"k{i:05d}".encode(), b"v" * 40) for i in range(n)] for n in (5000, 3, 0)]
+"""Partition 0 large (about 240 chunks of 1 KiB), 1 small, 2 empty."""
+DEADLINE = 30.0
+"""Seconds a fetch may take to get going."""
 
 
 def map_output(root: Path) -> list[tuple[int, int]]:
@@ -109,3 +111,29 @@ def test_an_output_without_its_index_is_not_found(tmp_path: Path) -> None:
 
     asyncio.run(serving(tmp_path / "mapper", scenario))
     assert buffer.reserved == 0
+
+
+@pytest.mark.parametrize("capacity", [10**9, 1], ids=["in-memory", "to-disk"])
+def test_a_fetch_cancelled_midway_gives_back_its_memory_and_its_file(
+    tmp_path: Path, capacity: int
+) -> None:
+    """The master says the output went stale while it streams: the fetch is cancelled
+    (as the fetch loop drops it) once data arrived, and leaves nothing behind."""
+    map_output(tmp_path / "mapper")
+    buffer = fetch_buffer(capacity)
+    spill = tmp_path / "p0"
+
+    async def scenario(channel: grpc.aio.Channel) -> None:
+        fetching = asyncio.ensure_future(fetch(channel, 0, buffer, spill))
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while buffer.held == 0 and not (spill.exists() and spill.stat().st_size):
+            assert not fetching.done(), "the fetch ended before it could be cancelled"
+            assert asyncio.get_running_loop().time() < deadline, "no data arrived"
+            await asyncio.sleep(0.001)
+        fetching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fetching
+
+    asyncio.run(serving(tmp_path / "mapper", scenario))
+    assert (buffer.reserved, buffer.held) == (0, 0)
+    assert not spill.exists()
