@@ -334,9 +334,6 @@ class Journal:
         try:
             lines, self._pending = self._pending, []
             await asyncio.to_thread(self._write_batch, lines)
-        except BaseException as exc:
-            self._broken = exc
-            raise
         finally:
             self._flight = None
 
@@ -356,10 +353,16 @@ class Journal:
             self._write_batch(lines)
 
     def _write_batch(self, lines: list[bytes]) -> None:
+        if self._broken is not None:
+            raise self._broken
         with self._io:
             started = time.perf_counter()
-            self.check_held()
-            self._write(b"".join(lines))
+            try:
+                self.check_held()
+                self._write(b"".join(lines))
+            except BaseException as exc:
+                self._broken = exc
+                raise
             self.records += len(lines)
             self._durable += len(lines)
             self.syncs += 1
