@@ -16,8 +16,8 @@ What it does, in one run:
    holds the simulated workers and events), the journal's records and bytes, the
    ``/status`` report's size and build time, and the time to recover from the journal
    (read, replay, restore into a new scheduler). The location state (each map output's
-   per-reduce-partition sizes, O(M x R)) is measured apart on a few real map outputs
-   and extrapolated (see the docstring of :func:`location_state`).
+   totals and one running sum per reduce partition: O(M + R)) is also measured apart on
+   a few thousand real map outputs (see the docstring of :func:`location_state`).
 2. **The paper's sort** (OSDI 2004, section 5.3-5.4): ``--paper-maps`` x
    ``--paper-reduces`` on ``--paper-machines`` machines, a few slow machines, in three
    scenarios, each with the same seed: ``normal``, ``no-backups`` (speculation off) and
@@ -33,6 +33,7 @@ machine's load but the wall and scheduler times, which do: the load average is p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
@@ -54,7 +55,7 @@ from kubemr import sizing
 from kubemr.attempts import Kind
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
-from simulation import Figures, Shape, Simulation, finished
+from simulation import Figures, Shape, Simulation, finished, sort_shaped
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 2**20
@@ -67,60 +68,83 @@ def rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def location_state(reduces: int, maps: int = 20, seed: int = 1) -> dict[str, float]:
-    """Bytes per (map, reduce) pair of the scheduler's location state, and of a
-    ``map_done`` journal record, with sort-shaped sizes (every partition of a map output
-    holds about ``64 MiB / R`` bytes in ``100``-byte records).
+def location_state(reduces: int, maps: int = 1000, seed: int = 1) -> dict[str, float]:
+    """Bytes of the scheduler's location state per map output and per reduce partition,
+    with sort-shaped sizes (every partition of a map output holds about ``64 MiB / R``
+    bytes in ``100``-byte records).
 
-    Measured with tracemalloc over ``maps`` real map outputs held by a real scheduler
-    (each output's list of ``(records, bytes)`` tuples, as the master builds it from the
-    mapper's report), and by serialising the master's ``map_done`` record.
+    Per map output: tracemalloc over a real scheduler of ``maps`` and then ``2 * maps``
+    map tasks and ``reduces`` reduce tasks taking every map output (each reported with
+    its R partition sizes, as a mapper reports them); the difference is the cost of
+    ``maps`` more outputs (each output's record, its attempt, the indexes). Per reduce
+    partition: the running sums' lists and integers, with ``sys.getsizeof``.
     """
-    rng = random.Random(seed)
-    per = 64 * MIB // reduces
-    splits = [journals_split(i) for i in range(maps)]
-    scheduler = Scheduler(splits, reduces, barrier=False, max_attempts=4, heartbeat_timeout=10.0)
-    worker = scheduler.register("m", Kind.MAP, "h:1", 0.0)
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    record = b""
-    for _ in range(maps):
-        sizes = [int(per * rng.uniform(0.9, 1.1)) for _ in range(reduces)]
-        partitions = [(b // 100, b) for b in sizes]
-        assignment = scheduler.assign(worker, 0.0)
-        assert assignment is not None
-        scheduler.map_succeeded(assignment.attempt, partitions, 1.0)
-        del sizes
-    held = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    output = scheduler.maps[0].output
-    assert output is not None
-    record = json.dumps(
-        {"event": "map_done", "attempt": output.attempt, "partitions": output.partitions},
-        separators=(",", ":"),
-    ).encode()
-    started = time.perf_counter()
-    json.loads(record)
-    parse = time.perf_counter() - started
+    held = []
+    partitions = sort_shaped(reduces, random.Random(seed))  # reported, not kept
+    sums = 0
+    for count in (maps, 2 * maps):
+        splits = [journals_split(i) for i in range(count)]
+        scheduler = Scheduler(
+            splits, reduces, barrier=False, max_attempts=4, heartbeat_timeout=10.0
+        )
+        worker = scheduler.register("m", Kind.MAP, "h:1", 0.0)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(count):
+            assignment = scheduler.assign(worker, 0.0)
+            assert assignment is not None
+            scheduler.map_succeeded(assignment.attempt, partitions, 1.0)
+        held.append(tracemalloc.get_traced_memory()[0] - before)
+        tracemalloc.stop()
+        lists = (scheduler.sizes.records, scheduler.sizes.bytes)
+        sums = sum(sys.getsizeof(v) for v in lists) + sum(
+            sys.getsizeof(n) for v in lists for n in v
+        )
+        del scheduler, splits
     return {
-        "memory_per_pair": held / (maps * reduces),
-        "journal_per_pair": len(record) / reduces,
-        "parse_seconds_per_record": parse,
+        "memory_per_map_output": (held[1] - held[0]) / maps,
+        "memory_per_reduce": sums / max(reduces, 1),
     }
 
 
-def journal_sync_rate(work: Path, records: int = 2000) -> dict[str, float]:
-    """Records per second the real journal writer makes durable (flush + fsync each, as
-    the master does before it answers), on the disk under ``work``."""
+def journal_sync_rate(work: Path, records: int = 2000, writers: int = 64) -> dict[str, float]:
+    """Records per second the real journal writer makes durable on the disk under
+    ``work``: one at a time (``append``: a write and an fsync per record, as the master
+    did before group commit), and with ``writers`` requests at once, each adding a record
+    and awaiting its durability, as the master's concurrent handlers do (group commit:
+    the records added while an fsync is in flight share the next one)."""
     work.mkdir(parents=True, exist_ok=True)
-    journal = journals.FileJournal.create(str(work / "sync.jsonl"))
+    journal = journals.FileJournal.create(str(work / "sequential.jsonl"))
     started = time.perf_counter()
     for index in range(records):
         journal.append({"event": "assigned", "attempt": f"m{index}.a1"})
-    seconds = time.perf_counter() - started
+    sequential = time.perf_counter() - started
     journal.close()
-    return {"records": records, "seconds": seconds, "per_second": records / seconds}
+    grouped = journals.FileJournal.create(str(work / "grouped.jsonl"))
+    numbers = iter(range(records))
+
+    async def writer() -> None:
+        for index in numbers:
+            await grouped.durable(grouped.add({"event": "assigned", "attempt": f"m{index}.a1"}))
+
+    async def run() -> float:
+        begun = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        return time.perf_counter() - begun
+
+    seconds = asyncio.run(run())
+    grouped.close()
+    assert grouped.records == records
+    return {
+        "records": records,
+        "seconds": sequential,
+        "per_second": records / sequential,
+        "writers": writers,
+        "grouped_seconds": seconds,
+        "grouped_per_second": records / seconds,
+        "grouped_syncs": grouped.syncs,
+    }
 
 
 def journals_split(index: int) -> Split:
@@ -157,6 +181,7 @@ def recover(path: Path, shape: Shape) -> dict[str, float]:
         "map_outputs": len(refs),
         "recovered_maps": len(replayed.recovery.map_outputs),
         "recovered_reduces": len(replayed.recovery.committed),
+        "sized_maps": scheduler.sizes.counted,
     }
 
 
@@ -183,7 +208,6 @@ def seed_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     recovery = recover(work / "seed" / "journal.jsonl", shape)
     location = location_state(args.reduces)
     sync = journal_sync_rate(work / "sync")
-    pairs = args.maps * args.reduces
     return {
         "shape": asdict(shape),
         "figures": {
@@ -195,8 +219,8 @@ def seed_scale(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "recovery": recovery,
         "location": location,
         "journal_sync": sync,
-        "location_bytes": location["memory_per_pair"] * pairs,
-        "location_journal_bytes": location["journal_per_pair"] * pairs,
+        "location_bytes": location["memory_per_map_output"] * args.maps
+        + location["memory_per_reduce"] * args.reduces,
     }
 
 
@@ -237,6 +261,7 @@ def report(results: dict[str, Any]) -> str:
         shape, fig = seed["shape"], seed["figures"]
         share = fig["cpu_share"]
         rec = seed["recovery"]
+        sync = seed["journal_sync"]
         lines += [
             f"seed scale: M = {shape['maps']:,}, R = {shape['reduces']:,}, "
             f"W = {shape['machines']:,} machines (a mapper and a reducer each)",
@@ -256,20 +281,24 @@ def report(results: dict[str, Any]) -> str:
             ),
             f"  master state: peak RSS grew {seed['rss_growth_bytes'] / MIB:,.0f} MiB over the "
             "run (scheduling state + journal buffers + the simulated workers; target < 1 GiB)",
-            f"  location state (M x R partition sizes, measured on real map outputs): "
-            f"{seed['location']['memory_per_pair']:.1f} B/pair in memory -> "
-            f"{seed['location_bytes'] / 2**30:,.1f} GiB at M x R; "
-            f"{seed['location']['journal_per_pair']:.1f} B/pair in the journal -> "
-            f"{seed['location_journal_bytes'] / 2**30:,.1f} GiB",
-            f"  journal (without the partition sizes): {fig['journal_records']:,} records, "
+            f"  location state (map output totals + per-partition sums, O(M + R), measured "
+            f"on real map outputs): {seed['location']['memory_per_map_output']:.0f} B per map "
+            f"output, {seed['location']['memory_per_reduce']:.0f} B per reduce partition -> "
+            f"{seed['location_bytes'] / MIB:,.0f} MiB at M, R (in the RSS growth above)",
+            f"  journal: {fig['journal_records']:,} records ({fig['checkpoints']:,} partition "
+            f"size checkpoints, {fig['checkpoint_bytes'] / MIB:,.1f} MiB), "
             f"{fig['journal_bytes'] / MIB:,.1f} MiB, written in {fig['journal_seconds']:.2f} s "
             "(no fsync)",
-            f"  journal with fsync per record (as the master writes it): "
-            f"{seed['journal_sync']['per_second']:,.0f} records/s on this disk",
+            f"  journal, real writer on this disk: one record per fsync "
+            f"{sync['per_second']:,.0f} records/s; group commit with {sync['writers']} "
+            f"concurrent requests {sync['grouped_per_second']:,.0f} records/s "
+            f"({sync['records'] / sync['grouped_syncs']:.1f} records per fsync, "
+            f"{sync['grouped_per_second'] / sync['per_second']:.1f}x)",
             f"  recovery from it: {rec['total_seconds']:.2f} s CPU (read "
             f"{rec['read_seconds']:.2f}, replay {rec['replay_seconds']:.2f}; "
             f"{rec['recovered_maps']:,} map outputs, {rec['recovered_reduces']:,} committed "
-            f"reduces); then map_outputs of all {rec['map_outputs']:,}: "
+            f"reduces, partition sizes over {rec['sized_maps']:,} map outputs); then "
+            f"map_outputs of all {rec['map_outputs']:,}: "
             f"{rec['map_outputs_seconds'] * 1000:.0f} ms",
             f"  /status report: {fig['status_bytes']:,} bytes, built in "
             f"{fig['status_seconds'] * 1000:.1f} ms",

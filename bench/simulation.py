@@ -8,14 +8,16 @@ processes (one mapper and one reducer per machine, as the operator runs them), t
 durations drawn from a seeded distribution, slow machines (the paper's stragglers),
 workers killed and replaced (the paper's failure experiment), heartbeats and progress
 reports. The journal is the real :class:`kubemr.journal.FileJournal`, written with the
-records the master writes (``assigned``, ``map_done``, ``committing``, ``committed``).
+records the master writes (``assigned``, ``map_done``, ``partition_sizes``,
+``committing``, ``committed``).
 
 The worker model, per event:
 
 - an idle worker asks for a task (``Scheduler.assign``) when it becomes idle, and again
   on every heartbeat tick while it gets none (a real worker long-polls RequestTask);
 - a map attempt runs ``map_seconds`` (lognormal, times its machine's slowness), reports
-  progress linearly on every tick, then ``map_succeeded``;
+  progress linearly on every tick, then reports its output (``JobState.map_output``:
+  the scheduler's ``map_succeeded`` and the journal records, as the master's handler);
 - a reduce attempt fetches: its fetch ends ``fetch_seconds`` after it started, but not
   before every map output exists plus ``fetch_tail_seconds`` (the last outputs' transfer);
   a map output lost while it still fetches holds it until the map phase is over again.
@@ -49,6 +51,7 @@ from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.fetches import FETCH_SHARE  # as the real reducer reports
 from kubemr.master import JobState
 from kubemr.outputdir import OutputDir
+from kubemr.partitionsizes import CHECKPOINT
 from kubemr.plan import JobPlan
 from kubemr.splits import Split
 
@@ -117,6 +120,9 @@ class Figures:
     journal_records: int = 0
     journal_bytes: int = 0
     journal_seconds: float = 0.0
+    checkpoints: int = 0
+    """Partition-size checkpoints among the journal's records."""
+    checkpoint_bytes: int = 0
     status_bytes: int = 0
     status_seconds: float = 0.0
     attempts: dict[str, int] = field(default_factory=dict)
@@ -179,9 +185,9 @@ class Simulation:
         self.slow = set(
             self.rng.sample(range(shape.machines), round(shape.machines * shape.slow_share))
         )
-        self.partitions = [(1, 1)] * shape.reduces
-        """One map output's partition sizes, shared by every simulated map output (the
-        location state's size is measured apart: see :func:`location_bytes_per_pair`)."""
+        self.partitions = sort_shaped(shape.reduces, random.Random(shape.seed))
+        """One map output's (records, bytes) per partition, sort-shaped, reported by every
+        simulated map output (the master adds them to its per-partition sums)."""
         self.generation = 0
         self.killed = False
         self.map_end: float | None = None
@@ -216,6 +222,7 @@ class Simulation:
         self.figures.journal_seconds = self.state.journal.seconds
         self.state.journal.close()
         self.figures.journal_bytes = Path(self.state.journal.path).stat().st_size
+        self.count_checkpoints(Path(self.state.journal.path))
         self.measure_status()
         return self.figures
 
@@ -263,6 +270,7 @@ class Simulation:
         self.running[proc.role].add(proc)
         self.figures.assignments += 1
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
+        self.state.journal.flush()  # as the master: durable before the worker hears
         proc.attempt, proc.started, proc.token = assignment, self.now, proc.token + 1
         slow = self.shape.slow_factor if proc.machine in self.slow else 1.0
         if assignment.kind is Kind.MAP:
@@ -293,20 +301,10 @@ class Simulation:
         attempt, proc.attempt = proc.attempt, None
         state, scheduler = self.state, self.scheduler
         if attempt.kind is Kind.MAP:
-            if self.call(scheduler.map_succeeded, attempt.attempt, self.partitions, self.now):
-                output = scheduler.maps[attempt.index].output
-                assert output is not None
-                state.record(
-                    {
-                        "event": "map_done",
-                        "attempt": attempt.attempt,
-                        "worker": output.name,
-                        "address": output.address,
-                        "partitions": [],
-                        "counters": {},
-                        "timings": {},
-                    }
-                )
+            # as ReportTask: the scheduler's map_succeeded, the map_done record and, when
+            # one is due, a partition-size checkpoint
+            self.call(state.map_output, attempt.attempt, self.partitions, {}, {}, [], self.now)
+            state.journal.flush()
             self.after_map_change()
         elif self.call(scheduler.may_commit, attempt.attempt):
             state.record(
@@ -318,7 +316,9 @@ class Simulation:
                     "timings": {},
                 }
             )
+            state.journal.flush()  # durable before the rename
             state.record({"event": "committed", "index": attempt.index, "attempt": attempt.attempt})
+            state.journal.flush()
             self.call(scheduler.reduce_committed, attempt.attempt, self.now)
         self.ask(proc)
 
@@ -427,6 +427,14 @@ class Simulation:
 
     # ---- reports --------------------------------------------------------------------
 
+    def count_checkpoints(self, path: Path) -> None:
+        head = b'{"event":"%s"' % CHECKPOINT.encode()
+        with path.open("rb") as lines:
+            for line in lines:
+                if line.startswith(head):
+                    self.figures.checkpoints += 1
+                    self.figures.checkpoint_bytes += len(line)
+
     def measure_status(self, repeat: int = 3) -> None:
         """The master's /status report (what the operator copies into the CR status)."""
         best = math.inf
@@ -437,6 +445,13 @@ class Simulation:
             best = min(best, time.perf_counter() - started)
         self.figures.status_bytes = len(body.encode())
         self.figures.status_seconds = best
+
+
+def sort_shaped(reduces: int, rng: random.Random, split: int = 64 * 2**20) -> list[tuple[int, int]]:
+    """A sort's map output: ``split`` bytes of 100-byte records spread over the partitions
+    (each within 10 % of the mean)."""
+    sizes = [int(split / max(reduces, 1) * rng.uniform(0.9, 1.1)) for _ in range(reduces)]
+    return [(size // 100, size) for size in sizes]
 
 
 def _json(value: object) -> str:
@@ -475,7 +490,7 @@ def _job_state(shape: Shape, work: Path, journal_sync: bool) -> JobState:
 
 
 class _UnsyncedJournal(journals.FileJournal):
-    """The real journal writer without its per-record fsync (measured apart)."""
+    """The real journal writer without its fsync (measured apart)."""
 
     @classmethod
     def create(cls, path: Path) -> _UnsyncedJournal:  # type: ignore[override]

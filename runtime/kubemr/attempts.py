@@ -96,14 +96,18 @@ class Attempt:
 
 @dataclass(slots=True)
 class MapOutputRef:
-    """Where a completed map task's output lives."""
+    """Where a completed map task's output lives, and its size. Its partitions' sizes
+    stay with the mapper (:mod:`kubemr.partitionsizes`)."""
 
     index: int
     attempt: str
     worker: str
     """The holder's worker id (``pending:<name>`` until a recovered output is claimed)."""
     address: str
-    partitions: list[tuple[int, int]]
+    records: int
+    """Records in all its partitions."""
+    bytes: int
+    """Bytes of all its partitions' sorted runs."""
     name: str = ""
     """The holder's worker name, which outlives a master (its id does not)."""
 
@@ -206,6 +210,10 @@ class Recovery:
     """Completed map outputs by task index; ``worker`` is ignored, ``name`` is the holder."""
     committed: dict[int, str] = field(default_factory=dict)
     """Committed reduce tasks (in a map-only job, map tasks): index -> attempt id."""
+    partition_sizes: tuple[list[int], list[int]] | None = None
+    """The last journaled checkpoint's records and bytes per reduce partition."""
+    sized_maps: list[int] = field(default_factory=list)
+    """The map tasks counted in those sizes (:mod:`kubemr.partitionsizes`)."""
 
 
 @dataclass(frozen=True)

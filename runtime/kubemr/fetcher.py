@@ -72,7 +72,7 @@ class _FetchLoop:
         self.buffer = buffer
         self.metrics = ctx.metrics
         self.book: Fetches[pb.MapOutput, shuffle.FetchedRun] = Fetches()
-        self.handles: dict[int, tuple[Path | None, asyncio.Task[shuffle.FetchedRun]]] = {}
+        self.handles: dict[int, asyncio.Task[shuffle.FetchedRun]] = {}
         self.gate = asyncio.Semaphore(ctx.job.spec.shuffle.parallel_fetches)
 
     async def run(self) -> tuple[list[shuffle.FetchedRun], dict[str, float]]:
@@ -93,7 +93,7 @@ class _FetchLoop:
                     poller = asyncio.create_task(self.poll(idle))
                 poll_started = loop.time()
                 await asyncio.wait(
-                    [poller, *(pending for _, pending in self.handles.values())],
+                    [poller, *self.handles.values()],
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if not poller.done():
@@ -108,7 +108,7 @@ class _FetchLoop:
         finally:
             if poller is not None:
                 poller.cancel()
-            for _, pending in self.handles.values():
+            for pending in self.handles.values():
                 pending.cancel()
         timings = {"shuffle_fetch": loop.time() - started, "shuffle_wait": waited}
         return self.book.runs(), timings
@@ -134,12 +134,11 @@ class _FetchLoop:
             )
             self.drop(ref)
         for ref in new:
-            spill_to = None if self.buffer.reserve(ref.bytes) else spill_path(self.scratch, ref)
-            fetching = asyncio.create_task(self.fetch(ref, spill_to))
-            self.handles[ref.map_task] = (spill_to, fetching)
+            self.handles[ref.map_task] = asyncio.create_task(self.fetch(ref))
 
-    async def fetch(self, ref: pb.MapOutput, spill_to: Path | None) -> shuffle.FetchedRun:
-        """One map output's run, once a fetch slot is free (after a delay if it failed)."""
+    async def fetch(self, ref: pb.MapOutput) -> shuffle.FetchedRun:
+        """One map output's run, once a fetch slot is free (after a delay if it failed):
+        in memory if the size its mapper announces fits the fetch buffer, else on disk."""
         if delay := self.book.retry_delay(ref.map_task):
             await asyncio.sleep(delay)
         metrics = self.metrics
@@ -154,6 +153,7 @@ class _FetchLoop:
         try:
             channel = self.ctx.channel(ref.address)
             job = self.ctx.job.metadata.name
+            spill_to = spill_path(self.scratch, ref)
             return await shuffle.fetch_run(
                 channel, job, ref, self.task.index, spill_to, self.buffer
             )
@@ -162,16 +162,12 @@ class _FetchLoop:
             self.gate.release()
 
     def drop(self, ref: pb.MapOutput) -> None:
-        spill_to, pending = self.handles.pop(ref.map_task)
-        pending.cancel()
-        if spill_to is None:
-            self.buffer.unreserve(ref.bytes)
-        else:
-            spill_to.unlink(missing_ok=True)
+        """Stop fetching ``ref`` (the fetch gives back its buffer space or file)."""
+        self.handles.pop(ref.map_task).cancel()
 
     async def harvest(self) -> None:
         """Take in the fetches that ended: keep the runs, report the failures."""
-        for index, (_, pending) in list(self.handles.items()):
+        for index, pending in list(self.handles.items()):
             if not pending.done():
                 continue
             exc = pending.exception()

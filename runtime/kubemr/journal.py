@@ -8,13 +8,14 @@ committed reduce output is right there, and the runtime needs no Kubernetes API 
 A job that ends (succeeded or failed) removes it with the rest of ``_temporary``.
 
 On S3, which cannot append, the journal is a prefix,
-``<output>/_temporary/_master/journal/``, holding one object per record named by its
-sequence number (``0000000007.json``); a PUT is atomic and durable when it returns, so
-there is never a torn record, and a resuming master lists the prefix and reads the
-records in order.
+``<output>/_temporary/_master/journal/``, holding one object per batch of records named
+by its sequence number (``0000000007.json``); a PUT is atomic and durable when it
+returns, so there is never a torn record, and a resuming master lists the prefix and
+reads the records in order.
 
-Append-only JSON lines, one per durable event; each is flushed and fsynced before the
-master acts on it (before it answers the worker whose request caused it):
+Append-only JSON lines, one per durable event; each is durable (flushed and fsynced, with
+the others of its batch: :class:`Journal`'s group commit) before the master acts on it
+(before it answers the worker whose request caused it, or renames a part file):
 
 - ``job``: the first line; the job's name and its fingerprint (a hash of the manifest,
   the split list and the range-partition boundaries). A journal with another
@@ -24,7 +25,11 @@ master acts on it (before it answers the worker whose request caused it):
   masters (a worker's map output directory and a reduce attempt's temporary file are
   named by attempt id).
 - ``map_done``: a map attempt's output was accepted: the worker's name and shuffle
-  address, the partition sizes, the attempt's counters.
+  address, the output's records and bytes (its partitions' sizes stay with the mapper),
+  the attempt's counters.
+- ``partition_sizes``: a checkpoint of the records and bytes per reduce partition, and
+  the map tasks counted since the last one (:mod:`kubemr.partitionsizes`): one every so
+  often, not per map output, so the journal grows with M + R, not M x R.
 - ``committing`` / ``committed``: a reduce attempt's part file (in a map-only job, a map
   attempt's) is about to be renamed into place (with the attempt's counters and skipped
   records) / was. A part file is trusted only if its
@@ -45,10 +50,12 @@ more (see docs/runtime.md, "At most one master", for what this guards and what n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -56,16 +63,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kubemr import partitionsizes, stores
 from kubemr import spec as specs
-from kubemr import stores
 from kubemr.attempts import Kind, MapOutputRef, Recovery, parse_attempt_id
 from kubemr.outputdir import TEMPORARY, OutputDir
 from kubemr.plan import JobPlan
 
 log = logging.getLogger("kubemr.journal")
 
-FORMAT = 1
-"""Version of the journal's records; a journal of another format is not resumed."""
+FORMAT = 2
+"""Version of the journal's records; a journal of another format is not resumed (2: map
+outputs' totals and partition-size checkpoints instead of per-output partition sizes)."""
 
 
 def journal_path(output: str) -> str:
@@ -230,7 +238,8 @@ def replay(records: list[dict[str, Any]]) -> Replay:
                 record["attempt"],
                 "",
                 record["address"],
-                [(int(r), int(b)) for r, b in record["partitions"]],
+                int(record["records"]),
+                int(record["bytes"]),
                 record["worker"],
             )
             result.map_reports.append((record["counters"], record["timings"]))
@@ -247,6 +256,13 @@ def replay(records: list[dict[str, Any]]) -> Replay:
                 {k: int(v) for k, v in record["counters"].items()},
                 list(record.get("skipped", [])),
             )
+        elif event == partitionsizes.CHECKPOINT:
+            counts = [int(r) for r in record["records"]]
+            sizes = [int(b) for b in record["bytes"]]
+            if len(counts) != len(sizes):
+                raise ValueError("partition_sizes of two lengths")
+            recovery.partition_sizes = (counts, sizes)
+            recovery.sized_maps.extend(int(i) for i in record["maps"])
         elif event == "committed":
             recovery.committed[int(record["index"])] = record["attempt"]
         elif event == "failed":
@@ -258,39 +274,116 @@ def replay(records: list[dict[str, Any]]) -> Replay:
 
 
 class Journal:
-    """An open journal, appended to by one master."""
+    """An open journal, appended to by one master, with group commit.
+
+    :meth:`add` puts a record in order and returns its sequence number at once; an
+    ``await`` of :meth:`durable` returns once it is durable. One batch is made durable at a
+    time, off the event loop (in a thread): the records added while a batch is being
+    written and synced wait for the next one, so they share one write and one fsync (or
+    one PUT) however many there are, as databases' group commit does. The epoch is checked
+    before each batch is written, so before every record reaches the journal. The master
+    answers a worker, or renames a part file, only after the records its request caused
+    are durable; records are durable in the order they were added, so a durable record
+    means every earlier one is too. :meth:`append` adds and makes durable at once, on the
+    calling thread (opening a journal, tools).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.records = 0
+        """Records made durable."""
+        self.added = 0
+        """Records added (the last one's sequence number)."""
+        self.bytes = 0
+        """Bytes of the records added by this master."""
+        self.syncs = 0
+        """Batches made durable (writes and fsyncs, or PUTs)."""
         self.seconds = 0.0
         """Time spent writing and syncing records."""
         self.epoch: Epoch | None = None
-        """The master's hold on the job, checked before each record (see :class:`Epoch`)."""
+        """The master's hold on the job, checked before each batch (see :class:`Epoch`)."""
+        self._pending: list[bytes] = []
+        self._durable = 0
+        self._flight: asyncio.Future[None] | None = None
+        self._broken: BaseException | None = None
+        """What a batch raised: no later record may be written after a lost one."""
+        self._io = threading.Lock()
+        """Held while a batch is written, so :meth:`close` waits for one in flight."""
+
+    def add(self, record: dict[str, Any]) -> int:
+        """Put one record after the others; its sequence number (see :meth:`durable`)."""
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        self._pending.append(line)
+        self.added += 1
+        self.bytes += len(line)
+        return self.added
+
+    async def durable(self, sequence: int | None = None) -> None:
+        """Return once record ``sequence`` (default: every record added so far) is
+        durable. Raises what writing it raised (OSError, :class:`SupersededError`)."""
+        target = self.added if sequence is None else sequence
+        while self._durable < target:
+            if self._broken is not None:
+                raise self._broken
+            if self._flight is None:
+                self._flight = asyncio.ensure_future(self._commit())
+            await asyncio.shield(self._flight)
+
+    async def _commit(self) -> None:
+        """Make the records added so far durable in one batch, off the event loop."""
+        try:
+            lines, self._pending = self._pending, []
+            await asyncio.to_thread(self._write_batch, lines)
+        finally:
+            self._flight = None
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record and make it durable before returning; raise
-        :class:`SupersededError` (writing nothing) if another master holds the job."""
-        started = time.perf_counter()
-        self.check_held()
-        self._write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-        self.records += 1
-        self.seconds += time.perf_counter() - started
+        """Write one record (and any added before) and make it durable before returning,
+        on this thread; raise :class:`SupersededError` (writing nothing) if another
+        master holds the job."""
+        self.add(record)
+        self.flush()
+
+    def flush(self) -> None:
+        """Make every record added so far durable, on this thread (no group commit)."""
+        if self._flight is not None:
+            raise RuntimeError("a batch is in flight: await durable() instead")
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._write_batch(lines)
+
+    def _write_batch(self, lines: list[bytes]) -> None:
+        if self._broken is not None:
+            raise self._broken
+        with self._io:
+            started = time.perf_counter()
+            try:
+                self.check_held()
+                self._write(b"".join(lines))
+            except BaseException as exc:
+                self._broken = exc
+                raise
+            self.records += len(lines)
+            self._durable += len(lines)
+            self.syncs += 1
+            self.seconds += time.perf_counter() - started
 
     def check_held(self) -> None:
         """Raise :class:`SupersededError` if another master holds the job."""
         if self.epoch is not None:
             self.epoch.check()
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, lines: bytes) -> None:
+        """Write whole lines and make them durable."""
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release the file (nothing to do for objects)."""
+        """Release the file (nothing to do for objects), after a batch in flight; records
+        added and not awaited are dropped (nobody was told of them)."""
 
 
 class FileJournal(Journal):
-    """A journal file: appended to, flushed and fsynced per record."""
+    """A journal file: appended to, flushed and fsynced per batch."""
 
     def __init__(self, path: str, stream: BinaryIO) -> None:
         super().__init__(path)
@@ -311,26 +404,27 @@ class FileJournal(Journal):
         stream.seek(size)
         return cls(path, stream)
 
-    def _write(self, line: bytes) -> None:
-        self.stream.write(line)
+    def _write(self, lines: bytes) -> None:
+        self.stream.write(lines)
         self.stream.flush()
         os.fsync(self.stream.fileno())
 
     def close(self) -> None:
-        self.stream.close()
+        with self._io:
+            self.stream.close()
 
 
 class ObjectJournal(Journal):
-    """A journal in an object store: one object per record under the prefix ``path``,
-    named by sequence number, so each append is one atomic PUT."""
+    """A journal in an object store: one object per batch of records under the prefix
+    ``path``, named by sequence number, so each batch is one atomic PUT."""
 
     def __init__(self, path: str, store: stores.Store, next_record: int = 0) -> None:
         super().__init__(path)
         self.store = store
         self.next_record = next_record
 
-    def _write(self, line: bytes) -> None:
-        self.store.write_bytes(stores.join(self.path, f"{self.next_record:010d}.json"), line)
+    def _write(self, lines: bytes) -> None:
+        self.store.write_bytes(stores.join(self.path, f"{self.next_record:010d}.json"), lines)
         self.next_record += 1
 
 
@@ -351,76 +445,91 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def open_journal(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay | None]:
-    """Resume the job's journal (returning what it says), or start the job afresh.
-
-    Starting afresh clears the output directory (:meth:`OutputDir.prepare`) and writes a
-    new journal; that happens when there is no journal, or it belongs to another job or
-    manifest (logged, with the reason), or it cannot be read.
+def resume(output: OutputDir, plan: JobPlan) -> tuple[Journal, Replay] | None:
+    """Resume the job's journal, returning it and what it says; or None if the job must
+    start afresh: there is no journal, or it belongs to another job or manifest, or it
+    cannot be read (logged, with the reason). Touches the output only to make the
+    journal's commits and the part files in place agree (:func:`_reconcile`); starting
+    afresh is the caller's: clear the output directory (:meth:`OutputDir.prepare`), then
+    :func:`start`.
     """
     path = journal_path(output.path)
     objects = stores.is_s3(path)
-    print_ = fingerprint(plan)
-    epoch = Epoch(output.store, epoch_path(output.path))
-    name = plan.job.metadata.name
     found = output.store.is_dir(path) if objects else Path(path).is_file()
-    if found and not output.committed():
-        epoch.take()  # before reading: an earlier master appends nothing from now on
-        if objects:
-            contents, following = read_objects(output.store, path)
+    if not found or output.committed():
+        return None
+    epoch = Epoch(output.store, epoch_path(output.path))
+    epoch.take()  # before reading: an earlier master appends nothing from now on
+    if objects:
+        contents, following = read_objects(output.store, path)
+    else:
+        contents, following = read(Path(path)), 0
+    header = contents.records[0] if contents.records else {}
+    print_ = fingerprint(plan)
+    if header.get("event") != "job" or header.get("format") != FORMAT:
+        reason = "it has no readable header"
+    elif header.get("fingerprint") != print_:
+        reason = (
+            f"it was written for another job or manifest (job {header.get('job')!r}, "
+            f"fingerprint {str(header.get('fingerprint'))[:12]}, this one {print_[:12]})"
+        )
+    else:
+        try:
+            replayed = replay(contents.records[1:])
+            _check_fits(replayed, plan)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            reason = f"a record is unusable ({exc!r})"
         else:
-            contents, following = read(Path(path)), 0
-        header = contents.records[0] if contents.records else {}
-        reason = ""
-        if header.get("event") != "job" or header.get("format") != FORMAT:
-            reason = "it has no readable header"
-        elif header.get("fingerprint") != print_:
-            reason = (
-                f"it was written for another job or manifest (job {header.get('job')!r}, "
-                f"fingerprint {str(header.get('fingerprint'))[:12]}, "
-                f"this one {print_[:12]})"
-            )
-        else:
-            try:
-                replayed = replay(contents.records[1:])
-                _check_fits(replayed, plan)
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                reason = f"a record is unusable ({exc!r})"
+            if contents.torn:
+                log.warning(
+                    "journal %s: ignoring a torn last line of %d bytes "
+                    "(a master died while writing it)",
+                    path,
+                    contents.torn,
+                )
+            journal: Journal
+            if objects:
+                journal = ObjectJournal(path, output.store, following)
             else:
-                if contents.torn:
-                    log.warning(
-                        "journal %s: ignoring a torn last line of %d bytes "
-                        "(a master died while writing it)",
-                        path,
-                        contents.torn,
-                    )
-                journal: Journal
-                if objects:
-                    journal = ObjectJournal(path, output.store, following)
-                else:
-                    journal = FileJournal.reopen(path, contents.size)
-                journal.epoch = epoch
-                _reconcile(output, plan, journal, replayed)
-                journal.append({"event": "start", "time": time.time()})
-                return journal, replayed
-        log.warning("found a journal at %s, but %s: starting the job over", path, reason)
-    output.prepare(plan.job.spec.output.overwrite)
-    epoch.take()  # after preparing, which clears the temporary area
-    journal = ObjectJournal(path, output.store) if objects else FileJournal.create(path)
+                journal = FileJournal.reopen(path, contents.size)
+            journal.epoch = epoch
+            _reconcile(output, plan, journal, replayed)
+            journal.append({"event": "start", "time": time.time()})
+            return journal, replayed
+    log.warning("found a journal at %s, but %s: starting the job over", path, reason)
+    return None
+
+
+def start(output: OutputDir, plan: JobPlan) -> Journal:
+    """A new journal for the job, in an output directory the caller prepared (its
+    temporary area cleared: :meth:`OutputDir.prepare`)."""
+    path = journal_path(output.path)
+    epoch = Epoch(output.store, epoch_path(output.path))
+    epoch.take()
+    journal = ObjectJournal(path, output.store) if stores.is_s3(path) else FileJournal.create(path)
     journal.epoch = epoch
-    journal.append({"event": "job", "format": FORMAT, "job": name, "fingerprint": print_})
+    name = plan.job.metadata.name
+    journal.append(
+        {"event": "job", "format": FORMAT, "job": name, "fingerprint": fingerprint(plan)}
+    )
     journal.append({"event": "start", "time": time.time()})
-    return journal, None
+    return journal
 
 
 def _check_fits(replayed: Replay, plan: JobPlan) -> None:
     recovery = replayed.recovery
     sizes = {Kind.MAP: len(plan.splits), Kind.REDUCE: plan.reduce_tasks}
     commits = [*recovery.committed.items(), *replayed.committing.items()]
+    if (
+        recovery.partition_sizes is not None
+        and len(recovery.partition_sizes[0]) != sizes[Kind.REDUCE]
+    ):
+        raise IndexError(f"partition sizes of {len(recovery.partition_sizes[0])} partitions")
     tasks = [
         *recovery.attempts,
         *recovery.failures,
         *((Kind.MAP, i) for i in recovery.map_outputs),
+        *((Kind.MAP, i) for i in recovery.sized_maps),
         *((parse_attempt_id(attempt)[0], i) for i, attempt in commits),
     ]
     for kind, index in tasks:

@@ -225,8 +225,8 @@ class MapBuffer:
         return merged
 
     def finish(self, out_dir: Path) -> list[tuple[int, int]]:
-        """Write one sorted run per partition to ``out_dir/part-NNNNN.run``; return each
-        partition's (records, bytes)."""
+        """Write one sorted run per partition to ``out_dir/part-NNNNN.run`` and their
+        index (:func:`kubemr.runs.write_index`); return each partition's (records, bytes)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         result: list[tuple[int, int]] = []
@@ -235,7 +235,7 @@ class MapBuffer:
         elif not self.spills:
             self._drain()
         for index in range(self.reduce_tasks):
-            path = out_dir / f"part-{index:05d}.run"
+            path = out_dir / runs.run_name(index)
             with runs.RunWriter(path) as writer:
                 if not self.spills:
                     writer.write(self._sorted_partition(index))
@@ -250,6 +250,7 @@ class MapBuffer:
                         assert isinstance(merged_path, Path)
                         merged_path.unlink(missing_ok=True)
             result.append((writer.records, writer.bytes))
+        runs.write_index(out_dir, result)
         for files in self.spills:
             for path in files:
                 path.unlink(missing_ok=True)

@@ -13,16 +13,24 @@ that is restarted after a crash resumes the job. The process's exit code tells a
 cannot start (manifest, input, output path), ``EXIT_TERMINATED`` it was told to stop
 (SIGTERM) mid-job.
 
+Journal records are group-committed (:class:`kubemr.journal.Journal`): a handler records
+what its request changed, then awaits their durability before it answers, so the records
+of concurrent requests share one fsync. A reduce attempt's commit is journaled
+(``committing``, durable) before its rename and (``committed``) after it, one attempt per
+task at a time (:mod:`kubemr.commits`).
+
 A master told to stop (SIGTERM: its pod is being deleted; the entry point sets
-``terminate``) stops serving, closes its journal and returns at once; every commit is
-journaled before and after its rename on the event loop, with no await between, so a
-stop never lands inside one, and a replacement master resumes from the journal.
+``terminate``) stops serving, closes its journal and returns at once; a stop that lands
+inside a commit leaves a state the journal's reconciliation resolves (a durable
+``committing`` whose part file is missing runs again; a part file in place is kept), and
+a replacement master resumes from the journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -38,9 +46,11 @@ from kubemr import (
     apps,
     auth,
     badrecords,
+    commits,
     contract,
     metriccatalog,
     monitoring,
+    projections,
     rpcmetrics,
     steps,
     stores,
@@ -104,6 +114,8 @@ class JobState:
             heartbeat_timeout=spec.fault_tolerance.heartbeat_timeout,
             speculative=spec.fault_tolerance.speculative,
         )
+        self.commits = commits.Commits(self.scheduler, output, self.record, self.durable)
+        """The job's commits (:mod:`kubemr.commits`)."""
         self.outcomes: dict[tuple[str, int], tuple[dict[str, int], list[str]]] = {}
         """Counters and skipped records of each task's accepted attempt, by (kind, index):
         the totals count each task once, however often it ran."""
@@ -132,9 +144,16 @@ class JobState:
             self.started = replay.first_start or self.started
 
     def record(self, event: dict[str, Any]) -> None:
-        """Journal one event, durably; a master that cannot stops (see :class:`JournalError`)."""
+        """Journal one event, after the others; it is durable once :meth:`durable`
+        returns (the caller awaits that before anyone hears of the event)."""
+        self.journal.add(event)
+
+    async def durable(self) -> None:
+        """Return once every event recorded so far is durable (group commit: the events
+        of concurrent requests share a write and an fsync); a master that cannot make
+        them durable stops (see :class:`JournalError`)."""
         try:
-            self.journal.append(event)
+            await self.journal.durable()
         except OSError as exc:
             self.fatal = JournalError(f"cannot write the journal {self.journal.path}: {exc}")
             self.done.set()
@@ -143,6 +162,43 @@ class JobState:
             self.fatal = exc
             self.done.set()
             raise
+
+    def map_output(
+        self,
+        attempt_id: str,
+        partitions: list[tuple[int, int]],
+        counters: dict[str, int],
+        timings: dict[str, float],
+        skipped: list[str],
+        now: float,
+    ) -> bool:
+        """A map attempt's output, with its (records, bytes) per partition: accepted and
+        journaled (its totals; the partition sizes go into the running sums, journaled as
+        a checkpoint when one is due), or discarded (False)."""
+        scheduler = self.scheduler
+        if not scheduler.map_succeeded(attempt_id, partitions, now):
+            return False
+        output = scheduler.maps[scheduler.attempts[attempt_id].index].output
+        assert output is not None
+        self.record(
+            {
+                "event": "map_done",
+                "attempt": attempt_id,
+                "worker": output.name,
+                "address": output.address,
+                "records": output.records,
+                "bytes": output.bytes,
+                "counters": counters,
+                "timings": timings,
+                "skipped": skipped,
+            }
+        )
+        sizes = scheduler.sizes
+        if sizes.checkpoint_due(self.journal.bytes, map_phase_over=scheduler.map_phase_over):
+            before = self.journal.bytes
+            self.record(sizes.checkpoint())
+            sizes.checkpointed(before, self.journal.bytes)
+        return True
 
     def accept(self, attempt_id: str, counters: dict[str, int], skipped: list[str]) -> None:
         """An attempt's report counts: it is its task's accepted (or committed) one."""
@@ -246,102 +302,53 @@ class JobState:
         )
         return reports.project(self.scheduler, figures, time.monotonic(), now)
 
-    def summary(self) -> dict[str, Any]:
+    def figures(self) -> projections.Figures:
+        """What the master knows of the job besides the scheduler, now."""
         spec = self.plan.job.spec
-        now = time.time()
-        return {
-            "job": self.plan.job.metadata.name,
-            "app": spec.app.ref,
-            "phase": self.scheduler.phase.value,
-            "error": self.scheduler.error,
-            "mapTasks": len(self.plan.splits),
-            "reduceTasks": spec.reduce_tasks,
-            "shuffleMode": spec.shuffle.mode,
-            "combine": self.plan.combine,
-            "partitioner": self.plan.partitioner_kind,
-            "counters": self.counters,
-            "appCounters": self.app_counters,
-            "skippedRecords": dict(zip(("count", "records"), self.skipped(), strict=True)),
-            "attempts": self.scheduler.attempts_by_outcome(),
-            "masterRestarts": self.master_restarts,
-            "recovered": {f"{k}s": n for k, n in self.scheduler.recovered().items()},
-            "journal": {
+        return projections.Figures(
+            job=self.plan.job.metadata.name,
+            app=spec.app.ref,
+            maps=len(self.plan.splits),
+            reduce_tasks=spec.reduce_tasks,
+            shuffle_mode=spec.shuffle.mode,
+            combine=self.plan.combine,
+            partitioner=self.plan.partitioner_kind,
+            started=self.started,
+            counters=self.counters,
+            app_counters=self.app_counters,
+            skipped=self.skipped(),
+            master_restarts=self.master_restarts,
+            journal={
                 "records": self.journal.records,
+                "syncs": self.journal.syncs,
                 "seconds": round(self.journal.seconds, 4),
             },
-            "backupAttempts": self.scheduler.backup_attempts(),
-            "speculation": self.scheduler.speculation(),
-            "blacklistedWorkers": self.scheduler.blacklisted(),
-            "phaseSeconds": self._phase_seconds(now),
-            "taskSeconds": {k: round(v, 3) for k, v in sorted(self.task_seconds.items())},
-            "peakRssBytes": dict(sorted(self.peak_rss.items())),
-            "workers": len(self.scheduler.workers),
-            "workerNames": sorted({w.name for w in self.scheduler.workers.values()}),
-            "wallSeconds": round(now - self.started, 3),
-            "outputs": [stores.basename(p) for p in self.output.parts()],
-        }
-
-    def job_view(self) -> metrics_.JobGauges:
-        """The job's figures for the metrics (read at scrape time)."""
-        scheduler, now = self.scheduler, time.monotonic()
-        workers = {"map": 0, "reduce": 0}
-        lag = {"map": 0.0, "reduce": 0.0}
-        for worker in scheduler.workers.values():
-            if worker.alive:
-                workers[worker.kind.value] += 1
-                lag[worker.kind.value] = max(lag[worker.kind.value], now - worker.last_seen)
-        zeros = {(k, o): 0 for k in ("map", "reduce") for o in metriccatalog.OUTCOMES}
-        attempts: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        backups: dict[tuple[str, str], int] = defaultdict(int, zeros)
-        launched = {(k, r): 0 for k in ("map", "reduce") for r in metriccatalog.BACKUP_RULES}
-        for attempt in scheduler.attempts.values():
-            attempts[attempt.kind.value, attempt.outcome] += 1
-            if attempt.backup:
-                backups[attempt.kind.value, attempt.outcome] += 1
-                key = (attempt.kind.value, attempt.rule or "")
-                launched[key] = launched.get(key, 0) + 1
-        return metrics_.JobGauges(
-            tasks={"map": len(scheduler.maps), "reduce": len(scheduler.reduces)},
-            completed={"map": scheduler.maps_done, "reduce": scheduler.reduces_done},
-            running=not scheduler.finished,
-            failed=scheduler.phase is Phase.FAILED,
+            phase_seconds=self._phase_seconds(time.time()),
+            task_seconds=dict(self.task_seconds),
+            peak_rss=dict(self.peak_rss),
+            step=self.step,
             last_progress=self.progress_time,
-            workers=workers,
-            attempts=dict(attempts),
-            backups_launched=launched,
-            backups=dict(backups),
-            max_lag=lag,
-            heartbeat_timeout=scheduler.heartbeat_timeout,
-            master_restarts=self.master_restarts,
-            app_counters=self.app_counters,
-            skipped_records=self.skipped()[0],
         )
+
+    def summary(self) -> dict[str, Any]:
+        """The job's summary (:func:`kubemr.projections.summary`), with its part files."""
+        figures = dataclasses.replace(
+            self.figures(), outputs=[stores.basename(p) for p in self.output.parts()]
+        )
+        return projections.summary(self.scheduler, figures, time.time())
+
+    def job_view(self) -> metriccatalog.JobGauges:
+        """The job's figures for the metrics (read at scrape time)."""
+        return projections.gauges(self.scheduler, self.figures(), time.monotonic())
 
     def status_report(self) -> contract.StatusReport:
         """What ``/status`` serves (the operator's view of the job): progress while it
         runs, and the whole summary once it is over."""
-        scheduler = self.scheduler
-        summary = None
+        final = None
         if self.released.is_set():
-            summary = contract.FinalSummary.model_validate(self.summary())
+            final = self.summary()
             self.final_read.set()
-        return contract.StatusReport(
-            job=self.plan.job.metadata.name,
-            phase=scheduler.phase.value,
-            maps=contract.TaskCount(total=len(scheduler.maps), done=scheduler.maps_done),
-            reduces=contract.TaskCount(total=len(scheduler.reduces), done=scheduler.reduces_done),
-            workers=sum(w.alive for w in scheduler.workers.values()),
-            message=scheduler.error or "",
-            attempts=scheduler.attempts_by_outcome(),
-            backup_attempts=scheduler.backup_attempts(),
-            blacklisted_workers=scheduler.blacklisted(),
-            counters=self.counters,
-            app_counters=self.app_counters,
-            skipped_records=self.skipped()[0],
-            step=self.step[0] + 1 if self.step is not None else None,
-            steps=self.step[1] if self.step is not None else None,
-            summary=summary,
-        )
+        return projections.status(self.scheduler, self.figures(), final)
 
 
 class MasterService(pb_grpc.MasterServicer):
@@ -439,6 +446,7 @@ class MasterService(pb_grpc.MasterServicer):
                 return pb.TaskAssignment(kind=pb.TaskAssignment.WAIT)
             await self.state.wait_change(remaining)
         self.state.record({"event": "assigned", "attempt": assignment.attempt})
+        await self.state.durable()  # attempt numbers never repeat across masters
         temp = self.state.output.temp_path(assignment.attempt, assignment.index)
         if assignment.kind is Kind.MAP:
             self.state.mark("first_map")
@@ -482,73 +490,33 @@ class MasterService(pb_grpc.MasterServicer):
         ):
             accepted = False  # the job failed: nothing more is accepted or committed
         elif _kind_of(attempt_id) is Kind.MAP and not scheduler.map_only:
-            partitions = [(p.records, p.bytes) for p in request.partitions]
-            accepted = scheduler.map_succeeded(attempt_id, partitions, now)
-            if accepted:
-                output = scheduler.maps[scheduler.attempts[attempt_id].index].output
-                assert output is not None
-                state.record(
-                    {
-                        "event": "map_done",
-                        "attempt": attempt_id,
-                        "worker": output.name,
-                        "address": output.address,
-                        "partitions": output.partitions,
-                        "counters": counters,
-                        "timings": dict(request.timings),
-                        "skipped": list(request.skipped),
-                    }
-                )
+            accepted = state.map_output(
+                attempt_id,
+                # (a length other than R is not counted: PartitionSizes.add)
+                list(zip(request.partition_records, request.partition_bytes, strict=False)),
+                counters,
+                dict(request.timings),
+                list(request.skipped),
+                now,
+            )
         else:
-            accepted = scheduler.may_commit(attempt_id)
-            if accepted:
-                error = self._commit(request, now)
-                if error is not None:
-                    accepted = False
-                    if scheduler.attempt_failed(attempt_id, error, now):
-                        state.record({"event": "failed", "attempt": attempt_id, "error": error})
-            else:
-                state.output.discard(attempt_id)
+            seconds = await state.commits.commit(
+                attempt_id, counters, dict(request.timings), list(request.skipped), now
+            )
+            accepted = seconds is not None
+            if seconds is not None:
+                state.task_seconds["commit"] += seconds
+                state.metrics.observe("kubemr_phase_duration_seconds", seconds, "commit")
         if accepted and request.ok:
             state.attempt_counters[attempt_id] = dict(request.counters)
             state.accept(attempt_id, counters, list(request.skipped))
-            for name, seconds in request.timings.items():
-                state.task_seconds[name] += seconds
+            for name, spent in request.timings.items():
+                state.task_seconds[name] += spent
         if scheduler.reduces_done == len(scheduler.reduces):
             state.mark("reduce_end")
+        await state.durable()  # the worker hears of nothing that is not durable
         await state.notify()
         return pb.ReportReply(accepted=accepted)
-
-    def _commit(self, request: pb.TaskReport, now: float) -> str | None:
-        """Commit a reduce attempt: journal the intent, rename, journal the commit.
-
-        Returns the error if the rename failed.
-        """
-        state, scheduler, attempt_id = self.state, self.scheduler, request.attempt_id
-        index = scheduler.attempts[attempt_id].index
-        temp = state.output.temp_path(attempt_id, index)
-        started = time.perf_counter()
-        state.record(
-            {
-                "event": "committing",
-                "index": index,
-                "attempt": attempt_id,
-                "counters": dict(request.counters),
-                "timings": dict(request.timings),
-                "skipped": list(request.skipped),
-            }
-        )
-        try:
-            state.output.commit(temp, index)
-        except OSError as exc:
-            return f"commit failed: {exc}"
-        state.record({"event": "committed", "index": index, "attempt": attempt_id})
-        scheduler.reduce_committed(attempt_id, now)
-        state.task_seconds["commit"] += time.perf_counter() - started
-        state.metrics.observe(
-            "kubemr_phase_duration_seconds", time.perf_counter() - started, "commit"
-        )
-        return None
 
     async def AwaitMapOutputs(
         self,
@@ -562,18 +530,11 @@ class MasterService(pb_grpc.MasterServicer):
             # A failed job wants no reduce attempt: release the reducer at once.
             if self.scheduler.finished or not self.scheduler.attempt_wanted(request.attempt_id):
                 return pb.MapOutputsReply(cancelled=True, total=total)
-            partition = self.scheduler.attempts[request.attempt_id].index
             lost = self.scheduler.stale(list(request.fetching))
             refs, complete = self.scheduler.map_outputs(have - set(lost))
             if refs or lost or complete or time.monotonic() >= deadline:
                 outputs = [
-                    pb.MapOutput(
-                        map_task=r.index,
-                        attempt_id=r.attempt,
-                        address=r.address,
-                        records=r.partitions[partition][0],
-                        bytes=r.partitions[partition][1],
-                    )
+                    pb.MapOutput(map_task=r.index, attempt_id=r.attempt, address=r.address)
                     for r in refs
                 ]
                 return pb.MapOutputsReply(
@@ -628,19 +589,19 @@ class MasterService(pb_grpc.MasterServicer):
         request: pb.StatusRequest,
         context: grpc.aio.ServicerContext,
     ) -> pb.JobStatus:
-        scheduler = self.scheduler
-        summary = json.dumps(self.state.summary()) if self.state.done.is_set() else ""
+        state = self.state
+        report = projections.status(state.scheduler, state.figures())
         return pb.JobStatus(
-            phase=scheduler.phase.value,
-            maps_total=len(scheduler.maps),
-            maps_done=scheduler.maps_done,
-            reduces_total=len(scheduler.reduces),
-            reduces_done=scheduler.reduces_done,
-            workers=sum(w.alive for w in scheduler.workers.values()),
-            message=scheduler.error or "",
-            summary_json=summary,
-            step=self.state.step[0] + 1 if self.state.step else 0,
-            steps=self.state.step[1] if self.state.step else 0,
+            phase=report.phase,
+            maps_total=report.maps.total,
+            maps_done=report.maps.done,
+            reduces_total=report.reduces.total,
+            reduces_done=report.reduces.done,
+            workers=report.workers,
+            message=report.message,
+            summary_json=json.dumps(state.summary()) if state.done.is_set() else "",
+            step=report.step or 0,
+            steps=report.steps or 0,
         )
 
 
@@ -676,7 +637,7 @@ def _open_state(
     step: tuple[int, int] | None,
 ) -> JobState:
     """The job state of a job (or a step), resumed from its journal if it has one."""
-    journal, replay = journals.open_journal(output, plan)
+    journal, replay = open_journal(output, plan)
     state = JobState(plan, output, journal, replay, config.logs, metrics, step)
     if replay is not None:
         recovered = state.scheduler.recovered()
@@ -693,6 +654,19 @@ def _open_state(
             journal.path,
         )
     return state
+
+
+def open_journal(
+    output: OutputDir, plan: JobPlan
+) -> tuple[journals.Journal, journals.Replay | None]:
+    """Resume the job's journal (with what it says), or start the job afresh: clear the
+    output directory (refused if it holds a finished job and ``overwrite`` is off), then
+    start a new journal."""
+    resumed = journals.resume(output, plan)
+    if resumed is not None:
+        return resumed
+    output.prepare(plan.job.spec.output.overwrite)
+    return journals.start(output, plan), None
 
 
 def _stages(plan: JobPlan, config: MasterConfig) -> Iterator[tuple[JobPlan, OutputDir, Any]]:
@@ -873,6 +847,8 @@ async def _run_stage(state: JobState, terminate: asyncio.Event) -> int | None:
     expiry.cancel()
     probe.cancel()
     if state.done.is_set() and state.fatal is None:
+        with contextlib.suppress(JournalError, journals.SupersededError):  # (fatal is set)
+            await state.durable()  # whatever was recorded last is in the journal
         try:
             state.journal.check_held()  # the output is this master's to finish (or abort)
         except journals.SupersededError as exc:

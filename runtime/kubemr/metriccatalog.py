@@ -8,7 +8,7 @@ Pure data: no prometheus_client here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubemr.attempts import Outcome, Rule
 
@@ -28,6 +28,28 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 BACKUP_RULES = tuple(rule.value for rule in Rule)
 """What chose a backup attempt's original as a straggler: its progress rate against its
 peers', or (no progress reported yet) its elapsed time (exported even at 0)."""
+
+
+@dataclass
+class JobGauges:
+    """What the master's collector reads at scrape time (filled by the master)."""
+
+    tasks: dict[str, int]
+    completed: dict[str, int]
+    running: bool
+    failed: bool
+    last_progress: float
+    workers: dict[str, int]
+    attempts: dict[tuple[str, str], int]
+    backups_launched: dict[tuple[str, str], int]
+    """Backup attempts launched, by (phase, rule)."""
+    backups: dict[tuple[str, str], int]
+    max_lag: dict[str, float]
+    heartbeat_timeout: float
+    master_restarts: int = 0
+    app_counters: dict[str, int] = field(default_factory=dict)
+    """The app's counters over committed attempts (bounded: see ``kubemr_app_counter``)."""
+    skipped_records: int = 0
 
 
 @dataclass(frozen=True)

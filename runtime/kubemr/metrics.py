@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import resource
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -32,7 +31,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from kubemr.metriccatalog import BY_NAME, CATALOG, COMMON_LABELS
+from kubemr.metriccatalog import BY_NAME, CATALOG, COMMON_LABELS, JobGauges
 
 LOOP_PROBE_INTERVAL = 0.25
 """Seconds between two probes of the event loop's lag."""
@@ -58,28 +57,6 @@ _COLLECTED = {
     "kubemr_process_max_resident_memory_bytes",
 }
 """Families computed at scrape time by a collector, not kept as metric objects."""
-
-
-@dataclass
-class JobGauges:
-    """What the master's collector reads at scrape time (filled by the master)."""
-
-    tasks: dict[str, int]
-    completed: dict[str, int]
-    running: bool
-    failed: bool
-    last_progress: float
-    workers: dict[str, int]
-    attempts: dict[tuple[str, str], int]
-    backups_launched: dict[tuple[str, str], int]
-    """Backup attempts launched, by (phase, rule)."""
-    backups: dict[tuple[str, str], int]
-    max_lag: dict[str, float]
-    heartbeat_timeout: float
-    master_restarts: int = 0
-    app_counters: dict[str, int] = field(default_factory=dict)
-    """The app's counters over committed attempts (bounded: see ``kubemr_app_counter``)."""
-    skipped_records: int = 0
 
 
 def _current_rss() -> int:

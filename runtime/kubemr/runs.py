@@ -182,6 +182,43 @@ class RunWriter:
         self.close()
 
 
+INDEX = "index"
+"""A map output's index file, beside its runs (as Hadoop's ``file.out.index``)."""
+_SIZES = struct.Struct("<qq")
+
+
+def run_name(partition: int) -> str:
+    """The file name of a map output's run for ``partition``."""
+    return f"part-{partition:05d}.run"
+
+
+def write_index(directory: Path, sizes: Iterable[tuple[int, int]]) -> None:
+    """Write a map output's index: each partition's (records, bytes), in partition order.
+
+    The sizes stay with the map output (the master keeps only its totals): a reducer
+    learns its partition's size from the mapper when it fetches (:func:`read_index`).
+    Written last and renamed into place, so an index means the runs beside it are whole.
+    """
+    temporary = directory / f"{INDEX}.tmp"
+    temporary.write_bytes(b"".join(_SIZES.pack(records, size) for records, size in sizes))
+    temporary.replace(directory / INDEX)
+
+
+def read_index(directory: Path, partition: int) -> tuple[int, int] | None:
+    """A map output's (records, bytes) for ``partition``; None if the output has no
+    index (it is not there, or not complete) or no such partition."""
+    path = directory / INDEX
+    if partition < 0 or not path.is_file():
+        return None
+    with path.open("rb") as stream:
+        stream.seek(partition * _SIZES.size)
+        entry = stream.read(_SIZES.size)
+    if len(entry) != _SIZES.size:
+        return None
+    records, size = _SIZES.unpack(entry)
+    return records, size
+
+
 def chunk_file(path: Path, offset: int, chunk_size: int) -> Iterator[bytes]:
     """Read whole frames of a run file from ``offset`` in chunks of at most ``chunk_size``
     bytes (a single larger frame makes a larger chunk)."""

@@ -48,6 +48,7 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from kubemr.attempts import (
     UNCLAIMED,
@@ -65,6 +66,7 @@ from kubemr.attempts import (
     attempt_id,
     parse_attempt_id,
 )
+from kubemr.partitionsizes import PartitionSizes
 from kubemr.speculation import ScanKey, Speculation, Straggler
 from kubemr.splits import Split
 
@@ -109,6 +111,8 @@ class Scheduler:
         self._succeeded: dict[str, list[str]] = {}  # worker id -> succeeded attempts
         self._epoch = 0  # bumped by every change a straggler scan depends on
         self.speculator = Speculation(self.tables, self.attempts, heartbeat_timeout)
+        self.sizes = PartitionSizes(len(splits), reduce_tasks)
+        """Each reduce partition's input over the map outputs reported (O(M + R))."""
 
     # ---- progress -------------------------------------------------------------------
 
@@ -392,7 +396,7 @@ class Scheduler:
             self._hold(
                 task,
                 MapOutputRef(
-                    index, ref.attempt, owner, ref.address, list(ref.partitions), ref.name
+                    index, ref.attempt, owner, ref.address, ref.records, ref.bytes, ref.name
                 ),
             )
             self.attempts[ref.attempt] = Attempt(
@@ -404,6 +408,8 @@ class Scheduler:
             self.attempts[committed_by] = Attempt(
                 committed_by, kind, index, "", now, now, outcome=Outcome.RECOVERED
             )
+        if recovery.partition_sizes is not None:
+            self.sizes.restore(*recovery.partition_sizes, recovery.sized_maps)
         if recovery.map_outputs:
             self.claim_deadline = now + self.heartbeat_timeout
         self.version += 1
@@ -422,8 +428,11 @@ class Scheduler:
 
     # ---- reports --------------------------------------------------------------------
 
-    def map_succeeded(self, attempt_id: str, partitions: list[tuple[int, int]], now: float) -> bool:
-        """Record a finished map attempt; False if it was discarded."""
+    def map_succeeded(
+        self, attempt_id: str, partitions: Sequence[tuple[int, int]], now: float
+    ) -> bool:
+        """Record a finished map attempt with its (records, bytes) per partition (added to
+        :attr:`sizes`, not kept); False if it was discarded."""
         attempt = self._live_attempt(attempt_id)
         if attempt is None or attempt.kind is not Kind.MAP:
             return False
@@ -434,12 +443,15 @@ class Scheduler:
         worker = self.workers[attempt.worker]
         self._end_attempt(attempt, Outcome.SUCCEEDED, now)
         task.state = State.DONE
+        records = sum(count for count, _ in partitions)
+        size = sum(length for _, length in partitions)
         self._hold(
             task,
             MapOutputRef(
-                task.index, attempt_id, worker.id, worker.address, partitions, worker.name
+                task.index, attempt_id, worker.id, worker.address, records, size, worker.name
             ),
         )
+        self.sizes.add(task.index, partitions)
         for other in list(task.running):  # a backup (or the original) lost the race
             self._end_attempt(self.attempts[other], Outcome.DISCARDED, now)
         self.version += 1

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 
@@ -44,16 +45,23 @@ class ShuffleServicer(pb_grpc.ShuffleServicer):
     async def FetchPartition(
         self, request: pb.FetchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Chunk]:
-        path = map_output_dir(self.root, request.attempt_id) / f"part-{request.partition:05d}.run"
-        if not path.is_file():
+        directory = map_output_dir(self.root, request.attempt_id)
+        size = runs.read_index(directory, request.partition)
+        path = directory / runs.run_name(request.partition)
+        if size is None or not path.is_file():
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"no output for {request.attempt_id} partition {request.partition}",
             )
+            return
+        header: pb.RunSize | None = pb.RunSize(records=size[0], bytes=size[1])
         for chunk in runs.chunk_file(path, request.offset, self.chunk_size):
             if self.metrics is not None:
                 self.metrics.stage("shuffle_serve", bytes_out=len(chunk))
-            yield pb.Chunk(frames=chunk)
+            yield pb.Chunk(frames=chunk, size=header)
+            header = None
+        if header is not None:  # an empty run: its size alone
+            yield pb.Chunk(size=header)
 
 
 @dataclass
@@ -174,21 +182,30 @@ async def fetch_run(
     job: str,
     ref: pb.MapOutput,
     partition: int,
-    spill_to: Path | None,
+    spill_to: Path,
     buffer: FetchBuffer,
 ) -> FetchedRun:
-    """Fetch one partition of one map output, into ``buffer`` or (``spill_to``) a file."""
+    """Fetch one partition of one map output: into ``buffer`` if the size the mapper
+    announces first fits what is left of it, else into the file ``spill_to``. A fetch
+    that fails or is cancelled gives back what it took (reservation, memory, file)."""
     stub = pb_grpc.ShuffleStub(channel)
     request = pb.FetchRequest(
         job=job, map_task=ref.map_task, attempt_id=ref.attempt_id, partition=partition
     )
     metrics = buffer.metrics
-    run = FetchedRun(ref.map_task, path=spill_to, records=ref.records)
-    sink = spill_to.open("wb") if spill_to is not None else None
+    run = FetchedRun(ref.map_task)
+    sink: BinaryIO | None = None
+    announced: int | None = None
     started = time.perf_counter()
     complete = False
     try:
         async for chunk in stub.FetchPartition(request):
+            if announced is None:
+                if not chunk.HasField("size"):
+                    raise runs.FrameError(f"map {ref.map_task} sent no run size first")
+                run.records, announced = chunk.size.records, chunk.size.bytes
+                if not buffer.reserve(announced):
+                    run.path, sink = spill_to, spill_to.open("wb")
             data = chunk.frames
             metrics.add("kubemr_fetch_inflight_bytes", len(data))
             if sink is not None:
@@ -197,15 +214,30 @@ async def fetch_run(
                 await buffer.add(run, data)
             run.bytes += len(data)
             metrics.stage("shuffle_fetch", bytes_in=len(data))
+        if announced is None:
+            raise runs.FrameError(f"map {ref.map_task} sent an empty stream")
+        if announced != run.bytes:
+            raise runs.FrameError(
+                f"map {ref.map_task} sent {run.bytes} bytes of a run of {announced}"
+            )
         complete = True
     finally:
         if sink is not None:
             sink.close()
         metrics.add("kubemr_fetch_inflight_bytes", -run.bytes)
-        if sink is None and not complete:
-            buffer.discard(run)
-    if sink is None:
+        if not complete and announced is not None:
+            _give_back(run, announced, buffer)
+    if run.path is None:
         buffer.completed(run, run.records)
     metrics.stage("shuffle_fetch", records_in=run.records)
     metrics.observe("kubemr_phase_duration_seconds", time.perf_counter() - started, "shuffle_fetch")
     return run
+
+
+def _give_back(run: FetchedRun, reserved: int, buffer: FetchBuffer) -> None:
+    """A fetch that did not complete: drop what it holds and what it took."""
+    if run.path is not None:
+        run.path.unlink(missing_ok=True)
+    else:
+        buffer.discard(run)
+        buffer.unreserve(reserved)

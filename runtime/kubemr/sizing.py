@@ -16,8 +16,10 @@ Pure: sizes and counts in, a :class:`Proposal` out. The rules, the MapReduce pap
   slow reducer holds up one task, a failed one's work spreads over the others) while
   each task stays large; R is also the number of output files, so not much more.
 - **The master's memory**: per task, attempt and worker, as ``bench/scale.py`` measures
-  it (docs/benchmarks.md); and the O(M x R) location state, each map output's size per
-  reduce partition, held until the job ends.
+  it (docs/benchmarks.md); and the location state: each map output's totals (in the
+  per-map figure) and one running sum per reduce partition. A map output's size per
+  reduce partition stays with its mapper (:mod:`kubemr.partitionsizes`), so nothing in
+  the master grows with M x R.
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ BYTES_PER_REDUCE = 660
 """Master state per reduce task, committed, bytes (same measurement)."""
 BYTES_PER_WORKER = 660
 """Master state per worker (a mapper and a reducer), bytes (same measurement)."""
-BYTES_PER_PAIR = 96
-"""Master state per (map output, reduce partition) pair: the partition's record and byte
-counts as the master keeps them (a tuple of two ints in a list), bytes; measured with
-sort-shaped sizes (about 64 MB / R per pair) by ``bench/scale.py``."""
+BYTES_PER_PARTITION = 80
+"""Master state per reduce partition for its input size (records and bytes summed over
+the map outputs: two Python ints in two lists), bytes; measured with sort-shaped sizes
+by ``bench/scale.py`` (73 B at the seed's scale)."""
 RERUN_HEADROOM = 1.2
 """Extra attempts (reruns, backups) the estimate allows for, as a factor on task state."""
 
@@ -73,7 +75,8 @@ class Proposal:
     state_bytes: int
     """The master's task, attempt and worker state, O(M + R + W)."""
     location_bytes: int
-    """The master's location state (partition sizes per map output), O(M x R)."""
+    """The master's per-partition input sizes, O(R) (a byte per map task marks whether
+    its sizes are counted)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -147,7 +150,7 @@ def propose(
         reduces=reduces,
         reduce_factor=reduce_factor,
         state_bytes=round(state),
-        location_bytes=maps * reduces * BYTES_PER_PAIR,
+        location_bytes=reduces * BYTES_PER_PARTITION + maps,
         notes=notes,
     )
 
@@ -184,7 +187,7 @@ def render(p: Proposal) -> str:
         f"{p.reduces / max(p.reducers, 1):,.1f} reduce tasks per reducer",
         f"  master memory: ~{binary(p.master_bytes)} = {binary(p.state_bytes)} task and "
         f"worker state + {binary(p.location_bytes)} partition sizes "
-        f"(M x R = {p.maps * p.reduces:,} pairs)",
+        f"(a sum per reduce partition; each map output's stay with its mapper)",
     ]
     lines += [f"  note: {note}" for note in p.notes]
     return "\n".join(lines)

@@ -215,7 +215,14 @@ def _partitions(report: JobReport) -> str:
         (str(p.index), _e(size(p.bytes)), str(p.records), f"{p.ratio:.2f}{TIMES} mean")
         for p in report.partitions
     ]
-    return _table(("partition", "bytes", "records", "skew"), rows, "compact")
+    table = _table(("partition", "bytes", "records", "skew"), rows, "compact")
+    if report.sized_maps is not None and report.sized_maps < report.maps.done:
+        # after a master restart: outputs journaled after the last size checkpoint
+        table += (
+            f'<p class="empty">over {report.sized_maps} of {report.maps.done} map outputs '
+            "(the sizes of the rest were not journaled before the master restarted)</p>"
+        )
+    return table
 
 
 def _workers(report: JobReport) -> str:

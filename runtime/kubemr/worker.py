@@ -267,7 +267,8 @@ async def _run_map(ctx: Context, task: Assignment) -> pb.TaskReport:
     )
     return pb.TaskReport(
         ok=True,
-        partitions=[pb.PartitionInfo(records=r, bytes=b) for r, b in result.partitions],
+        partition_records=[records for records, _ in result.partitions],
+        partition_bytes=[size for _, size in result.partitions],
         counters=with_app_counters(result.counters, result.app_counters),
         timings=result.timings,
         skipped=result.skipped,

@@ -36,7 +36,9 @@ def test_scale_bench_simulates_the_seed_and_the_papers_scenarios(tmp_path: Path)
     assert figures["assignments"] >= maps + reduces
     assert seed["recovery"]["recovered_maps"] == maps
     assert seed["recovery"]["recovered_reduces"] == reduces
-    assert figures["status_bytes"] > 0 and seed["location"]["memory_per_pair"] > 0
+    assert figures["status_bytes"] > 0 and seed["location"]["memory_per_map_output"] > 0
+    assert figures["checkpoints"] > 0, "the partition sizes are journaled as checkpoints"
+    assert 0 < seed["recovery"]["sized_maps"] <= maps
     runs = results["paper"]["runs"]
     assert {name for name in runs} == {"normal", "no-backups", "kill"}
     assert all(run["phase"] == "Succeeded" for scenario in runs.values() for run in scenario)

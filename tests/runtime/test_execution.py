@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import re
 import threading
 from pathlib import Path
+
+from kubemr import report as reports
+from kubemr.outputdir import SUMMARY
 
 from testjobs import APPS, BOOKS, manifest, run_cli, write_manifest
 
@@ -56,6 +60,14 @@ def test_maps_run_in_parallel_and_exactly_once(tmp_path: Path) -> None:
     assert len(busy) == 3, f"map calls ran in {len(busy)} processes, expected 3 mappers"
     overlaps = [a for a, b in itertools.pairwise(busy) if b[0] < a[1]]
     assert overlaps, f"no two mappers were busy at the same time: {busy}"
+    # The master's per-partition sums (from the mappers' reports) are what the reducers
+    # fetched (sizes announced by the mappers' indexes), and every map output is counted.
+    summary = json.loads((tmp_path / "out" / SUMMARY).read_text())
+    report = reports.load(summary, SUMMARY)
+    inputs = [t.bytes_in for t in report.tasks if t.kind == "reduce"]
+    assert sum(i or 0 for i in inputs) == summary["counters"]["shuffle_bytes"] > 0
+    assert summary["counters"]["shuffle_bytes"] == summary["counters"]["map_output_run_bytes"]
+    assert report.sized_maps == report.maps.total
 
 
 def test_no_partial_output_and_no_early_exit(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from kubemr import journal as journals
-from kubemr import plan, spec
+from kubemr import master, plan, spec
 from kubemr.launcher import Launcher, LaunchError, LocalRun
 from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
@@ -61,7 +61,7 @@ def leave_journal(doc: dict[str, Any], committed: dict[int, str]) -> journals.Jo
     address nothing listens on now) and the given part files committed."""
     job = plan_of(doc)
     output = OutputDir(job.job.spec.output.path)
-    journal, _ = journals.open_journal(output, job)
+    journal, _ = master.open_journal(output, job)
     for index in range(len(job.splits)):
         journal.append({"event": "assigned", "attempt": f"m{index}.a1"})
         journal.append(
@@ -70,7 +70,8 @@ def leave_journal(doc: dict[str, Any], committed: dict[int, str]) -> journals.Jo
                 "attempt": f"m{index}.a1",
                 "worker": "mapper-0",
                 "address": "127.0.0.1:1",
-                "partitions": [[1, 1]] * job.reduce_tasks,
+                "records": job.reduce_tasks,
+                "bytes": job.reduce_tasks,
                 "counters": {},
                 "timings": {},
             }

@@ -15,7 +15,7 @@ from testjobs import small_plan
 def state_for(tmp_path: Path, **extra: object) -> tuple[master.JobState, journals.Journal]:
     job = small_plan(tmp_path, **extra)
     output = OutputDir(job.job.spec.output.path)
-    journal, replay = journals.open_journal(output, job)
+    journal, replay = master.open_journal(output, job)
     return master.JobState(job, output, journal, replay), journal
 
 
@@ -33,7 +33,8 @@ def test_a_rerun_map_replaces_its_counters_and_a_restart_keeps_them(tmp_path: Pa
             "attempt": "m0.a2",
             "worker": "mapper-0",
             "address": "h:1",
-            "partitions": [[1, 10], [1, 10]],
+            "records": 2,
+            "bytes": 20,
             "counters": {"app:lines": 10},
             "timings": {},
             "skipped": ["in.txt@6: ValueError: x"],

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from kubemr import runs
 from kubemr.maptask import MapCancelledError, run_map
 from kubemr.partitioning import make_partitioner
 from kubemr.splits import Split
@@ -39,9 +40,15 @@ def map_file(tmp_path: Path, cancel: threading.Event | None) -> Path:
     return out
 
 
-def test_an_uncancelled_attempt_writes_its_runs(tmp_path: Path) -> None:
+def test_an_uncancelled_attempt_writes_its_runs_and_their_index(tmp_path: Path) -> None:
     out = map_file(tmp_path, threading.Event())
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.run", "part-00001.run"]
+    names = ["index", "part-00000.run", "part-00001.run"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    for partition in (0, 1):  # the index holds what a reducer is told when it fetches
+        run = out / runs.run_name(partition)
+        records = sum(1 for _ in runs.source_records(run))
+        assert runs.read_index(out, partition) == (records, run.stat().st_size)
+    assert runs.read_index(out, 2) is None
 
 
 def test_a_cancelled_attempt_stops_and_leaves_nothing(tmp_path: Path) -> None:

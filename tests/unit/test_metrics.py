@@ -7,7 +7,6 @@ import re
 import urllib.request
 from pathlib import Path
 
-from kubemr import journal as journals
 from kubemr import master, metriccatalog, metrics, monitoring, plan, spec
 from kubemr.attempts import Attempt, Kind
 from kubemr.outputdir import OutputDir
@@ -19,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_LABELS = {"kubemr_job", "role", "phase", "outcome", "rule", "method"}
 
 
-def view() -> metrics.JobGauges:
-    return metrics.JobGauges(
+def view() -> metriccatalog.JobGauges:
+    return metriccatalog.JobGauges(
         tasks={"map": 3, "reduce": 2},
         completed={"map": 3, "reduce": 1},
         running=True,
@@ -151,7 +150,7 @@ def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
     )
     job = plan.plan_job(spec.parse_job(doc, "test"), [])
     output = OutputDir(job.job.spec.output.path)
-    journal, _ = journals.open_journal(output, job)
+    journal, _ = master.open_journal(output, job)
     journal.append({"event": "assigned", "attempt": "m0.a1"})
     journal.append(
         {
@@ -159,13 +158,14 @@ def test_the_masters_job_view_counts_restarts_recoveries_and_backups_by_rule(
             "attempt": "m0.a1",
             "worker": "mapper-0",
             "address": "h:1",
-            "partitions": [[1, 10]],
+            "records": 1,
+            "bytes": 10,
             "counters": {},
             "timings": {},
         }
     )
     journal.close()
-    journal, replay = journals.open_journal(output, job)  # a restarted master
+    journal, replay = master.open_journal(output, job)  # a restarted master
     state = master.JobState(job, output, journal, replay)
     scheduler = state.scheduler
     for number, rule in ((2, "rate"), (3, "elapsed"), (4, "rate")):

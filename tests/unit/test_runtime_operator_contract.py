@@ -15,7 +15,6 @@ from typing import Any
 import kubemr
 import pytest
 from kubemr import cli, contract, launcher, master, spec
-from kubemr import journal as journals
 from kubemr.outputdir import OutputDir
 from kubemr_operator import crd, lifecycle, manifests
 from kubemr_operator.manifests import JobRef
@@ -32,7 +31,7 @@ def state(tmp_path: Path) -> Iterator[master.JobState]:
     """A master's state for a small wordcount job (its journal closed afterwards)."""
     job = small_plan(tmp_path)
     output = OutputDir(job.job.spec.output.path)
-    journal, replay = journals.open_journal(output, job)
+    journal, replay = master.open_journal(output, job)
     yield master.JobState(job, output, journal, replay)
     journal.close()
 

@@ -436,7 +436,7 @@ def recovery(maps: dict[int, tuple[str, str, str]], committed: dict[int, str]) -
             **{(Kind.REDUCE, i): parse_attempt_id(a)[2] for i, a in committed.items()},
         },
         map_outputs={
-            i: MapOutputRef(i, a, "", address, [(1, 10), (2, 20)], name)
+            i: MapOutputRef(i, a, "", address, 3, 30, name)
             for i, (a, name, address) in maps.items()
         },
         committed=dict(committed),

@@ -74,12 +74,13 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
     if seed % 3 == 0:  # a restarted master: some outputs recovered, held by pending names
         recovery = Recovery(
             map_outputs={
-                i: MapOutputRef(i, f"m{i}.a1", "", f"h:{i % 2}", [(1, 1)] * reduces, f"m{i % 2}")
+                i: MapOutputRef(i, f"m{i}.a1", "", f"h:{i % 2}", reduces, reduces, f"m{i % 2}")
                 for i in range(0, maps, 3)
             }
         )
         s.restore(recovery, 0.0)
         assert s._held.keys() >= {UNCLAIMED + "m0", UNCLAIMED + "m1"}
+    reported: set[int] = set()
     workers = [s.register(f"m{i}", Kind.MAP, f"h:{i}", 0.0) for i in range(5)]
     workers += [s.register(f"r{i}", Kind.REDUCE, f"h:r{i}", 0.0) for i in range(3)]
     now = 0.0
@@ -95,8 +96,8 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
         elif action < 0.5:
             s.progress(running, rng.random() * (0.2 if worker == workers[0] else 1.0), now)
         elif action < 0.8 and (worker != workers[0] or rng.random() < 0.1):
-            if running.startswith("m"):
-                s.map_succeeded(running, [(1, 1)] * reduces, now)
+            if running.startswith("m") and s.map_succeeded(running, [(1, 1)] * reduces, now):
+                reported.add(s.attempts[running].index)
             elif s.may_commit(running):
                 s.reduce_committed(running, now)
         elif action < 0.84:
@@ -117,4 +118,7 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
             if s.known(w) and rng.random() < 0.7:
                 s.heartbeat(w, now)
         assert_consistent(s)
+        # partition sums: each map task counted once, at its first reported output
+        assert s.sizes.counted == len(reported)
+        assert s.sizes.sizes() == [(len(reported), len(reported))] * reduces
     assert s.attempts_by_outcome().get("map_succeeded")

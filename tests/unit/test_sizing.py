@@ -11,7 +11,8 @@ def test_the_seeds_job_is_200000_maps_5000_reduces_on_2000_workers() -> None:
     assert (p.mappers, p.reducers, p.split_size) == (2_000, 2_000, "64M")
     text = sizing.render(p)
     assert "M = 200,000" in text and "W = 2,000" in text and "R = 5,000" in text
-    assert p.location_bytes == 200_000 * 5_000 * sizing.BYTES_PER_PAIR
+    assert p.location_bytes == 5_000 * sizing.BYTES_PER_PARTITION + 200_000
+    assert p.master_bytes < 2**30, "the seed's master fits in 1 GiB"
     assert p.master_bytes == p.state_bytes + p.location_bytes
 
 
@@ -76,10 +77,10 @@ def test_bad_arguments_are_named(workers: int, kwargs: dict[str, object], messag
         sizing.propose([100], workers, **kwargs)  # type: ignore[arg-type]
 
 
-def test_memory_grows_with_m_times_r_and_the_task_state_with_m_plus_r() -> None:
+def test_memory_grows_with_m_plus_r_not_m_times_r() -> None:
     small = sizing.propose([sizing.parse_size("1.28T")], 200)
     big = sizing.propose([sizing.parse_size("12.8T")], 2000)
-    assert big.location_bytes == 100 * small.location_bytes
+    assert big.location_bytes == 10 * small.location_bytes
     assert 9 < big.state_bytes / small.state_bytes < 11
 
 

@@ -52,6 +52,13 @@ def test_page_shows_the_figures_under_stable_ids_with_relative_urls() -> None:
     assert set(urls) >= {"static/statuspage.css", "static/statuspage.js", "status"}
 
 
+def test_partition_sizes_say_when_they_miss_outputs_recovered_without_sizes() -> None:
+    report = job_report()
+    assert "map outputs (the sizes" not in statuspage.render_fragment(report)
+    restarted = report.model_copy(update={"sized_maps": 0})  # after a master restart
+    assert "over 0 of 1 map outputs" in statuspage.render_fragment(restarted)
+
+
 def test_a_failed_jobs_page_names_the_task_and_escapes_its_error() -> None:
     page = statuspage.render_fragment(job_report(failed=True))
     assert 'data-final="true"' in page

@@ -47,11 +47,21 @@ class FetchRequest(_message.Message):
     offset: int
     def __init__(self, job: _Optional[str] = ..., map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
+class RunSize(_message.Message):
+    __slots__ = ("records", "bytes")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    records: int
+    bytes: int
+    def __init__(self, records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class Chunk(_message.Message):
-    __slots__ = ("frames",)
+    __slots__ = ("frames", "size")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
     frames: bytes
-    def __init__(self, frames: _Optional[bytes] = ...) -> None: ...
+    size: RunSize
+    def __init__(self, frames: _Optional[bytes] = ..., size: _Optional[_Union[RunSize, _Mapping]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("job", "role", "address", "name")
@@ -137,16 +147,8 @@ class TaskAssignment(_message.Message):
     temp_path: str
     def __init__(self, kind: _Optional[_Union[TaskAssignment.Kind, str]] = ..., index: _Optional[int] = ..., attempt_id: _Optional[str] = ..., split: _Optional[_Union[Split, _Mapping]] = ..., temp_path: _Optional[str] = ...) -> None: ...
 
-class PartitionInfo(_message.Message):
-    __slots__ = ("records", "bytes")
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
-    BYTES_FIELD_NUMBER: _ClassVar[int]
-    records: int
-    bytes: int
-    def __init__(self, records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
-
 class TaskReport(_message.Message):
-    __slots__ = ("worker_id", "attempt_id", "ok", "error", "partitions", "counters", "timings", "peak_rss", "skipped")
+    __slots__ = ("worker_id", "attempt_id", "ok", "error", "counters", "timings", "peak_rss", "skipped", "partition_records", "partition_bytes")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,21 +167,23 @@ class TaskReport(_message.Message):
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     PEAK_RSS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_BYTES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     attempt_id: str
     ok: bool
     error: str
-    partitions: _containers.RepeatedCompositeFieldContainer[PartitionInfo]
     counters: _containers.ScalarMap[str, int]
     timings: _containers.ScalarMap[str, float]
     peak_rss: int
     skipped: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ..., counters: _Optional[_Mapping[str, int]] = ..., timings: _Optional[_Mapping[str, float]] = ..., peak_rss: _Optional[int] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...
+    partition_records: _containers.RepeatedScalarFieldContainer[int]
+    partition_bytes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, worker_id: _Optional[str] = ..., attempt_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., counters: _Optional[_Mapping[str, int]] = ..., timings: _Optional[_Mapping[str, float]] = ..., peak_rss: _Optional[int] = ..., skipped: _Optional[_Iterable[str]] = ..., partition_records: _Optional[_Iterable[int]] = ..., partition_bytes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ReportReply(_message.Message):
     __slots__ = ("accepted",)
@@ -188,18 +192,14 @@ class ReportReply(_message.Message):
     def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
 
 class MapOutput(_message.Message):
-    __slots__ = ("map_task", "attempt_id", "address", "bytes", "records")
+    __slots__ = ("map_task", "attempt_id", "address")
     MAP_TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    BYTES_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
     map_task: int
     attempt_id: str
     address: str
-    bytes: int
-    records: int
-    def __init__(self, map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., address: _Optional[str] = ..., bytes: _Optional[int] = ..., records: _Optional[int] = ...) -> None: ...
+    def __init__(self, map_task: _Optional[int] = ..., attempt_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class MapOutputsRequest(_message.Message):
     __slots__ = ("worker_id", "attempt_id", "have", "fetching")
