@@ -1,11 +1,13 @@
 """The job's NetworkPolicy, enforced on the kind cluster (kube-router's firewall).
 
 The operator gives every job a NetworkPolicy: the master and shuffle ports accept only the
-job's own pods, the monitoring port anyone. Here a pod of the same namespace that is not
-part of the job tries all three on the running job's master and a mapper: it must reach
-the monitoring port (so the path and the probe work) and be refused the other two, while
-the job's own pods keep using them (the job, its reduces held until the probes are done,
-then succeeds with the oracle's output).
+job's own pods (by their ``kubemr.io/job`` label), the monitoring port anyone. Here two
+idle pods of the same namespace try all three ports on the running job's master and a
+mapper: one without the job's label must reach the monitoring port (so the path works)
+and be refused the other two; one with the label (not owned by the job, so the operator
+ignores it) must reach all three (so they are listening, and the label is what decides).
+Meanwhile the job's own pods keep using them: the job, its reduces held until the probes
+are done, then succeeds with the oracle's output.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from kindjobs import (
     wait_phase,
 )
 from kubemr.contract import MASTER_PORT, MONITORING_PORT, SHUFFLE_PORT
+from kubemr_operator.manifests import LABEL_JOB
 from localkube import deadlines
 
 from testjobs import sorted_output
@@ -36,6 +39,7 @@ from testjobs import sorted_output
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(600)]
 
 PROBE = "probe"
+INSIDER = "insider"
 PROBE_READY = deadlines.Deadline("kind_probe_ready", 120.0)
 ENFORCED = deadlines.Deadline("kind_policy_enforced", 60.0)
 """Seconds from the job's pods running to their policy being in force on their nodes."""
@@ -55,12 +59,12 @@ print(json.dumps(result))
 """
 
 
-def probe_pod(namespace: str) -> dict[str, Any]:
-    """A pod in the job's namespace that belongs to no job: the kubemr image, idle."""
+def probe_pod(namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """An idle pod in the job's namespace running the kubemr image, owned by no job."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": PROBE, "namespace": namespace, "labels": {"app": PROBE}},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "containers": [
                 {
@@ -86,10 +90,10 @@ def pod_ip(tools: cluster.Tools, namespace: str, pod: str) -> str:
     return str(get_json(tools, "-n", namespace, "get", "pod", pod)["status"]["podIP"])
 
 
-def connect(tools: cluster.Tools, namespace: str, targets: list[str]) -> dict[str, str]:
-    """What the probe pod gets when it connects to each ``host:port``."""
+def connect(tools: cluster.Tools, namespace: str, pod: str, targets: list[str]) -> dict[str, str]:
+    """What ``pod`` gets when it connects to each ``host:port``."""
     script = ["python", "-c", PROBE_SCRIPT, str(CONNECT_TIMEOUT), *targets]
-    out = kubectl(tools, "-n", namespace, "exec", PROBE, "--", *script)
+    out = kubectl(tools, "-n", namespace, "exec", pod, "--", *script)
     return dict(json.loads(out))
 
 
@@ -98,10 +102,12 @@ def test_only_the_jobs_own_pods_reach_its_master_and_shuffle_ports(
 ) -> None:
     doc = job_doc("netpol", folder, faults_app(hold=f"{folder.node}/release"))
     name = apply(kind, namespace, doc)
-    kubectl(kind, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(probe_pod(namespace)))
+    for pod, labels in ((PROBE, {"app": PROBE}), (INSIDER, {LABEL_JOB: name})):
+        manifest = json.dumps(probe_pod(namespace, pod, labels))
+        kubectl(kind, "-n", namespace, "apply", "-f", "-", stdin=manifest)
     kubectl(
         kind,
-        *("-n", namespace, "wait", "--for=condition=Ready", f"pod/{PROBE}"),
+        *("-n", namespace, "wait", "--for=condition=Ready", f"pod/{PROBE}", f"pod/{INSIDER}"),
         f"--timeout={PROBE_READY.seconds:g}s",
     )
     wait_maps(kind, namespace, name, 2)  # master and mappers up, serving the job's pods
@@ -113,7 +119,7 @@ def test_only_the_jobs_own_pods_reach_its_master_and_shuffle_ports(
     seen: list[dict[str, str]] = []
 
     def enforced() -> dict[str, str] | None:
-        result = connect(kind, namespace, [open_to_all, *job_only])
+        result = connect(kind, namespace, PROBE, [open_to_all, *job_only])
         seen.append(result)
         return result if all(result[t] != "open" for t in job_only) else None
 
@@ -122,6 +128,8 @@ def test_only_the_jobs_own_pods_reach_its_master_and_shuffle_ports(
     )
     print(f"policy in force {time.monotonic() - started:.1f} s after the maps ran; {seen}")
     assert result[open_to_all] == "open", result
+    inside = connect(kind, namespace, INSIDER, [open_to_all, *job_only])
+    assert set(inside.values()) == {"open"}, inside
     (folder.host / "release").write_text("go\n")
     done = wait_phase(kind, namespace, name)
     assert done["status"]["phase"] == "Succeeded", done["status"]
