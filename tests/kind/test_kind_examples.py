@@ -41,9 +41,11 @@ def staged(kind: cluster.Tools) -> Iterator[Path]:
 def local_oracle(tmp_path: Path, doc: dict[str, Any]) -> list[str]:
     """The same manifest, sequentially, from the repository root (gzip input made here)."""
     local = copy.deepcopy(doc)
-    for path in local["spec"].get("input", {}).get("paths", []):
-        if path.startswith(examples.GZIP_BOOKS):
-            local["spec"]["input"]["paths"] = [str(examples.WORK / path)]
+    if "input" in local["spec"]:
+        local["spec"]["input"]["paths"] = [
+            str(examples.WORK / p) if p.startswith(examples.GZIP_BOOKS) else p
+            for p in local["spec"]["input"]["paths"]
+        ]
     folder = tmp_path / doc["metadata"]["name"]
     folder.mkdir()
     return oracle_of(folder, local)
