@@ -93,9 +93,12 @@ s3-server: $(STAMP)
 	$(BIN)/python tests/support/s3server.py build
 
 ## test: the whole default suite (lint, types, layering, proto drift, every test tier but
-## `slow`, the kind tier last: its cluster lives only while its tests run)
-test: lint typecheck importlint proto-check monitoring-check prometheus s3-server browser kind-build
-	$(BIN)/pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
+## `slow`); tests/support/suite.py builds the kind tier's images in the background at low
+## priority while the default tier runs, and runs the kind tier last (its cluster lives only
+## while its tests run)
+test: lint typecheck importlint proto-check monitoring-check prometheus browser
+	$(BIN)/python tests/support/suite.py --make "$(MAKE)" --pytest $(BIN)/pytest \
+	  --log .cache/kind-build.log -- $(PYTEST_ARGS)
 
 ## test-slow: only the slow tier (full matrices, many seeds)
 test-slow: $(STAMP)

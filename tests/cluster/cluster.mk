@@ -23,5 +23,5 @@ cluster-status: $(STAMP)
 	$(LOCALKUBE) status
 
 # `make test` runs the cluster tests; the first (cold) Go build takes minutes, longer
-# than one test's timeout, so it is a prerequisite of `test` rather than a fixture step.
-test: cluster-build
+# than one test's timeout, so tests/support/suite.py builds it before any test rather
+# than a fixture.

@@ -1,0 +1,148 @@
+"""The default test suite as ``make test`` runs it, ordered so a fresh machine waits less.
+
+The kind tier's artefacts (``make kind-build``: the node image built from source, the
+kubemr image) are the longest build of a fresh machine, about half an hour, and only the
+kind tier needs them. So they build in the background at the lowest CPU priority
+(``nice 19``) from the start, while the builds the default tier needs (MinIO, localkube)
+run and then while the default tier itself runs: the background build takes only the CPU
+those leave idle, so it does not slow them. The kind tier runs last, once its artefacts
+are built. On a machine whose caches are warm the background build finds everything
+cached within seconds and the order changes nothing.
+
+Both tiers run even when the first fails (CI shows every failure at once); the exit code
+is the first non-zero one. ``PYTEST_ARGS`` holding its own ``-m`` selects the tests
+itself: then one pytest run makes that selection after every build.
+
+Usage (the Makefile's ``test`` target):
+``python tests/support/suite.py --make MAKE --pytest PYTEST --log LOG -- [PYTEST_ARGS...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTHING_COLLECTED = 5
+"""pytest's exit code when a selection holds no test."""
+DEFAULT_TIER = "not slow and not kind"
+"""The tests that need localkube and MinIO at most."""
+KIND_TIER = "kind and not slow"
+"""The tests that need the kind cluster."""
+BACKGROUND_NICENESS = 19
+"""CPU priority of the background build: the lowest, so tests keep theirs."""
+LOG_TAIL_LINES = 60
+"""Lines of the background build's log shown when it fails."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tools:
+    """The commands the suite runs (from the Makefile's variables)."""
+
+    make: str
+    """The make that runs this (``$(MAKE)``)."""
+    pytest: str
+    """The virtualenv's pytest."""
+    log: Path
+    """Where the background build writes (an ignored folder)."""
+
+
+class Background:
+    """``make kind-build`` running niced in its own process group, logging to a file."""
+
+    def __init__(self, tools: Tools) -> None:
+        tools.log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = tools.log
+        self.started = time.monotonic()
+        with tools.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [tools.make, "--no-print-directory", "kind-build"],
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: os.nice(BACKGROUND_NICENESS),  # noqa: PLW1509
+            )
+
+    def wait(self) -> int:
+        """Wait for the build; print its log's tail if it failed; return its exit code."""
+        code = self.process.wait()
+        took = time.monotonic() - self.started
+        say(f"kind-build (background) ended with {code} after {took:.0f} s; log: {self.log}")
+        if code != 0:
+            lines = self.log.read_text(errors="replace").splitlines()
+            print("\n".join(lines[-LOG_TAIL_LINES:]), flush=True)
+        return code
+
+    def stop(self) -> None:
+        """Stop the build and everything it started, if it still runs."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def say(message: str) -> None:
+    print(f"==== suite: {message}", flush=True)
+
+
+def run(command: Sequence[str]) -> int:
+    say(shlex.join(command))
+    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
+
+
+def selects_itself(pytest_args: Sequence[str]) -> bool:
+    """True when the caller's pytest arguments carry their own marker selection."""
+    return any(arg == "-m" or (arg.startswith("-m") and len(arg) > 2) for arg in pytest_args)
+
+
+def tier(tools: Tools, marker: str, pytest_args: Sequence[str]) -> int:
+    """One tier; narrowing arguments (a path, ``-k``) may leave a tier empty, which is no
+    failure then (without arguments, an empty tier is one)."""
+    code = run([tools.pytest, "--durations=25", "-m", marker, *pytest_args])
+    return 0 if code == NOTHING_COLLECTED and pytest_args else code
+
+
+def main(tools: Tools, pytest_args: Sequence[str]) -> int:
+    background = Background(tools)
+    try:
+        code = run([tools.make, "--no-print-directory", "s3-server", "cluster-build"])
+        if code != 0:
+            return code
+        if selects_itself(pytest_args):
+            code = background.wait()
+            return code or run([tools.pytest, "--durations=25", *pytest_args])
+        first = tier(tools, DEFAULT_TIER, pytest_args)
+        built = background.wait()
+        if built != 0:
+            return first or built
+        second = tier(tools, KIND_TIER, pytest_args)
+        return first or second
+    finally:
+        background.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--make", required=True, help="the make to run targets with")
+    parser.add_argument("--pytest", required=True, help="the virtualenv's pytest")
+    parser.add_argument("--log", required=True, type=Path, help="the background build's log")
+    parser.add_argument("pytest_args", nargs="*", help="passed to every pytest run")
+    options = parser.parse_args()
+    made = Tools(make=options.make, pytest=options.pytest, log=options.log)
+    sys.exit(main(made, options.pytest_args))
