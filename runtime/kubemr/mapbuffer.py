@@ -23,7 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import records, runs
+from kubemr import native, records, runs
 from kubemr.combinetable import CombineTable
 from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
@@ -116,6 +116,9 @@ class MapBuffer:
         if self.table is not None:
             self._add_combining(iter(pairs), self.table)
             return
+        if native.core is not None:
+            self._add_native(iter(pairs), native.core)
+            return
         encode_key, encode_value = records.encode_key, records.encode_value
         partition, parts, capacity = self.partitioner, self.parts, self.capacity
         size, count, payload = self.size, 0, 0
@@ -142,6 +145,30 @@ class MapBuffer:
                 self._publish(size, self.buffered + count)
         self.size = size
         self._account(count, payload)
+
+    def _add_native(self, pairs: Iterator[tuple[Any, Any]], core: Any) -> None:
+        """:meth:`add`'s loop in the native core, a ``PUBLISH_EVERY`` records at a time:
+        the same records in the same partitions, the same spills at the same records."""
+        spec = self.partitioner.spec
+        encode_key, encode_value = records.encode_key, records.encode_value
+        more = True
+        while more:
+            size, count, payload, more = core.fill(
+                pairs,
+                self.parts,
+                spec,
+                self.size,
+                self.capacity,
+                PUBLISH_EVERY,
+                RECORD_OVERHEAD,
+                encode_key,
+                encode_value,
+                records.NONE_VALUE,
+            )
+            self.size = size
+            self._account(count, payload)
+            if size >= self.capacity:
+                self.spill(full=True)
 
     def _add_combining(self, pairs: Iterable[tuple[Any, Any]], table: CombineTable) -> None:
         seen = table.records

@@ -1,0 +1,959 @@
+/* kubemr._native: the map and shuffle path's hot loops in C.
+ *
+ * Every function here has a pure-Python reference that stays the tested definition
+ * (kubemr.partitioning, kubemr.records, kubemr.runs, kubemr.mapbuffer,
+ * kubemr.combinetable); property tests (tests/unit/test_native.py) check that both give
+ * the same result on random inputs, and kubemr.native chooses between them
+ * (KUBEMR_NATIVE=0 forces the pure path). What this module does not handle itself it
+ * hands back to the Python callables it is given, so results never differ.
+ *
+ * - partition / partitions: crc32(key, or a tuple key's first element) mod R, or the
+ *   range partitioner's bisect_right over sorted boundaries.
+ * - fill: MapBuffer.add's loop: pairs encoded, partitioned and appended to the
+ *   partitions' lists until the buffer is full.
+ * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
+ * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
+ *   length and a RecordBatch protobuf: every key as field 1, then every value as
+ *   field 2, each a length-delimited bytes field).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define STR_TAG 0x05
+#define BYTES_TAG 0x06
+#define TUPLE_TAG 0x07
+
+/* ---- crc32 (zlib's: reflected 0xEDB88320, initial and final xor 0xFFFFFFFF) ---- */
+
+static uint32_t crc_table[8][256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+}
+
+static uint32_t
+crc32_of(const unsigned char *p, Py_ssize_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                           (uint32_t)p[3] << 24);
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+            crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
+            crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- partitioning ---- */
+
+/* A partitioner: hash (reduce_tasks > 0) or range (boundaries). */
+typedef struct {
+    long reduce_tasks;
+    Py_ssize_t count;
+    const char **bounds;
+    Py_ssize_t *lengths;
+} Spec;
+
+static void
+spec_release(Spec *spec)
+{
+    PyMem_Free(spec->bounds);
+    PyMem_Free(spec->lengths);
+    spec->bounds = NULL;
+    spec->lengths = NULL;
+}
+
+/* ``spec``: an int (the hash partitioner's R) or a list of bytes (range boundaries).
+ * The list must stay alive while the Spec is used. */
+static int
+spec_parse(PyObject *obj, Spec *spec)
+{
+    memset(spec, 0, sizeof(*spec));
+    if (PyLong_Check(obj)) {
+        spec->reduce_tasks = PyLong_AsLong(obj);
+        if (spec->reduce_tasks == -1 && PyErr_Occurred())
+            return -1;
+        if (spec->reduce_tasks < 1) {
+            PyErr_SetString(PyExc_ValueError, "reduce_tasks must be at least 1");
+            return -1;
+        }
+        return 0;
+    }
+    if (!PyList_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "partition spec must be an int or a list of bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(obj);
+    spec->count = n;
+    spec->bounds = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    spec->lengths = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    if (spec->bounds == NULL || spec->lengths == NULL) {
+        spec_release(spec);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyList_GET_ITEM(obj, i);
+        if (!PyBytes_Check(b)) {
+            spec_release(spec);
+            PyErr_SetString(PyExc_TypeError, "range boundaries must be bytes");
+            return -1;
+        }
+        spec->bounds[i] = PyBytes_AS_STRING(b);
+        spec->lengths[i] = PyBytes_GET_SIZE(b);
+    }
+    return 0;
+}
+
+static int
+bytes_compare(const char *a, Py_ssize_t alen, const char *b, Py_ssize_t blen)
+{
+    int c = memcmp(a, b, (size_t)(alen < blen ? alen : blen));
+    if (c)
+        return c;
+    return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static long
+spec_partition(const Spec *spec, const char *key, Py_ssize_t n)
+{
+    if (spec->reduce_tasks > 0) {
+        if (spec->reduce_tasks == 1)
+            return 0;
+        Py_ssize_t len = n;
+        if (n > 0 && (unsigned char)key[0] == TUPLE_TAG) {
+            for (Py_ssize_t i = 1; i + 1 < n; i++) {
+                if (key[i] == 0 && key[i + 1] == 1) {
+                    len = i + 2;
+                    break;
+                }
+            }
+        }
+        return (long)(crc32_of((const unsigned char *)key, len) % (uint32_t)spec->reduce_tasks);
+    }
+    /* bisect_right: the number of boundaries <= key */
+    Py_ssize_t lo = 0, hi = spec->count;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (bytes_compare(key, n, spec->bounds[mid], spec->lengths[mid]) < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return (long)lo;
+}
+
+static PyObject *
+native_partition(PyObject *self, PyObject *args)
+{
+    Py_buffer key;
+    PyObject *spec_obj;
+    Spec spec;
+    if (!PyArg_ParseTuple(args, "y*O", &key, &spec_obj))
+        return NULL;
+    if (spec_parse(spec_obj, &spec) < 0) {
+        PyBuffer_Release(&key);
+        return NULL;
+    }
+    long p = spec_partition(&spec, key.buf, key.len);
+    spec_release(&spec);
+    PyBuffer_Release(&key);
+    return PyLong_FromLong(p);
+}
+
+static PyObject *
+native_partitions(PyObject *self, PyObject *args)
+{
+    PyObject *keys, *spec_obj;
+    Spec spec;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &keys, &spec_obj))
+        return NULL;
+    if (spec_parse(spec_obj, &spec) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        if (!PyBytes_Check(k)) {
+            PyErr_SetString(PyExc_TypeError, "encoded keys must be bytes");
+            goto fail;
+        }
+        PyObject *p = PyLong_FromLong(spec_partition(&spec, PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k)));
+        if (p == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, p);
+    }
+    spec_release(&spec);
+    return out;
+fail:
+    Py_XDECREF(out);
+    spec_release(&spec);
+    return NULL;
+}
+
+/* ---- encoding keys and values ---- */
+
+/* The UTF-8 (surrogatepass) of a str: its own data when ASCII, else in ``*encoded`` (a new
+ * reference the caller releases; NULL when not needed). */
+static int
+utf8_of(PyObject *s, const char **data, Py_ssize_t *n, PyObject **encoded)
+{
+    *encoded = NULL;
+    if (PyUnicode_IS_ASCII(s)) {
+        *data = (const char *)PyUnicode_DATA(s);
+        *n = PyUnicode_GET_LENGTH(s);
+        return 0;
+    }
+    *encoded = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (*encoded == NULL)
+        return -1;
+    *data = PyBytes_AS_STRING(*encoded);
+    *n = PyBytes_GET_SIZE(*encoded);
+    return 0;
+}
+
+/* ``tag`` + the UTF-8 (surrogatepass) of a str; NULL with an exception on failure. */
+static PyObject *
+tagged_str(unsigned char tag, PyObject *s)
+{
+    const char *data;
+    Py_ssize_t n;
+    PyObject *encoded;
+    if (utf8_of(s, &data, &n, &encoded) < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
+    if (out != NULL) {
+        char *p = PyBytes_AS_STRING(out);
+        p[0] = (char)tag;
+        memcpy(p + 1, data, (size_t)n);
+    }
+    Py_XDECREF(encoded);
+    return out;
+}
+
+/* The encoded key (records.encode_key) of str and bytes keys; others through Python. */
+static PyObject *
+encode_key(PyObject *key, PyObject *fallback)
+{
+    if (PyUnicode_CheckExact(key))
+        return tagged_str(STR_TAG, key);
+    if (PyBytes_CheckExact(key)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(key);
+        PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
+        if (out != NULL) {
+            PyBytes_AS_STRING(out)[0] = (char)BYTES_TAG;
+            memcpy(PyBytes_AS_STRING(out) + 1, PyBytes_AS_STRING(key), (size_t)n);
+        }
+        return out;
+    }
+    return PyObject_CallOneArg(fallback, key);
+}
+
+static int
+put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xFF);
+        v >>= 8;
+    }
+    return bytes;
+}
+
+/* msgpack of an int that fits a long long (msgpack-python's smallest encoding). */
+static PyObject *
+msgpack_int(long long x)
+{
+    unsigned char buf[9];
+    Py_ssize_t n;
+    if (x < -(1LL << 5)) {
+        if (x < -(1LL << 15)) {
+            if (x < -(1LL << 31)) {
+                buf[0] = 0xd3;
+                n = 1 + put_be(buf + 1, (uint64_t)x, 8);
+            } else {
+                buf[0] = 0xd2;
+                n = 1 + put_be(buf + 1, (uint64_t)x, 4);
+            }
+        } else if (x < -(1LL << 7)) {
+            buf[0] = 0xd1;
+            n = 1 + put_be(buf + 1, (uint64_t)x, 2);
+        } else {
+            buf[0] = 0xd0;
+            n = 1 + put_be(buf + 1, (uint64_t)x, 1);
+        }
+    } else if (x < (1LL << 7)) {
+        buf[0] = (unsigned char)(x & 0xFF);
+        n = 1;
+    } else if (x < (1LL << 16)) {
+        if (x < (1LL << 8)) {
+            buf[0] = 0xcc;
+            n = 1 + put_be(buf + 1, (uint64_t)x, 1);
+        } else {
+            buf[0] = 0xcd;
+            n = 1 + put_be(buf + 1, (uint64_t)x, 2);
+        }
+    } else if (x < (1LL << 32)) {
+        buf[0] = 0xce;
+        n = 1 + put_be(buf + 1, (uint64_t)x, 4);
+    } else {
+        buf[0] = 0xcf;
+        n = 1 + put_be(buf + 1, (uint64_t)x, 8);
+    }
+    return PyBytes_FromStringAndSize((const char *)buf, n);
+}
+
+/* msgpack of a str (use_bin_type: str8 exists), UTF-8 with surrogatepass. */
+static PyObject *
+msgpack_str(PyObject *s)
+{
+    const char *data;
+    Py_ssize_t n;
+    PyObject *encoded;
+    if (utf8_of(s, &data, &n, &encoded) < 0)
+        return NULL;
+    if ((uint64_t)n > 0xFFFFFFFFull) {
+        Py_XDECREF(encoded);
+        return NULL; /* caller falls back (never: no str is that long here) */
+    }
+    unsigned char head[5];
+    int h;
+    if (n < 32) {
+        head[0] = (unsigned char)(0xa0 | n);
+        h = 1;
+    } else if (n < 256) {
+        head[0] = 0xd9;
+        h = 1 + put_be(head + 1, (uint64_t)n, 1);
+    } else if (n < 65536) {
+        head[0] = 0xda;
+        h = 1 + put_be(head + 1, (uint64_t)n, 2);
+    } else {
+        head[0] = 0xdb;
+        h = 1 + put_be(head + 1, (uint64_t)n, 4);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, h + n);
+    if (out != NULL) {
+        memcpy(PyBytes_AS_STRING(out), head, (size_t)h);
+        memcpy(PyBytes_AS_STRING(out) + h, data, (size_t)n);
+    }
+    Py_XDECREF(encoded);
+    return out;
+}
+
+/* The encoded value (records.encode_value): None, int, str here; others through Python. */
+static PyObject *
+encode_value(PyObject *value, PyObject *fallback, PyObject *none_value)
+{
+    if (value == Py_None) {
+        Py_INCREF(none_value);
+        return none_value;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && !(x == -1 && PyErr_Occurred()))
+            return msgpack_int(x);
+        PyErr_Clear();
+    } else if (PyUnicode_CheckExact(value)) {
+        PyObject *out = msgpack_str(value);
+        if (out != NULL)
+            return out;
+        PyErr_Clear();
+    }
+    return PyObject_CallOneArg(fallback, value);
+}
+
+static PyObject *
+native_encode_key(PyObject *self, PyObject *args)
+{
+    PyObject *key, *fallback;
+    if (!PyArg_ParseTuple(args, "OO", &key, &fallback))
+        return NULL;
+    return encode_key(key, fallback);
+}
+
+static PyObject *
+native_encode_value(PyObject *self, PyObject *args)
+{
+    PyObject *value, *fallback, *none_value;
+    if (!PyArg_ParseTuple(args, "OOO", &value, &fallback, &none_value))
+        return NULL;
+    return encode_value(value, fallback, none_value);
+}
+
+/* ``for key, value in pairs``: borrowed-style unpacking into new references. */
+static int
+unpack_pair(PyObject *item, PyObject **key, PyObject **value)
+{
+    if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+        *key = PyTuple_GET_ITEM(item, 0);
+        *value = PyTuple_GET_ITEM(item, 1);
+        Py_INCREF(*key);
+        Py_INCREF(*value);
+        return 0;
+    }
+    PyObject *seq = PySequence_Tuple(item);
+    if (seq == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.200s object",
+                         Py_TYPE(item)->tp_name);
+        }
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    if (n != 2) {
+        if (n > 2)
+            PyErr_SetString(PyExc_ValueError, "too many values to unpack (expected 2)");
+        else
+            PyErr_Format(PyExc_ValueError, "not enough values to unpack (expected 2, got %zd)", n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    *key = PyTuple_GET_ITEM(seq, 0);
+    *value = PyTuple_GET_ITEM(seq, 1);
+    Py_INCREF(*key);
+    Py_INCREF(*value);
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* The next pair of the iterator ``pairs`` as new references: 1, or 0 when it is
+ * exhausted, or -1 with an exception. */
+static int
+next_pair(PyObject *pairs, PyObject **key, PyObject **value)
+{
+    PyObject *item = PyIter_Next(pairs);
+    if (item == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int bad = unpack_pair(item, key, value);
+    Py_DECREF(item);
+    return bad ? -1 : 1;
+}
+
+/* fill(pairs, parts, spec, size, capacity, limit, overhead, encode_key, encode_value,
+ *      none_value) -> (size, count, payload, more)
+ *
+ * MapBuffer.add's loop: takes pairs from the iterator ``pairs``, encodes each, appends
+ * (key_bytes, value_bytes) to parts[partition]. Stops after the record that makes
+ * ``size`` reach ``capacity``, after ``limit`` records, or when ``pairs`` is exhausted
+ * (more = False). ``size`` grows by each record's key and value lengths plus
+ * ``overhead``; ``payload`` is their lengths alone. */
+static PyObject *
+native_fill(PyObject *self, PyObject *args)
+{
+    PyObject *pairs, *parts, *spec_obj, *fallback_key, *fallback_value, *none_value;
+    long long size, capacity, overhead;
+    Py_ssize_t limit;
+    Spec spec;
+    if (!PyArg_ParseTuple(args, "OO!OLLnLOOO", &pairs, &PyList_Type, &parts, &spec_obj, &size,
+                          &capacity, &limit, &overhead, &fallback_key, &fallback_value,
+                          &none_value))
+        return NULL;
+    if (!PyIter_Check(pairs)) {
+        PyErr_SetString(PyExc_TypeError, "pairs must be an iterator");
+        return NULL;
+    }
+    if (spec_parse(spec_obj, &spec) < 0)
+        return NULL;
+    Py_ssize_t nparts = PyList_GET_SIZE(parts);
+    long long payload = 0;
+    Py_ssize_t count = 0;
+    int more = 1;
+    while (count < limit) {
+        PyObject *key, *value;
+        int got = next_pair(pairs, &key, &value);
+        if (got < 0)
+            goto fail;
+        if (got == 0) {
+            more = 0;
+            break;
+        }
+        PyObject *kb = encode_key(key, fallback_key);
+        Py_DECREF(key);
+        if (kb == NULL) {
+            Py_DECREF(value);
+            goto fail;
+        }
+        PyObject *vb = encode_value(value, fallback_value, none_value);
+        Py_DECREF(value);
+        if (vb == NULL) {
+            Py_DECREF(kb);
+            goto fail;
+        }
+        if (!PyBytes_Check(kb) || !PyBytes_Check(vb)) {
+            Py_DECREF(kb);
+            Py_DECREF(vb);
+            PyErr_SetString(PyExc_TypeError, "encoders must return bytes");
+            goto fail;
+        }
+        long p = spec_partition(&spec, PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb));
+        Py_ssize_t record = PyBytes_GET_SIZE(kb) + PyBytes_GET_SIZE(vb);
+        if (p < 0 || p >= nparts) {
+            Py_DECREF(kb);
+            Py_DECREF(vb);
+            PyErr_SetString(PyExc_IndexError, "list index out of range");
+            goto fail;
+        }
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(kb);
+            Py_DECREF(vb);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 0, kb);
+        PyTuple_SET_ITEM(pair, 1, vb);
+        PyObject *target = PyList_GET_ITEM(parts, p);
+        int appended = PyList_Check(target) ? PyList_Append(target, pair) : -1;
+        Py_DECREF(pair);
+        if (appended < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "partitions must be lists");
+            goto fail;
+        }
+        payload += record;
+        size += record + overhead;
+        count++;
+        if (size >= capacity)
+            break;
+    }
+    spec_release(&spec);
+    return Py_BuildValue("LnLO", size, count, payload, more ? Py_True : Py_False);
+fail:
+    spec_release(&spec);
+    return NULL;
+}
+
+/* ---- the combining hash map's loop ---- */
+
+/* combine_fill(pairs, strs, ints, bytes, encoded, fold_at, costs, sizeof, encode_key,
+ *              encode_value, packed, due, fold, value_overhead, key_overhead, fold_count,
+ *              size, capacity, limit, owner) -> (size, count, more)
+ *
+ * CombineTable.add's loop over the iterator ``pairs`` into the CombineTable ``owner``'s
+ * dicts (its ``packed`` attribute is set when a value is first held encoded). Stops
+ * when ``size`` reaches ``capacity``,
+ * after ``limit`` records, or when ``pairs`` is exhausted (more = False). Keys of
+ * exact type str, int and bytes are held as they are, every other key by its encoded
+ * bytes (``encode_key``); values are held as they are when their type is in ``costs``
+ * (cost 0: measured with ``sizeof``), else as ``packed(encode_value(value))``. When a
+ * key's list reaches ``fold_at_count`` values and ``table._due`` agrees (or no fold
+ * is pending anywhere), ``table._fold`` combines it. */
+typedef struct {
+    PyObject *strs, *ints, *bytes_, *encoded, *fold_at, *costs;
+    PyObject *sizeof_, *encode_key, *encode_value, *packed_type, *due, *fold;
+    long long value_overhead, key_overhead;
+    Py_ssize_t fold_count;
+} Combine;
+
+static PyObject *
+native_combine_fill(PyObject *self, PyObject *args)
+{
+    PyObject *pairs, *owner;
+    Combine c;
+    long long size, capacity;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!OOOOOOLLnLLnO", &pairs, &PyDict_Type, &c.strs,
+                          &PyDict_Type, &c.ints, &PyDict_Type, &c.bytes_, &PyDict_Type,
+                          &c.encoded, &PyDict_Type, &c.fold_at, &PyDict_Type, &c.costs,
+                          &c.sizeof_, &c.encode_key, &c.encode_value, &c.packed_type, &c.due,
+                          &c.fold, &c.value_overhead, &c.key_overhead, &c.fold_count, &size,
+                          &capacity, &limit, &owner))
+        return NULL;
+    PyObject *flag = PyObject_GetAttrString(owner, "packed");
+    if (flag == NULL)
+        return NULL;
+    int packed = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    if (packed < 0)
+        return NULL;
+    if (!PyIter_Check(pairs)) {
+        PyErr_SetString(PyExc_TypeError, "pairs must be an iterator");
+        return NULL;
+    }
+    Py_ssize_t count = 0;
+    int more = 1;
+    while (count < limit) {
+        PyObject *key, *value;
+        int got = next_pair(pairs, &key, &value);
+        if (got < 0)
+            return NULL;
+        if (got == 0) {
+            more = 0;
+            break;
+        }
+        PyObject *table;
+        if (PyUnicode_CheckExact(key))
+            table = c.strs;
+        else if (PyLong_CheckExact(key))
+            table = c.ints;
+        else if (PyBytes_CheckExact(key))
+            table = c.bytes_;
+        else {
+            PyObject *kb = PyObject_CallOneArg(c.encode_key, key);
+            Py_DECREF(key);
+            if (kb == NULL) {
+                Py_DECREF(value);
+                return NULL;
+            }
+            key = kb;
+            table = c.encoded;
+        }
+        /* cost = costs.get(type(value), -1) */
+        long long cost = -1;
+        PyObject *cost_obj = PyDict_GetItemWithError(c.costs, (PyObject *)Py_TYPE(value));
+        if (cost_obj != NULL) {
+            cost = PyLong_AsLongLong(cost_obj);
+            if (cost == -1 && PyErr_Occurred())
+                goto fail_kv;
+        } else if (PyErr_Occurred())
+            goto fail_kv;
+        if (cost <= 0) {
+            if (cost < 0) {
+                PyObject *enc = PyObject_CallOneArg(c.encode_value, value);
+                if (enc == NULL)
+                    goto fail_kv;
+                PyObject *held = PyObject_CallOneArg(c.packed_type, enc);
+                Py_DECREF(enc);
+                if (held == NULL)
+                    goto fail_kv;
+                Py_DECREF(value);
+                value = held;
+                if (!packed) { /* before any fold: the combiner must decode held values */
+                    if (PyObject_SetAttrString(owner, "packed", Py_True) < 0)
+                        goto fail_kv;
+                    packed = 1;
+                }
+            }
+            PyObject *sz = PyObject_CallOneArg(c.sizeof_, value);
+            if (sz == NULL)
+                goto fail_kv;
+            cost = PyLong_AsLongLong(sz);
+            Py_DECREF(sz);
+            if (cost == -1 && PyErr_Occurred())
+                goto fail_kv;
+            cost += c.value_overhead;
+        }
+        PyObject *values = PyDict_GetItemWithError(table, key); /* borrowed */
+        if (values == NULL) {
+            if (PyErr_Occurred())
+                goto fail_kv;
+            PyObject *list = PyList_New(1);
+            if (list == NULL)
+                goto fail_kv;
+            Py_INCREF(value);
+            PyList_SET_ITEM(list, 0, value);
+            int set = PyDict_SetItem(table, key, list);
+            Py_DECREF(list);
+            if (set < 0)
+                goto fail_kv;
+            PyObject *ks = PyObject_CallOneArg(c.sizeof_, key);
+            if (ks == NULL)
+                goto fail_kv;
+            long long key_size = PyLong_AsLongLong(ks);
+            Py_DECREF(ks);
+            if (key_size == -1 && PyErr_Occurred())
+                goto fail_kv;
+            size += key_size + cost + c.key_overhead;
+        } else {
+            if (PyList_Append(values, value) < 0)
+                goto fail_kv;
+            size += cost;
+            if (PyList_GET_SIZE(values) >= c.fold_count) {
+                int due = 1;
+                if (PyDict_GET_SIZE(c.fold_at) > 0) {
+                    PyObject *r = PyObject_CallFunctionObjArgs(c.due, table, key, values, NULL);
+                    if (r == NULL)
+                        goto fail_kv;
+                    due = PyObject_IsTrue(r);
+                    Py_DECREF(r);
+                    if (due < 0)
+                        goto fail_kv;
+                }
+                if (due) {
+                    Py_INCREF(values); /* the fold may replace the dict entry */
+                    PyObject *r = PyObject_CallFunctionObjArgs(c.fold, table, key, values, NULL);
+                    Py_DECREF(values);
+                    if (r == NULL)
+                        goto fail_kv;
+                    long long delta = PyLong_AsLongLong(r);
+                    Py_DECREF(r);
+                    if (delta == -1 && PyErr_Occurred())
+                        goto fail_kv;
+                    size += delta;
+                }
+            }
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+        count++;
+        if (size >= capacity)
+            break;
+        continue;
+    fail_kv:
+        Py_DECREF(key);
+        Py_DECREF(value);
+        return NULL;
+    }
+    return Py_BuildValue("LnO", size, count, more ? Py_True : Py_False);
+}
+
+/* ---- frames ---- */
+
+static int
+record_parts(PyObject *record, PyObject **key, PyObject **value)
+{
+    if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 2)
+        return -1;
+    *key = PyTuple_GET_ITEM(record, 0);
+    *value = PyTuple_GET_ITEM(record, 1);
+    return (PyBytes_Check(*key) && PyBytes_Check(*value)) ? 0 : -1;
+}
+
+static int
+range_args(PyObject *args, PyObject **records, Py_ssize_t *start, Py_ssize_t *stop)
+{
+    if (!PyArg_ParseTuple(args, "O!nn", &PyList_Type, records, start, stop))
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(*records);
+    if (*start < 0 || *stop > n || *start > *stop) {
+        PyErr_SetString(PyExc_IndexError, "record range out of bounds");
+        return -1;
+    }
+    return 0;
+}
+
+/* records_size(records, start, stop): sum of len(key) + len(value) + 6. None if a record
+ * is not a pair of bytes (the caller uses the Python reference). */
+static PyObject *
+native_records_size(PyObject *self, PyObject *args)
+{
+    PyObject *records;
+    Py_ssize_t start, stop;
+    if (range_args(args, &records, &start, &stop) < 0)
+        return NULL;
+    long long total = 0;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        PyObject *k, *v;
+        if (record_parts(PyList_GET_ITEM(records, i), &k, &v) < 0)
+            Py_RETURN_NONE;
+        total += PyBytes_GET_SIZE(k) + PyBytes_GET_SIZE(v) + 6;
+    }
+    return PyLong_FromLongLong(total);
+}
+
+static Py_ssize_t
+varint_size(uint64_t v)
+{
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static char *
+put_varint(char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+/* frame(records, start, stop): the frame of records[start:stop]: a 4-byte little-endian
+ * payload length and the RecordBatch. None if a record is not a pair of bytes. */
+static PyObject *
+native_frame(PyObject *self, PyObject *args)
+{
+    PyObject *records;
+    Py_ssize_t start, stop;
+    if (range_args(args, &records, &start, &stop) < 0)
+        return NULL;
+    uint64_t payload = 0;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        PyObject *k, *v;
+        if (record_parts(PyList_GET_ITEM(records, i), &k, &v) < 0)
+            Py_RETURN_NONE;
+        Py_ssize_t kn = PyBytes_GET_SIZE(k), vn = PyBytes_GET_SIZE(v);
+        payload += (uint64_t)(2 + varint_size((uint64_t)kn) + kn + varint_size((uint64_t)vn) + vn);
+    }
+    if (payload > 0xFFFFFFFFull) {
+        PyErr_SetString(PyExc_OverflowError, "frame larger than 4 GiB");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 + payload));
+    if (out == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    p[0] = (char)(payload & 0xFF);
+    p[1] = (char)((payload >> 8) & 0xFF);
+    p[2] = (char)((payload >> 16) & 0xFF);
+    p[3] = (char)((payload >> 24) & 0xFF);
+    p += 4;
+    for (int field = 0; field < 2; field++) {
+        for (Py_ssize_t i = start; i < stop; i++) {
+            PyObject *item = PyTuple_GET_ITEM(PyList_GET_ITEM(records, i), field);
+            Py_ssize_t n = PyBytes_GET_SIZE(item);
+            *p++ = field ? 0x12 : 0x0A;
+            p = put_varint(p, (uint64_t)n);
+            memcpy(p, PyBytes_AS_STRING(item), (size_t)n);
+            p += n;
+        }
+    }
+    return out;
+}
+
+/* decode_batch(payload) -> list of (key, value), or None when the payload is anything
+ * but keys (field 1) and values (field 2) as well-formed length-delimited fields of equal
+ * count: the caller then parses it with protobuf (which accepts or rejects it). */
+static PyObject *
+native_decode_batch(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf, *end = p + view.len;
+    Py_ssize_t nkeys = 0, nvalues = 0, capacity = 256;
+    Py_ssize_t *spans = PyMem_Malloc(sizeof(Py_ssize_t) * 3 * (size_t)capacity);
+    PyObject *out = NULL;
+    if (spans == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    while (p < end) {
+        unsigned char tag = *p++;
+        if (tag != 0x0A && tag != 0x12)
+            goto fallback;
+        uint64_t len = 0;
+        int shift = 0;
+        for (;;) {
+            if (p >= end || shift > 28)
+                goto fallback;
+            unsigned char b = *p++;
+            len |= (uint64_t)(b & 0x7F) << shift;
+            shift += 7;
+            if (!(b & 0x80))
+                break;
+        }
+        if (len > (uint64_t)(end - p))
+            goto fallback;
+        Py_ssize_t index = nkeys + nvalues;
+        if (index == capacity) {
+            capacity *= 2;
+            Py_ssize_t *grown = PyMem_Realloc(spans, sizeof(Py_ssize_t) * 3 * (size_t)capacity);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            spans = grown;
+        }
+        spans[3 * index] = tag == 0x0A ? 0 : 1;
+        spans[3 * index + 1] = (Py_ssize_t)(p - (const unsigned char *)view.buf);
+        spans[3 * index + 2] = (Py_ssize_t)len;
+        if (tag == 0x0A)
+            nkeys++;
+        else
+            nvalues++;
+        p += len;
+    }
+    if (nkeys != nvalues)
+        goto fallback;
+    out = PyList_New(nkeys);
+    if (out == NULL)
+        goto done;
+    {
+        const char *base = view.buf;
+        Py_ssize_t ki = 0, vi = 0, total = nkeys + nvalues;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            PyObject *b = PyBytes_FromStringAndSize(base + spans[3 * i + 1], spans[3 * i + 2]);
+            if (b == NULL) {
+                Py_CLEAR(out);
+                goto done;
+            }
+            Py_ssize_t slot = spans[3 * i] == 0 ? ki++ : vi++;
+            PyObject *pair = PyList_GET_ITEM(out, slot);
+            if (pair == NULL) {
+                pair = PyTuple_New(2);
+                if (pair == NULL) {
+                    Py_DECREF(b);
+                    Py_CLEAR(out);
+                    goto done;
+                }
+                /* a tuple with an empty slot: filled below before anyone sees it */
+                PyList_SET_ITEM(out, slot, pair);
+            }
+            PyTuple_SET_ITEM(pair, spans[3 * i], b);
+        }
+    }
+    goto done;
+fallback:
+    out = Py_None;
+    Py_INCREF(out);
+done:
+    PyMem_Free(spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *
+native_crc32(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint32_t c = crc32_of(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(c);
+}
+
+static PyMethodDef methods[] = {
+    {"crc32", native_crc32, METH_O, "zlib.crc32 of a bytes-like object."},
+    {"partition", native_partition, METH_VARARGS, "partition(key, spec) -> int"},
+    {"partitions", native_partitions, METH_VARARGS, "partitions(keys, spec) -> list[int]"},
+    {"encode_key", native_encode_key, METH_VARARGS, "encode_key(key, fallback) -> bytes"},
+    {"encode_value", native_encode_value, METH_VARARGS,
+     "encode_value(value, fallback, none_value) -> bytes"},
+    {"fill", native_fill, METH_VARARGS,
+     "fill(pairs, parts, spec, size, capacity, limit, overhead, encode_key, encode_value, "
+     "none_value) -> (size, count, payload, more)"},
+    {"combine_fill", native_combine_fill, METH_VARARGS, "CombineTable.add's loop."},
+    {"records_size", native_records_size, METH_VARARGS,
+     "records_size(records, start, stop) -> int | None"},
+    {"frame", native_frame, METH_VARARGS, "frame(records, start, stop) -> bytes | None"},
+    {"decode_batch", native_decode_batch, METH_O, "decode_batch(payload) -> list | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "kubemr._native",
+    "The map and shuffle path's hot loops in C (see kubemr.native).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    crc_init();
+    return PyModule_Create(&module);
+}

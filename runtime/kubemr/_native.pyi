@@ -1,0 +1,51 @@
+"""Type stubs of the C extension (runtime/kubemr/_native.c); see kubemr.native."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+def crc32(data: bytes, /) -> int: ...
+def partition(key: bytes, spec: int | list[bytes], /) -> int: ...
+def partitions(keys: list[bytes], spec: int | list[bytes], /) -> list[int]: ...
+def encode_key(key: object, fallback: Callable[[object], bytes], /) -> bytes: ...
+def encode_value(
+    value: object, fallback: Callable[[object], bytes], none_value: bytes, /
+) -> bytes: ...
+def fill(
+    pairs: Iterator[tuple[Any, Any]],
+    parts: list[list[tuple[bytes, bytes]]],
+    spec: int | list[bytes],
+    size: int,
+    capacity: int,
+    limit: int,
+    overhead: int,
+    encode_key: Callable[[object], bytes],
+    encode_value: Callable[[object], bytes],
+    none_value: bytes,
+    /,
+) -> tuple[int, int, int, bool]: ...
+def combine_fill(
+    pairs: Iterator[tuple[Any, Any]],
+    strs: dict[Any, list[Any]],
+    ints: dict[Any, list[Any]],
+    bytes_: dict[Any, list[Any]],
+    encoded: dict[Any, list[Any]],
+    fold_at: dict[Any, int],
+    costs: dict[type, int],
+    sizeof: Callable[[object], int],
+    encode_key: Callable[[object], bytes],
+    encode_value: Callable[[object], bytes],
+    packed: Callable[[bytes], Any],
+    due: Callable[[dict[Any, list[Any]], Any, list[Any]], bool],
+    fold: Callable[[dict[Any, list[Any]], Any, list[Any]], int],
+    value_overhead: int,
+    key_overhead: int,
+    fold_count: int,
+    size: int,
+    capacity: int,
+    limit: int,
+    owner: object,
+    /,
+) -> tuple[int, int, bool]: ...
+def records_size(records: list[tuple[bytes, bytes]], start: int, stop: int, /) -> int | None: ...
+def frame(records: list[tuple[bytes, bytes]], start: int, stop: int, /) -> bytes | None: ...
+def decode_batch(payload: bytes, /) -> list[tuple[bytes, bytes]] | None: ...

@@ -1,0 +1,305 @@
+"""The native core (kubemr._native) equals the pure-Python reference on random inputs.
+
+Every native function is checked against the Python code that defines it: the
+partitioners, key and value encoding, the sort buffer's loop (MapBuffer.add), the
+combining map's loop (CombineTable.add), and the frame codec. The extension must be built
+(``make venv``): these tests fail, not skip, when it is missing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubemr import combinetable, mapbuffer, native, partitioning, records, runs
+
+CORE = native.load({})
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def core() -> ModuleType:
+    assert CORE is not None, "kubemr._native was not built: run `make venv` (needs gcc)"
+    return CORE
+
+
+def test_the_extension_is_built_and_used_by_default() -> None:
+    assert native.built()
+    assert native.load({}) is core()
+    assert native.load({native.ENV: "0"}) is None
+    assert native.load({native.ENV: "1"}) is core()
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+texts = st.text(alphabet=st.characters(blacklist_categories=()), max_size=12)
+"""str with any code point, lone surrogates included (undecodable input bytes)."""
+scalar_keys = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    texts,
+    st.binary(max_size=12),
+)
+keys = st.one_of(scalar_keys, st.tuples(scalar_keys, scalar_keys), st.tuples(texts))
+values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**64), max_value=2**64),
+        st.floats(allow_nan=False),
+        texts,
+        st.binary(max_size=8),
+    ),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=5,
+)
+encoded_keys = st.one_of(keys.map(records.encode_key), st.binary(min_size=1, max_size=40))
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args)
+    except Exception as exc:
+        return "raised", type(exc)
+
+
+# --- partitioning and encoding --------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.binary(max_size=300))
+def test_crc32_is_zlibs(data: bytes) -> None:
+    assert core().crc32(data) == zlib.crc32(data)
+
+
+@SETTINGS
+@given(st.lists(encoded_keys, max_size=30), st.integers(min_value=1, max_value=64))
+def test_hash_partitions_equal_the_reference(batch: list[bytes], reduce_tasks: int) -> None:
+    partitioner = partitioning.HashPartitioner(reduce_tasks)
+    expected = [partitioner(k) for k in batch]
+    assert core().partitions(batch, reduce_tasks) == expected
+    assert [core().partition(k, reduce_tasks) for k in batch] == expected
+
+
+@SETTINGS
+@given(st.lists(encoded_keys, max_size=30), st.lists(encoded_keys, max_size=8))
+def test_range_partitions_equal_the_reference(batch: list[bytes], points: list[bytes]) -> None:
+    boundaries = sorted(points)
+    partitioner = partitioning.RangePartitioner(boundaries)
+    expected = [bisect.bisect_right(boundaries, k) for k in batch]
+    assert [partitioner(k) for k in batch] == expected
+    assert core().partitions(batch, boundaries) == expected
+
+
+@SETTINGS
+@given(keys)
+def test_key_encoding_equals_the_reference(key: Any) -> None:
+    assert core().encode_key(key, records.encode_key) == records.encode_key(key)
+
+
+@SETTINGS
+@given(values)
+def test_value_encoding_equals_the_reference(value: Any) -> None:
+    native_value = _outcome(core().encode_value, value, records.encode_value, records.NONE_VALUE)
+    assert native_value == _outcome(records.encode_value, value)
+
+
+# --- the sort buffer and the combining map ---------------------------------------------------
+
+
+def _run_buffer(
+    tmp: Path,
+    use: ModuleType | None,
+    pairs: list[Any],
+    reduce_tasks: int,
+    capacity: int,
+    partitioner: partitioning.Partitioner,
+    combiner: Any = None,
+) -> tuple[dict[str, int], list[bytes], int]:
+    saved = native.core
+    native.core = use
+    try:
+        buffer = mapbuffer.MapBuffer(reduce_tasks, partitioner, capacity, tmp / "scratch", combiner)
+        buffer.add(iter(pairs))
+        spills = len(buffer.spills)
+        buffer.finish(tmp / "out")
+    finally:
+        native.core = saved
+    files = [(tmp / "out" / f"part-{i:05d}.run").read_bytes() for i in range(reduce_tasks)]
+    return buffer.stats, files, spills
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(keys, values), max_size=120),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=200, max_value=20_000),
+    st.booleans(),
+)
+def test_the_sort_buffer_fills_as_the_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+    pairs: list[tuple[Any, Any]],
+    reduce_tasks: int,
+    capacity: int,
+    by_range: bool,
+) -> None:
+    if by_range:
+        sample = sorted(records.encode_key(k) for k, _ in pairs)
+        partitioner = partitioning.make_partitioner(
+            reduce_tasks, partitioning.boundaries_from_sample(sample, reduce_tasks)
+        )
+    else:
+        partitioner = partitioning.hash_partitioner(reduce_tasks)
+    if isinstance(partitioner.spec, list):
+        reduce_tasks = len(partitioner.spec) + 1
+    runs_of = [
+        _outcome(
+            _run_buffer,
+            tmp_path_factory.mktemp("buffer"),
+            use,
+            pairs,
+            reduce_tasks,
+            capacity,
+            partitioner,
+        )
+        for use in (None, core())
+    ]
+    assert runs_of[1] == runs_of[0]
+
+
+def test_the_sort_buffer_raises_as_the_reference(tmp_path: Path) -> None:
+    for bad in ([("k", object())], [(["list key"], 1)], [("a", 1, 2)], [7]):
+        outcomes = []
+        for use in (None, core()):
+            saved, native.core = native.core, use
+            try:
+                buffer = mapbuffer.MapBuffer(
+                    2, partitioning.hash_partitioner(2), 10**6, tmp_path, None
+                )
+                outcomes.append(_outcome(buffer.add, iter(bad)))
+            finally:
+                native.core = saved
+        assert outcomes[0] == outcomes[1], bad
+        assert outcomes[0][0] == "raised"
+
+
+def _sum_or_keep(key: Any, values: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """A combiner that sums ints and keeps other values (so some keys never shrink)."""
+    held = list(values)
+    ints = [v for v in held if type(v) is int]
+    if ints:
+        yield key, sum(ints)
+    for v in held:
+        if type(v) is not int:
+            yield key, v
+
+
+class _Spills:
+    def __init__(self, table: combinetable.CombineTable) -> None:
+        self.table = table
+        self.seen: list[tuple[int, int, list[list[runs.Record]]]] = []
+
+    def __call__(self) -> None:
+        size, count = self.table.size, self.table.records
+        self.seen.append((size, count, self.table.drain(3, partitioning.hash_partitioner(3))))
+
+
+def _run_table(use: ModuleType | None, pairs: list[Any], capacity: int, fold_at: int) -> Any:
+    saved, saved_fold = native.core, combinetable.FOLD_AT
+    native.core, combinetable.FOLD_AT = use, fold_at
+    try:
+        stats = {"combine_input_records": 0, "combine_output_records": 0}
+        table = combinetable.CombineTable(_sum_or_keep, stats)
+        spills = _Spills(table)
+        table.add(iter(pairs), capacity, spills, 7, lambda: None)
+        spills()
+        return stats, spills.seen, table.records, table.packed
+    finally:
+        native.core, combinetable.FOLD_AT = saved, saved_fold
+
+
+small_keys = st.one_of(
+    st.sampled_from(["a", "b", "é", "\udcff", 1, 2, b"x", 1.0, True, None, ("t", 1)]), keys
+)
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(small_keys, st.one_of(st.integers(-5, 5), values)), max_size=200),
+    st.integers(min_value=500, max_value=40_000),
+    st.sampled_from([2, 3, 8, 64]),
+)
+def test_the_combining_map_fills_as_the_reference(
+    pairs: list[tuple[Any, Any]], capacity: int, fold_at: int
+) -> None:
+    fast = _outcome(_run_table, core(), pairs, capacity, fold_at)
+    assert fast == _outcome(_run_table, None, pairs, capacity, fold_at)
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+record_lists = st.lists(st.tuples(st.binary(max_size=300), st.binary(max_size=300)), max_size=40)
+
+
+@SETTINGS
+@given(record_lists, st.data())
+def test_frames_equal_the_reference(group: list[runs.Record], data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(group)))
+    stop = data.draw(st.integers(start, len(group)))
+    assert core().frame(group, start, stop) == runs.frame(group, start, stop)
+    assert core().records_size(group, start, stop) == runs.records_size(group, start, stop)
+    payload = runs.frame(group, start, stop)[4:]
+    assert core().decode_batch(payload) == runs.parse_batch(payload) == group[start:stop]
+
+
+@SETTINGS
+@given(record_lists, st.sampled_from([16, 100, 4096, runs.BATCH_BYTES]))
+def test_encoded_runs_equal_the_reference(group: list[runs.Record], batch: int) -> None:
+    saved = native.core
+    try:
+        native.core = None
+        pure = list(runs.encode_frames(group, batch))
+        native.core = core()
+        fast = list(runs.encode_frames(group, batch))
+    finally:
+        native.core = saved
+    assert fast == pure
+
+
+@pytest.mark.parametrize("odd", [(bytearray(b"k"), b"v"), ("k", b"v"), (b"k",), b"kv"])
+def test_records_that_are_not_bytes_pairs_take_the_reference(odd: Any) -> None:
+    group = [(b"a", b"b"), odd]
+    assert core().frame(group, 0, 2) is None
+    assert core().records_size(group, 0, 2) is None
+    outcomes = []
+    for use in (None, core()):
+        saved, native.core = native.core, use
+        try:
+            outcomes.append(_outcome(lambda: list(runs.encode_frames(group))))
+        finally:
+            native.core = saved
+    assert outcomes[0] == outcomes[1]
+
+
+@SETTINGS
+@given(st.binary(max_size=60))
+def test_decoding_any_bytes_agrees_with_protobuf(payload: bytes) -> None:
+    parsed = core().decode_batch(payload)
+    reference = _outcome(runs.parse_batch, payload)
+    if parsed is not None:  # native accepts only plain batches, which protobuf accepts alike
+        assert reference == ("ok", parsed)
+    saved, native.core = native.core, core()
+    try:
+        assert _outcome(runs.decode_batch, payload) == reference
+    finally:
+        native.core = saved
