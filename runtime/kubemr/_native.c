@@ -12,6 +12,7 @@
  * - fill: MapBuffer.add's loop: pairs encoded, partitioned and appended to the
  *   partitions' lists until the buffer is full.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
+ * - encode_key / encode_value / decode_value: records' encodings of common types.
  * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
  *   length and a RecordBatch protobuf: every key as field 1, then every value as
  *   field 2, each a length-delimited bytes field).
@@ -381,11 +382,14 @@ encode_value(PyObject *value, PyObject *fallback, PyObject *none_value)
     return PyObject_CallOneArg(fallback, value);
 }
 
+/* The exported encoders and decoders take their fallback first, so that
+ * functools.partial(function, fallback, ...) is a one-argument encoder or decoder. */
+
 static PyObject *
 native_encode_key(PyObject *self, PyObject *args)
 {
     PyObject *key, *fallback;
-    if (!PyArg_ParseTuple(args, "OO", &key, &fallback))
+    if (!PyArg_ParseTuple(args, "OO", &fallback, &key))
         return NULL;
     return encode_key(key, fallback);
 }
@@ -394,9 +398,118 @@ static PyObject *
 native_encode_value(PyObject *self, PyObject *args)
 {
     PyObject *value, *fallback, *none_value;
-    if (!PyArg_ParseTuple(args, "OOO", &value, &fallback, &none_value))
+    if (!PyArg_ParseTuple(args, "OOO", &fallback, &none_value, &value))
         return NULL;
     return encode_value(value, fallback, none_value);
+}
+
+static uint64_t
+get_be(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* The value a complete msgpack encoding of nil, a bool, an int, a float, a str or a bin
+ * stands for (records.decode_value); NULL without an exception for anything else. */
+static PyObject *
+msgpack_scalar(const unsigned char *p, Py_ssize_t n)
+{
+    if (n < 1)
+        return NULL;
+    unsigned char head = p[0];
+    Py_ssize_t body = 0, length = -1;
+    int kind = 0; /* 1 str, 2 bin */
+    if (head <= 0x7f)
+        return n == 1 ? PyLong_FromLong(head) : NULL;
+    if (head >= 0xe0)
+        return n == 1 ? PyLong_FromLong((long)(signed char)head) : NULL;
+    if ((head & 0xe0) == 0xa0) {
+        kind = 1;
+        body = 1;
+        length = head & 0x1f;
+    } else {
+        switch (head) {
+        case 0xc0:
+            if (n != 1)
+                return NULL;
+            Py_RETURN_NONE;
+        case 0xc2:
+        case 0xc3:
+            if (n != 1)
+                return NULL;
+            return PyBool_FromLong(head == 0xc3);
+        case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+            int bytes = 1 << (head - 0xcc);
+            if (n != 1 + bytes)
+                return NULL;
+            return PyLong_FromUnsignedLongLong(get_be(p + 1, bytes));
+        }
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            int bytes = 1 << (head - 0xd0);
+            if (n != 1 + bytes)
+                return NULL;
+            uint64_t v = get_be(p + 1, bytes);
+            int shift = 64 - 8 * bytes;
+            long long x = shift ? (long long)(v << shift) >> shift : (long long)v;
+            return PyLong_FromLongLong(x);
+        }
+        case 0xca: {
+            if (n != 5)
+                return NULL;
+            uint32_t bits = (uint32_t)get_be(p + 1, 4);
+            float f;
+            memcpy(&f, &bits, 4);
+            return PyFloat_FromDouble((double)f);
+        }
+        case 0xcb: {
+            if (n != 9)
+                return NULL;
+            uint64_t bits = get_be(p + 1, 8);
+            double d;
+            memcpy(&d, &bits, 8);
+            return PyFloat_FromDouble(d);
+        }
+        case 0xd9: case 0xda: case 0xdb:
+            kind = 1;
+            body = 1 + (1 << (head - 0xd9));
+            break;
+        case 0xc4: case 0xc5: case 0xc6:
+            kind = 2;
+            body = 1 + (1 << (head - 0xc4));
+            break;
+        default:
+            return NULL;
+        }
+        if (n < body)
+            return NULL;
+        length = (Py_ssize_t)get_be(p + 1, (int)body - 1);
+    }
+    if (n != body + length)
+        return NULL;
+    if (kind == 2)
+        return PyBytes_FromStringAndSize((const char *)p + body, length);
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)p + body, length, "surrogatepass");
+    if (s == NULL)
+        PyErr_Clear(); /* the fallback raises msgpack's own error */
+    return s;
+}
+
+static PyObject *
+native_decode_value(PyObject *self, PyObject *args)
+{
+    PyObject *fallback, *data;
+    if (!PyArg_ParseTuple(args, "OO", &fallback, &data))
+        return NULL;
+    if (PyBytes_Check(data)) {
+        PyObject *value = msgpack_scalar((const unsigned char *)PyBytes_AS_STRING(data),
+                                         PyBytes_GET_SIZE(data));
+        if (value != NULL || PyErr_Occurred())
+            return value;
+    }
+    return PyObject_CallOneArg(fallback, data);
 }
 
 /* ``for key, value in pairs``: borrowed-style unpacking into new references. */
@@ -931,9 +1044,10 @@ static PyMethodDef methods[] = {
     {"crc32", native_crc32, METH_O, "zlib.crc32 of a bytes-like object."},
     {"partition", native_partition, METH_VARARGS, "partition(key, spec) -> int"},
     {"partitions", native_partitions, METH_VARARGS, "partitions(keys, spec) -> list[int]"},
-    {"encode_key", native_encode_key, METH_VARARGS, "encode_key(key, fallback) -> bytes"},
+    {"encode_key", native_encode_key, METH_VARARGS, "encode_key(fallback, key) -> bytes"},
     {"encode_value", native_encode_value, METH_VARARGS,
-     "encode_value(value, fallback, none_value) -> bytes"},
+     "encode_value(fallback, none_value, value) -> bytes"},
+    {"decode_value", native_decode_value, METH_VARARGS, "decode_value(fallback, data) -> value"},
     {"fill", native_fill, METH_VARARGS,
      "fill(pairs, parts, spec, size, capacity, limit, overhead, encode_key, encode_value, "
      "none_value) -> (size, count, payload, more)"},

@@ -61,7 +61,7 @@ class Packed(bytes):
 
 
 def _unpacked(values: list[Any]) -> Iterator[Any]:
-    decode = records.decode_value
+    decode = records.value_decoder()
     for value in values:
         yield decode(value) if type(value) is Packed else value
 
@@ -221,7 +221,7 @@ class CombineTable:
         """Empty the table into one sorted list of encoded records per partition, each
         key's values combined once more (a key with one value passes as it is)."""
         parts: list[list[Record]] = [[] for _ in range(reduce_tasks)]
-        encode_value = records.encode_value
+        encode_value = records.value_encoder()
         for table in [*self.tables.values(), self.encoded]:
             if table is self.encoded:
                 encoded_keys: list[bytes] = list(table)

@@ -52,7 +52,7 @@ def combine_sorted(
     A key with a single record passes through as it is: the contract lets the combiner
     run zero or more times per key, and this spares decoding and re-encoding map output
     that is already combined (a fast path's, or a key seen once)."""
-    encode_value, decode_value = records.encode_value, records.decode_value
+    encode_value, decode_value = records.value_encoder(), records.value_decoder()
     for key_bytes, group in groupby(sorted_records, key=_first):
         encoded = [v for _, v in group]
         stats["combine_input_records"] += len(encoded)

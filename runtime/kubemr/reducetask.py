@@ -90,7 +90,7 @@ def run_reduce(
     merge_done = time.perf_counter()
     decode_key, decode_value, format_line = (
         records.decode_key,
-        records.decode_value,
+        records.value_decoder(),
         partfiles.renderer(output_format),
     )
     reduce = app.reduce

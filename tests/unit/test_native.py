@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from kubemr import combinetable, mapbuffer, native, partitioning, records, runs
 
@@ -104,14 +104,57 @@ def test_range_partitions_equal_the_reference(batch: list[bytes], points: list[b
 @SETTINGS
 @given(keys)
 def test_key_encoding_equals_the_reference(key: Any) -> None:
-    assert core().encode_key(key, records.encode_key) == records.encode_key(key)
+    assert core().encode_key(records.encode_key, key) == records.encode_key(key)
+
+
+def _encode(value: Any) -> bytes:
+    return records.value_encoder()(value)  # the encoder in use now
+
+
+def _decode(data: bytes) -> Any:
+    return records.value_decoder()(data)
+
+
+def _with(use: ModuleType | None, fn: Any, *args: Any) -> tuple[str, Any]:
+    saved, native.core = native.core, use
+    try:
+        return _outcome(fn, *args)
+    finally:
+        native.core = saved
 
 
 @SETTINGS
 @given(values)
 def test_value_encoding_equals_the_reference(value: Any) -> None:
-    native_value = _outcome(core().encode_value, value, records.encode_value, records.NONE_VALUE)
-    assert native_value == _outcome(records.encode_value, value)
+    encoded = _with(core(), _encode, value)
+    assert encoded == _outcome(records.encode_value, value)
+    assert _with(None, _encode, value) == encoded
+
+
+edge_values = st.sampled_from(
+    [0, 127, 128, -32, -33, 255, 256, 2**16, 2**32, 2**63 - 1, 2**64 - 1, -(2**63), 1.5, -0.0]
+)
+
+
+@SETTINGS
+@given(st.one_of(values, edge_values))
+def test_value_decoding_equals_the_reference(value: Any) -> None:
+    encoded = _outcome(records.encode_value, value)
+    assume(encoded[0] == "ok")  # else not a value kubemr carries (an int beyond 64 bits)
+    data = encoded[1]
+    assert _with(core(), _decode, data) == ("ok", value)
+    assert records.decode_value(data) == value
+
+
+@SETTINGS
+@given(st.binary(max_size=12))
+def test_decoding_any_value_bytes_agrees_with_msgpack(data: bytes) -> None:
+    fast = _with(core(), _decode, data)
+    reference = _outcome(records.decode_value, data)
+    if fast[0] == "ok" and isinstance(fast[1], float) and fast[1] != fast[1]:
+        assert reference[0] == "ok" and reference[1] != reference[1]  # NaN
+    else:
+        assert fast == reference
 
 
 # --- the sort buffer and the combining map ---------------------------------------------------
@@ -303,3 +346,35 @@ def test_decoding_any_bytes_agrees_with_protobuf(payload: bytes) -> None:
         assert _outcome(runs.decode_batch, payload) == reference
     finally:
         native.core = saved
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xca\x3f\xc0\x00\x00",  # float32
+        b"\xca\x7f\xc0\x00\x00",  # float32 NaN
+        b"\xd9\x03abc",
+        b"\xda\x00\x01z",
+        b"\xdb\x00\x00\x00\x01z",
+        b"\xa2\xed\xb3",  # a truncated surrogate: msgpack's error
+        b"\xa3\xed\xb3\xbf",  # a lone surrogate (surrogatepass)
+        b"\xc4\x02xy",
+        b"\xc5\x00\x00",
+        b"\xc6\x00\x00\x00\x00",
+        b"\xd0\x80",
+        b"\xd1\xff\x00",
+        b"\xd2\x80\x00\x00\x00",
+        b"\xd3\x80\x00\x00\x00\x00\x00\x00\x00",
+        b"\xcc\xff",
+        b"\xcd\x01\x00",
+        b"\xce\xff\xff\xff\xff",
+        b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\xc0\xc0",  # extra data
+        b"\x91\x01",  # an array: msgpack decodes it
+        b"",
+    ],
+)
+def test_value_decoding_of_each_encoding_agrees_with_msgpack(data: bytes) -> None:
+    fast = _with(core(), _decode, data)
+    reference = _outcome(records.decode_value, data)
+    assert repr(fast) == repr(reference)
