@@ -138,20 +138,13 @@ PURE_PATH = [
 """Cells also run with the native core switched off (the pure-Python reference path)."""
 
 
-@pytest.mark.parametrize(
-    ("app", "maps", "reduces", "workers", "mode", "combine"), PURE_PATH, ids=str
-)
+@pytest.mark.parametrize("cell", PURE_PATH, ids=str)
 def test_pure_path(
     tmp_path: Path,
     run_job: Runner,
     oracle: Callable[[dict[str, Any]], list[str]],
     monkeypatch: pytest.MonkeyPatch,
-    app: str,
-    maps: int,
-    reduces: int,
-    workers: int,
-    mode: str,
-    combine: bool | None,
+    cell: tuple[str, int, int, int, str, bool | None],
 ) -> None:
     monkeypatch.setenv(native.ENV, "0")  # kubemr run passes it on to master and workers
-    run_cell(tmp_path, run_job, oracle, app, maps, reduces, workers, mode, combine)
+    run_cell(tmp_path, run_job, oracle, *cell)
