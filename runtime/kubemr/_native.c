@@ -13,6 +13,7 @@
  *   partitions' lists until the buffer is full.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
  * - encode_key / encode_value / decode_value: records' encodings of common types.
+ * - Grouper: the reducer's loop (reducetask.run_reduce): keys grouped, decoded, reduced.
  * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
  *   length and a RecordBatch protobuf: every key as field 1, then every value as
  *   field 2, each a length-delimited bytes field).
@@ -1029,6 +1030,245 @@ done:
     return out;
 }
 
+/* ---- the reducer's loop ---- */
+
+/* Grouper(records, decode_key): the reducer's loop over sorted records (an iterator of
+ * (key_bytes, value_bytes) pairs), as reducetask.run_reduce runs it: each key's values
+ * as a lazy iterator (decoded as they are taken; values a reduce leaves are skipped, as
+ * itertools.groupby skips them), the key decoded (str natively, others by
+ * ``decode_key``). ``run`` reduces a chunk of keys at a time. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *records;     /* iterator of (key, value) */
+    PyObject *decode_key;  /* fallback for keys that are not str */
+    PyObject *decode_value; /* fallback for values that are not msgpack scalars */
+    PyObject *pending;     /* the next record, read ahead; NULL if none read */
+    PyObject *key;         /* the current group's encoded key */
+    long generation;       /* bumped when a group ends: its values iterator stops */
+    int exhausted;
+} Grouper;
+
+typedef struct {
+    PyObject_HEAD
+    Grouper *owner;
+    long generation;
+} Values;
+
+static PyTypeObject GrouperType;
+static PyTypeObject ValuesType;
+
+/* Make ``pending`` hold the next record: 1, 0 at the end, -1 on error. */
+static int
+grouper_peek(Grouper *g)
+{
+    if (g->pending != NULL)
+        return 1;
+    if (g->exhausted)
+        return 0;
+    PyObject *record = PyIter_Next(g->records);
+    if (record == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        g->exhausted = 1;
+        return 0;
+    }
+    if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 2 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(record, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(record, 1))) {
+        Py_DECREF(record);
+        PyErr_SetString(PyExc_TypeError, "records must be (bytes, bytes) pairs");
+        return -1;
+    }
+    g->pending = record;
+    return 1;
+}
+
+/* Whether the pending record belongs to the current group. */
+static int
+grouper_same_key(Grouper *g)
+{
+    PyObject *k = PyTuple_GET_ITEM(g->pending, 0);
+    Py_ssize_t n = PyBytes_GET_SIZE(k);
+    return n == PyBytes_GET_SIZE(g->key) &&
+           memcmp(PyBytes_AS_STRING(k), PyBytes_AS_STRING(g->key), (size_t)n) == 0;
+}
+
+static PyObject *
+values_next(Values *self)
+{
+    Grouper *g = self->owner;
+    if (self->generation != g->generation)
+        return NULL;
+    int got = grouper_peek(g);
+    if (got <= 0 || !grouper_same_key(g))
+        return NULL;
+    PyObject *data = PyTuple_GET_ITEM(g->pending, 1);
+    PyObject *value = msgpack_scalar((const unsigned char *)PyBytes_AS_STRING(data),
+                                     PyBytes_GET_SIZE(data));
+    if (value == NULL && !PyErr_Occurred())
+        value = PyObject_CallOneArg(g->decode_value, data);
+    Py_CLEAR(g->pending);
+    return value;
+}
+
+static void
+values_dealloc(Values *self)
+{
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ValuesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kubemr._native.Values",
+    .tp_basicsize = sizeof(Values),
+    .tp_dealloc = (destructor)values_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One key's values, decoded as they are taken.",
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)values_next,
+};
+
+static int
+grouper_init(Grouper *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *records, *decode_key, *decode_value;
+    if (!PyArg_ParseTuple(args, "OOO", &records, &decode_key, &decode_value))
+        return -1;
+    PyObject *it = PyObject_GetIter(records);
+    if (it == NULL)
+        return -1;
+    Py_XSETREF(self->records, it);
+    Py_INCREF(decode_key);
+    Py_XSETREF(self->decode_key, decode_key);
+    Py_INCREF(decode_value);
+    Py_XSETREF(self->decode_value, decode_value);
+    return 0;
+}
+
+static void
+grouper_dealloc(Grouper *self)
+{
+    Py_XDECREF(self->records);
+    Py_XDECREF(self->decode_key);
+    Py_XDECREF(self->decode_value);
+    Py_XDECREF(self->pending);
+    Py_XDECREF(self->key);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Call render(*item) for each item reduce yields for one key; append to lines. */
+static int
+render_all(PyObject *outputs, PyObject *render, PyObject *lines)
+{
+    PyObject *it = PyObject_GetIter(outputs);
+    if (it == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *args = PyTuple_CheckExact(item) ? (Py_INCREF(item), item) : PySequence_Tuple(item);
+        Py_DECREF(item);
+        if (args == NULL)
+            goto fail;
+        PyObject *line = PyObject_Call(render, args, NULL);
+        Py_DECREF(args);
+        if (line == NULL)
+            goto fail;
+        int appended = PyList_Append(lines, line);
+        Py_DECREF(line);
+        if (appended < 0)
+            goto fail;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+fail:
+    Py_DECREF(it);
+    return -1;
+}
+
+/* run(reduce, render, lines, max_groups, max_lines) -> groups reduced (0: no keys left).
+ * Reduces keys until ``max_groups`` were reduced or ``lines`` holds ``max_lines``. */
+static PyObject *
+grouper_run(Grouper *self, PyObject *args)
+{
+    PyObject *reduce, *render, *lines;
+    Py_ssize_t max_groups, max_lines;
+    if (!PyArg_ParseTuple(args, "OOO!nn", &reduce, &render, &PyList_Type, &lines, &max_groups,
+                          &max_lines))
+        return NULL;
+    if (self->records == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Grouper not initialised");
+        return NULL;
+    }
+    Py_ssize_t groups = 0;
+    while (groups < max_groups && PyList_GET_SIZE(lines) < max_lines) {
+        int got = grouper_peek(self);
+        if (got < 0)
+            return NULL;
+        if (got == 0)
+            break;
+        PyObject *key_bytes = PyTuple_GET_ITEM(self->pending, 0);
+        Py_INCREF(key_bytes);
+        Py_XSETREF(self->key, key_bytes);
+        self->generation++;
+        groups++;
+        PyObject *key;
+        const char *kd = PyBytes_AS_STRING(key_bytes);
+        Py_ssize_t kn = PyBytes_GET_SIZE(key_bytes);
+        if (kn > 0 && (unsigned char)kd[0] == STR_TAG)
+            key = PyUnicode_DecodeUTF8(kd + 1, kn - 1, "surrogatepass");
+        else
+            key = PyObject_CallOneArg(self->decode_key, key_bytes);
+        if (key == NULL)
+            return NULL;
+        Values *values = PyObject_New(Values, &ValuesType);
+        if (values == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_INCREF(self);
+        values->owner = self;
+        values->generation = self->generation;
+        PyObject *outputs = PyObject_CallFunctionObjArgs(reduce, key, (PyObject *)values, NULL);
+        Py_DECREF(key);
+        Py_DECREF(values);
+        if (outputs == NULL)
+            return NULL;
+        int rendered = render_all(outputs, render, lines);
+        Py_DECREF(outputs);
+        if (rendered < 0)
+            return NULL;
+        /* skip the values reduce left */
+        for (;;) {
+            got = grouper_peek(self);
+            if (got < 0)
+                return NULL;
+            if (got == 0 || !grouper_same_key(self))
+                break;
+            Py_CLEAR(self->pending);
+        }
+        self->generation++;
+    }
+    return PyLong_FromSsize_t(groups);
+}
+
+static PyMethodDef grouper_methods[] = {
+    {"run", (PyCFunction)grouper_run, METH_VARARGS,
+     "run(reduce, render, lines, max_groups, max_lines) -> groups reduced"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GrouperType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kubemr._native.Grouper",
+    .tp_basicsize = sizeof(Grouper),
+    .tp_dealloc = (destructor)grouper_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Grouper(records, decode_key, decode_value): the reducer's loop.",
+    .tp_methods = grouper_methods,
+    .tp_init = (initproc)grouper_init,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyObject *
 native_crc32(PyObject *self, PyObject *arg)
 {
@@ -1069,5 +1309,16 @@ PyMODINIT_FUNC
 PyInit__native(void)
 {
     crc_init();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&GrouperType) < 0 || PyType_Ready(&ValuesType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&GrouperType);
+    if (PyModule_AddObject(m, "Grouper", (PyObject *)&GrouperType) < 0) {
+        Py_DECREF(&GrouperType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -1,6 +1,6 @@
 """Type stubs of the C extension (runtime/kubemr/_native.c); see kubemr.native."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 def crc32(data: bytes, /) -> int: ...
@@ -50,3 +50,21 @@ def combine_fill(
 def records_size(records: list[tuple[bytes, bytes]], start: int, stop: int, /) -> int | None: ...
 def frame(records: list[tuple[bytes, bytes]], start: int, stop: int, /) -> bytes | None: ...
 def decode_batch(payload: bytes, /) -> list[tuple[bytes, bytes]] | None: ...
+
+class Grouper:
+    def __init__(
+        self,
+        records: Iterable[tuple[bytes, bytes]],
+        decode_key: Callable[[bytes], Any],
+        decode_value: Callable[[bytes], Any],
+        /,
+    ) -> None: ...
+    def run(
+        self,
+        reduce: Callable[[Any, Iterator[Any]], Iterable[Any]],
+        render: Callable[..., Any],
+        lines: list[Any],
+        max_groups: int,
+        max_lines: int,
+        /,
+    ) -> int: ...

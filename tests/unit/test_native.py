@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from kubemr import combinetable, mapbuffer, native, partitioning, records, runs
+from kubemr import combinetable, mapbuffer, native, partitioning, records, reducetask, runs
 
 CORE = native.load({})
 SETTINGS = settings(
@@ -378,3 +378,66 @@ def test_value_decoding_of_each_encoding_agrees_with_msgpack(data: bytes) -> Non
     fast = _with(core(), _decode, data)
     reference = _outcome(records.decode_value, data)
     assert repr(fast) == repr(reference)
+
+
+# --- the reducer's loop ---------------------------------------------------------------------
+
+
+class _Reducer:
+    """A reduce of one of several shapes (the ones a user may write)."""
+
+    def __init__(self, shape: str) -> None:
+        self.shape = shape
+
+    def reduce(self, key: Any, values: Iterator[Any]) -> Iterable[Any]:
+        if self.shape == "each":
+            return ((key, v) for v in values)
+        if self.shape == "count":
+            return [(key, sum(1 for _ in values))]
+        if self.shape == "first":
+            return [[key, next(values)]]  # lists, not tuples; the rest left unread
+        if self.shape == "none":
+            return ()
+        if self.shape == "raise" and key == "boom":
+            raise ValueError("boom")
+        return [(key, list(values)), (None, 1)]
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.sampled_from(["a", "b", "boom", 3, ("t", 1)]), keys), values),
+        max_size=80,
+    ),
+    st.integers(min_value=1, max_value=3),
+    st.sampled_from(["each", "count", "first", "none", "raise", "list"]),
+)
+def test_the_reduce_loop_equals_the_reference(
+    tmp_path_factory: pytest.TempPathFactory, pairs: list[Any], sources: int, shape: str
+) -> None:
+    encoded = []
+    for key, value in pairs:
+        outcome = _outcome(records.encode_value, value)
+        assume(outcome[0] == "ok")
+        encoded.append((records.encode_key(key), outcome[1]))
+    tmp = tmp_path_factory.mktemp("reduce")
+    results = []
+    for use in (None, core()):
+        files = []
+        for index in range(sources):
+            path = tmp / f"run-{use is None}-{index}.run"
+            with runs.RunWriter(path) as writer:
+                writer.write(sorted(encoded[index::sources], key=lambda r: r[0]))
+            files.append(path)
+        out = tmp / f"part-{use is None}"
+        saved, native.core = native.core, use
+        try:
+            outcome = _outcome(
+                reducetask.run_reduce, _Reducer(shape), list(files), str(out), tmp / "scratch"
+            )
+        finally:
+            native.core = saved
+        if outcome[0] == "ok":
+            outcome = ("ok", outcome[1].counters, out.read_bytes())
+        results.append(outcome)
+    assert results[1] == results[0]
