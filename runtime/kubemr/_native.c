@@ -13,6 +13,7 @@
  *   partitions' lists until the buffer is full.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
  * - encode_key / encode_value / decode_value: records' encodings of common types.
+ * - sort_records: a list of records sorted by key in place, stably.
  * - Grouper: the reducer's loop (reducetask.run_reduce): keys grouped, decoded, reduced.
  * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
  *   length and a RecordBatch protobuf: every key as field 1, then every value as
@@ -1269,6 +1270,66 @@ static PyTypeObject GrouperType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- sorting records by key ---- */
+
+typedef struct {
+    uint64_t prefix; /* the key's first 8 bytes, big-endian, zero-padded */
+    const char *data;
+    Py_ssize_t len;
+    Py_ssize_t index;
+    PyObject *item;
+} SortEntry;
+
+static int
+entry_compare(const void *a, const void *b)
+{
+    const SortEntry *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    int c = bytes_compare(x->data, x->len, y->data, y->len);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+/* sort_records(records) -> bool: sort a list of (key, value) pairs by key bytes in place,
+ * stably (list.sort(key=itemgetter(0))); False, list untouched, if an item is not a
+ * tuple whose first element is bytes (the caller sorts it with list.sort). */
+static PyObject *
+native_sort_records(PyObject *self, PyObject *arg)
+{
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "records must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg);
+    if (n < 2)
+        Py_RETURN_TRUE;
+    SortEntry *entries = PyMem_Malloc(sizeof(SortEntry) * (size_t)n);
+    if (entries == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(arg, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1 ||
+            !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+            PyMem_Free(entries);
+            Py_RETURN_FALSE;
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(key);
+        Py_ssize_t len = PyBytes_GET_SIZE(key);
+        uint64_t prefix = 0;
+        for (int b = 0; b < 8; b++)
+            prefix = (prefix << 8) | (b < len ? d[b] : 0);
+        entries[i] = (SortEntry){prefix, (const char *)d, len, i, item};
+    }
+    qsort(entries, (size_t)n, sizeof(SortEntry), entry_compare);
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyList_SET_ITEM(arg, i, entries[i].item); /* a permutation: references unchanged */
+    PyMem_Free(entries);
+    Py_RETURN_TRUE;
+}
+
 static PyObject *
 native_crc32(PyObject *self, PyObject *arg)
 {
@@ -1296,6 +1357,7 @@ static PyMethodDef methods[] = {
      "records_size(records, start, stop) -> int | None"},
     {"frame", native_frame, METH_VARARGS, "frame(records, start, stop) -> bytes | None"},
     {"decode_batch", native_decode_batch, METH_O, "decode_batch(payload) -> list | None"},
+    {"sort_records", native_sort_records, METH_O, "sort_records(records) -> bool"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from operator import itemgetter
 from typing import Any
 
-from kubemr import native, records
+from kubemr import native, records, runs
 from kubemr.partitioning import Partitioner
 
 Combiner = Callable[[Any, Iterator[Any]], Iterable[tuple[Any, Any]]]
@@ -51,9 +50,6 @@ of these types cannot change after they are yielded, so are held as they are; an
 is encoded on arrival."""
 _AS_IS = (str, int, bytes)
 """Key types held as Python objects (their equality is their encoding's)."""
-
-
-_first = itemgetter(0)
 
 
 class Packed(bytes):
@@ -241,7 +237,7 @@ class CombineTable:
                     )
             table.clear()
         for part in parts:
-            part.sort(key=_first)
+            runs.sort_records(part)
         self.fold_at.clear()
         self.size = 0
         return parts

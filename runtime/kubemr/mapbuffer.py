@@ -214,7 +214,7 @@ class MapBuffer:
         part = self.parts[index]
         if self.table is not None:
             return iter(part)  # drained: sorted and combined already
-        part.sort(key=_first)
+        runs.sort_records(part)
         if self.combiner is None:
             return iter(part)
         return combine_sorted(part, self.combiner, self.stats)

@@ -441,3 +441,18 @@ def test_the_reduce_loop_equals_the_reference(
             outcome = ("ok", outcome[1].counters, out.read_bytes())
         results.append(outcome)
     assert results[1] == results[0]
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.binary(max_size=12), st.integers(0, 3)), max_size=60))
+def test_sorting_records_equals_a_stable_sort(pairs: list[tuple[bytes, int]]) -> None:
+    group = [(k, str(i).encode()) for i, (k, _) in enumerate(pairs)]  # values mark the order
+    expected = sorted(group, key=lambda r: r[0])
+    assert core().sort_records(group) is True
+    assert group == expected
+
+
+def test_records_of_other_shapes_are_left_to_list_sort() -> None:
+    group: list[Any] = [(b"b", b""), ("a", b"")]
+    assert core().sort_records(group) is False
+    assert group == [(b"b", b""), ("a", b"")]
