@@ -9,11 +9,12 @@
  *
  * - partition / partitions: crc32(key, or a tuple key's first element) mod R, or the
  *   range partitioner's bisect_right over sorted boundaries.
- * - fill: MapBuffer.add's loop: pairs encoded, partitioned and appended to the
- *   partitions' lists until the buffer is full.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
  * - encode_key / encode_value / decode_value: records' encodings of common types.
  * - sort_records: a list of records sorted by key in place, stably.
+ * - SortBuffer: the sort buffer without a combiner (MapBuffer.add's loop): records
+ *   encoded, partitioned and appended to one arena until the buffer is full, sorted and
+ *   framed natively.
  * - Grouper: the reducer's loop (reducetask.run_reduce): keys grouped, decoded, reduced.
  * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
  *   length and a RecordBatch protobuf: every key as field 1, then every value as
@@ -561,99 +562,6 @@ next_pair(PyObject *pairs, PyObject **key, PyObject **value)
     int bad = unpack_pair(item, key, value);
     Py_DECREF(item);
     return bad ? -1 : 1;
-}
-
-/* fill(pairs, parts, spec, size, capacity, limit, overhead, encode_key, encode_value,
- *      none_value) -> (size, count, payload, more)
- *
- * MapBuffer.add's loop: takes pairs from the iterator ``pairs``, encodes each, appends
- * (key_bytes, value_bytes) to parts[partition]. Stops after the record that makes
- * ``size`` reach ``capacity``, after ``limit`` records, or when ``pairs`` is exhausted
- * (more = False). ``size`` grows by each record's key and value lengths plus
- * ``overhead``; ``payload`` is their lengths alone. */
-static PyObject *
-native_fill(PyObject *self, PyObject *args)
-{
-    PyObject *pairs, *parts, *spec_obj, *fallback_key, *fallback_value, *none_value;
-    long long size, capacity, overhead;
-    Py_ssize_t limit;
-    Spec spec;
-    if (!PyArg_ParseTuple(args, "OO!OLLnLOOO", &pairs, &PyList_Type, &parts, &spec_obj, &size,
-                          &capacity, &limit, &overhead, &fallback_key, &fallback_value,
-                          &none_value))
-        return NULL;
-    if (!PyIter_Check(pairs)) {
-        PyErr_SetString(PyExc_TypeError, "pairs must be an iterator");
-        return NULL;
-    }
-    if (spec_parse(spec_obj, &spec) < 0)
-        return NULL;
-    Py_ssize_t nparts = PyList_GET_SIZE(parts);
-    long long payload = 0;
-    Py_ssize_t count = 0;
-    int more = 1;
-    while (count < limit) {
-        PyObject *key, *value;
-        int got = next_pair(pairs, &key, &value);
-        if (got < 0)
-            goto fail;
-        if (got == 0) {
-            more = 0;
-            break;
-        }
-        PyObject *kb = encode_key(key, fallback_key);
-        Py_DECREF(key);
-        if (kb == NULL) {
-            Py_DECREF(value);
-            goto fail;
-        }
-        PyObject *vb = encode_value(value, fallback_value, none_value);
-        Py_DECREF(value);
-        if (vb == NULL) {
-            Py_DECREF(kb);
-            goto fail;
-        }
-        if (!PyBytes_Check(kb) || !PyBytes_Check(vb)) {
-            Py_DECREF(kb);
-            Py_DECREF(vb);
-            PyErr_SetString(PyExc_TypeError, "encoders must return bytes");
-            goto fail;
-        }
-        long p = spec_partition(&spec, PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb));
-        Py_ssize_t record = PyBytes_GET_SIZE(kb) + PyBytes_GET_SIZE(vb);
-        if (p < 0 || p >= nparts) {
-            Py_DECREF(kb);
-            Py_DECREF(vb);
-            PyErr_SetString(PyExc_IndexError, "list index out of range");
-            goto fail;
-        }
-        PyObject *pair = PyTuple_New(2);
-        if (pair == NULL) {
-            Py_DECREF(kb);
-            Py_DECREF(vb);
-            goto fail;
-        }
-        PyTuple_SET_ITEM(pair, 0, kb);
-        PyTuple_SET_ITEM(pair, 1, vb);
-        PyObject *target = PyList_GET_ITEM(parts, p);
-        int appended = PyList_Check(target) ? PyList_Append(target, pair) : -1;
-        Py_DECREF(pair);
-        if (appended < 0) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "partitions must be lists");
-            goto fail;
-        }
-        payload += record;
-        size += record + overhead;
-        count++;
-        if (size >= capacity)
-            break;
-    }
-    spec_release(&spec);
-    return Py_BuildValue("LnLO", size, count, payload, more ? Py_True : Py_False);
-fail:
-    spec_release(&spec);
-    return NULL;
 }
 
 /* ---- the combining hash map's loop ---- */
@@ -1330,6 +1238,371 @@ native_sort_records(PyObject *self, PyObject *arg)
     Py_RETURN_TRUE;
 }
 
+/* ---- the sort buffer: records in one arena, no Python object per record ---- */
+
+/* SortBuffer(reduce_tasks): the sort buffer of a job without a combiner. Records are
+ * encoded into one growing arena (key bytes, then value bytes) with an entry each
+ * (partition, key prefix, offset, lengths); ``sort`` orders the entries by partition,
+ * key and arrival (a stable sort by key per partition), and ``frames`` writes a
+ * partition's records as run frames, grouped exactly as kubemr.runs frames records. */
+typedef struct {
+    uint64_t prefix;
+    size_t offset;
+    uint32_t part;
+    uint32_t klen;
+    uint32_t vlen;
+} Entry;
+
+#define ENTRY_BYTES ((long long)sizeof(Entry))
+
+typedef struct {
+    PyObject_HEAD
+    long reduce_tasks;
+    char *arena;
+    size_t used, cap;
+    Entry *entries;
+    Py_ssize_t count, entries_cap;
+    Py_ssize_t *starts; /* after sort: the first entry of each partition (reduce_tasks + 1) */
+    int sorted;
+} SortBuffer;
+
+static PyTypeObject SortBufferType;
+
+static int
+sortbuffer_init(SortBuffer *self, PyObject *args, PyObject *kwds)
+{
+    long reduce_tasks;
+    if (!PyArg_ParseTuple(args, "l", &reduce_tasks))
+        return -1;
+    if (reduce_tasks < 1) {
+        PyErr_SetString(PyExc_ValueError, "reduce_tasks must be at least 1");
+        return -1;
+    }
+    self->reduce_tasks = reduce_tasks;
+    PyMem_Free(self->starts);
+    self->starts = PyMem_Calloc((size_t)reduce_tasks + 1, sizeof(Py_ssize_t));
+    return self->starts == NULL ? (PyErr_NoMemory(), -1) : 0;
+}
+
+static void
+sortbuffer_free(SortBuffer *self)
+{
+    PyMem_Free(self->arena);
+    PyMem_Free(self->entries);
+    self->arena = NULL;
+    self->entries = NULL;
+    self->used = self->cap = 0;
+    self->count = self->entries_cap = 0;
+}
+
+static void
+sortbuffer_dealloc(SortBuffer *self)
+{
+    sortbuffer_free(self);
+    PyMem_Free(self->starts);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+arena_reserve(SortBuffer *self, size_t more)
+{
+    if (self->used + more <= self->cap)
+        return 0;
+    size_t cap = self->cap ? self->cap : 1 << 16;
+    while (cap < self->used + more)
+        cap *= 2;
+    char *grown = PyMem_Realloc(self->arena, cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->arena = grown;
+    self->cap = cap;
+    return 0;
+}
+
+/* Append one record; ``key`` and ``value`` are the encoded bytes. */
+static int
+sortbuffer_append(SortBuffer *self, long part, const char *key, Py_ssize_t klen,
+                  const char *value, Py_ssize_t vlen)
+{
+    if (klen > UINT32_MAX || vlen > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "record larger than 4 GiB");
+        return -1;
+    }
+    if (self->count == self->entries_cap) {
+        Py_ssize_t cap = self->entries_cap ? self->entries_cap * 2 : 4096;
+        Entry *grown = PyMem_Realloc(self->entries, sizeof(Entry) * (size_t)cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->entries = grown;
+        self->entries_cap = cap;
+    }
+    if (arena_reserve(self, (size_t)(klen + vlen)) < 0)
+        return -1;
+    Entry *e = &self->entries[self->count++];
+    e->offset = self->used;
+    e->part = (uint32_t)part;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    uint64_t prefix = 0;
+    for (int b = 0; b < 8; b++)
+        prefix = (prefix << 8) | (b < klen ? (unsigned char)key[b] : 0);
+    e->prefix = prefix;
+    memcpy(self->arena + self->used, key, (size_t)klen);
+    memcpy(self->arena + self->used + klen, value, (size_t)vlen);
+    self->used += (size_t)(klen + vlen);
+    self->sorted = 0;
+    return 0;
+}
+
+/* fill(pairs, spec, size, capacity, limit, encode_key, encode_value, none_value)
+ *   -> (size, count, payload, more)
+ * MapBuffer.add's loop into the arena; ``size`` grows by each record's bytes plus its
+ * entry. Stops as native_fill does. */
+static PyObject *
+sortbuffer_fill(SortBuffer *self, PyObject *args)
+{
+    PyObject *pairs, *spec_obj, *fallback_key, *fallback_value, *none_value;
+    long long size, capacity;
+    Py_ssize_t limit;
+    Spec spec;
+    if (!PyArg_ParseTuple(args, "OOLLnOOO", &pairs, &spec_obj, &size, &capacity, &limit,
+                          &fallback_key, &fallback_value, &none_value))
+        return NULL;
+    if (!PyIter_Check(pairs)) {
+        PyErr_SetString(PyExc_TypeError, "pairs must be an iterator");
+        return NULL;
+    }
+    if (spec_parse(spec_obj, &spec) < 0)
+        return NULL;
+    long long payload = 0;
+    Py_ssize_t count = 0;
+    int more = 1;
+    while (count < limit) {
+        PyObject *key, *value;
+        int got = next_pair(pairs, &key, &value);
+        if (got < 0)
+            goto fail;
+        if (got == 0) {
+            more = 0;
+            break;
+        }
+        PyObject *kb = encode_key(key, fallback_key);
+        Py_DECREF(key);
+        if (kb == NULL) {
+            Py_DECREF(value);
+            goto fail;
+        }
+        PyObject *vb = encode_value(value, fallback_value, none_value);
+        Py_DECREF(value);
+        if (vb == NULL || !PyBytes_Check(kb) || !PyBytes_Check(vb)) {
+            if (vb != NULL)
+                PyErr_SetString(PyExc_TypeError, "encoders must return bytes");
+            Py_DECREF(kb);
+            Py_XDECREF(vb);
+            goto fail;
+        }
+        long p = spec_partition(&spec, PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb));
+        if (p < 0 || p >= self->reduce_tasks) {
+            Py_DECREF(kb);
+            Py_DECREF(vb);
+            PyErr_SetString(PyExc_IndexError, "list index out of range");
+            goto fail;
+        }
+        Py_ssize_t record = PyBytes_GET_SIZE(kb) + PyBytes_GET_SIZE(vb);
+        int appended = sortbuffer_append(self, p, PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb),
+                                         PyBytes_AS_STRING(vb), PyBytes_GET_SIZE(vb));
+        Py_DECREF(kb);
+        Py_DECREF(vb);
+        if (appended < 0)
+            goto fail;
+        payload += record;
+        size += record + ENTRY_BYTES;
+        count++;
+        if (size >= capacity)
+            break;
+    }
+    spec_release(&spec);
+    return Py_BuildValue("LnLO", size, count, payload, more ? Py_True : Py_False);
+fail:
+    spec_release(&spec);
+    return NULL;
+}
+
+static const char *sort_arena; /* qsort has no context argument */
+
+static int
+arena_entry_compare(const void *a, const void *b)
+{
+    const Entry *x = a, *y = b;
+    if (x->part != y->part)
+        return x->part < y->part ? -1 : 1;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    int c = bytes_compare(sort_arena + x->offset, x->klen, sort_arena + y->offset, y->klen);
+    if (c)
+        return c;
+    return x->offset < y->offset ? -1 : (x->offset > y->offset); /* arrival order */
+}
+
+static PyObject *
+sortbuffer_sort(SortBuffer *self, PyObject *noargs)
+{
+    sort_arena = self->arena; /* the GIL is held throughout */
+    qsort(self->entries, (size_t)self->count, sizeof(Entry), arena_entry_compare);
+    Py_ssize_t i = 0;
+    for (long p = 0; p <= self->reduce_tasks; p++) {
+        while (i < self->count && self->entries[i].part < (uint32_t)p)
+            i++;
+        self->starts[p] = i;
+    }
+    self->starts[self->reduce_tasks] = self->count;
+    self->sorted = 1;
+    Py_RETURN_NONE;
+}
+
+static long long
+entries_size(const Entry *e, Py_ssize_t n)
+{
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        total += (long long)e[i].klen + e[i].vlen + 6;
+    return total;
+}
+
+static PyObject *
+entries_frame(const SortBuffer *self, const Entry *e, Py_ssize_t n)
+{
+    uint64_t payload = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        payload += (uint64_t)(2 + varint_size(e[i].klen) + e[i].klen + varint_size(e[i].vlen) +
+                              e[i].vlen);
+    if (payload > 0xFFFFFFFFull) {
+        PyErr_SetString(PyExc_OverflowError, "frame larger than 4 GiB");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 + payload));
+    if (out == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    for (int b = 0; b < 4; b++)
+        p[b] = (char)((payload >> (8 * b)) & 0xFF);
+    p += 4;
+    for (int field = 0; field < 2; field++) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t len = field ? e[i].vlen : e[i].klen;
+            const char *src = self->arena + e[i].offset + (field ? e[i].klen : 0);
+            *p++ = field ? 0x12 : 0x0A;
+            p = put_varint(p, len);
+            memcpy(p, src, len);
+            p += len;
+        }
+    }
+    return out;
+}
+
+/* runs._split_frames over entries: append (frame, count) pairs to ``out``. */
+static int
+split_entry_frames(const SortBuffer *self, const Entry *e, Py_ssize_t n, long long size,
+                   long long batch, PyObject *out)
+{
+    if (size <= 2 * batch || n == 1) {
+        PyObject *frame = entries_frame(self, e, n);
+        if (frame == NULL)
+            return -1;
+        PyObject *pair = Py_BuildValue("Nn", frame, n);
+        if (pair == NULL)
+            return -1;
+        int appended = PyList_Append(out, pair);
+        Py_DECREF(pair);
+        return appended;
+    }
+    Py_ssize_t half = n / 2;
+    if (split_entry_frames(self, e, half, entries_size(e, half), batch, out) < 0)
+        return -1;
+    return split_entry_frames(self, e + half, n - half, entries_size(e + half, n - half), batch,
+                              out);
+}
+
+/* frames(partition, start, take, batch_bytes, max_group, max_bytes)
+ *   -> (frames, start, take)
+ * The run frames of the sorted partition's records from its ``start``-th on, grouped as
+ * kubemr.runs._framed groups them (``take``: the next group's size, FIRST_GROUP at
+ * first), until about ``max_bytes`` of frames are made; frames is a list of
+ * (frame, records); an empty list at the end of the partition. */
+static PyObject *
+sortbuffer_frames(SortBuffer *self, PyObject *args)
+{
+    long part;
+    Py_ssize_t start, take, max_group;
+    long long batch, max_bytes;
+    if (!PyArg_ParseTuple(args, "lnnLnL", &part, &start, &take, &batch, &max_group, &max_bytes))
+        return NULL;
+    if (!self->sorted || part < 0 || part >= self->reduce_tasks) {
+        PyErr_SetString(PyExc_ValueError, "frames of an unsorted buffer or no such partition");
+        return NULL;
+    }
+    Py_ssize_t first = self->starts[part], end = self->starts[part + 1];
+    Py_ssize_t i = first + start;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    long long made = 0;
+    while (i < end && made < max_bytes) {
+        Py_ssize_t n = take < end - i ? take : end - i;
+        long long size = entries_size(self->entries + i, n);
+        if (split_entry_frames(self, self->entries + i, n, size, batch, out) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        made += size;
+        i += n;
+        long long next = batch * n / (size > 1 ? size : 1);
+        take = (Py_ssize_t)(next < 1 ? 1 : (next > max_group ? max_group : next));
+    }
+    return Py_BuildValue("Nnn", out, i - first, take);
+}
+
+static PyObject *
+sortbuffer_clear(SortBuffer *self, PyObject *noargs)
+{
+    sortbuffer_free(self);
+    self->sorted = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sortbuffer_len(SortBuffer *self, PyObject *noargs)
+{
+    return PyLong_FromSsize_t(self->count);
+}
+
+static PyMethodDef sortbuffer_methods[] = {
+    {"fill", (PyCFunction)sortbuffer_fill, METH_VARARGS,
+     "fill(pairs, spec, size, capacity, limit, encode_key, encode_value, none_value)"},
+    {"sort", (PyCFunction)sortbuffer_sort, METH_NOARGS, "Sort by partition, key, arrival."},
+    {"frames", (PyCFunction)sortbuffer_frames, METH_VARARGS,
+     "frames(partition, start, take, batch_bytes, max_group, max_bytes)"},
+    {"clear", (PyCFunction)sortbuffer_clear, METH_NOARGS, "Drop every record; free memory."},
+    {"records", (PyCFunction)sortbuffer_len, METH_NOARGS, "Records held."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SortBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kubemr._native.SortBuffer",
+    .tp_basicsize = sizeof(SortBuffer),
+    .tp_dealloc = (destructor)sortbuffer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SortBuffer(reduce_tasks): encoded records in one arena.",
+    .tp_methods = sortbuffer_methods,
+    .tp_init = (initproc)sortbuffer_init,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyObject *
 native_crc32(PyObject *self, PyObject *arg)
 {
@@ -1349,9 +1622,6 @@ static PyMethodDef methods[] = {
     {"encode_value", native_encode_value, METH_VARARGS,
      "encode_value(fallback, none_value, value) -> bytes"},
     {"decode_value", native_decode_value, METH_VARARGS, "decode_value(fallback, data) -> value"},
-    {"fill", native_fill, METH_VARARGS,
-     "fill(pairs, parts, spec, size, capacity, limit, overhead, encode_key, encode_value, "
-     "none_value) -> (size, count, payload, more)"},
     {"combine_fill", native_combine_fill, METH_VARARGS, "CombineTable.add's loop."},
     {"records_size", native_records_size, METH_VARARGS,
      "records_size(records, start, stop) -> int | None"},
@@ -1371,14 +1641,15 @@ PyMODINIT_FUNC
 PyInit__native(void)
 {
     crc_init();
-    if (PyType_Ready(&GrouperType) < 0 || PyType_Ready(&ValuesType) < 0)
+    if (PyType_Ready(&GrouperType) < 0 || PyType_Ready(&ValuesType) < 0 ||
+        PyType_Ready(&SortBufferType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    Py_INCREF(&GrouperType);
-    if (PyModule_AddObject(m, "Grouper", (PyObject *)&GrouperType) < 0) {
-        Py_DECREF(&GrouperType);
+    if (PyModule_AddIntConstant(m, "ENTRY_BYTES", (long)sizeof(Entry)) < 0 ||
+        PyModule_AddObjectRef(m, "Grouper", (PyObject *)&GrouperType) < 0 ||
+        PyModule_AddObjectRef(m, "SortBuffer", (PyObject *)&SortBufferType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

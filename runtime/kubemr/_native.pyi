@@ -11,19 +11,6 @@ def encode_value(
     fallback: Callable[[object], bytes], none_value: bytes, value: object, /
 ) -> bytes: ...
 def decode_value(fallback: Callable[[bytes], Any], data: bytes, /) -> Any: ...
-def fill(
-    pairs: Iterator[tuple[Any, Any]],
-    parts: list[list[tuple[bytes, bytes]]],
-    spec: int | list[bytes],
-    size: int,
-    capacity: int,
-    limit: int,
-    overhead: int,
-    encode_key: Callable[[object], bytes],
-    encode_value: Callable[[object], bytes],
-    none_value: bytes,
-    /,
-) -> tuple[int, int, int, bool]: ...
 def combine_fill(
     pairs: Iterator[tuple[Any, Any]],
     strs: dict[Any, list[Any]],
@@ -69,3 +56,33 @@ class Grouper:
         max_lines: int,
         /,
     ) -> int: ...
+
+ENTRY_BYTES: int
+
+class SortBuffer:
+    def __init__(self, reduce_tasks: int, /) -> None: ...
+    def fill(
+        self,
+        pairs: Iterator[tuple[Any, Any]],
+        spec: int | list[bytes],
+        size: int,
+        capacity: int,
+        limit: int,
+        encode_key: Callable[[object], bytes],
+        encode_value: Callable[[object], bytes],
+        none_value: bytes,
+        /,
+    ) -> tuple[int, int, int, bool]: ...
+    def sort(self) -> None: ...
+    def frames(
+        self,
+        partition: int,
+        start: int,
+        take: int,
+        batch_bytes: int,
+        max_group: int,
+        max_bytes: int,
+        /,
+    ) -> tuple[list[tuple[bytes, int]], int, int]: ...
+    def clear(self) -> None: ...
+    def records(self) -> int: ...

@@ -33,6 +33,9 @@ RECORD_OVERHEAD = 170
 """Estimated Python memory per buffered record beyond its payload bytes: two bytes
 objects (2 x 33), a tuple (56), a list slot (8) and allocator slack."""
 
+ARENA_CHUNK = 1 << 20
+"""Bytes of frames made from the arena at a time while a partition is written."""
+
 PUBLISH_EVERY = 4096
 """Records between two updates of the buffer's occupancy metrics while it fills."""
 
@@ -106,6 +109,10 @@ class MapBuffer:
         self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
         self.peak_size = 0
         self.table = CombineTable(combiner, self.stats) if combiner is not None else None
+        core = native.core
+        self.arena: Any = core.SortBuffer(reduce_tasks) if core and combiner is None else None
+        """Without a combiner, with the native core: the records, encoded in one arena
+        (``kubemr._native.SortBuffer``) instead of ``parts``."""
         self.metrics = metrics
         if metrics is not None:
             metrics.set("kubemr_map_sort_buffer_capacity_bytes", capacity)
@@ -116,8 +123,8 @@ class MapBuffer:
         if self.table is not None:
             self._add_combining(iter(pairs), self.table)
             return
-        if native.core is not None:
-            self._add_native(iter(pairs), native.core)
+        if self.arena is not None:
+            self._add_native(iter(pairs), self.arena)
             return
         encode_key, encode_value = records.encode_key, records.encode_value
         partition, parts, capacity = self.partitioner, self.parts, self.capacity
@@ -146,21 +153,21 @@ class MapBuffer:
         self.size = size
         self._account(count, payload)
 
-    def _add_native(self, pairs: Iterator[tuple[Any, Any]], core: Any) -> None:
-        """:meth:`add`'s loop in the native core, a ``PUBLISH_EVERY`` records at a time:
-        the same records in the same partitions, the same spills at the same records."""
+    def _add_native(self, pairs: Iterator[tuple[Any, Any]], arena: Any) -> None:
+        """:meth:`add`'s loop in the native core, ``PUBLISH_EVERY`` records at a time,
+        into the arena. Each record counts its bytes plus its entry
+        (``kubemr._native.ENTRY_BYTES``: partition, key prefix, offset, lengths) against
+        the capacity; the arena grows by doubling, so it holds at most about twice that."""
         spec = self.partitioner.spec
         encode_key, encode_value = records.encode_key, records.encode_value
         more = True
         while more:
-            size, count, payload, more = core.fill(
+            size, count, payload, more = arena.fill(
                 pairs,
-                self.parts,
                 spec,
                 self.size,
                 self.capacity,
                 PUBLISH_EVERY,
-                RECORD_OVERHEAD,
                 encode_key,
                 encode_value,
                 records.NONE_VALUE,
@@ -219,20 +226,38 @@ class MapBuffer:
             return iter(part)
         return combine_sorted(part, self.combiner, self.stats)
 
+    def _write_partition(self, writer: runs.RunWriter, index: int) -> None:
+        """Write partition ``index`` of the buffer, sorted (and combined), to ``writer``."""
+        if self.arena is None:
+            writer.write(self._sorted_partition(index))
+            self.parts[index] = []
+            return
+        start, take = 0, runs.FIRST_GROUP
+        while True:
+            frames, start, take = self.arena.frames(
+                index, start, take, runs.BATCH_BYTES, runs.MAX_GROUP, ARENA_CHUNK
+            )
+            if not frames:
+                return
+            writer.write_frames(frames)
+
     def spill(self, full: bool = False) -> None:
         """Sort, combine and write every partition to a new spill file; empty the buffer.
         ``full``: the buffer filled up and its producer waits for this spill."""
         started = time.perf_counter()
         self._drain()
+        if self.arena is not None:
+            self.arena.sort()
         number = len(self.spills)
         files: list[Path] = []
         for index in range(self.reduce_tasks):
             path = self.spill_dir / f"spill-{number:04d}-p{index:05d}.run"
             with runs.RunWriter(path) as writer:
-                writer.write(self._sorted_partition(index))
+                self._write_partition(writer, index)
             self.stats["spilled_records"] += writer.records
             files.append(path)
-            self.parts[index] = []
+        if self.arena is not None:
+            self.arena.clear()
         self.spills.append(files)
         self.stats["spills"] += 1
         self.size = self.buffered = 0
@@ -261,12 +286,13 @@ class MapBuffer:
             self.spill()
         elif not self.spills:
             self._drain()
+            if self.arena is not None:
+                self.arena.sort()
         for index in range(self.reduce_tasks):
             path = out_dir / f"part-{index:05d}.run"
             with runs.RunWriter(path) as writer:
                 if not self.spills:
-                    writer.write(self._sorted_partition(index))
-                    self.parts[index] = []
+                    self._write_partition(writer, index)
                 else:
                     spills: list[runs.Source] = [files[index] for files in self.spills]
                     paths, _ = runs.merge_in_passes(
@@ -280,6 +306,8 @@ class MapBuffer:
         for files in self.spills:
             for path in files:
                 path.unlink(missing_ok=True)
+        if self.arena is not None:
+            self.arena.clear()
         self.buffered = self.size = 0
         self._publish(0, 0)
         self.timings["merge"] += time.perf_counter() - started

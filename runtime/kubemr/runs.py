@@ -226,6 +226,13 @@ class RunWriter:
             self.bytes += len(frame)
             self.records += count
 
+    def write_frames(self, frames: Iterable[tuple[bytes, int]]) -> None:
+        """Write frames made elsewhere (frame, records in it)."""
+        for frame, count in frames:
+            self._file.write(frame)
+            self.bytes += len(frame)
+            self.records += count
+
     def close(self) -> None:
         self._file.close()
 
