@@ -30,7 +30,6 @@ import argparse
 import importlib.util
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -163,4 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
