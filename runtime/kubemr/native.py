@@ -12,6 +12,7 @@ the master and workers).
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -25,10 +26,9 @@ def load(environ: dict[str, str] | os._Environ[str] = os.environ) -> ModuleType 
     if environ.get(ENV, "1").strip() == "0":
         return None
     try:
-        from kubemr import _native  # noqa: PLC0415 (optional: absent without a compiler)
+        return importlib.import_module("kubemr._native")  # absent without a C compiler
     except ImportError:
         return None
-    return _native
 
 
 def built() -> bool:

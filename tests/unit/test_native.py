@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,6 +38,12 @@ def test_the_extension_is_built_and_used_by_default() -> None:
     assert native.load({}) is core()
     assert native.load({native.ENV: "0"}) is None
     assert native.load({native.ENV: "1"}) is core()
+
+
+def test_without_the_extension_kubemr_takes_the_pure_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "kubemr._native", None)  # as if it was never built
+    assert native.load({}) is None
+    assert not native.built()
 
 
 # --- strategies -----------------------------------------------------------------------------
