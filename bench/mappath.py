@@ -42,7 +42,7 @@ from kubemr.apps.sort import Sort
 from kubemr.splits import Split
 from terasort import teragen
 from userapps import APPS
-from wordcount import DEFAULT_CACHE, DEFAULT_DATA, MIB, build_corpus
+from wordcount import DEFAULT_CACHE, DEFAULT_DATA, MIB, build_corpus, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TERASORT = "terasort"
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--apps", default=",".join([*APPS, TERASORT]))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args()
     size = int(args.size_mb * MIB)
     corpus, meta = build_corpus(args.data, size, args.cache_dir)
@@ -126,6 +127,7 @@ def main() -> None:
         f"{'pure/alone':>11} {'red nat':>8} {'red pure':>9} {'records':>10}"
     )
     paths = {"native": core, "pure": None} if core is not None else {"pure": None}
+    measured: dict[str, dict[str, list[float]]] = {}
     for app_name in args.apps.split(","):
         app = load(app_name)
         split = text
@@ -150,6 +152,7 @@ def main() -> None:
                 finally:
                     native.core = core
                     shutil.rmtree(work, ignore_errors=True)
+        measured[app_name] = dict(seconds)
         med = {k: statistics.median(v) for k, v in seconds.items()}
         nat = med.get("map native", float("nan"))
         print(
@@ -159,6 +162,7 @@ def main() -> None:
             f"{count:>10}",
             flush=True,
         )
+    write_json(args.json, {"size_bytes": size, "cpu_seconds": measured})
 
 
 if __name__ == "__main__":
