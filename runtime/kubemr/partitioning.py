@@ -39,9 +39,7 @@ class HashPartitioner(Partitioner):
     with one first element reaches one reduce task (secondary sort)."""
 
     def __init__(self, reduce_tasks: int) -> None:
-        if reduce_tasks < 1:
-            raise ValueError("reduce_tasks must be at least 1")
-        self.reduce_tasks = reduce_tasks
+        self.reduce_tasks = reduce_tasks  # 0 in a map-only job, which never partitions
         self.spec = reduce_tasks
 
     def __call__(self, key: bytes) -> int:
