@@ -15,6 +15,7 @@
  * - SortBuffer: the sort buffer without a combiner (MapBuffer.add's loop): records
  *   encoded, partitioned and appended to one arena until the buffer is full, sorted and
  *   framed natively.
+ * - Merger: the k-way merge of sorted runs (a heap of the runs' current records).
  * - Grouper: the reducer's loop (reducetask.run_reduce): keys grouped, decoded, reduced.
  * - records_size / frame / decode_batch: the run frame codec (a 4-byte little-endian
  *   length and a RecordBatch protobuf: every key as field 1, then every value as
@@ -1603,6 +1604,201 @@ static PyTypeObject SortBufferType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- the k-way merge of sorted runs ---- */
+
+/* Merger(batches): the records of sorted runs in key order, equal keys in run order (then
+ * their order within the run), as lists of at most MERGED_BATCH records; ``batches``
+ * is a list of iterators of record lists, one per run (kubemr.runs.merge_batches). A
+ * heap of the runs' current records, keyed by (key bytes, run index). */
+#define MERGED_BATCH 4096
+
+typedef struct {
+    PyObject *iter;
+    PyObject *batch; /* the current list of records, NULL once the run is done */
+    Py_ssize_t pos;
+} Cursor;
+
+typedef struct {
+    PyObject_HEAD
+    Cursor *cursors;
+    Py_ssize_t count;
+    Py_ssize_t *heap;
+    Py_ssize_t heap_size;
+    int started;
+} Merger;
+
+static PyTypeObject MergerType;
+
+/* The current record's key of cursor ``i`` (a checked record). */
+static inline PyObject *
+cursor_key(Merger *m, Py_ssize_t i)
+{
+    Cursor *c = &m->cursors[i];
+    return PyTuple_GET_ITEM(PyList_GET_ITEM(c->batch, c->pos), 0);
+}
+
+static int
+heap_less(Merger *m, Py_ssize_t a, Py_ssize_t b)
+{
+    PyObject *ka = cursor_key(m, a), *kb = cursor_key(m, b);
+    int c = bytes_compare(PyBytes_AS_STRING(ka), PyBytes_GET_SIZE(ka), PyBytes_AS_STRING(kb),
+                          PyBytes_GET_SIZE(kb));
+    return c < 0 || (c == 0 && a < b);
+}
+
+static void
+heap_down(Merger *m, Py_ssize_t i)
+{
+    for (;;) {
+        Py_ssize_t l = 2 * i + 1, r = l + 1, best = i;
+        if (l < m->heap_size && heap_less(m, m->heap[l], m->heap[best]))
+            best = l;
+        if (r < m->heap_size && heap_less(m, m->heap[r], m->heap[best]))
+            best = r;
+        if (best == i)
+            return;
+        Py_ssize_t tmp = m->heap[i];
+        m->heap[i] = m->heap[best];
+        m->heap[best] = tmp;
+        i = best;
+    }
+}
+
+/* Check the record at the cursor; -1 with TypeError if it is not (bytes, bytes). */
+static int
+cursor_check(Cursor *c)
+{
+    PyObject *r = PyList_GET_ITEM(c->batch, c->pos);
+    if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 && PyBytes_Check(PyTuple_GET_ITEM(r, 0)))
+        return 0;
+    PyErr_SetString(PyExc_TypeError, "runs must hold (bytes, bytes) records");
+    return -1;
+}
+
+/* Load the cursor's next non-empty batch: 1, 0 when the run is done, -1 on error. */
+static int
+cursor_load(Cursor *c)
+{
+    Py_CLEAR(c->batch);
+    c->pos = 0;
+    for (;;) {
+        PyObject *batch = PyIter_Next(c->iter);
+        if (batch == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        if (!PyList_Check(batch)) {
+            Py_DECREF(batch);
+            PyErr_SetString(PyExc_TypeError, "runs must yield lists of records");
+            return -1;
+        }
+        if (PyList_GET_SIZE(batch) > 0) {
+            c->batch = batch;
+            return cursor_check(c) < 0 ? -1 : 1;
+        }
+        Py_DECREF(batch);
+    }
+}
+
+static int
+merger_init(Merger *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *sources;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &sources))
+        return -1;
+    if (self->cursors != NULL) {
+        PyErr_SetString(PyExc_ValueError, "Merger initialised twice");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(sources);
+    self->cursors = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Cursor));
+    self->heap = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_ssize_t));
+    if (self->cursors == NULL || self->heap == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->count = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        self->cursors[i].iter = PyObject_GetIter(PyList_GET_ITEM(sources, i));
+        if (self->cursors[i].iter == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+merger_dealloc(Merger *self)
+{
+    for (Py_ssize_t i = 0; self->cursors != NULL && i < self->count; i++) {
+        Py_XDECREF(self->cursors[i].iter);
+        Py_XDECREF(self->cursors[i].batch);
+    }
+    PyMem_Free(self->cursors);
+    PyMem_Free(self->heap);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+merger_next(Merger *self)
+{
+    if (self->cursors == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Merger not initialised");
+        return NULL;
+    }
+    if (!self->started) { /* the first batch of every run, in run order */
+        self->started = 1;
+        for (Py_ssize_t i = 0; i < self->count; i++) {
+            int got = cursor_load(&self->cursors[i]);
+            if (got < 0)
+                return NULL;
+            if (got)
+                self->heap[self->heap_size++] = i;
+        }
+        for (Py_ssize_t i = self->heap_size / 2 - 1; i >= 0; i--)
+            heap_down(self, i);
+    }
+    if (self->heap_size == 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    while (self->heap_size > 0 && PyList_GET_SIZE(out) < MERGED_BATCH) {
+        Py_ssize_t top = self->heap[0];
+        Cursor *c = &self->cursors[top];
+        if (PyList_Append(out, PyList_GET_ITEM(c->batch, c->pos)) < 0)
+            goto fail;
+        if (++c->pos < PyList_GET_SIZE(c->batch)) {
+            if (cursor_check(c) < 0)
+                goto fail;
+        } else {
+            int got = cursor_load(c);
+            if (got < 0)
+                goto fail;
+            if (!got) {
+                self->heap[0] = self->heap[--self->heap_size];
+                if (self->heap_size == 0)
+                    break;
+            }
+        }
+        heap_down(self, 0);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyTypeObject MergerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kubemr._native.Merger",
+    .tp_basicsize = sizeof(Merger),
+    .tp_dealloc = (destructor)merger_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Merger(batches): sorted runs merged, as lists of records.",
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)merger_next,
+    .tp_init = (initproc)merger_init,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyObject *
 native_crc32(PyObject *self, PyObject *arg)
 {
@@ -1642,14 +1838,15 @@ PyInit__native(void)
 {
     crc_init();
     if (PyType_Ready(&GrouperType) < 0 || PyType_Ready(&ValuesType) < 0 ||
-        PyType_Ready(&SortBufferType) < 0)
+        PyType_Ready(&SortBufferType) < 0 || PyType_Ready(&MergerType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddIntConstant(m, "ENTRY_BYTES", (long)sizeof(Entry)) < 0 ||
         PyModule_AddObjectRef(m, "Grouper", (PyObject *)&GrouperType) < 0 ||
-        PyModule_AddObjectRef(m, "SortBuffer", (PyObject *)&SortBufferType) < 0) {
+        PyModule_AddObjectRef(m, "SortBuffer", (PyObject *)&SortBufferType) < 0 ||
+        PyModule_AddObjectRef(m, "Merger", (PyObject *)&MergerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -293,10 +293,14 @@ def merge(sources: list[Source]) -> Iterator[Record]:
 
 
 def merge_batches(sources: list[Source]) -> Iterator[list[Record]]:
-    """:func:`merge`, as lists of records."""
+    """:func:`merge`, as lists of records (a heap merge in the native core when it is in
+    use: the same records in the same order)."""
     if len(sources) == 1:
         return source_batches(sources[0])
-    return _merged_batches([source_batches(s) for s in sources])
+    batches = [source_batches(s) for s in sources]
+    if native.core is not None:
+        return native.core.Merger(batches)  # type: ignore[no-any-return]
+    return _merged_batches(batches)
 
 
 def _next_batch(batches: Iterator[list[Record]]) -> list[Record] | None:

@@ -484,3 +484,32 @@ def test_records_of_other_shapes_are_left_to_list_sort() -> None:
     group: list[Any] = [(b"b", b""), ("a", b"")]
     assert core().sort_records(group) is False
     assert group == [(b"b", b""), ("a", b"")]
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.lists(st.tuples(st.binary(max_size=2), st.binary(max_size=3)), max_size=40),
+        min_size=2,
+        max_size=6,
+    ),
+    st.integers(min_value=1, max_value=7),
+)
+def test_the_heap_merge_equals_the_batch_merge(runs_of: list[list[Any]], batch: int) -> None:
+    """Runs of few distinct keys (many ties), cut into batches of ``batch`` records (and
+    an empty one): every record once, by key, ties in run order then in-run order."""
+    ordered = [sorted(r, key=lambda rec: rec[0]) for r in runs_of]
+    expected = [
+        rec
+        for _, _, _, rec in sorted(
+            (rec[0], run, pos, rec)
+            for run, recs in enumerate(ordered)
+            for pos, rec in enumerate(recs)
+        )
+    ]
+
+    def batches() -> list[Iterator[list[runs.Record]]]:
+        return [iter([r[i : i + batch] for i in range(0, len(r), batch)] + [[]]) for r in ordered]
+
+    assert [rec for b in core().Merger(batches()) for rec in b] == expected
+    assert [rec for b in runs._merged_batches(batches()) for rec in b] == expected
