@@ -1066,9 +1066,27 @@ grouper_dealloc(Grouper *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Call render(*item) for each item reduce yields for one key; append to lines. */
+/* records.format_line's common cases: a str key with a None value (the key) or an int
+ * value (key TAB value); NULL without an exception for every other pair. */
+static PyObject *
+text_line(PyObject *args)
+{
+    if (PyTuple_GET_SIZE(args) != 2 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(args, 0)))
+        return NULL;
+    PyObject *key = PyTuple_GET_ITEM(args, 0), *value = PyTuple_GET_ITEM(args, 1);
+    if (value == Py_None) {
+        Py_INCREF(key);
+        return key;
+    }
+    if (PyLong_CheckExact(value))
+        return PyUnicode_FromFormat("%U\t%S", key, value);
+    return NULL;
+}
+
+/* Call render(*item) for each item reduce yields for one key (``text``: render is
+ * records.format_line, whose common cases are made here); append to lines. */
 static int
-render_all(PyObject *outputs, PyObject *render, PyObject *lines)
+render_all(PyObject *outputs, PyObject *render, int text, PyObject *lines)
 {
     PyObject *it = PyObject_GetIter(outputs);
     if (it == NULL)
@@ -1079,7 +1097,9 @@ render_all(PyObject *outputs, PyObject *render, PyObject *lines)
         Py_DECREF(item);
         if (args == NULL)
             goto fail;
-        PyObject *line = PyObject_Call(render, args, NULL);
+        PyObject *line = text ? text_line(args) : NULL;
+        if (line == NULL && !PyErr_Occurred())
+            line = PyObject_Call(render, args, NULL);
         Py_DECREF(args);
         if (line == NULL)
             goto fail;
@@ -1095,15 +1115,17 @@ fail:
     return -1;
 }
 
-/* run(reduce, render, lines, max_groups, max_lines) -> groups reduced (0: no keys left).
- * Reduces keys until ``max_groups`` were reduced or ``lines`` holds ``max_lines``. */
+/* run(reduce, render, text, lines, max_groups, max_lines) -> groups reduced (0: no keys
+ * left). Reduces keys until ``max_groups`` were reduced or ``lines`` holds
+ * ``max_lines``; ``text``: ``render`` is records.format_line. */
 static PyObject *
 grouper_run(Grouper *self, PyObject *args)
 {
     PyObject *reduce, *render, *lines;
     Py_ssize_t max_groups, max_lines;
-    if (!PyArg_ParseTuple(args, "OOO!nn", &reduce, &render, &PyList_Type, &lines, &max_groups,
-                          &max_lines))
+    int text;
+    if (!PyArg_ParseTuple(args, "OOpO!nn", &reduce, &render, &text, &PyList_Type, &lines,
+                          &max_groups, &max_lines))
         return NULL;
     if (self->records == NULL) {
         PyErr_SetString(PyExc_ValueError, "Grouper not initialised");
@@ -1143,7 +1165,7 @@ grouper_run(Grouper *self, PyObject *args)
         Py_DECREF(values);
         if (outputs == NULL)
             return NULL;
-        int rendered = render_all(outputs, render, lines);
+        int rendered = render_all(outputs, render, text, lines);
         Py_DECREF(outputs);
         if (rendered < 0)
             return NULL;
@@ -1163,7 +1185,7 @@ grouper_run(Grouper *self, PyObject *args)
 
 static PyMethodDef grouper_methods[] = {
     {"run", (PyCFunction)grouper_run, METH_VARARGS,
-     "run(reduce, render, lines, max_groups, max_lines) -> groups reduced"},
+     "run(reduce, render, text, lines, max_groups, max_lines) -> groups reduced"},
     {NULL, NULL, 0, NULL},
 };
 

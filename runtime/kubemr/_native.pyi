@@ -51,6 +51,7 @@ class Grouper:
         self,
         reduce: Callable[[Any, Iterator[Any]], Iterable[Any]],
         render: Callable[..., Any],
+        text: bool,
         lines: list[Any],
         max_groups: int,
         max_lines: int,

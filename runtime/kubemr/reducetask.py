@@ -153,12 +153,13 @@ def run_reduce(
             ``PROGRESS_GROUPS`` keys or 4096 lines at a time (cancel is checked and
             progress reported between those)."""
             grouper = core.Grouper(merged, decode_key, records.decode_value)
+            text = format_line is records.format_line  # its common cases are made natively
             lines: list[Any] = []
             groups = 0
             while True:
                 cancelled()
                 room = PROGRESS_GROUPS - groups % PROGRESS_GROUPS
-                done: int = grouper.run(reduce, format_line, lines, room, 4096)
+                done: int = grouper.run(reduce, format_line, text, lines, room, 4096)
                 if not done:
                     return lines, groups
                 groups += done

@@ -9,6 +9,7 @@ combining map's loop (CombineTable.add), and the frame codec. The extension must
 from __future__ import annotations
 
 import bisect
+import functools
 import random
 import sys
 import zlib
@@ -439,9 +440,14 @@ class _Reducer:
     ),
     st.integers(min_value=1, max_value=3),
     st.sampled_from(["each", "count", "first", "none", "raise", "list"]),
+    st.sampled_from(["text", "records"]),
 )
 def test_the_reduce_loop_equals_the_reference(
-    tmp_path_factory: pytest.TempPathFactory, pairs: list[Any], sources: int, shape: str
+    tmp_path_factory: pytest.TempPathFactory,
+    pairs: list[Any],
+    sources: int,
+    shape: str,
+    output_format: str,
 ) -> None:
     encoded = []
     for key, value in pairs:
@@ -461,7 +467,11 @@ def test_the_reduce_loop_equals_the_reference(
         saved, native.core = native.core, use
         try:
             outcome = _outcome(
-                reducetask.run_reduce, _Reducer(shape), list(files), str(out), tmp / "scratch"
+                functools.partial(reducetask.run_reduce, output_format=output_format),
+                _Reducer(shape),
+                list(files),
+                str(out),
+                tmp / "scratch",
             )
         finally:
             native.core = saved
