@@ -13,10 +13,15 @@ PYTEST_ARGS ?=
 
 all: test
 
-$(STAMP): pyproject.toml
+# The install also builds the native core (runtime/kubemr/_native.c, kubemr.native) where a C
+# compiler exists; without one kubemr runs its pure-Python path and tests/unit/test_native.py
+# fails, so `make test` on a machine without gcc says what is missing.
+$(STAMP): pyproject.toml runtime/kubemr/_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,cluster,operator,submit,mrjob]'
+	@$(BIN)/python -c 'import kubemr._native' 2>/dev/null \
+	  || echo "WARNING: the native core (kubemr._native) was not built (no C compiler?): pure-Python path"
 	touch $(STAMP)
 
 venv: $(STAMP)

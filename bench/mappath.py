@@ -1,22 +1,27 @@
-"""Benchmark: the CPU cost of kubemr's map path per record, against the user's functions
-alone, in one process (CPU seconds: the figure machine load disturbs least).
+"""Benchmark: the CPU cost of kubemr's map and reduce path per record, against the user's
+functions alone, in one process, with the native core and without it (CPU seconds: the
+figure machine load disturbs least).
 
 Run it with::
 
-    .venv/bin/python bench/mappath.py [--size-mb 16] [--repeat 5]
+    .venv/bin/python bench/mappath.py [--size-mb 16] [--repeat 5] [--apps wordcount,terasort]
 
-For each plain user app (``examples/apps/plain*.py``, as in bench/userapps.py), on the
-first ``--size-mb`` MiB of the wordcount benchmark's corpus, interleaved:
+For each plain user app (``examples/apps/plain*.py``, as in bench/userapps.py) on the
+first ``--size-mb`` MiB of the wordcount benchmark's corpus, and for ``terasort`` (the
+built-in ``sort`` app on ``--size-mb`` MiB of bench/terasort.py's TeraGen records, range
+partitioned at the input's median key), interleaved:
 
 - ``alone``: the user's ``map`` over every line of the split (read and decoded as kubemr
   reads it), its pairs gathered per key in a dict of lists, ``combine`` once per key if
-  the app has one: the least any engine does with these functions.
-- ``map task``: :func:`kubemr.maptask.run_map` on the same split, 2 partitions, the
-  default 32 MiB buffer: map, combining map or sort buffer, spills, the final sorted runs
-  on disk.
-- ``reduce``: :func:`kubemr.reducetask.run_reduce` over one of those runs.
+  the app has one (for terasort: the keys then sorted): the least any engine does with
+  these functions.
+- ``map``: :func:`kubemr.maptask.run_map` on the same split, 2 partitions, the default
+  32 MiB buffer: map, combining map or sort buffer, spills, the final sorted runs on
+  disk; with the native core (``native``) and with the pure-Python path (``pure``,
+  ``kubemr.native.core`` set to None in this process).
+- ``reduce``: :func:`kubemr.reducetask.run_reduce` over both partitions' runs, likewise.
 
-Prints the median CPU seconds (``time.process_time``) and the ratio map task / alone.
+Prints the median CPU seconds (``time.process_time``) and the ratios map / alone.
 """
 
 from __future__ import annotations
@@ -25,22 +30,28 @@ import argparse
 import importlib.util
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubemr import inputs, maptask, partitioning, reducetask
+from kubemr import inputs, maptask, native, partitioning, records, reducetask
+from kubemr.apps.sort import Sort
 from kubemr.splits import Split
+from terasort import teragen
 from userapps import APPS
-from wordcount import DEFAULT_CACHE, DEFAULT_DATA, MIB, build_corpus
+from wordcount import DEFAULT_CACHE, DEFAULT_DATA, MIB, build_corpus, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
+TERASORT = "terasort"
+PARTS = 2
 
 
 def load(app: str) -> Any:
+    if app == TERASORT:
+        return Sort()
     reference, args = APPS[app]
     path, _, attr = reference.partition(":")
     spec = importlib.util.spec_from_file_location(f"bench_{app}", ROOT / path)
@@ -55,18 +66,26 @@ def alone(app: Any, split: Split) -> int:
     for line in inputs.read_lines(split):
         for key, value in app.map(split.path, line):
             groups[key].append(value)
+    if isinstance(app, Sort):
+        return len(sorted(groups))
     combine = getattr(app, "combine", None)
     if combine is not None:
         return sum(1 for k, v in groups.items() for _ in combine(k, iter(v)))
     return len(groups)
 
 
-def map_task(app: Any, split: Split, work: Path) -> None:
+def median_boundary(split: Split) -> partitioning.Partitioner:
+    """The range partitioner at the split's median key (as the sampled one would cut)."""
+    keys = [records.encode_key(line) for line in inputs.read_lines(split)]
+    return partitioning.make_partitioner(PARTS, partitioning.boundaries_from_sample(keys, PARTS))
+
+
+def map_task(app: Any, split: Split, work: Path, partitioner: partitioning.Partitioner) -> None:
     maptask.run_map(
         app,
         split,
-        reduce_tasks=2,
-        partitioner=partitioning.hash_partitioner(2),
+        reduce_tasks=PARTS,
+        partitioner=partitioner,
         combiner=getattr(app, "combine", None),
         buffer_size=32 * MIB,
         out_dir=work / "out",
@@ -74,47 +93,77 @@ def map_task(app: Any, split: Split, work: Path) -> None:
     )
 
 
+def reduce_task(app: Any, work: Path) -> int:
+    runs = [work / "out" / f"part-{i:05d}.run" for i in range(PARTS)]
+    result = reducetask.run_reduce(app, list(runs), str(work / "part"), work / "r")
+    return result.counters["reduce_input_records"]
+
+
+def cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.process_time()
+    result = fn()
+    return time.process_time() - started, result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--size-mb", type=float, default=16)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--apps", default=",".join([*APPS, TERASORT]))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args()
-    corpus, meta = build_corpus(args.data, int(args.size_mb * MIB), args.cache_dir)
-    split = Split(str(corpus), 0, int(meta["bytes"]))
-    print(f"split: {split} ({split.length / MIB:.1f} MiB), medians of {args.repeat}")
+    size = int(args.size_mb * MIB)
+    corpus, meta = build_corpus(args.data, size, args.cache_dir)
+    text = Split(str(corpus), 0, int(meta["bytes"]))
+    core = native.core
     print(
-        f"{'app':<10} {'alone s':>8} {'map task s':>11} {'ratio':>6} {'reduce s':>9} "
-        f"{'records':>10}"
+        f"{args.size_mb:g} MiB per app, medians of {args.repeat}, CPU seconds; "
+        f"native core: {'built' if core is not None else 'NOT BUILT (pure only)'}"
     )
-    for app_name in APPS:
+    print(
+        f"{'app':<10} {'alone':>7} {'map nat':>8} {'map pure':>9} {'nat/alone':>10} "
+        f"{'pure/alone':>11} {'red nat':>8} {'red pure':>9} {'records':>10}"
+    )
+    paths = {"native": core, "pure": None} if core is not None else {"pure": None}
+    measured: dict[str, dict[str, list[float]]] = {}
+    for app_name in args.apps.split(","):
         app = load(app_name)
-        cpu: dict[str, list[float]] = defaultdict(list)
-        records = 0
+        split = text
+        partitioner = partitioning.hash_partitioner(PARTS)
+        if app_name == TERASORT:
+            data, _ = teragen(size, 16, args.cache_dir)
+            split = Split(str(data), 0, data.stat().st_size)
+            partitioner = median_boundary(split)
+        seconds: dict[str, list[float]] = defaultdict(list)
+        count = 0
         for _ in range(args.repeat):
-            work = Path(tempfile.mkdtemp(prefix="mappath-", dir=args.cache_dir))
-            try:
-                started = time.process_time()
-                alone(app, split)
-                cpu["alone"].append(time.process_time() - started)
-                started = time.process_time()
-                map_task(app, split, work)
-                cpu["map"].append(time.process_time() - started)
-                run = work / "out" / "part-00000.run"
-                started = time.process_time()
-                result = reducetask.run_reduce(app, [run], str(work / "part"), work / "r")
-                cpu["reduce"].append(time.process_time() - started)
-                records = result.counters["reduce_input_records"]
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-        med = {k: statistics.median(v) for k, v in cpu.items()}
+            seconds["alone"].append(cpu(lambda: alone(app, split))[0])  # noqa: B023
+            for path, use in paths.items():
+                work = Path(tempfile.mkdtemp(prefix="mappath-", dir=args.cache_dir))
+                native.core = use
+                try:
+                    seconds[f"map {path}"].append(
+                        cpu(lambda: map_task(app, split, work, partitioner))[0]  # noqa: B023
+                    )
+                    took, count = cpu(lambda: reduce_task(app, work))  # noqa: B023
+                    seconds[f"reduce {path}"].append(took)
+                finally:
+                    native.core = core
+                    shutil.rmtree(work, ignore_errors=True)
+        measured[app_name] = dict(seconds)
+        med = {k: statistics.median(v) for k, v in seconds.items()}
+        nat = med.get("map native", float("nan"))
         print(
-            f"{app_name:<10} {med['alone']:>8.2f} {med['map']:>11.2f} "
-            f"{med['map'] / med['alone']:>6.2f} {med['reduce']:>9.2f} {records:>10}",
+            f"{app_name:<10} {med['alone']:>7.2f} {nat:>8.2f} {med['map pure']:>9.2f} "
+            f"{nat / med['alone']:>10.2f} {med['map pure'] / med['alone']:>11.2f} "
+            f"{med.get('reduce native', float('nan')):>8.2f} {med['reduce pure']:>9.2f} "
+            f"{count:>10}",
             flush=True,
         )
+    write_json(args.json, {"size_bytes": size, "cpu_seconds": measured})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,6 +14,7 @@ Run it with ``make bench-terasort`` or::
    - ``kubemr``: ``kubemr run`` of the built-in ``sort`` app (each line a key, compared by
      byte; the sampled range partitioner, so part files read in order are one sorted
      sequence): 2 mappers, 2 reducers, ``reduceTasks: 2``, every other setting default.
+   - ``kubemr-pure`` (``--pure``): the same with the native core off (``KUBEMR_NATIVE=0``).
    - ``gnu-sort``: ``LC_ALL=C sort --parallel=2`` of the file into one output file
      (its default memory buffer).
    - ``pyspark-sortbykey`` (when ``--peers-python`` exists; ``make bench-peers``):
@@ -152,9 +153,11 @@ def write_manifest(data: Path, work: Path) -> Path:
     return path
 
 
-def _measure(name: str, argv: list[str], log: Path) -> Measurement:
+def _measure(
+    name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> Measurement:
     load = os.getloadavg()[0]
-    wall, code, peak, cpu = timed_child(argv, log)
+    wall, code, peak, cpu = timed_child(argv, log, env)
     if code != 0:
         fail(name, code, log)
     return Measurement(name, wall, peak, cpu, {}, (load, os.getloadavg()[0]))
@@ -177,8 +180,9 @@ def run_contender(
     name: str, data: Path, manifest: Path, work: Path, args: argparse.Namespace
 ) -> tuple[Measurement, list[Path]]:
     log = work / f"{name}.log"
-    if name == "kubemr":
-        measured = _measure(name, [*kubemr_command(), "run", str(manifest), "--quiet"], log)
+    if name.startswith("kubemr"):
+        env = {"KUBEMR_NATIVE": "0"} if name == "kubemr-pure" else None
+        measured = _measure(name, [*kubemr_command(), "run", str(manifest), "--quiet"], log, env)
         out = work / "kubemr-out"
         summary = json.loads((out / "_summary.json").read_text(encoding="utf-8"))
         measured.process_rss = {str(k): int(v) for k, v in summary["peakRssBytes"].items()}
@@ -212,9 +216,11 @@ def report(results: dict[str, list[Measurement]], size: int, args: argparse.Name
             f"{fmt_mib(peak):>10}"
         )
     lines.append("")
+    cpus = {n: statistics.median(m.cpu for m in r) for n, r in results.items()}
     for name in results:
         if name != "kubemr":
             ratio = wall["kubemr"] / wall[name]
+            lines.append(f"kubemr / {name} CPU = {cpus['kubemr'] / cpus[name]:.2f}")
             verdict = ""
             if name == "gnu-sort":
                 verdict = (
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     data, meta = teragen(int(args.size_mb * MIB), args.seed, args.cache_dir)
     size = data.stat().st_size
     print(f"input: {data} ({meta['rows']} records, {size} bytes)", flush=True)
-    names = ["kubemr", "gnu-sort"]
+    names = ["kubemr", *(["kubemr-pure"] if args.pure else []), "gnu-sort"]
     args.skipped = ""
     if shutil.which("sort") is None:
         raise SystemExit("bench: GNU sort is not on PATH")

@@ -23,6 +23,7 @@ Contenders, each a child process of this script, interleaved in a rotating order
 - ``kubemr``: ``kubemr run`` of a manifest naming the app's file: 2 mappers, 1 reducer,
   ``reduceTasks: 2``, every other setting at its default (splitSize, bufferSize 32Mi,
   streaming shuffle, the combiner when the app has one).
+- ``kubemr-pure`` (``--pure``): the same with the native core off (``KUBEMR_NATIVE=0``).
 - ``alone-2proc``: the app's functions alone in 2 processes (bench/peers.py ``python``).
 - ``dask-bag``, ``pyspark-rdd``: the same functions on Dask bag and PySpark RDD
   (bench/peers.py), if ``--peers-python`` (default ``.cache/bench-venv/bin/python``, made
@@ -110,10 +111,17 @@ def write_manifest(app: str, inputs: Path, work: Path) -> Path:
     return path
 
 
-def run_kubemr(app: str, manifest: Path, work: Path) -> tuple[Measurement, list[str]]:
-    log = work / f"kubemr-{app}.log"
+PURE = {"KUBEMR_NATIVE": "0"}
+"""The environment of ``kubemr-pure``: kubemr with its native core off."""
+
+
+def run_kubemr(
+    app: str, manifest: Path, work: Path, name: str = "kubemr"
+) -> tuple[Measurement, list[str]]:
+    log = work / f"{name}-{app}.log"
     load = os.getloadavg()[0]
-    wall, code, peak, cpu = timed_child([*kubemr_command(), "run", str(manifest), "--quiet"], log)
+    argv = [*kubemr_command(), "run", str(manifest), "--quiet"]
+    wall, code, peak, cpu = timed_child(argv, log, PURE if name == "kubemr-pure" else None)
     if code != 0:
         fail(f"kubemr run ({app})", code, log)
     out = work / f"kubemr-{app}"
@@ -125,7 +133,7 @@ def run_kubemr(app: str, manifest: Path, work: Path) -> tuple[Measurement, list[
     )
     rss = {str(k): int(v) for k, v in summary.get("peakRssBytes", {}).items()}
     extra = {"job_seconds": summary.get("wallSeconds"), "map_tasks": summary.get("mapTasks")}
-    measured = Measurement("kubemr", wall, peak, cpu, rss, (load, os.getloadavg()[0]), extra)
+    measured = Measurement(name, wall, peak, cpu, rss, (load, os.getloadavg()[0]), extra)
     return measured, lines
 
 
@@ -178,6 +186,7 @@ def report(
                 f"  {name:<13} {wall[name]:>8.2f} {size / MB / wall[name]:>7.1f} "
                 f"{cpu:>8.2f} {fmt_mib(peak):>10}"
             )
+        cpus = {n: statistics.median(m.cpu for m in runs) for n, runs in by_name.items()}
         for name in by_name:
             if name == "kubemr":
                 continue
@@ -186,7 +195,10 @@ def report(
             verdict = ""
             if target is not None:
                 verdict = f"   (target <= {target}: {'met' if ratio <= target else 'MISSED'})"
-            lines.append(f"  kubemr / {name} = {ratio:.2f}{verdict}")
+            lines.append(
+                f"  kubemr / {name} = {ratio:.2f} wall, {cpus['kubemr'] / cpus[name]:.2f} CPU"
+                f"{verdict}"
+            )
         kube = by_name["kubemr"]
         lines.append(
             f"  kubemr: {kube[0].extra['map_tasks']} map tasks; worker peak RSS "
@@ -205,6 +217,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", default=",".join(APPS), help="comma-separated: " + ",".join(APPS))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the books")
     add_common_args(parser, "Dask and PySpark")
+    parser.add_argument("--skip", default="", help="contenders to leave out, comma-separated")
     args = parser.parse_args(argv)
     args.apps = [a for a in args.apps.split(",") if a]
     if unknown := [a for a in args.apps if a not in APPS]:
@@ -219,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     corpus, meta = build_corpus(args.data, int(args.size_mb * MIB), args.cache_dir)
     size = int(meta["bytes"])
     inputs = input_dir(corpus, args.cache_dir)
-    names = ["kubemr", "alone-2proc"]
+    names = ["kubemr", *(["kubemr-pure"] if args.pure else []), "alone-2proc"]
     args.skipped = ""
     if args.no_peers:
         args.skipped = "dask-bag, pyspark-rdd (--no-peers)"
@@ -227,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         args.skipped = f"dask-bag, pyspark-rdd ({args.peers_python} missing: make bench-peers)"
     else:
         names += ["dask-bag", "pyspark-rdd"]
+    if skip := [n for n in args.skip.split(",") if n and n != "kubemr"]:
+        names = [n for n in names if n not in skip]
+        args.skipped = ", ".join(filter(None, [args.skipped, f"{','.join(skip)} (--skip)"]))
     print(f"input: {inputs} ({size} bytes in {FILES} files)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=args.cache_dir))
     results: dict[str, dict[str, list[Measurement]]] = {}
@@ -239,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             for rep in range(args.repeat):
                 order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
-                    if name == "kubemr":
-                        measured, lines = run_kubemr(app, manifest, work)
+                    if name.startswith("kubemr"):
+                        measured, lines = run_kubemr(app, manifest, work, name)
                         reference = reference or lines
                     else:
                         python = sys.executable if name == "alone-2proc" else args.peers_python

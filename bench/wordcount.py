@@ -204,12 +204,21 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def timed_child(argv: list[str], log: Path) -> tuple[float, int, int, float]:
-    """Run a child; return its wall seconds, exit code, the peak RSS of its largest
-    process and the CPU seconds (user + system) of it and every descendant it reaped."""
+def timed_child(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> tuple[float, int, int, float]:
+    """Run a child (with ``env`` added to this environment); return its wall seconds,
+    exit code, the peak RSS of its largest process and the CPU seconds (user + system)
+    of it and every descendant it reaped."""
     with log.open("wb") as sink:
         started = time.perf_counter()
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            env={**os.environ, **env} if env else None,
+        )
         _, status, usage = os.wait4(popen.pid, 0)
         wall = time.perf_counter() - started
     popen.returncode = os.waitstatus_to_exitcode(status)
@@ -422,6 +431,11 @@ def add_common_args(parser: argparse.ArgumentParser, peers: str) -> None:
         help=f"the Python with {peers} (make bench-peers)",
     )
     parser.add_argument("--no-peers", action="store_true", help=f"skip {peers}")
+    parser.add_argument(
+        "--pure",
+        action="store_true",
+        help="also run kubemr with its native core off (KUBEMR_NATIVE=0): kubemr-pure",
+    )
     parser.add_argument("--json", type=Path, help="also write every measurement here")
 
 

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from operator import itemgetter
 from typing import Any
 
-from kubemr import records
+from kubemr import native, records, runs
 from kubemr.partitioning import Partitioner
 
 Combiner = Callable[[Any, Iterator[Any]], Iterable[tuple[Any, Any]]]
@@ -53,15 +52,12 @@ _AS_IS = (str, int, bytes)
 """Key types held as Python objects (their equality is their encoding's)."""
 
 
-_first = itemgetter(0)
-
-
 class Packed(bytes):
     """A value held encoded (it was a list, a dict, or any other mutable value)."""
 
 
 def _unpacked(values: list[Any]) -> Iterator[Any]:
-    decode = records.decode_value
+    decode = records.value_decoder()
     for value in values:
         yield decode(value) if type(value) is Packed else value
 
@@ -100,6 +96,9 @@ class CombineTable:
         """Take every pair, calling ``spill`` (which must :meth:`drain` the table)
         whenever the estimated size reaches ``capacity``, and ``tick`` every ``every``
         records."""
+        if native.core is not None:
+            self._add_native(iter(pairs), capacity, spill, every, tick, native.core)
+            return
         tables, encoded, encode_key, encode_value = (
             self.tables,
             self.encoded,
@@ -142,6 +141,48 @@ class CombineTable:
         self.size = size
         self.records += count
 
+    def _add_native(
+        self,
+        pairs: Iterator[tuple[Any, Any]],
+        capacity: int,
+        spill: Callable[[], None],
+        every: int,
+        tick: Callable[[], None],
+        core: Any,
+    ) -> None:
+        """:meth:`add`'s loop in the native core, ``every`` records at a time: the same
+        table, the same folds and the same spills at the same records."""
+        tables = self.tables
+        more = True
+        while more:
+            self.size, count, more = core.combine_fill(
+                pairs,
+                tables[str],
+                tables[int],
+                tables[bytes],
+                self.encoded,
+                self.fold_at,
+                _VALUE_COSTS,
+                sys.getsizeof,
+                records.encode_key,
+                records.encode_value,
+                Packed,
+                self._due,
+                self._fold,
+                VALUE_OVERHEAD,
+                KEY_OVERHEAD,
+                FOLD_AT,
+                self.size,
+                capacity,
+                every,
+                self,
+            )
+            self.records += count
+            if self.size >= capacity:
+                spill()
+            elif more:
+                tick()
+
     def _due(self, table: dict[Any, list[Any]], key: Any, values: list[Any]) -> bool:
         return len(values) >= self.fold_at.get((id(table), key), 0)
 
@@ -176,7 +217,7 @@ class CombineTable:
         """Empty the table into one sorted list of encoded records per partition, each
         key's values combined once more (a key with one value passes as it is)."""
         parts: list[list[Record]] = [[] for _ in range(reduce_tasks)]
-        encode_value = records.encode_value
+        encode_value = records.value_encoder()
         for table in [*self.tables.values(), self.encoded]:
             if table is self.encoded:
                 encoded_keys: list[bytes] = list(table)
@@ -184,16 +225,19 @@ class CombineTable:
                 encoded_keys = records.str_key_bytes(list(table))
             else:
                 encoded_keys = [records.encode_key(k) for k in table]
-            for key_bytes, (key, values) in zip(encoded_keys, table.items(), strict=True):
+            indexes = partition.many(encoded_keys)
+            for key_bytes, index, (key, values) in zip(
+                encoded_keys, indexes, table.items(), strict=True
+            ):
                 combined = self._combined(table, key, values) if len(values) > 1 else values
-                part = parts[partition(key_bytes)]
+                part = parts[index]
                 for value in combined:
                     part.append(
                         (key_bytes, bytes(value) if type(value) is Packed else encode_value(value))
                     )
             table.clear()
         for part in parts:
-            part.sort(key=_first)
+            runs.sort_records(part)
         self.fold_at.clear()
         self.size = 0
         return parts

@@ -23,7 +23,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import records, runs
+from kubemr import native, records, runs
 from kubemr.combinetable import CombineTable
 from kubemr.metrics import RuntimeMetrics
 from kubemr.partitioning import Partitioner
@@ -32,6 +32,9 @@ from kubemr.runs import Record
 RECORD_OVERHEAD = 170
 """Estimated Python memory per buffered record beyond its payload bytes: two bytes
 objects (2 x 33), a tuple (56), a list slot (8) and allocator slack."""
+
+ARENA_CHUNK = 1 << 20
+"""Bytes of frames made from the arena at a time while a partition is written."""
 
 PUBLISH_EVERY = 4096
 """Records between two updates of the buffer's occupancy metrics while it fills."""
@@ -52,7 +55,7 @@ def combine_sorted(
     A key with a single record passes through as it is: the contract lets the combiner
     run zero or more times per key, and this spares decoding and re-encoding map output
     that is already combined (a fast path's, or a key seen once)."""
-    encode_value, decode_value = records.encode_value, records.decode_value
+    encode_value, decode_value = records.value_encoder(), records.value_decoder()
     for key_bytes, group in groupby(sorted_records, key=_first):
         encoded = [v for _, v in group]
         stats["combine_input_records"] += len(encoded)
@@ -106,6 +109,10 @@ class MapBuffer:
         self.timings: dict[str, float] = {"spill": 0.0, "merge": 0.0}
         self.peak_size = 0
         self.table = CombineTable(combiner, self.stats) if combiner is not None else None
+        core = native.core
+        self.arena: Any = core.SortBuffer(reduce_tasks) if core and combiner is None else None
+        """Without a combiner, with the native core: the records, encoded in one arena
+        (``kubemr._native.SortBuffer``) instead of ``parts``."""
         self.metrics = metrics
         if metrics is not None:
             metrics.set("kubemr_map_sort_buffer_capacity_bytes", capacity)
@@ -115,6 +122,9 @@ class MapBuffer:
         """Buffer map output pairs, spilling whenever the buffer is full."""
         if self.table is not None:
             self._add_combining(iter(pairs), self.table)
+            return
+        if self.arena is not None:
+            self._add_native(iter(pairs), self.arena)
             return
         encode_key, encode_value = records.encode_key, records.encode_value
         partition, parts, capacity = self.partitioner, self.parts, self.capacity
@@ -142,6 +152,30 @@ class MapBuffer:
                 self._publish(size, self.buffered + count)
         self.size = size
         self._account(count, payload)
+
+    def _add_native(self, pairs: Iterator[tuple[Any, Any]], arena: Any) -> None:
+        """:meth:`add`'s loop in the native core, ``PUBLISH_EVERY`` records at a time,
+        into the arena. Each record counts its bytes plus its entry
+        (``kubemr._native.ENTRY_BYTES``: partition, key prefix, offset, lengths) against
+        the capacity; the arena grows by doubling, so it holds at most about twice that."""
+        spec = self.partitioner.spec
+        encode_key, encode_value = records.encode_key, records.encode_value
+        more = True
+        while more:
+            size, count, payload, more = arena.fill(
+                pairs,
+                spec,
+                self.size,
+                self.capacity,
+                PUBLISH_EVERY,
+                encode_key,
+                encode_value,
+                records.NONE_VALUE,
+            )
+            self.size = size
+            self._account(count, payload)
+            if size >= self.capacity:
+                self.spill(full=True)
 
     def _add_combining(self, pairs: Iterable[tuple[Any, Any]], table: CombineTable) -> None:
         seen = table.records
@@ -187,25 +221,43 @@ class MapBuffer:
         part = self.parts[index]
         if self.table is not None:
             return iter(part)  # drained: sorted and combined already
-        part.sort(key=_first)
+        runs.sort_records(part)
         if self.combiner is None:
             return iter(part)
         return combine_sorted(part, self.combiner, self.stats)
+
+    def _write_partition(self, writer: runs.RunWriter, index: int) -> None:
+        """Write partition ``index`` of the buffer, sorted (and combined), to ``writer``."""
+        if self.arena is None:
+            writer.write(self._sorted_partition(index))
+            self.parts[index] = []
+            return
+        start, take = 0, runs.FIRST_GROUP
+        while True:
+            frames, start, take = self.arena.frames(
+                index, start, take, runs.BATCH_BYTES, runs.MAX_GROUP, ARENA_CHUNK
+            )
+            if not frames:
+                return
+            writer.write_frames(frames)
 
     def spill(self, full: bool = False) -> None:
         """Sort, combine and write every partition to a new spill file; empty the buffer.
         ``full``: the buffer filled up and its producer waits for this spill."""
         started = time.perf_counter()
         self._drain()
+        if self.arena is not None:
+            self.arena.sort()
         number = len(self.spills)
         files: list[Path] = []
         for index in range(self.reduce_tasks):
             path = self.spill_dir / f"spill-{number:04d}-p{index:05d}.run"
             with runs.RunWriter(path) as writer:
-                writer.write(self._sorted_partition(index))
+                self._write_partition(writer, index)
             self.stats["spilled_records"] += writer.records
             files.append(path)
-            self.parts[index] = []
+        if self.arena is not None:
+            self.arena.clear()
         self.spills.append(files)
         self.stats["spills"] += 1
         self.size = self.buffered = 0
@@ -234,12 +286,13 @@ class MapBuffer:
             self.spill()
         elif not self.spills:
             self._drain()
+            if self.arena is not None:
+                self.arena.sort()
         for index in range(self.reduce_tasks):
             path = out_dir / runs.run_name(index)
             with runs.RunWriter(path) as writer:
                 if not self.spills:
-                    writer.write(self._sorted_partition(index))
-                    self.parts[index] = []
+                    self._write_partition(writer, index)
                 else:
                     spills: list[runs.Source] = [files[index] for files in self.spills]
                     paths, _ = runs.merge_in_passes(
@@ -254,6 +307,8 @@ class MapBuffer:
         for files in self.spills:
             for path in files:
                 path.unlink(missing_ok=True)
+        if self.arena is not None:
+            self.arena.clear()
         self.buffered = self.size = 0
         self._publish(0, 0)
         self.timings["merge"] += time.perf_counter() - started

@@ -27,6 +27,8 @@ from typing import Any
 
 import msgpack
 
+from kubemr import native
+
 _NONE, _FALSE, _TRUE, _INT, _FLOAT, _STR, _BYTES, _TUPLE = (
     b"\x00",
     b"\x01",
@@ -158,6 +160,24 @@ decode_value: Callable[[bytes], Any] = partial(
     msgpack.unpackb, raw=False, unicode_errors="surrogatepass", strict_map_key=False
 )
 """Invert :func:`encode_value` (a C-level partial: no Python frame per value)."""
+
+
+def value_encoder() -> Callable[[object], bytes]:
+    """:func:`encode_value`, natively for None, int and str when the native core is in
+    use (:mod:`kubemr.native`; every other value through :func:`encode_value`)."""
+    core = native.core
+    if core is None:
+        return encode_value
+    return partial(core.encode_value, encode_value, NONE_VALUE)
+
+
+def value_decoder() -> Callable[[bytes], Any]:
+    """:func:`decode_value`, natively for nil, bools, ints, floats, str and bin when the
+    native core is in use (anything else through :func:`decode_value`)."""
+    core = native.core
+    if core is None:
+        return decode_value
+    return partial(core.decode_value, decode_value)
 
 
 def format_field(item: object) -> str:

@@ -18,7 +18,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from kubemr import apps, compression, partfiles, records, runs, stores
+from kubemr import apps, compression, native, partfiles, records, runs, stores
 from kubemr.apps import App
 from kubemr.badrecords import BadRecords
 from kubemr.metrics import RuntimeMetrics
@@ -74,7 +74,8 @@ def run_reduce(
     skips up to that many keys whose reduce raises (their output dropped), naming them
     with ``partition``. The app's ``reduce_setup`` runs first and the pairs of its
     ``reduce_teardown`` are written last. If ``cancel`` is set (checked before each
-    key), raises :class:`ReduceCancelledError`."""
+    key; in the native core's loop, before each ``PROGRESS_GROUPS`` keys), raises
+    :class:`ReduceCancelledError`."""
     stats = {
         "merge_passes": 0,
         "reduce_input_records": 0,
@@ -90,7 +91,7 @@ def run_reduce(
     merge_done = time.perf_counter()
     decode_key, decode_value, format_line = (
         records.decode_key,
-        records.decode_value,
+        records.value_decoder(),
         partfiles.renderer(output_format),
     )
     reduce = app.reduce
@@ -109,39 +110,72 @@ def run_reduce(
     store = stores.store_for(out_path, storage)
     stream = compression.compressing(store.open_write(out_path), codec)
     with partfiles.PartWriter(stream, output_format) as out:
-        lines: list[Any] = []
-        apps.call_hook(app, "reduce_setup")
-        groups = 0
-        for key_bytes, group in groupby(merged, key=_first):
-            groups += 1
+
+        def write(lines: list[Any]) -> None:
+            stats["reduce_output_records"] += len(lines)
+            out.write(lines)
+
+        def cancelled() -> None:
             if cancel is not None and cancel.is_set():
                 raise ReduceCancelledError(f"partition {partition}")
-            if progress is not None and not groups % PROGRESS_GROUPS:
-                progress(stats["reduce_input_records"])
-            key = (
-                key_bytes[1:].decode("utf-8", "surrogatepass")
-                if key_bytes[0] == STR_TAG
-                else decode_key(key_bytes)
-            )
-            values = map(decode_value, map(second, group))
-            if bad is None:
-                lines += starmap(format_line, reduce(key, values))
-            else:
-                mark = len(lines)
-                try:
+
+        def reduce_python() -> tuple[list[Any], int]:
+            """The reference loop: a key at a time."""
+            lines: list[Any] = []
+            groups = 0
+            for key_bytes, group in groupby(merged, key=_first):
+                groups += 1
+                cancelled()
+                if progress is not None and not groups % PROGRESS_GROUPS:
+                    progress(stats["reduce_input_records"])
+                key = (
+                    key_bytes[1:].decode("utf-8", "surrogatepass")
+                    if key_bytes[0] == STR_TAG
+                    else decode_key(key_bytes)
+                )
+                values = map(decode_value, map(second, group))
+                if bad is None:
                     lines += starmap(format_line, reduce(key, values))
-                except Exception as exc:
-                    del lines[mark:]
-                    bad.skip(f"key {key!r} (partition {partition})", exc)
-            if len(lines) >= 4096:
-                stats["reduce_output_records"] += len(lines)
-                out.write(lines)
-                lines = []
+                else:
+                    mark = len(lines)
+                    try:
+                        lines += starmap(format_line, reduce(key, values))
+                    except Exception as exc:
+                        del lines[mark:]
+                        bad.skip(f"key {key!r} (partition {partition})", exc)
+                if len(lines) >= 4096:
+                    write(lines)
+                    lines = []
+            return lines, groups
+
+        def reduce_native(core: Any) -> tuple[list[Any], int]:
+            """The same loop in the native core (:class:`kubemr._native.Grouper`), up to
+            ``PROGRESS_GROUPS`` keys or 4096 lines at a time (cancel is checked and
+            progress reported between those)."""
+            grouper = core.Grouper(merged, decode_key, records.decode_value)
+            text = format_line is records.format_line  # its common cases are made natively
+            lines: list[Any] = []
+            groups = 0
+            while True:
+                cancelled()
+                room = PROGRESS_GROUPS - groups % PROGRESS_GROUPS
+                done: int = grouper.run(reduce, format_line, text, lines, room, 4096)
+                if not done:
+                    return lines, groups
+                groups += done
+                if progress is not None and not groups % PROGRESS_GROUPS:
+                    progress(stats["reduce_input_records"])
+                if len(lines) >= 4096:
+                    write(lines)
+                    lines = []
+
+        apps.call_hook(app, "reduce_setup")
+        core = native.core
+        lines, groups = reduce_python() if core is None or bad is not None else reduce_native(core)
         lines.extend(starmap(format_line, apps.call_hook(app, "reduce_teardown")))
         stats["reduce_input_groups"] = groups
         if lines:
-            stats["reduce_output_records"] += len(lines)
-            out.write(lines)
+            write(lines)
     stats["output_bytes"] = out.bytes
     for source in sources:
         if isinstance(source, Path):

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from google.protobuf.message import DecodeError
 
+from kubemr import native
 from kubemr.proto import mapreduce_pb2
 
 Record = tuple[bytes, bytes]
@@ -62,33 +63,79 @@ def _framed(records: Iterable[Record], batch_bytes: int) -> Iterator[tuple[bytes
     ``batch_bytes`` is halved until it fits or holds one record."""
     source = iter(records)
     take = FIRST_GROUP
+    sized, framed = _codec()
     while group := list(islice(source, take)):
-        keys = [k for k, _ in group]
-        values = [v for _, v in group]
-        size = sum(map(len, keys)) + sum(map(len, values)) + 6 * len(group)
-        yield from _split_frames(keys, values, size, batch_bytes)
+        size = sized(group, 0, len(group))
+        yield from _split_frames(group, 0, len(group), size, batch_bytes, sized, framed)
         take = max(1, min(MAX_GROUP, batch_bytes * len(group) // max(size, 1)))
 
 
+Sized = Callable[[list[Record], int, int], int]
+Framed = Callable[[list[Record], int, int], bytes]
+
+
 def _split_frames(
-    keys: list[bytes], values: list[bytes], size: int, batch_bytes: int
+    group: list[Record],
+    start: int,
+    stop: int,
+    size: int,
+    batch_bytes: int,
+    sized: Sized,
+    framed: Framed,
 ) -> Iterator[tuple[bytes, int]]:
-    if size <= 2 * batch_bytes or len(keys) == 1:
-        yield _frame(keys, values), len(keys)
+    if size <= 2 * batch_bytes or stop - start == 1:
+        yield framed(group, start, stop), stop - start
         return
-    half = len(keys) // 2
-    for part_keys, part_values in ((keys[:half], values[:half]), (keys[half:], values[half:])):
-        part_size = sum(map(len, part_keys)) + sum(map(len, part_values)) + 6 * len(part_keys)
-        yield from _split_frames(part_keys, part_values, part_size, batch_bytes)
+    half = start + (stop - start) // 2
+    for a, b in ((start, half), (half, stop)):
+        yield from _split_frames(group, a, b, sized(group, a, b), batch_bytes, sized, framed)
 
 
-def _frame(keys: list[bytes], values: list[bytes]) -> bytes:
+def records_size(group: list[Record], start: int, stop: int) -> int:
+    """The payload estimate of ``group[start:stop]``: key and value bytes plus 6 per record."""
+    keys = [k for k, _ in group[start:stop]]
+    values = [v for _, v in group[start:stop]]
+    return sum(map(len, keys)) + sum(map(len, values)) + 6 * (stop - start)
+
+
+def frame(group: list[Record], start: int, stop: int) -> bytes:
+    """The frame of ``group[start:stop]``: the payload's length and a ``RecordBatch``."""
+    keys = [k for k, _ in group[start:stop]]
+    values = [v for _, v in group[start:stop]]
     payload = mapreduce_pb2.RecordBatch(keys=keys, values=values).SerializeToString()
     return _LENGTH.pack(len(payload)) + payload
 
 
+def _codec() -> tuple[Sized, Framed]:
+    """:func:`records_size` and :func:`frame`, native when the native core is in use (each
+    falls back to the reference for records that are not pairs of bytes)."""
+    core = native.core
+    if core is None:
+        return records_size, frame
+
+    def sized(group: list[Record], start: int, stop: int) -> int:
+        size: int | None = core.records_size(group, start, stop)
+        return records_size(group, start, stop) if size is None else size
+
+    def framed(group: list[Record], start: int, stop: int) -> bytes:
+        data: bytes | None = core.frame(group, start, stop)
+        return frame(group, start, stop) if data is None else data
+
+    return sized, framed
+
+
 def decode_batch(payload: bytes) -> list[Record]:
-    """Parse one frame's payload into records."""
+    """Parse one frame's payload into records (natively when the native core is in use
+    and the payload is a plain batch; anything else through protobuf)."""
+    if native.core is not None:
+        parsed: list[Record] | None = native.core.decode_batch(payload)
+        if parsed is not None:
+            return parsed
+    return parse_batch(payload)
+
+
+def parse_batch(payload: bytes) -> list[Record]:
+    """Parse one frame's payload into records with protobuf (the reference)."""
     batch = mapreduce_pb2.RecordBatch()
     try:
         batch.ParseFromString(payload)
@@ -99,6 +146,13 @@ def decode_batch(payload: bytes) -> list[Record]:
             f"corrupt record batch: {len(batch.keys)} keys, {len(batch.values)} values"
         )
     return list(zip(batch.keys, batch.values, strict=True))
+
+
+def sort_records(group: list[Record]) -> None:
+    """Sort records in no particular order by key in place, stably (natively when the
+    native core is in use; for concatenated sorted pieces, ``list.sort`` is faster)."""
+    if native.core is None or not native.core.sort_records(group):
+        group.sort(key=_first)
 
 
 def whole_frames(data: bytes | bytearray | memoryview) -> list[tuple[int, int]]:
@@ -168,6 +222,13 @@ class RunWriter:
 
     def write(self, records: Iterable[Record]) -> None:
         for frame, count in _framed(records, BATCH_BYTES):
+            self._file.write(frame)
+            self.bytes += len(frame)
+            self.records += count
+
+    def write_frames(self, frames: Iterable[tuple[bytes, int]]) -> None:
+        """Write frames made elsewhere (frame, records in it)."""
+        for frame, count in frames:
             self._file.write(frame)
             self.bytes += len(frame)
             self.records += count
@@ -269,10 +330,14 @@ def merge(sources: list[Source]) -> Iterator[Record]:
 
 
 def merge_batches(sources: list[Source]) -> Iterator[list[Record]]:
-    """:func:`merge`, as lists of records."""
+    """:func:`merge`, as lists of records (a heap merge in the native core when it is in
+    use: the same records in the same order)."""
     if len(sources) == 1:
         return source_batches(sources[0])
-    return _merged_batches([source_batches(s) for s in sources])
+    batches = [source_batches(s) for s in sources]
+    if native.core is not None:
+        return native.core.Merger(batches)  # type: ignore[no-any-return]
+    return _merged_batches(batches)
 
 
 def _next_batch(batches: Iterator[list[Record]]) -> list[Record] | None:
@@ -297,7 +362,7 @@ def _merged_batches(sources: list[Iterator[list[Record]]]) -> Iterator[list[Reco
                 below += batch[pos:cut]
                 heads[i] = (batch, cut, batches)
         if below:
-            below.sort(key=_first)
+            below.sort(key=_first)  # sorted pieces: timsort merges them in linear time
             yield below
         left: list[tuple[list[Record], int, Iterator[list[Record]]]] = []
         for batch, start, batches in heads:

@@ -17,11 +17,14 @@ import terasort
 
 @pytest.mark.bench
 def test_terasort_bench_runs_and_validates(tmp_path: Path) -> None:
-    result = run_bench("terasort.py", tmp_path, "--size-mb", "2", "--repeat", "1", "--no-peers")
+    result = run_bench(
+        "terasort.py", tmp_path, "--size-mb", "2", "--repeat", "1", "--no-peers", "--pure"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "kubemr / gnu-sort = " in out
-    assert out.count("validated)") == 2
+    assert "kubemr / kubemr-pure CPU = " in out
+    assert out.count("validated)") == 3
     assert "teravalidate: order within and across files" in out
     assert not list((tmp_path / "cache").glob("run-*")), "the run's temporary folder is left"
 

@@ -1,7 +1,8 @@
 """Distributed output equals the sequential oracle, sorted, across the job-shape matrix.
 
 M in {1, 8, 40}, R in {1, 3, 10}, 1-4 workers, both shuffle modes, combiner on and off,
-for all four built-ins on the Gutenberg books. A representative slice runs by default;
+for all four built-ins on the Gutenberg books. A representative slice runs by default (a
+few cells also with the native core off: the pure-Python path);
 the whole matrix is the `slow` tier.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubemr import native
 
 from testjobs import BOOKS, Runner, manifest, sorted_output
 
@@ -125,3 +127,24 @@ def test_matrix(
     combine: bool | None,
 ) -> None:
     run_cell(tmp_path, run_job, oracle, app, maps, reduces, workers, mode, combine)
+
+
+PURE_PATH = [
+    ("wordcount", 8, 3, 2, "streaming", True),
+    ("indexer", 8, 10, 2, "barrier", True),
+    ("grep", 40, 3, 3, "streaming", None),
+    ("sort", 8, 10, 2, "barrier", None),
+]
+"""Cells also run with the native core switched off (the pure-Python reference path)."""
+
+
+@pytest.mark.parametrize("cell", PURE_PATH, ids=str)
+def test_pure_path(
+    tmp_path: Path,
+    run_job: Runner,
+    oracle: Callable[[dict[str, Any]], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    cell: tuple[str, int, int, int, str, bool | None],
+) -> None:
+    monkeypatch.setenv(native.ENV, "0")  # kubemr run passes it on to master and workers
+    run_cell(tmp_path, run_job, oracle, *cell)

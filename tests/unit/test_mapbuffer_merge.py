@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubemr import mapbuffer, records, runs
+from kubemr import mapbuffer, native, records, runs
 from kubemr.partitioning import hash_partitioner
 
 
@@ -17,12 +17,17 @@ def _summed(key: Any, values: Iterator[int]) -> Iterator[tuple[Any, int]]:
     yield key, sum(values)
 
 
+@pytest.mark.parametrize("pure", [False, True], ids=["native", "pure"])
 @pytest.mark.parametrize("combine", [False, True])
-def test_many_spills_merge_in_passes_and_keep_value_order(tmp_path: Path, combine: bool) -> None:
+def test_many_spills_merge_in_passes_and_keep_value_order(
+    tmp_path: Path, combine: bool, pure: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pure:
+        monkeypatch.setattr(native, "core", None)
     rng = random.Random(7)
     pairs = [(f"k{rng.randrange(300)}", i) for i in range(40_000)]
     buffer = mapbuffer.MapBuffer(
-        3, hash_partitioner(3), 2**16, tmp_path / "spill", _summed if combine else None
+        3, hash_partitioner(3), 2**15, tmp_path / "spill", _summed if combine else None
     )
     buffer.add(iter(pairs))
     buffer.finish(tmp_path / "out")
