@@ -42,7 +42,7 @@ CREATE_WAIT = "300s"
 HELM_TIMEOUT = "300s"
 POLICY_ENGINE_WAIT = "180s"
 """How long ``kubectl rollout status`` waits for kube-router on every node."""
-IGNORED = ("__pycache__", ".egg-info", ".pyc")
+IGNORED = ("__pycache__", ".egg-info", ".pyc", ".so")
 """What .dockerignore keeps out of the image's build context (and so out of its key)."""
 NODES_GONE = deadlines.Deadline("kind_nodes_gone", 120.0)
 
@@ -115,7 +115,7 @@ def kubemr_image(tools_engine: engine.Engine) -> str:
     python_base(tools_engine)
     root = layout.REPO_ROOT
     sources = [root / "pyproject.toml", root / "README.md", root / ".dockerignore"]
-    for folder in ("runtime", "operator"):
+    for folder in ("runtime", "operator", "client"):
         sources += [
             p
             for p in (root / folder).rglob("*")
