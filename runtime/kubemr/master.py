@@ -363,8 +363,9 @@ class MasterService(pb_grpc.MasterServicer):
 
     @property
     def job_json(self) -> str:
-        """The job a worker registers into: the running step's, in a multi-step job."""
-        return json.dumps(specs.dump_job(self.state.plan.job))
+        """The job a worker registers into (the running step's, in a multi-step job), with
+        the plan's decisions filled in (:meth:`JobPlan.decided_job`)."""
+        return json.dumps(specs.dump_job(self.state.plan.decided_job()))
 
     async def next_step(self, state: JobState) -> None:
         """Serve ``state``, the next step: workers of the last one are told to register
