@@ -486,6 +486,15 @@ async def run_worker(config: WorkerConfig, terminate: asyncio.Event | None = Non
     stop = asyncio.Event()
     beats: asyncio.Task[None] | None = None
     try:
+        # The first line of a worker's log names it: a pod that never reaches the master
+        # (it started after the job ended, or the master is gone) still says who it is.
+        log.info(
+            "%s (%s) serving shuffle at %s; registering with the master at %s",
+            config.name,
+            config.role,
+            address,
+            config.master,
+        )
         ctx = await _unless(terminate, _context(stub, config, address, metrics))
         if ctx is None:
             log.warning("%s stopping (SIGTERM) before it registered", config.name)

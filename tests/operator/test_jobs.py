@@ -29,6 +29,9 @@ pytestmark = pytest.mark.cluster
 JOB_FINISHED = deadlines.Deadline("job_finished", 180.0)
 JOB_PHASE = deadlines.Deadline("job_phase", 60.0)
 PODS_GONE = deadlines.Deadline("pods_gone", 60.0)
+EVENT_POSTED = deadlines.Deadline("event_posted", 30.0)
+"""kopf posts events from a queue of its own, after the status patch that a test waits
+for: an event is awaited, not read at once."""
 FAULTS_APP = "tests/operator/apps/podfaults.py:PodFaults"
 
 
@@ -94,6 +97,16 @@ def events(kube: apiclient.ApiClient, namespace: str, name: str) -> list[tuple[s
         if e.get("involvedObject", {}).get("kind") == "MapReduceJob"
         and e.get("involvedObject", {}).get("name") == name
     ]
+
+
+def posted(kube: apiclient.ApiClient, namespace: str, name: str, reason: str) -> list[str]:
+    """The messages of the job's events of ``reason``, once there is at least one."""
+
+    def messages() -> list[str] | None:
+        found = [m for r, m in events(kube, namespace, name) if r == reason]
+        return found or None
+
+    return deadlines.poll(EVENT_POSTED, messages, f"a {reason} event of {namespace}/{name}")
 
 
 def oracle(tmp_path: Path, doc: dict[str, Any], paths: list[str] | None = None) -> list[str]:
@@ -539,7 +552,7 @@ def test_a_pod_security_refusal_fails_the_job_at_once_and_says_why(
     assert conditions["CreateRefused"]["status"] == "True", conditions
     assert conditions["CreateRefused"]["message"] == status["message"]
     assert conditions["Failed"]["reason"] == "FailedCreate"
-    refused = [m for r, m in events(kube, job_namespace, name) if r == "FailedCreate"]
+    refused = posted(kube, job_namespace, name, "FailedCreate")
     assert len(refused) == 1 and "violates PodSecurity" in refused[0], refused
     assert "FailedCreate" in kubectl_get_jobs(cluster, job_namespace)
     assert pods(kube, job_namespace) == {}
@@ -593,7 +606,7 @@ def test_a_full_resource_quota_is_waited_for_then_fails_the_job_after_the_pendin
     assert status["phase"] == "Failed" and status["reason"] == "FailedCreate", status
     assert "spec.pendingTimeout (1s)" in status["message"], status
     assert "exceeded quota" in status["message"], status
-    refusals = [m for r, m in events(kube, job_namespace, name) if r == "FailedCreate"]
+    refusals = posted(kube, job_namespace, name, "FailedCreate")
     assert refusals and all("exceeded quota" in m for m in refusals), refusals
     wait_no_pods(kube, job_namespace, "every pod of the failed job stopped")
     assert "Traceback" not in new_log(operator, logged)

@@ -220,7 +220,7 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
         cluster, "logs", "letters", "--role", "mapper", "--index", "1", "-n", job_namespace
     )
     assert mapper_log.returncode == 0, mapper_log.stderr
-    assert "letters-mapper-1" in mapper_log.stdout
+    assert "letters-mapper-1 (mapper) serving shuffle at" in mapper_log.stdout, mapper_log.stdout
     install_log = kubemr(
         cluster,
         "logs",
