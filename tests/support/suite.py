@@ -97,13 +97,22 @@ class Background:
                 self.process.wait()
 
 
+STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"==== suite: {message}", flush=True)
+    """A line of the suite's own, stamped with the wall clock and the seconds since it
+    started (what a CI log needs to say where the time went)."""
+    stamp = time.strftime("%H:%M:%S")
+    print(f"==== suite {stamp} +{time.monotonic() - STARTED:.0f} s: {message}", flush=True)
 
 
 def run(command: Sequence[str]) -> int:
     say(shlex.join(command))
-    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
+    started = time.monotonic()
+    code = subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
+    say(f"exit {code} after {time.monotonic() - started:.0f} s: {shlex.join(command[:3])} ...")
+    return code
 
 
 def selects_itself(pytest_args: Sequence[str]) -> bool:
