@@ -307,6 +307,8 @@ def down() -> str:
     left = _engine_processes()
     if left:
         raise ClusterError("processes of our engine are left: " + "; ".join(left))
+    if engine.current() is None and (mounted := engine.mounts()):
+        raise ClusterError("mounts of our engine are left: " + "; ".join(mounted))
     return ", ".join(done) if done else "nothing was running"
 
 

@@ -202,7 +202,27 @@ def stop() -> bool:
         return True if not Path(f"/proc/{pid}").exists() or _zombie(pid) else None
 
     deadlines.poll(ENGINE_EXIT, gone, f"our dockerd (pid {pid}) to exit", interval=0.2)
+    _unmount_left(_paths()["exec"])
     return True
+
+
+def mounts() -> list[str]:
+    """Mount points under our dockerd's folder (none once it stopped cleanly)."""
+    prefix = str(layout.engine_root()) + "/"
+    table = Path("/proc/self/mounts").read_text().splitlines()
+    points = (line.split()[1] for line in table)
+    return sorted((point for point in points if point.startswith(prefix)), reverse=True)
+
+
+def _unmount_left(exec_root: Path) -> None:
+    """Unmount what our dockerd leaves mounted under its exec root once it exited (its
+    default network namespace, bound at ``netns/default``), so no mount outlives it and
+    the cache folder can be deleted."""
+    for point in mounts():
+        if point.startswith(str(exec_root) + "/"):
+            result = subprocess.run(["umount", point], capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise EngineError(f"umount {point}: {result.stderr.strip()}")
 
 
 def _zombie(pid: int) -> bool:
