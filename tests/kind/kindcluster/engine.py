@@ -220,7 +220,9 @@ def _unmount_left(exec_root: Path) -> None:
     the cache folder can be deleted."""
     for point in mounts():
         if point.startswith(str(exec_root) + "/"):
-            result = subprocess.run(["umount", point], capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                ["umount", "--lazy", point], capture_output=True, text=True, check=False
+            )
             if result.returncode != 0:
                 raise EngineError(f"umount {point}: {result.stderr.strip()}")
 
