@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kindcluster import cluster, examples
+from kindcluster import cluster, engine, examples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="the engine, the cluster's nodes and their memory")
     options = parser.parse_args(argv)
     if options.command == "build":
-        cluster.build()
+        ran_before = engine.current() is not None
+        try:
+            cluster.build()
+        finally:
+            if not ran_before:
+                engine.stop()  # started for the build alone: `up` starts it again in seconds
     elif options.command == "up":
         cluster.up()
     elif options.command == "examples":

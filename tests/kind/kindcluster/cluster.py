@@ -132,14 +132,17 @@ def tools(tools_engine: engine.Engine) -> Tools:
     return Tools(tools_engine, binaries["kind"], binaries["kubectl"], _helm())
 
 
-def build() -> tuple[Tools, str, str]:
-    """Build (or find) everything ``up`` needs; return the tools, node image, kubemr image."""
+def build() -> tuple[engine.Engine, str, str]:
+    """Build (or find) the images ``up`` needs; return the engine, node image, kubemr image.
+
+    Helm is not among them: ``make test`` runs this beside ``make cluster-build``, which
+    builds helm, so only ``up`` looks for it (see tools())."""
     started = time.monotonic()
     our_engine = engine.ensure()
     node = nodeimage.node_image(our_engine)
     image = kubemr_image(our_engine)
     artefacts.record("build (all, cached or not)", time.monotonic() - started, "done")
-    return tools(our_engine), node, image
+    return our_engine, node, image
 
 
 def exists(cluster_tools: Tools) -> bool:
@@ -174,7 +177,8 @@ def prepare_data() -> None:
 
 def up() -> Tools:
     """The cluster running with the chart installed; idempotent."""
-    cluster_tools, _node, image = build()
+    our_engine, _node, image = build()
+    cluster_tools = tools(our_engine)
     env = cluster_tools.engine.env
     prepare_data()
     if not exists(cluster_tools):
@@ -303,6 +307,8 @@ def down() -> str:
                 done.append(f"removed network {NETWORK}")
         if current.ours and engine.stop():
             done.append("stopped our dockerd")
+    if current is None or not current.ours:
+        engine.stop()  # no dockerd of ours runs: detach what a killed one left mounted
     layout.KUBECONFIG.unlink(missing_ok=True)
     left = _engine_processes()
     if left:

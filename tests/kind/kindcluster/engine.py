@@ -192,18 +192,21 @@ def current() -> Engine | None:
 
 
 def stop() -> bool:
-    """Stop the dockerd this tooling started (never another); True if one was stopped."""
+    """Stop the dockerd this tooling started (never another); True if one was stopped.
+
+    Then detach every mount left under our engine's folder, also when no dockerd of ours
+    runs: a dockerd that was killed (a CI runner torn down mid-suite) leaves its data root
+    bound on itself and its network namespace bound under the exec root."""
     pid = _our_pid()
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
 
-    def gone() -> bool | None:
-        return True if not Path(f"/proc/{pid}").exists() or _zombie(pid) else None
+        def gone() -> bool | None:
+            return True if not Path(f"/proc/{pid}").exists() or _zombie(pid) else None
 
-    deadlines.poll(ENGINE_EXIT, gone, f"our dockerd (pid {pid}) to exit", interval=0.2)
-    _unmount_left(_paths()["exec"])
-    return True
+        deadlines.poll(ENGINE_EXIT, gone, f"our dockerd (pid {pid}) to exit", interval=0.2)
+    _unmount_left()
+    return pid is not None
 
 
 def mounts() -> list[str]:
@@ -214,17 +217,15 @@ def mounts() -> list[str]:
     return sorted((point for point in points if point.startswith(prefix)), reverse=True)
 
 
-def _unmount_left(exec_root: Path) -> None:
-    """Unmount what our dockerd leaves mounted under its exec root once it exited (its
-    default network namespace, bound at ``netns/default``), so no mount outlives it and
-    the cache folder can be deleted."""
+def _unmount_left() -> None:
+    """Unmount, deepest first, what is mounted under our engine's folder once no dockerd of
+    ours runs, so no mount outlives it and the cache folder can be deleted."""
     for point in mounts():
-        if point.startswith(str(exec_root) + "/"):
-            result = subprocess.run(
-                ["umount", "--lazy", point], capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise EngineError(f"umount {point}: {result.stderr.strip()}")
+        result = subprocess.run(
+            ["umount", "--lazy", point], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise EngineError(f"umount {point}: {result.stderr.strip()}")
 
 
 def _zombie(pid: int) -> bool:
