@@ -51,7 +51,7 @@ from kubemr.attempts import Assignment, Kind, Phase, State, heartbeat_interval
 from kubemr.fetches import FETCH_SHARE  # as the real reducer reports
 from kubemr.master import JobState
 from kubemr.outputdir import OutputDir
-from kubemr.partitionsizes import CHECKPOINT
+from kubemr.partitionsizes import CHECKPOINT, OutputSizes
 from kubemr.plan import JobPlan
 from kubemr.splits import Split
 
@@ -186,7 +186,7 @@ class Simulation:
             self.rng.sample(range(shape.machines), round(shape.machines * shape.slow_share))
         )
         self.partitions = sort_shaped(shape.reduces, random.Random(shape.seed))
-        """One map output's (records, bytes) per partition, sort-shaped, reported by every
+        """One map output's records and bytes per partition, sort-shaped, reported by every
         simulated map output (the master adds them to its per-partition sums)."""
         self.generation = 0
         self.killed = False
@@ -447,11 +447,11 @@ class Simulation:
         self.figures.status_seconds = best
 
 
-def sort_shaped(reduces: int, rng: random.Random, split: int = 64 * 2**20) -> list[tuple[int, int]]:
+def sort_shaped(reduces: int, rng: random.Random, split: int = 64 * 2**20) -> OutputSizes:
     """A sort's map output: ``split`` bytes of 100-byte records spread over the partitions
     (each within 10 % of the mean)."""
     sizes = [int(split / max(reduces, 1) * rng.uniform(0.9, 1.1)) for _ in range(reduces)]
-    return [(size // 100, size) for size in sizes]
+    return OutputSizes([size // 100 for size in sizes], sizes)
 
 
 def _json(value: object) -> str:

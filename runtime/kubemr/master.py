@@ -63,6 +63,7 @@ from kubemr.apps import APP_COUNTER_PREFIX
 from kubemr.attempts import Kind, Phase, heartbeat_interval, parse_attempt_id
 from kubemr.config import GRPC_OPTIONS, MasterConfig
 from kubemr.outputdir import SUMMARY, OutputDir
+from kubemr.partitionsizes import OutputSizes
 from kubemr.plan import JobPlan, plan_job
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
@@ -166,13 +167,13 @@ class JobState:
     def map_output(
         self,
         attempt_id: str,
-        partitions: list[tuple[int, int]],
+        partitions: OutputSizes,
         counters: dict[str, int],
         timings: dict[str, float],
         skipped: list[str],
         now: float,
     ) -> bool:
-        """A map attempt's output, with its (records, bytes) per partition: accepted and
+        """A map attempt's output, with its sizes per partition: accepted and
         journaled (its totals; the partition sizes go into the running sums, journaled as
         a checkpoint when one is due), or discarded (False)."""
         scheduler = self.scheduler
@@ -494,7 +495,7 @@ class MasterService(pb_grpc.MasterServicer):
             accepted = state.map_output(
                 attempt_id,
                 # (a length other than R is not counted: PartitionSizes.add)
-                list(zip(request.partition_records, request.partition_bytes, strict=False)),
+                OutputSizes(request.partition_records, request.partition_bytes),
                 counters,
                 dict(request.timings),
                 list(request.skipped),

@@ -21,12 +21,35 @@ outputs accepted after it are recovered without their sizes
 
 from __future__ import annotations
 
+import dataclasses
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 CHECKPOINT = "partition_sizes"
 """The journal event of a checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutputSizes:
+    """One map output's size per reduce partition, as two columns of R integers (as the
+    mapper's report carries them: ``partition_records``, ``partition_bytes``), so that the
+    master adds them up without a Python object per partition."""
+
+    records: Sequence[int]
+    """Records per reduce partition, indexed by partition."""
+    bytes: Sequence[int]
+    """Bytes per reduce partition (of sorted runs, as fetched), indexed by partition."""
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[int, int]]) -> OutputSizes:
+        """The columns of (records, bytes) pairs, one per partition."""
+        columns = tuple(zip(*pairs, strict=True))
+        return cls(list(columns[0]), list(columns[1])) if columns else cls([], [])
+
+    def totals(self) -> tuple[int, int]:
+        """(records, bytes) over every partition."""
+        return sum(self.records), sum(self.bytes)
 
 
 class PartitionSizes:
@@ -47,14 +70,18 @@ class PartitionSizes:
         self._cost = 0
         """The last checkpoint's size (bytes)."""
 
-    def add(self, map_index: int, partitions: Sequence[tuple[int, int]]) -> bool:
-        """Count an accepted map output's (records, bytes) per partition, unless its map
-        task is counted already; whether it was counted now."""
-        if self._counted[map_index] or len(partitions) != len(self.bytes):
+    def add(self, map_index: int, output: OutputSizes) -> bool:
+        """Count an accepted map output's sizes per partition, unless its map task is
+        counted already or the output does not have R of each; whether it was counted."""
+        reduces = len(self.bytes)
+        if (
+            self._counted[map_index]
+            or len(output.records) != reduces
+            or len(output.bytes) != reduces
+        ):
             return False
-        counts, sizes = zip(*partitions, strict=True) if partitions else ((), ())
-        self.records = list(map(operator.add, self.records, counts))  # loops in C
-        self.bytes = list(map(operator.add, self.bytes, sizes))
+        self.records = list(map(operator.add, self.records, output.records))  # loops in C
+        self.bytes = list(map(operator.add, self.bytes, output.bytes))
         self._counted[map_index] = 1
         self.counted += 1
         self._since.append(map_index)

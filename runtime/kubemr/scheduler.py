@@ -48,7 +48,6 @@ Rules (DESIGN.md, "Data flow" and "Fault tolerance"):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from kubemr.attempts import (
     UNCLAIMED,
@@ -66,7 +65,7 @@ from kubemr.attempts import (
     attempt_id,
     parse_attempt_id,
 )
-from kubemr.partitionsizes import PartitionSizes
+from kubemr.partitionsizes import OutputSizes, PartitionSizes
 from kubemr.speculation import ScanKey, Speculation, Straggler
 from kubemr.splits import Split
 
@@ -428,10 +427,8 @@ class Scheduler:
 
     # ---- reports --------------------------------------------------------------------
 
-    def map_succeeded(
-        self, attempt_id: str, partitions: Sequence[tuple[int, int]], now: float
-    ) -> bool:
-        """Record a finished map attempt with its (records, bytes) per partition (added to
+    def map_succeeded(self, attempt_id: str, output: OutputSizes, now: float) -> bool:
+        """Record a finished map attempt with its sizes per partition (added to
         :attr:`sizes`, not kept); False if it was discarded."""
         attempt = self._live_attempt(attempt_id)
         if attempt is None or attempt.kind is not Kind.MAP:
@@ -443,15 +440,14 @@ class Scheduler:
         worker = self.workers[attempt.worker]
         self._end_attempt(attempt, Outcome.SUCCEEDED, now)
         task.state = State.DONE
-        records = sum(count for count, _ in partitions)
-        size = sum(length for _, length in partitions)
+        records, size = output.totals()
         self._hold(
             task,
             MapOutputRef(
                 task.index, attempt_id, worker.id, worker.address, records, size, worker.name
             ),
         )
-        self.sizes.add(task.index, partitions)
+        self.sizes.add(task.index, output)
         for other in list(task.running):  # a backup (or the original) lost the race
             self._end_attempt(self.attempts[other], Outcome.DISCARDED, now)
         self.version += 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from kubemr import master
 from kubemr.attempts import Kind
 from kubemr.outputdir import OutputDir
+from kubemr.partitionsizes import OutputSizes
 
 from testjobs import small_plan
 
@@ -25,7 +26,7 @@ def finished_reduce(tmp_path: Path) -> tuple[master.JobState, str]:
     scheduler = state.scheduler
     mapper = scheduler.register("mapper-0", Kind.MAP, "h:1", 0.0)
     while (task := scheduler.assign(mapper, 0.0)) is not None:
-        assert state.map_output(task.attempt, [(1, 1)], {}, {}, [], 0.0)
+        assert state.map_output(task.attempt, OutputSizes.of([(1, 1)]), {}, {}, [], 0.0)
     task = scheduler.assign(scheduler.register("reducer-0", Kind.REDUCE, "", 0.0), 0.0)
     assert task is not None
     temp = Path(output.temp_path(task.attempt, 0))

@@ -13,7 +13,7 @@ from kubemr import master
 from kubemr import report as reports
 from kubemr.attempts import Kind
 from kubemr.outputdir import OutputDir
-from kubemr.partitionsizes import CHECKPOINT, PartitionSizes
+from kubemr.partitionsizes import CHECKPOINT, OutputSizes, PartitionSizes
 from kubemr.plan import JobPlan
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
@@ -23,22 +23,32 @@ from testjobs import small_plan
 
 def test_each_map_task_is_counted_once() -> None:
     sizes = PartitionSizes(maps=3, reduces=2)
-    assert sizes.add(0, [(1, 10), (2, 20)])
-    assert sizes.add(2, [(3, 30), (0, 0)])
-    assert not sizes.add(0, [(5, 50), (5, 50)])  # a rerun of map 0: its first sizes stand
+    assert sizes.add(0, OutputSizes.of([(1, 10), (2, 20)]))
+    assert sizes.add(2, OutputSizes.of([(3, 30), (0, 0)]))
+    rerun = OutputSizes.of([(5, 50), (5, 50)])
+    assert not sizes.add(0, rerun)  # a rerun of map 0: its first sizes stand
     assert sizes.sizes() == [(4, 40), (2, 20)]
     assert sizes.counted == 2
+
+
+def test_an_output_without_r_sizes_of_each_is_not_counted() -> None:
+    """The report's two columns come from a mapper: a short one is ignored, not zipped."""
+    sizes = PartitionSizes(maps=3, reduces=2)
+    assert not sizes.add(0, OutputSizes([1, 2], [10]))
+    assert not sizes.add(1, OutputSizes([1], [10, 20]))
+    assert sizes.add(2, OutputSizes([1, 2], [10, 20]))
+    assert sizes.sizes() == [(1, 10), (2, 20)] and sizes.counted == 1
 
 
 def test_a_checkpoint_is_due_once_the_journal_grew_by_the_last_ones_size() -> None:
     sizes = PartitionSizes(maps=4, reduces=2)
     assert not sizes.checkpoint_due(0)  # nothing counted since the last
-    sizes.add(0, [(1, 10), (1, 10)])
+    sizes.add(0, OutputSizes.of([(1, 10), (1, 10)]))
     assert sizes.checkpoint_due(0)
     record = sizes.checkpoint()
     assert record == {"event": CHECKPOINT, "maps": [0], "records": [1, 1], "bytes": [10, 10]}
     sizes.checkpointed(1000, 1100)  # it took 100 bytes
-    sizes.add(1, [(1, 10), (1, 10)])
+    sizes.add(1, OutputSizes.of([(1, 10), (1, 10)]))
     assert not sizes.checkpoint_due(1150)
     assert sizes.checkpoint_due(1200)
     assert sizes.checkpoint_due(1150, map_phase_over=True)  # the last map output is in
@@ -50,8 +60,8 @@ def test_restore_takes_the_sums_and_marks_their_maps_counted() -> None:
     sizes = PartitionSizes(maps=3, reduces=2)
     sizes.restore([4, 2], [40, 20], [0, 2])
     assert sizes.sizes() == [(4, 40), (2, 20)] and sizes.counted == 2
-    assert not sizes.add(2, [(1, 1), (1, 1)])
-    assert sizes.add(1, [(1, 1), (1, 1)])
+    assert not sizes.add(2, OutputSizes.of([(1, 1), (1, 1)]))
+    assert sizes.add(1, OutputSizes.of([(1, 1), (1, 1)]))
     assert sizes.sizes() == [(5, 41), (3, 21)]
 
 
@@ -60,14 +70,16 @@ def test_a_lost_output_rerun_is_not_counted_twice_and_the_report_shows_the_sums(
     state = Scheduler(splits, 2, barrier=False, max_attempts=4, heartbeat_timeout=10.0)
     mapper = state.register("mapper-0", Kind.MAP, "h:1", 0.0)
     first = state.assign(mapper, 0.0)
-    assert first is not None and state.map_succeeded(first.attempt, [(3, 30), (1, 10)], 1.0)
+    assert first is not None and state.map_succeeded(
+        first.attempt, OutputSizes.of([(3, 30), (1, 10)]), 1.0
+    )
     output = state.maps[0].output
     assert output is not None and (output.records, output.bytes) == (4, 40)
     state.worker_lost(mapper, 2.0)  # map 0's output is gone with its worker
     again = state.register("mapper-1", Kind.MAP, "h:2", 2.0)
     rerun = state.assign(again, 2.0)
     assert rerun is not None and rerun.index == 0
-    assert state.map_succeeded(rerun.attempt, [(3, 30), (1, 10)], 3.0)
+    assert state.map_succeeded(rerun.attempt, OutputSizes.of([(3, 30), (1, 10)]), 3.0)
     assert state.sizes.sizes() == [(3, 30), (1, 10)]
     got = reports.project(state, reports.Figures(job="wc", app="wc", started=0.0), 3.0, 3.0)
     assert [(p.index, p.bytes, p.records) for p in got.partitions] == [(0, 30, 3), (1, 10, 1)]
@@ -101,7 +113,7 @@ def test_the_journal_holds_totals_and_checkpoints_and_a_restart_restores_them(
     for index, partitions in enumerate(([(3, 30), (1, 10)], [(2, 20), (2, 20)])):
         assignment = state.scheduler.assign(mapper, 0.0)
         assert assignment is not None and assignment.index == index
-        assert state.map_output(assignment.attempt, partitions, {}, {}, [], 1.0)
+        assert state.map_output(assignment.attempt, OutputSizes.of(partitions), {}, {}, [], 1.0)
     asyncio.run(state.durable())  # as ReportTask does before it answers
     journal.close()
     lines = [json.loads(line) for line in Path(journal.path).read_text().splitlines()]

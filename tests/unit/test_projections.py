@@ -7,6 +7,7 @@ import json
 
 from kubemr import contract, projections
 from kubemr.attempts import Kind
+from kubemr.partitionsizes import OutputSizes
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
@@ -19,7 +20,7 @@ def state() -> Scheduler:
     mapper = s.register("mapper-0", Kind.MAP, "h:1", 0.0)
     reducer = s.register("reducer-0", Kind.REDUCE, "", 0.0)
     first = s.assign(mapper, 0.0)
-    assert first is not None and s.map_succeeded(first.attempt, [(2, 20)], 1.0)
+    assert first is not None and s.map_succeeded(first.attempt, OutputSizes.of([(2, 20)]), 1.0)
     second = s.assign(mapper, 1.0)
     assert second is not None and s.attempt_failed(second.attempt, "ValueError: x", 2.0)
     assert s.assign(mapper, 2.0) is not None

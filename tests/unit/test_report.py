@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kubemr import report as reports
 from kubemr.attempts import Kind
+from kubemr.partitionsizes import OutputSizes
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
@@ -24,7 +25,7 @@ def running_job() -> tuple[Scheduler, dict[str, str]]:
     reducer = s.register("reducer-0", Kind.REDUCE, "", 0.0)
     first = s.assign(mapper, 1.0)
     assert first is not None
-    assert s.map_succeeded(first.attempt, [(3, 30), (1, 10)], 3.0)
+    assert s.map_succeeded(first.attempt, OutputSizes.of([(3, 30), (1, 10)]), 3.0)
     second = s.assign(mapper, 3.0)
     assert second is not None and s.progress(second.attempt, 0.5, 4.0)
     reduce = s.assign(reducer, 2.0)
@@ -71,9 +72,9 @@ def test_slowest_tasks_compare_with_the_median_of_their_kind() -> None:
         ("map", 1, 2.0, True),
     ]
     assert [x.ratio for x in got.slowest] == [1.0, 1.0]
-    s.map_succeeded(next(iter(s.maps[1].running)), [(1, 1), (1, 1)], 6.0)
+    s.map_succeeded(next(iter(s.maps[1].running)), OutputSizes.of([(1, 1), (1, 1)]), 6.0)
     s.assign(next(w.id for w in s.workers.values() if w.kind is Kind.MAP), 6.0)
-    s.map_succeeded(next(iter(s.maps[2].running)), [(1, 1), (1, 1)], 7.0)
+    s.map_succeeded(next(iter(s.maps[2].running)), OutputSizes.of([(1, 1), (1, 1)]), 7.0)
     later = reports.project(s, figures(), 12.0, 1012.0)
     first = later.slowest[0]
     assert (first.kind, first.index, first.seconds, first.running) == ("reduce", 0, 10.0, True)
@@ -101,7 +102,7 @@ def test_a_backup_attempt_marks_its_task_speculative() -> None:
     slow = s.register("mapper-1", Kind.MAP, "b:1", 0.0)
     one, two = s.assign(fast, 0.0), s.assign(slow, 0.0)
     assert one is not None and two is not None
-    s.map_succeeded(one.attempt, [(1, 1)], 1.0)
+    s.map_succeeded(one.attempt, OutputSizes.of([(1, 1)]), 1.0)
     backup = s.assign(fast, 10.0)
     assert backup is not None and backup.index == two.index
     rows = reports.project(s, figures(), 11.0, 1011.0).tasks

@@ -10,6 +10,7 @@ from kubemr.attempts import (
     attempt_id,
     parse_attempt_id,
 )
+from kubemr.partitionsizes import OutputSizes
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
@@ -21,7 +22,7 @@ def make(maps: int = 3, reduces: int = 2, barrier: bool = False, attempts: int =
 
 def finish_maps(s: Scheduler, worker: str, now: float = 1.0) -> None:
     while (a := s.assign(worker, now)) is not None:
-        assert s.map_succeeded(a.attempt, [(1, 10), (2, 20)], now)
+        assert s.map_succeeded(a.attempt, OutputSizes.of([(1, 10), (2, 20)]), now)
 
 
 def test_tasks_outnumber_workers_and_attempt_ids_are_unique() -> None:
@@ -30,7 +31,7 @@ def test_tasks_outnumber_workers_and_attempt_ids_are_unique() -> None:
     ids = []
     while (a := s.assign(m, 0.0)) is not None:
         ids.append(a.attempt)
-        s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
+        s.map_succeeded(a.attempt, OutputSizes.of([(0, 0), (0, 0)]), 0.0)
     assert ids == [f"m{i}.a1" for i in range(5)]
     assert (s.map_phase_over and s.phase is Phase.PENDING) or s.phase is Phase.REDUCING
 
@@ -55,7 +56,7 @@ def test_streaming_releases_outputs_as_they_complete() -> None:
     assert s.assign(r, 0.0) is not None
     first = s.assign(m, 0.0)
     assert first is not None
-    s.map_succeeded(first.attempt, [(1, 1), (1, 1)], 0.0)
+    s.map_succeeded(first.attempt, OutputSizes.of([(1, 1), (1, 1)]), 0.0)
     refs, complete = s.map_outputs(set())
     assert [ref.index for ref in refs] == [0] and not complete
     assert s.map_outputs({0}) == ([], False)
@@ -95,17 +96,19 @@ def test_dead_worker_loses_running_and_completed_maps() -> None:
     m2 = s.register("m2", Kind.MAP, "h:2", 0.0)
     done = s.assign(m1, 0.0)
     assert done is not None
-    s.map_succeeded(done.attempt, [(1, 1), (1, 1)], 0.0)
+    s.map_succeeded(done.attempt, OutputSizes.of([(1, 1), (1, 1)]), 0.0)
     running = s.assign(m1, 0.0)
     assert running is not None
     s.heartbeat(m2, 4.0)
     assert s.expire(6.0) == [m1]
     assert s.maps_done == 0
-    assert not s.map_succeeded(running.attempt, [(0, 0), (0, 0)], 6.0)  # late report ignored
+    assert not s.map_succeeded(
+        running.attempt, OutputSizes.of([(0, 0), (0, 0)]), 6.0
+    )  # late report ignored
     rerun = []
     while (a := s.assign(m2, 6.0)) is not None:
         rerun.append(a.index)
-        assert s.map_succeeded(a.attempt, [(1, 1), (1, 1)], 6.0)
+        assert s.map_succeeded(a.attempt, OutputSizes.of([(1, 1), (1, 1)]), 6.0)
     assert sorted(rerun) == [0, 1]
     assert s.maps_done == 2
 
@@ -115,8 +118,8 @@ def test_duplicate_report_is_discarded() -> None:
     m = s.register("m0", Kind.MAP, "h:1", 0.0)
     a = s.assign(m, 0.0)
     assert a is not None
-    assert s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
-    assert not s.map_succeeded(a.attempt, [(0, 0), (0, 0)], 0.0)
+    assert s.map_succeeded(a.attempt, OutputSizes.of([(0, 0), (0, 0)]), 0.0)
+    assert not s.map_succeeded(a.attempt, OutputSizes.of([(0, 0), (0, 0)]), 0.0)
     assert s.attempts_by_outcome() == {"map_succeeded": 1}
 
 
@@ -142,7 +145,7 @@ def test_fetch_failures_past_threshold_rerun_the_map() -> None:
     assert s.stale(["m0.a1", "m1.a1"]) == [0]
     rerun = s.assign(m, 2.0)
     assert rerun is not None and rerun.attempt == "m0.a2"
-    assert s.map_succeeded(rerun.attempt, [(1, 10)], 2.0)
+    assert s.map_succeeded(rerun.attempt, OutputSizes.of([(1, 10)]), 2.0)
     refs, complete = s.map_outputs({1})
     assert complete and [(ref.index, ref.attempt) for ref in refs] == [(0, "m0.a2")]
     assert s.stale(["m0.a1"]) == [0] and s.stale(["m0.a2"]) == []
@@ -172,7 +175,7 @@ def test_barrier_withholds_outputs_again_while_a_lost_one_reruns() -> None:
     assert s.map_outputs({0}) == ([], False)
     rerun = s.assign(m, 2.0)
     assert rerun is not None and rerun.index == 1
-    s.map_succeeded(rerun.attempt, [(1, 10)], 2.0)
+    s.map_succeeded(rerun.attempt, OutputSizes.of([(1, 10)]), 2.0)
     refs, complete = s.map_outputs({0})
     assert complete and [ref.attempt for ref in refs] == ["m1.a2"]
 
@@ -192,7 +195,7 @@ def speculating(maps: int = 10) -> tuple[Scheduler, str, str]:
         a = s.assign(m2, now)
         assert a is not None and not s.attempts[a.attempt].backup
         now += 1.0
-        assert s.map_succeeded(a.attempt, [(1, 1)], now)
+        assert s.map_succeeded(a.attempt, OutputSizes.of([(1, 1)]), now)
     return s, m1, m2
 
 
@@ -210,10 +213,12 @@ def test_a_straggler_gets_one_backup_and_the_first_to_finish_wins() -> None:
     assert s.attempts["m0.a2"].backup and s.backup_attempts() == {"map": 1, "reduce": 0}
     m3 = s.register("m3", Kind.MAP, "h:3", 9.0)
     assert s.assign(m3, 9.0) is None  # one backup per task, within the budget
-    assert s.map_succeeded("m0.a2", [(1, 1)], 10.0)
+    assert s.map_succeeded("m0.a2", OutputSizes.of([(1, 1)]), 10.0)
     assert s.attempts["m0.a1"].outcome == "discarded"
     assert not s.attempt_wanted("m0.a1")  # the heartbeat reply cancels it
-    assert not s.map_succeeded("m0.a1", [(1, 1)], 11.0)  # its late report is discarded
+    assert not s.map_succeeded(
+        "m0.a1", OutputSizes.of([(1, 1)]), 11.0
+    )  # its late report is discarded
     assert s.map_phase_over and s.maps[0].output is not None
     assert s.maps[0].output.attempt == "m0.a2" and s.maps[0].output.worker == m2
     assert s.workers[m1].attempt is None
@@ -223,9 +228,9 @@ def test_the_original_can_still_win_over_its_backup() -> None:
     s, _, m2 = speculating()
     backup = s.assign(m2, 9.0)
     assert backup is not None
-    assert s.map_succeeded("m0.a1", [(1, 1)], 9.5)
+    assert s.map_succeeded("m0.a1", OutputSizes.of([(1, 1)]), 9.5)
     assert s.attempts["m0.a2"].outcome == "discarded"
-    assert not s.map_succeeded("m0.a2", [(1, 1)], 10.0)
+    assert not s.map_succeeded("m0.a2", OutputSizes.of([(1, 1)]), 10.0)
 
 
 def test_no_backups_when_speculation_is_off_or_no_task_completed() -> None:
@@ -277,7 +282,7 @@ def test_a_task_that_started_late_at_a_normal_rate_gets_no_backup() -> None:
         a = s.assign(fast, now)
         assert a is not None
         now += 1.0
-        assert s.map_succeeded(a.attempt, [(1, 1)], now)
+        assert s.map_succeeded(a.attempt, OutputSizes.of([(1, 1)]), now)
     started_late = s.assign(late, now)
     assert started_late is not None
     s.progress(started_late.attempt, 0.2, now + 0.2)  # 0.2 in 0.2s: a typical 1 task/s
@@ -304,7 +309,7 @@ def test_backups_stay_within_the_budget() -> None:
     for now in range(17):
         a = s.assign(fast, float(now))
         assert a is not None and not s.attempts[a.attempt].backup
-        assert s.map_succeeded(a.attempt, [(1, 1)], now + 1.0)
+        assert s.map_succeeded(a.attempt, OutputSizes.of([(1, 1)]), now + 1.0)
     idle = [fast, *(s.register(f"idle{i}", Kind.MAP, f"h:1{i}", 17.0) for i in range(2))]
     got = [s.assign(w, 17.0) for w in idle]
     assert [a is not None for a in got] == [True, True, False]
@@ -313,7 +318,7 @@ def test_backups_stay_within_the_budget() -> None:
 
 def test_a_worker_whose_last_attempt_straggled_gets_no_backup() -> None:
     s, m1, m2 = speculating(maps=4)  # m2 did maps 1-3 in 1s each; map 0 runs on m1
-    assert s.map_succeeded("m0.a1", [(1, 1)], 10.0)  # m1 took 10s
+    assert s.map_succeeded("m0.a1", OutputSizes.of([(1, 1)]), 10.0)  # m1 took 10s
     m3 = s.register("m3", Kind.MAP, "h:3", 10.0)
     s.maps[1].state = State.IDLE  # (as if its output were lost) map 1 runs again, on m3
     rerun = s.assign(m3, 10.0)
@@ -338,7 +343,7 @@ def test_the_summary_counts_backups_that_won_and_their_share() -> None:
     s.progress("m0.a1", 0.05, 9.0)
     backup = s.assign(m2, 9.0)
     assert backup is not None
-    assert s.map_succeeded(backup.attempt, [(1, 1)], 9.5)
+    assert s.map_succeeded(backup.attempt, OutputSizes.of([(1, 1)]), 9.5)
     assert s.speculation() == {
         "backups": {"map": 1, "reduce": 0},
         "backupsWon": {"map": 1, "reduce": 0},
@@ -366,7 +371,7 @@ def test_reduce_backups_wait_for_the_map_phase_and_first_commit_wins() -> None:
     assert s.assign(r2, 20.0) is None  # the map phase is not over
     first = s.assign(m, 20.0)
     assert first is not None
-    s.map_succeeded(first.attempt, [(1, 1)] * 10, 20.0)
+    s.map_succeeded(first.attempt, OutputSizes.of([(1, 1)] * 10), 20.0)
     backup = s.assign(r2, 20.0)
     assert backup is not None and backup.attempt == "r0.a2"
     assert s.may_commit(backup.attempt)
@@ -527,7 +532,7 @@ def test_a_worker_that_reconnects_keeps_its_outputs_and_loses_its_running_attemp
     s = make(maps=3)
     m = s.register("m0", Kind.MAP, "h:1", 0.0)
     done = s.assign(m, 0.0)
-    assert done is not None and s.map_succeeded(done.attempt, [(1, 1), (1, 1)], 0.0)
+    assert done is not None and s.map_succeeded(done.attempt, OutputSizes.of([(1, 1), (1, 1)]), 0.0)
     running = s.assign(m, 0.0)
     assert running is not None
     again = s.register("m0", Kind.MAP, "h:1", 1.0)  # it lost the master for a moment

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kubemr.attempts import UNCLAIMED, Kind, MapOutputRef, Recovery, State, TaskTable
+from kubemr.partitionsizes import OutputSizes
 from kubemr.scheduler import Scheduler
 from kubemr.speculation import median_of_union
 from kubemr.splits import Split
@@ -96,7 +97,9 @@ def test_indexes_follow_a_random_job_with_failures_losses_and_backups(seed: int)
         elif action < 0.5:
             s.progress(running, rng.random() * (0.2 if worker == workers[0] else 1.0), now)
         elif action < 0.8 and (worker != workers[0] or rng.random() < 0.1):
-            if running.startswith("m") and s.map_succeeded(running, [(1, 1)] * reduces, now):
+            if running.startswith("m") and s.map_succeeded(
+                running, OutputSizes.of([(1, 1)] * reduces), now
+            ):
                 reported.add(s.attempts[running].index)
             elif s.may_commit(running):
                 s.reduce_committed(running, now)

@@ -14,6 +14,7 @@ from kubemr import monitoring, statuspage, statusui
 from kubemr import report as reports
 from kubemr.attempts import Kind
 from kubemr.outputdir import FAILED, SUMMARY, OutputDir
+from kubemr.partitionsizes import OutputSizes
 from kubemr.scheduler import Scheduler
 from kubemr.splits import Split
 
@@ -28,7 +29,9 @@ def job_report(failed: bool = False, splits: int = 3) -> reports.JobReport:
     )
     mapper = s.register("mapper-0", Kind.MAP, "10.0.0.1:7071", 0.0)
     done = s.assign(mapper, 0.0)
-    assert done is not None and s.map_succeeded(done.attempt, [(2, 20), (1, 10)], 1.0)
+    assert done is not None and s.map_succeeded(
+        done.attempt, OutputSizes.of([(2, 20), (1, 10)]), 1.0
+    )
     running = s.assign(mapper, 1.0)
     assert running is not None
     if failed:
