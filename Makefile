@@ -99,8 +99,8 @@ s3-server: $(STAMP)
 
 ## test: the whole default suite (lint, types, layering, proto drift, every test tier but
 ## `slow`); tests/support/suite.py builds the kind tier's images in the background at low
-## priority while the default tier runs, and runs the kind tier last (its cluster lives only
-## while its tests run)
+## priority while the default tier runs (its cluster tests and the others at once), and
+## runs the kind tier last (its cluster lives only while its tests run)
 test: lint typecheck importlint proto-check monitoring-check prometheus browser
 	$(BIN)/python tests/support/suite.py --make "$(MAKE)" --pytest $(BIN)/pytest \
 	  --log .cache/kind-build.log -- $(PYTEST_ARGS)

@@ -9,8 +9,16 @@ those leave idle, so it does not slow them. The kind tier runs last, once its ar
 are built. On a machine whose caches are warm the background build finds everything
 cached within seconds and the order changes nothing.
 
-Both tiers run even when the first fails (CI shows every failure at once); the exit code
-is the first non-zero one. ``PYTEST_ARGS`` holding its own ``-m`` selects the tests
+The default tier runs as two pytest processes at once, its two lanes: the tests of the
+local control plane (``cluster``: localkube's pods, the operator, the chart) and all the
+others (the runtime's jobs, unit tests, benchmarks' smoke runs). Neither lane keeps the
+two cores busy on its own (most of their time is spent waiting for pods, processes and
+deadlines), and they share nothing but the machine: each session marks and checks its
+own processes (tests/support/leftovers.py), and only the cluster lane starts localkube.
+The local lane prints as it runs; the cluster lane writes to a log printed when it ends.
+
+Every tier and lane runs even when another fails (CI shows every failure at once); the
+exit code is the first non-zero one. ``PYTEST_ARGS`` holding its own ``-m`` selects the tests
 itself: then one pytest run makes that selection after every build.
 
 Usage (the Makefile's ``test`` target):
@@ -35,6 +43,10 @@ NOTHING_COLLECTED = 5
 """pytest's exit code when a selection holds no test."""
 DEFAULT_TIER = "not slow and not kind"
 """The tests that need localkube and MinIO at most."""
+LOCAL_LANE = f"not cluster and {DEFAULT_TIER}"
+"""The default tier's lane without the local control plane (printed as it runs)."""
+CLUSTER_LANE = f"cluster and {DEFAULT_TIER}"
+"""The default tier's lane on the local control plane (logged, printed when it ends)."""
 KIND_TIER = "kind and not slow"
 """The tests that need the kind cluster."""
 BACKGROUND_NICENESS = 19
@@ -52,7 +64,11 @@ class Tools:
     pytest: str
     """The virtualenv's pytest."""
     log: Path
-    """Where the background build writes (an ignored folder)."""
+    """Where the background build writes (an ignored folder); the cluster lane's log
+    goes beside it."""
+
+    def lane_log(self) -> Path:
+        return self.log.with_name("tests-cluster-lane.log")
 
 
 class Background:
@@ -124,7 +140,37 @@ def tier(tools: Tools, marker: str, pytest_args: Sequence[str]) -> int:
     """One tier; narrowing arguments (a path, ``-k``) may leave a tier empty, which is no
     failure then (without arguments, an empty tier is one)."""
     code = run([tools.pytest, "--durations=25", "-m", marker, *pytest_args])
+    return _verdict(code, pytest_args)
+
+
+def _verdict(code: int, pytest_args: Sequence[str]) -> int:
     return 0 if code == NOTHING_COLLECTED and pytest_args else code
+
+
+def default_tier(tools: Tools, pytest_args: Sequence[str]) -> int:
+    """The two lanes of the default tier at once: the cluster lane in the background,
+    logged; the local lane in the foreground. Returns the first failure's code."""
+    command = [tools.pytest, "--durations=25", "-m", CLUSTER_LANE, *pytest_args]
+    log = tools.lane_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"{shlex.join(command)} (the cluster lane, beside the local one; log: {log})")
+    started = time.monotonic()
+    with log.open("wb") as sink:
+        lane = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        local = tier(tools, LOCAL_LANE, pytest_args)
+    except BaseException:  # Ctrl-C: stop the other lane too
+        lane.terminate()
+        lane.wait()
+        raise
+    if lane.poll() is None:
+        say("waiting for the cluster lane")
+    cluster = lane.wait()
+    say(f"exit {cluster} after {time.monotonic() - started:.0f} s: the cluster lane; its log:")
+    print(log.read_text(errors="replace"), end="", flush=True)
+    return local or _verdict(cluster, pytest_args)
 
 
 def main(tools: Tools, pytest_args: Sequence[str]) -> int:
@@ -136,7 +182,7 @@ def main(tools: Tools, pytest_args: Sequence[str]) -> int:
         if selects_itself(pytest_args):
             code = background.wait()
             return code or run([tools.pytest, "--durations=25", *pytest_args])
-        first = tier(tools, DEFAULT_TIER, pytest_args)
+        first = default_tier(tools, pytest_args)
         built = background.wait()
         if built != 0:
             return first or built

@@ -3,10 +3,12 @@ and pytest scripts that record what they were asked and when."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
@@ -69,10 +71,46 @@ def test_the_kind_build_runs_niced_beside_the_default_tier_and_before_the_kind_t
     seen = lines(journal)
     started = next(i for i, line in enumerate(seen) if line.startswith("kind-build started"))
     assert seen[started] == f"kind-build started nice={suite.BACKGROUND_NICENESS}"
-    default = seen.index(f"pytest --durations=25 -m {suite.DEFAULT_TIER}")
     kind = seen.index(f"pytest --durations=25 -m {suite.KIND_TIER}")
-    assert seen.index("make --no-print-directory s3-server cluster-build") < default
-    assert default < seen.index("kind-build ended") < kind
+    for lane in (suite.LOCAL_LANE, suite.CLUSTER_LANE):
+        default = seen.index(f"pytest --durations=25 -m {lane}")
+        assert seen.index("make --no-print-directory s3-server cluster-build") < default
+        assert default < seen.index("kind-build ended") < kind
+
+
+def test_the_default_tiers_two_lanes_run_at_once_and_cover_it(
+    tmp_path: Path, journal: Path
+) -> None:
+    """Each lane's stand-in leaves a mark and waits for the other's: run one after the
+    other, the first would wait in vain and fail."""
+    meet = (
+        'case "$MARK" in "kind"*) exit 0;; "cluster"*) me=cluster; other=local;; '
+        "*) me=local; other=cluster;; esac; "
+        f"touch {tmp_path}/$me; "
+        f"for _ in $(seq 100); do [ -e {tmp_path}/$other ] && exit 0; sleep 0.1; done; exit 9"
+    )
+    assert suite.main(tools(tmp_path, journal, tier=meet), []) == 0
+    # whatever a test's markers, it is in the default tier iff it is in exactly one lane
+    names = ("cluster", "slow", "kind", "bench")
+    for marks in itertools.product((False, True), repeat=len(names)):
+        held = {name for name, mark in zip(names, marks, strict=True) if mark}
+
+        def selects(expression: str, held: set[str] = held) -> bool:
+            return Expression.compile(expression).evaluate(held.__contains__)
+
+        lanes = selects(suite.LOCAL_LANE) + selects(suite.CLUSTER_LANE)
+        assert lanes == (1 if selects(suite.DEFAULT_TIER) else 0), held
+
+
+def test_a_failed_cluster_lane_fails_the_suite_and_its_log_is_shown(
+    tmp_path: Path, journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing = 'case "$MARK" in "cluster"*) echo "FAILED test_jobs.py::test_x"; exit 1;; esac'
+    assert suite.main(tools(tmp_path, journal, tier=failing), []) == 1
+    seen = lines(journal)
+    assert f"pytest --durations=25 -m {suite.LOCAL_LANE}" in seen
+    assert f"pytest --durations=25 -m {suite.KIND_TIER}" in seen
+    assert "FAILED test_jobs.py::test_x" in capsys.readouterr().out
 
 
 def test_a_failed_default_tier_still_runs_the_kind_tier_and_fails_the_suite(
