@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from kindcluster import artefacts, engine, nodeimage
+from kindcluster import artefacts, cluster, engine, nodeimage
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "tests" / "kind" / "engine" / "runc-capsfilter"
@@ -127,3 +127,23 @@ def test_keys_change_with_any_input(tmp_path: Path) -> None:
     before = artefacts.Key("x").tree(tmp_path).hexdigest()
     (tmp_path / "a").write_text("two")
     assert artefacts.Key("x").tree(tmp_path).hexdigest() != before
+
+
+def test_the_build_needs_nothing_the_foreground_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test` runs `make kind-build` beside `make cluster-build`, which builds helm: a
+    build whose images are cached ends first, so it must not look for helm (CI failed so)."""
+
+    def no_helm() -> Path:
+        raise cluster.ClusterError("helm is missing")
+
+    ours = engine.Engine(env={}, ours=True)
+    monkeypatch.setattr(engine, "ensure", lambda: ours)
+    monkeypatch.setattr(nodeimage, "node_image", lambda _engine: "kindest/node:built")
+    monkeypatch.setattr(cluster, "kubemr_image", lambda _engine: "kubemr:built")
+    monkeypatch.setattr(artefacts, "record", lambda *_args: None)
+    monkeypatch.setattr(cluster, "_helm", no_helm)
+    built = {"kind": Path("kind"), "kubectl": Path("kubectl")}
+    monkeypatch.setattr(cluster.gobuilds, "all_binaries", lambda: built)
+    assert cluster.build() == (ours, "kindest/node:built", "kubemr:built")
+    with pytest.raises(cluster.ClusterError, match="helm is missing"):
+        cluster.tools(ours)  # what `up` calls, after cluster-build
