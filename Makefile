@@ -150,9 +150,12 @@ bench-s3: s3-server
 	$(BIN)/python bench/s3read.py --json bench/results/s3read.json
 
 ## bench-scale: the master at the seed's scale (M = 200,000, R = 5,000, 2,000 machines) and the
-## paper's sort experiments, simulated over the real scheduler; kubemr plan for 12.8 TB
-bench-scale: $(STAMP)
+## paper's sort experiments, simulated over the real scheduler; kubemr plan for 12.8 TB; then
+## the operator creating and tracking a 1,000-pod job on the local control plane's simulated
+## (kwok) nodes (it starts localkube unless one runs, and stops what it started)
+bench-scale: $(STAMP) cluster-build
 	$(BIN)/python bench/scale.py --json bench/results/scale.json
+	$(BIN)/python bench/operatorscale.py --json bench/results/operatorscale.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

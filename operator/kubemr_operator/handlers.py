@@ -10,6 +10,7 @@ stay thin; every decision is in the pure core.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -143,30 +144,57 @@ async def _delete(runtime: Runtime, resource: Any, name: str, namespace: str) ->
             raise
 
 
+def slow_start(total: int, limit: int) -> list[int]:
+    """Sizes of the batches that create ``total`` objects: 1, 2, 4, ... at most ``limit``
+    (Kubernetes' ``slowStartBatch``). Each batch is sent at once; the next only when the
+    whole batch was created."""
+    sizes, size = [], 1
+    while total > 0:
+        sizes.append(min(size, limit, total))
+        total -= sizes[-1]
+        size *= 2
+    return sizes
+
+
 async def _create_all(
     runtime: Runtime, decision: lifecycle.Decision, ref: JobRef, job: specs.MapReduceJob | None
 ) -> list[lifecycle.Refusal]:
-    """Create what ``decision`` asks for, in order, stopping at the first refusal."""
+    """Create what ``decision`` asks for: the support objects one by one, then the pods in
+    :func:`slow_start` batches; stop after the first refusal (the first in order of a
+    batch, whose other creations were already sent) or error."""
     if job is None:
         return []
     settings = runtime.settings
-    wanted: list[tuple[dict[str, Any], lifecycle.Slot | None]] = []
     if decision.ensure_support:
-        wanted += [
-            (manifests.config_map(ref, job, settings), None),
-            (manifests.secret(ref, secrets.token_hex(32), settings), None),
-            (manifests.service(ref, settings), None),
-            (manifests.network_policy(ref, settings), None),
-        ]
-    for slot in decision.create:
-        pod = manifests.pod(ref, job, slot.role, slot.index, slot.attempt, settings)
-        wanted.append((pod, slot))
-    for manifest, created in wanted:
-        refusal = await _create(runtime, manifest, ref)
-        if refusal is not None:
-            return [refusal]
-        if created is not None and created.attempt > 0:
-            runtime.metrics.pod_replacements.labels(ref.namespace, created.role).inc()
+        for manifest in (
+            manifests.config_map(ref, job, settings),
+            manifests.secret(ref, secrets.token_hex(32), settings),
+            manifests.service(ref, settings),
+            manifests.network_policy(ref, settings),
+        ):
+            refusal = await _create(runtime, manifest, ref)
+            if refusal is not None:
+                return [refusal]
+    slots = decision.create
+    done = 0
+    for size in slow_start(len(slots), settings.create_concurrency):
+        batch = slots[done : done + size]
+        done += size
+        outcomes = await asyncio.gather(
+            *(
+                _create(runtime, manifests.pod(ref, job, s.role, s.index, s.attempt, settings), ref)
+                for s in batch
+            ),
+            return_exceptions=True,
+        )
+        for slot, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None and slot.attempt > 0:
+                runtime.metrics.pod_replacements.labels(ref.namespace, slot.role).inc()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is not None:
+                return [outcome]
     return []
 
 

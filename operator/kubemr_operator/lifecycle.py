@@ -281,6 +281,7 @@ class _Reconciliation:
     def run(self) -> Decision:
         job = self.job
         self.status["observedGeneration"] = job.generation
+        self.count_pods()
         if job.job is None:
             self.invalid()
         elif self.finished:
@@ -292,6 +293,14 @@ class _Reconciliation:
             if self.finished:
                 self.cleanup(job.job.spec)
         return self.decision
+
+    def count_pods(self) -> None:
+        """``activePods`` (not ended, not being deleted: as a Job's ``active``) and
+        ``readyPods`` of them; the counts are of the pods observed, before this decision
+        creates or deletes any."""
+        active = [p for p in self.live if p.active]
+        self.status["activePods"] = len(active)
+        self.status["readyPods"] = sum(1 for p in active if p.ready)
 
     def invalid(self) -> None:
         self.decision.delete += [p.name for p in self.live if p.active]

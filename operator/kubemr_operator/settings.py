@@ -84,6 +84,11 @@ class Settings:
     watches the whole cluster. Default empty."""
     reconcile_interval: float = 2.0
     """Seconds between two reconciliations of a running job. Default 2."""
+    create_concurrency: int = 64
+    """Most pods of one job a reconciliation creates at once. It creates them in
+    slow-start batches of 1, 2, 4, ... up to this many concurrent requests, as Kubernetes'
+    Job and ReplicaSet controllers do; a refusal stops the batches after it, so a job the
+    API server refuses costs a request or two, not one per pod. Default 64."""
     status_timeout: float = 2.0
     """Seconds the operator waits for the master's ``/status``. Default 2."""
     master_port: int = contract.MASTER_PORT
@@ -145,6 +150,12 @@ class Settings:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels added to every object the operator creates. Default none."""
 
+    def __post_init__(self) -> None:
+        if self.create_concurrency < 1:
+            raise ValueError(
+                f"{ENV_PREFIX}CREATE_CONCURRENCY ({self.create_concurrency}) must be at least 1"
+            )
+
 
 def from_env(env: Mapping[str, str]) -> Settings:
     """Settings from ``KUBEMR_OPERATOR_*`` variables (unset ones keep their defaults)."""
@@ -161,6 +172,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         image_pull_policy=get("IMAGE_PULL_POLICY") or defaults.image_pull_policy,
         namespaces=_namespaces(namespaces or ""),
         reconcile_interval=float(get("RECONCILE_INTERVAL") or defaults.reconcile_interval),
+        create_concurrency=int(get("CREATE_CONCURRENCY") or defaults.create_concurrency),
         status_timeout=float(get("STATUS_TIMEOUT") or defaults.status_timeout),
         pod_working_dir=get("POD_WORKING_DIR"),
         **_pod_volumes(get("POD_VOLUMES"), get("POD_VOLUME_MOUNTS")),

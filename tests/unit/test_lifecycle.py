@@ -511,3 +511,16 @@ def test_an_oom_killed_pod_says_which_memory_limit_to_raise() -> None:
     failed = decide(job(backoffLimit=1), [pod("master"), pod("mapper", 0), killed, again])
     assert failed.status["reason"] == "BackoffLimitExceeded"
     assert "raise spec.mapper.resources.limits.memory" in failed.status["message"]
+
+
+def test_the_status_counts_active_and_ready_pods() -> None:
+    pods = [
+        *running_pods(),
+        pod("reducer", 1, phase="Pending"),
+        pod("mapper", 2, deleting=True),
+        pod("mapper", 3, phase="Failed", exit_code=1),
+    ]
+    status = decide(job(), pods, {"phase": "Running"}).status
+    assert status["activePods"] == 5, "four running, one pending; not the deleted nor the failed"
+    assert status["readyPods"] == 4
+    assert decide(job(), [], {}).status["activePods"] == 0

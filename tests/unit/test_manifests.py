@@ -276,14 +276,18 @@ def test_settings_from_the_environment() -> None:
             "KUBEMR_OPERATOR_IMAGE": "x:1",
             "KUBEMR_OPERATOR_NAMESPACES": "a, b",
             "KUBEMR_OPERATOR_RECONCILE_INTERVAL": "0.5",
+            "KUBEMR_OPERATOR_CREATE_CONCURRENCY": "8",
             "KUBEMR_OPERATOR_STANDALONE": "true",
         }
     )
     assert settings.image == "x:1"
     assert settings.namespaces == ("a", "b")
     assert settings.reconcile_interval == 0.5
+    assert settings.create_concurrency == 8
     assert settings.standalone
     assert from_env({}) == Settings()
+    with pytest.raises(ValueError, match="KUBEMR_OPERATOR_CREATE_CONCURRENCY"):
+        from_env({"KUBEMR_OPERATOR_CREATE_CONCURRENCY": "0"})
 
 
 def test_job_pods_write_volumes_they_do_not_own_through_fs_group() -> None:
