@@ -188,7 +188,8 @@ def simulated_nodes(
     paths: layout.Layout, client: apiclient.ApiClient, count: int, pods: int
 ) -> Iterator[None]:
     """kwok's controller and ``count`` simulated Nodes, Ready; all removed afterwards."""
-    kwok.build(paths)
+    if not paths.kwok.exists():
+        raise kwok.KwokError(f"{paths.kwok} is missing: `make cluster-build` builds it")
     handle = kwok.start(paths, paths.logs / "kwok.log")
     names = [f"kwok-scale-{i}" for i in range(count)]
     try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localkube import agent, build, cluster, kwok, layout
+from localkube import agent, build, cluster, layout
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localkube", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="build .cluster/bin (and kwok) if the Go pins changed")
+    commands.add_parser("build", help="build .cluster/bin (localkube, helm, kwok) unless current")
     commands.add_parser("up", help="start (or find) the cluster, write .cluster/kubeconfig")
     commands.add_parser("down", help="stop everything; fail if anything is left behind")
     commands.add_parser("status", help="what runs, with memory per component")
@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     paths = layout.Layout.default()
     if options.command == "build":
         built = build.build(paths)
-        built = kwok.build(paths) or built
         print(f"localkube: binaries in {paths.bin} {'built' if built else 'up to date'}")
     elif options.command == "up":
         cluster.up(paths)

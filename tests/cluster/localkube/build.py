@@ -75,6 +75,14 @@ def _ldflags_helm() -> str:
     return f"-s -w -X {package}.version={version} -X {package}.gitTreeState=clean"
 
 
+KWOK = "sigs.k8s.io/kwok"
+"""The simulated nodes' module (``tool`` in tests/cluster/go.mod)."""
+
+
+def _ldflags_kwok() -> str:
+    return "-s -w"  # (kwok's version is in its source: pkg/consts)
+
+
 def stamp() -> str:
     """A hash of everything the binaries are built from."""
     digest = hashlib.sha256()
@@ -83,7 +91,7 @@ def stamp() -> str:
     for path in sources:
         digest.update(path.relative_to(layout.GO_MODULE).as_posix().encode())
         digest.update(path.read_bytes())
-    digest.update(_ldflags_localkube().encode() + _ldflags_helm().encode())
+    digest.update((_ldflags_localkube() + _ldflags_helm() + _ldflags_kwok()).encode())
     go_version = subprocess.run(
         [_go(), "version"], check=True, capture_output=True, text=True
     ).stdout
@@ -93,7 +101,8 @@ def stamp() -> str:
 
 def is_current(paths: layout.Layout) -> bool:
     """True when ``bin/`` holds binaries built from the current pins."""
-    if not (paths.localkube.exists() and paths.helm.exists() and paths.build_stamp.exists()):
+    built = (paths.localkube, paths.helm, paths.kwok, paths.build_stamp)
+    if not all(path.exists() for path in built):
         return False
     return paths.build_stamp.read_text().strip() == stamp()
 
@@ -111,6 +120,9 @@ def build(paths: layout.Layout, force: bool = False) -> bool:
     targets = [
         (paths.localkube, "./cmd/localkube", _ldflags_localkube()),
         (paths.helm, "./cmd/helm", _ldflags_helm()),
+        # simulated nodes (localkube.kwok): a `tool` of this module, so it links the
+        # Kubernetes libraries compiled for localkube instead of compiling its own
+        (paths.kwok, f"{KWOK}/cmd/kwok", _ldflags_kwok()),
     ]
     for output, package, ldflags in targets:
         started = time.monotonic()

@@ -5,10 +5,11 @@ marked Running and Ready at once (kwok's ``fast`` stages), and a deleted pod's o
 is removed. It lets the operator's own work be measured at a scale no process-running
 node agent reaches on one machine (``bench/operatorscale.py``).
 
-``go install sigs.k8s.io/kwok/cmd/kwok@<VERSION>`` builds it with kwok's own go.mod,
-apart from ``tests/cluster/go.mod`` (whose pins the kind tier shares), into
-``.cluster/bin/kwok``, skipped when the stamp beside it names the pinned version and
-the toolchain. The stages are kwok's own YAML, read from the module cache (never copied
+``make cluster-build`` builds it into ``.cluster/bin/kwok`` beside localkube, as a
+``tool`` of ``tests/cluster/go.mod``: it links the Kubernetes libraries already compiled
+for localkube, so it adds about 20 s to a cold localkube build (``go install`` with kwok's
+own go.mod, whose library versions differ, took 253 s wall and 400 s CPU cold).
+The stages are kwok's own YAML, read from the module cache (never copied
 into the repository). Only Nodes carrying :data:`LABEL` are kwok's; they also carry the
 NoSchedule taint :data:`TAINT`, so that only pods that tolerate it (and select them)
 land there, and a cluster's other nodes and tests are left alone.
@@ -20,16 +21,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from localkube import layout, processes
+from localkube import build, layout, processes
 
 MODULE = "sigs.k8s.io/kwok"
-VERSION = "v0.8.0"
-"""The pinned kwok release (its go.mod requires the Kubernetes 0.36 libraries, as ours)."""
+VERSION = build.module_version(MODULE)
+"""The kwok release tests/cluster/go.mod pins (a ``tool`` there: localkube.build builds it
+with the module's Kubernetes libraries, v0.36.3, not the v0.36.1 of kwok's own go.mod)."""
 STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 """kwok's stage sets under ``kustomize/stage/``, as ``kwokctl`` configures them by default:
 nodes initialised Ready and their Leases renewed, pods Ready at once and removed on delete."""
@@ -47,45 +47,11 @@ class KwokError(RuntimeError):
     """The Go toolchain is missing, or building or locating kwok failed."""
 
 
-def binary(paths: layout.Layout) -> Path:
-    return paths.bin / "kwok"
-
-
-def _stamp(paths: layout.Layout) -> Path:
-    return paths.bin / "kwok.version"
-
-
 def _go() -> str:
     go = shutil.which("go")
     if go is None:
-        raise KwokError("the Go toolchain (`go`) is not on PATH; it builds kwok")
+        raise KwokError("the Go toolchain (`go`) is not on PATH; it locates kwok's stages")
     return go
-
-
-def _wanted_stamp() -> str:
-    toolchain = subprocess.run([_go(), "version"], check=True, capture_output=True, text=True)
-    return f"{MODULE}@{VERSION} {toolchain.stdout.strip()}"
-
-
-def build(paths: layout.Layout) -> bool:
-    """``go install`` kwok into ``paths.bin`` unless the pinned one is there; True if built."""
-    wanted = _wanted_stamp()
-    stamp = _stamp(paths)
-    if binary(paths).exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-        return False
-    paths.bin.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "GOBIN": str(paths.bin), "CGO_ENABLED": "0"}
-    environment["GOFLAGS"] = "-buildvcs=false"
-    started = time.monotonic()
-    print(f"localkube: go install {MODULE}/cmd/kwok@{VERSION}", file=sys.stderr, flush=True)
-    command = [_go(), "install", "-trimpath", "-ldflags=-s -w", f"{MODULE}/cmd/kwok@{VERSION}"]
-    result = subprocess.run(command, env=environment, check=False)
-    if result.returncode != 0:
-        raise KwokError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
-    stamp.write_text(wanted + "\n")
-    elapsed = time.monotonic() - started
-    print(f"localkube: built kwok in {elapsed:.0f} s", file=sys.stderr, flush=True)
-    return True
 
 
 def module_dir() -> Path:
@@ -123,7 +89,7 @@ def start(paths: layout.Layout, log: Path) -> processes.Handle:
     return processes.start(
         "kwok",
         [
-            str(binary(paths)),
+            str(paths.kwok),
             f"--config={config}",
             f"--kubeconfig={paths.kubeconfig}",
             f"--manage-nodes-with-label-selector={LABEL}=true",

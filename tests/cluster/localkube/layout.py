@@ -30,7 +30,7 @@ class Layout:
 
     @property
     def bin(self) -> Path:
-        """Built binaries: localkube (and its kubectl link) and helm."""
+        """Built binaries: localkube (and its kubectl link), helm and kwok."""
         return self.root / "bin"
 
     @property
@@ -44,6 +44,11 @@ class Layout:
     @property
     def helm(self) -> Path:
         return self.bin / "helm"
+
+    @property
+    def kwok(self) -> Path:
+        """kwok's controller, the simulated nodes' kubelet (:mod:`localkube.kwok`)."""
+        return self.bin / "kwok"
 
     @property
     def build_stamp(self) -> Path:
