@@ -16,6 +16,7 @@ apply caps"; then our dockerd runs containers through ``tests/kind/engine/runc-c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -159,9 +160,12 @@ def _start_ours() -> None:
         ]
     print(f"kind: starting our dockerd (log: {paths['log']})", file=sys.stderr, flush=True)
     with paths["log"].open("ab") as log:
-        subprocess.Popen(
+        daemon = subprocess.Popen(
             command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
         )
+    # It outlives this Popen (found again by its pid file, stopped by stop()): detach the
+    # handle, or its collection warns (an error under pytest) while dockerd still runs.
+    daemon.returncode = 0
     env = _our_env()
     deadlines.poll(
         ENGINE_READY,
@@ -205,6 +209,8 @@ def stop() -> bool:
             return True if not Path(f"/proc/{pid}").exists() or _zombie(pid) else None
 
         deadlines.poll(ENGINE_EXIT, gone, f"our dockerd (pid {pid}) to exit", interval=0.2)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # collect it if this process started it
     _unmount_left()
     return pid is not None
 
