@@ -40,7 +40,8 @@ def kubernetes_version() -> str:
     return module_version("k8s.io/kubernetes")
 
 
-def _go() -> str:
+def go_command() -> str:
+    """The Go toolchain's ``go`` (it builds the control plane and locates kwok's stages)."""
     go = shutil.which("go")
     if go is None:
         raise BuildError("the Go toolchain (`go`) is not on PATH; it builds the control plane")
@@ -93,7 +94,7 @@ def stamp() -> str:
         digest.update(path.read_bytes())
     digest.update((_ldflags_localkube() + _ldflags_helm() + _ldflags_kwok()).encode())
     go_version = subprocess.run(
-        [_go(), "version"], check=True, capture_output=True, text=True
+        [go_command(), "version"], check=True, capture_output=True, text=True
     ).stdout
     digest.update(go_version.encode())
     return digest.hexdigest()
@@ -129,7 +130,7 @@ def build(paths: layout.Layout, force: bool = False) -> bool:
         print(f"localkube: go build {package} -> {output}", file=sys.stderr, flush=True)
         temporary = output.with_suffix(".tmp")
         command = [
-            _go(),
+            go_command(),
             "build",
             "-trimpath",
             f"-ldflags={ldflags}",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,13 @@ LEASE_SECONDS = 40
 
 
 class KwokError(RuntimeError):
-    """The Go toolchain is missing, or building or locating kwok failed."""
-
-
-def _go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise KwokError("the Go toolchain (`go`) is not on PATH; it locates kwok's stages")
-    return go
+    """kwok is missing, or its stages cannot be located."""
 
 
 def module_dir() -> Path:
     """kwok's source in the Go module cache (downloaded if missing)."""
     result = subprocess.run(
-        [_go(), "mod", "download", "-json", f"{MODULE}@{VERSION}"],
+        [build.go_command(), "mod", "download", "-json", f"{MODULE}@{VERSION}"],
         check=False,
         capture_output=True,
         text=True,
