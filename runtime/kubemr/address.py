@@ -8,6 +8,9 @@ its colons read as the port separator. Every place that writes or reads one goes
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 WILDCARDS = ("0.0.0.0", "::", "[::]")
 """Bind addresses that mean every interface. gRPC listens on both IPv4 and IPv6 for
 either; the HTTP server is given no host for them, which does the same."""
@@ -41,3 +44,20 @@ def listen_host(bind: str) -> str | None:
     if bind in WILDCARDS:
         return None
     return bind.removeprefix("[").removesuffix("]")
+
+
+def await_file(path: Path, deadline: float, poll: float = 0.02) -> str:
+    """The address a process announces in ``path`` (written whole, by a rename), once the
+    file exists. Raises TimeoutError naming the file if it does not appear within
+    ``deadline`` seconds, ValueError if what it holds is not ``host:port``."""
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            address = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            if time.monotonic() >= give_up:
+                raise TimeoutError(f"{path}: no address announced within {deadline:g}s") from None
+            time.sleep(poll)
+            continue
+        split(address)
+        return address

@@ -40,6 +40,11 @@ from kubemr.contract import (  # the names the operator sets (kubemr.contract)
     ENV_WORK_DIR,
 )
 
+MASTER_FILE_DEADLINE = 90.0
+"""Seconds a worker started with ``--master-file`` waits for the master's address: longer
+than ``kubemr run`` waits for its master to serve (60 s), so the launcher, not the
+worker, reports a master that never serves."""
+
 Command = Callable[[argparse.Namespace], int]
 """A command's handler: its parsed arguments in, the exit code out."""
 Extension = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], dict[str, Command]]
@@ -238,6 +243,12 @@ def _parser(
     worker = commands.add_parser("worker", help="serve as a mapper or reducer (pods use this)")
     worker.add_argument("--role", choices=contract.WORKER_ROLES, default=env.get(ENV_ROLE))
     worker.add_argument("--master", default=env.get(ENV_MASTER), help=f"host:port [${ENV_MASTER}]")
+    worker.add_argument(
+        "--master-file",
+        type=Path,
+        help="instead of --master: wait for the master to write its host:port to this file "
+        "(kubemr run starts its workers beside the master, not after it)",
+    )
     worker.add_argument("--name", default=env.get(ENV_POD_NAME, "worker"))
     worker.add_argument(
         "--work-dir", type=Path, default=Path(env.get(ENV_WORK_DIR, "/tmp/kubemr-worker"))
@@ -460,13 +471,19 @@ def _cmd_master(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from kubemr import worker  # noqa: PLC0415
 
-    if not args.role or not args.master:
+    if not args.role or not (args.master or args.master_file):
         raise SystemExit(
             f"kubemr worker: --role/${ENV_ROLE} and --master/${ENV_MASTER} are required"
         )
+    master = args.master
+    if not master:  # imported the worker beside the master's start: now wait for its address
+        try:
+            master = addresses.await_file(args.master_file, MASTER_FILE_DEADLINE)
+        except (TimeoutError, ValueError) as exc:
+            raise SystemExit(f"kubemr worker: --master-file {exc}") from None
     config = WorkerConfig(
         role=args.role,
-        master=args.master,
+        master=master,
         name=args.name,
         work_dir=args.work_dir,
         bind=args.bind,

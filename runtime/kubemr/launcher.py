@@ -304,16 +304,18 @@ class Launcher:
         self.processes.append(process)
         return process
 
-    def _start_worker(self, slot: ProcessSlot, address: str) -> Process:
+    def _start_worker(self, slot: ProcessSlot, address: str | None) -> Process:
+        """Start a process for ``slot``; without ``address`` (the job's start) it waits for
+        the master's address file, so its imports overlap the master's start-up."""
         name = slot.next_name()
+        master = ["--master", address] if address else ["--master-file", str(self.address_file)]
         process = self._start(
             name,
             [
                 "worker",
                 "--role",
                 slot.role,
-                "--master",
-                address,
+                *master,
                 "--name",
                 name,
                 "--work-dir",
@@ -453,13 +455,13 @@ class Launcher:
         job_file = self.workdir / "job.json"
         job_file.write_text(json.dumps(specs.dump_job(self.plan.job)), encoding="utf-8")
         master = self._start_master(0)
-        address = self._await_address(master, self.address_file)
         groups = (("mapper", spec.mapper.replicas), ("reducer", spec.reducer.replicas))
         for role, replicas in groups:
             for index in range(replicas):
                 slot = ProcessSlot(role, index)
                 self.slots.append(slot)
-                self._start_worker(slot, address)
+                self._start_worker(slot, None)
+        address = self._await_address(master, self.address_file)
         for slowdown in self.slow_workers:
             slot = next(s for s in self.slots if f"{s.role}-{s.index}" == slowdown.slot)
             self.throttles.append(Throttle(slot, slowdown))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 from kubemr import address
 
@@ -40,3 +43,25 @@ def test_wildcards_listen_on_every_interface_of_every_family() -> None:
     assert address.listen_host("::") is None
     assert address.listen_host("[::1]") == "::1"
     assert address.listen_host("127.0.0.1") == "127.0.0.1"
+
+
+def test_an_announced_address_is_read_once_its_file_appears(tmp_path: Path) -> None:
+    path = tmp_path / "master.addr"
+    writer = threading.Timer(0.1, lambda: path.write_text("127.0.0.1:4321\n"))
+    writer.start()
+    try:
+        assert address.await_file(path, deadline=30.0, poll=0.01) == "127.0.0.1:4321"
+    finally:
+        writer.join()
+
+
+def test_an_address_never_announced_names_its_file(tmp_path: Path) -> None:
+    with pytest.raises(TimeoutError, match=r"master\.addr"):
+        address.await_file(tmp_path / "master.addr", deadline=0.0)
+
+
+def test_an_announced_file_that_holds_no_address_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "master.addr"
+    path.write_text("not an address")
+    with pytest.raises(ValueError, match="not host:port"):
+        address.await_file(path, deadline=1.0)
