@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -11,7 +12,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from kindcluster import artefacts, cluster, engine, nodeimage
+from kindcluster import artefacts, cluster, engine, gobuilds, nodeimage
+from localkube import build
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "tests" / "kind" / "engine" / "runc-capsfilter"
@@ -69,15 +71,25 @@ def test_wrapper_leaves_other_commands_alone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def replace_block(go_mod: Path) -> str:
-    text = go_mod.read_text()
-    return text[text.index("replace (") : text.index(")", text.index("replace ("))]
+def test_the_node_images_kubernetes_binaries_build_in_localkubes_module() -> None:
+    kubernetes = next(spec for spec in gobuilds._locals() if spec.name == "kubernetes")
+    assert kubernetes.module == ROOT / "tests" / "cluster"
+    go_mod = (kubernetes.module / "go.mod").read_text()
+    for package in kubernetes.targets.values():
+        if not package.startswith("./"):
+            assert f"\t{package}\n" in go_mod, f"{package} is not a tool of tests/cluster/go.mod"
 
 
-def test_node_build_module_pins_the_staging_modules_like_the_local_control_plane() -> None:
-    ours = replace_block(ROOT / "tests" / "kind" / "nodebuild" / "go.mod")
-    theirs = replace_block(ROOT / "tests" / "cluster" / "go.mod")
-    assert ours == theirs
+def test_two_builds_of_the_kubernetes_module_take_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOCACHE", str(tmp_path))
+    with build.compiling():
+        (lock_file,) = tmp_path.glob("*.lock")
+        with lock_file.open("w") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with lock_file.open("w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_saved_archive_gets_its_repositories_entry_first(tmp_path: Path) -> None:

@@ -1,13 +1,21 @@
 """Building the control-plane binaries from ``tests/cluster/go.mod``.
 
-Two binaries go to ``.cluster/bin``: ``localkube`` (etcd, kube-apiserver,
+Three binaries go to ``.cluster/bin``: ``localkube`` (etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kubectl, chosen by subcommand or by
-the name of the link it is called through) and ``helm``. The build is skipped
-when a stamp of the pins (go.mod, go.sum, the Go sources, the toolchain) matches.
+the name of the link it is called through), ``helm`` and ``kwok``. The build is
+skipped when a stamp of the pins (go.mod, go.sum, the Go sources, the toolchain)
+matches.
+
+The same module also builds the kind node image's Kubernetes binaries
+(tests/kind/kindcluster/gobuilds.py), so both compile the Kubernetes libraries at the
+same versions: whichever builds second finds them in Go's build cache. :func:`compiling`
+makes the two take turns instead of compiling the same packages side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -15,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from localkube import layout
@@ -46,6 +55,25 @@ def go_command() -> str:
     if go is None:
         raise BuildError("the Go toolchain (`go`) is not on PATH; it builds the control plane")
     return go
+
+
+@contextlib.contextmanager
+def compiling() -> Iterator[None]:
+    """Hold the build lock of this Go module for the duration of a ``go build``.
+
+    The lock file lives in Go's build cache (``go env GOCACHE``), the resource it guards:
+    two builds of this module that share a cache (localkube in the foreground and the kind
+    node image in the background of ``make test``) run one after the other, and the second
+    links what the first compiled instead of compiling it a second time beside it.
+    """
+    cache = subprocess.run(
+        [go_command(), "env", "GOCACHE"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    folder = Path(cache) if cache and cache != "off" else layout.REPO_ROOT / ".cluster"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "kubemr-tests-cluster-build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _ldflags_localkube() -> str:
@@ -125,31 +153,29 @@ def build(paths: layout.Layout, force: bool = False) -> bool:
         # Kubernetes libraries compiled for localkube instead of compiling its own
         (paths.kwok, f"{KWOK}/cmd/kwok", _ldflags_kwok()),
     ]
-    for output, package, ldflags in targets:
-        started = time.monotonic()
-        print(f"localkube: go build {package} -> {output}", file=sys.stderr, flush=True)
-        temporary = output.with_suffix(".tmp")
-        command = [
-            go_command(),
-            "build",
-            "-trimpath",
-            f"-ldflags={ldflags}",
-            "-o",
-            str(temporary),
-            package,
-        ]
-        result = subprocess.run(command, cwd=layout.GO_MODULE, env=environment, check=False)
-        if result.returncode != 0:
-            raise BuildError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
-        temporary.replace(output)
-        elapsed = time.monotonic() - started
-        print(f"localkube: built {output.name} in {elapsed:.0f} s", file=sys.stderr, flush=True)
+    with compiling():
+        for output, package, ldflags in targets:
+            _go_build(output, package, ldflags, environment)
     for name in LINKS:
         link = paths.bin / name
         link.unlink(missing_ok=True)
         link.symlink_to(paths.localkube.name)
     paths.build_stamp.write_text(stamp() + "\n")
     return True
+
+
+def _go_build(output: Path, package: str, ldflags: str, environment: dict[str, str]) -> None:
+    started = time.monotonic()
+    print(f"localkube: go build {package} -> {output}", file=sys.stderr, flush=True)
+    temporary = output.with_suffix(".tmp")
+    command = [go_command(), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(temporary)]
+    command.append(package)
+    result = subprocess.run(command, cwd=layout.GO_MODULE, env=environment, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
+    temporary.replace(output)
+    elapsed = time.monotonic() - started
+    print(f"localkube: built {output.name} in {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
 def binary(paths: layout.Layout, name: str) -> Path:

@@ -5,18 +5,24 @@ Two sources:
 * released modules, built as their READMEs say (``go install PACKAGE@VERSION``), each
   with its own go.mod's dependency versions: kind, containerd v2, runc, the CNI plugins,
   crictl, the local-path provisioner, kube-router;
-* our modules: ``tests/kind/nodebuild`` (the pins of tests/cluster): kubelet, kubeadm,
-  kubectl, kube-proxy, kube-apiserver, kube-controller-manager, kube-scheduler, etcd
-  and our kindnetd; ``tests/kind/corednsbuild``: CoreDNS with the plugins of kubeadm's
-  Corefile only (its release's dependency versions).
+* our modules: ``tests/cluster`` (localkube's module): kubelet, kubeadm, kubectl,
+  kube-proxy, kube-apiserver, kube-controller-manager, kube-scheduler, etcd and our
+  kindnetd; ``tests/kind/corednsbuild``: CoreDNS with the plugins of kubeadm's Corefile
+  only (its release's dependency versions).
 
 Each group lands in its own cache folder keyed by the packages, version, tags, flags and
 the Go toolchain (and, for our module, go.mod, go.sum and its sources). Go's build cache
 (``go env GOCACHE``) is shared as usual, so a new key relinks rather than recompiles.
+
+The Kubernetes binaries come from localkube's own module, with its flags, so the two
+compile the Kubernetes libraries once between them: a cold ``make test`` builds
+localkube in the foreground and this group in the background, one after the other
+(:func:`localkube.build.compiling`), and the second only compiles what the first lacked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -24,11 +30,12 @@ import subprocess
 from pathlib import Path
 
 from localkube import build
+from localkube import layout as cluster_layout
 
 from kindcluster import artefacts, layout
 
 KUBERNETES_VERSION = "v1.36.3"
-"""The Kubernetes release of the node image (the k8s.io/kubernetes pin of nodebuild/go.mod)."""
+"""The Kubernetes release of the node image (the k8s.io/kubernetes pin of tests/cluster/go.mod)."""
 KIND_VERSION = "v0.33.0"
 """sigs.k8s.io/kind: the CLI, and the base-image files and node-image build we reuse."""
 CONTAINERD_VERSION = "v2.4.2"
@@ -133,7 +140,7 @@ LOCAL_TARGETS = {
     "etcd": "go.etcd.io/etcd/server/v3",
     "kindnetd": "./cmd/kindnetd",
 }
-"""Binary name -> package, built in tests/kind/nodebuild."""
+"""Binary name -> package, built in tests/cluster (localkube's module)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +157,7 @@ class Local:
 
 def _locals() -> tuple[Local, ...]:
     return (
-        Local("kubernetes", layout.GO_MODULE, LOCAL_TARGETS, _kube_ldflags()),
+        Local("kubernetes", cluster_layout.GO_MODULE, LOCAL_TARGETS, _kube_ldflags()),
         Local(
             "coredns",
             layout.COREDNS_MODULE,
@@ -209,13 +216,15 @@ def local(spec: Local) -> Path:
     for name, package in sorted(spec.targets.items()):
         key.text(f"{name}={package}")
 
-    def build(folder: Path) -> None:
-        for name, package in spec.targets.items():
-            command = [_go(), "build", "-trimpath", f"-ldflags={spec.ldflags}"]
-            command += ["-o", str(folder / name), package]
-            _run(command, _env(cgo=False), cwd=spec.module)
+    def compile_all(folder: Path) -> None:
+        shared = spec.module == cluster_layout.GO_MODULE
+        with build.compiling() if shared else contextlib.nullcontext():
+            for name, package in spec.targets.items():
+                command = [_go(), "build", "-trimpath", f"-ldflags={spec.ldflags}"]
+                command += ["-o", str(folder / name), package]
+                _run(command, _env(cgo=False), cwd=spec.module)
 
-    return artefacts.cached("go", spec.name, key.hexdigest(), build)
+    return artefacts.cached("go", spec.name, key.hexdigest(), compile_all)
 
 
 def all_binaries() -> dict[str, Path]:

@@ -8,9 +8,9 @@ The steps, each cached by its inputs (docs/kind.md has the figures):
    kind's own files (from the Go module cache) and containerd, runc, crictl and the CNI
    plugins built from their Go modules;
 3. the images a kind node preloads, under the names kubeadm and kind expect: the
-   control-plane components and kube-proxy (from tests/kind/nodebuild), etcd, CoreDNS,
-   pause (tests/kind/images/pause/pause.c), kindnetd (our stand-in,
-   tests/kind/nodebuild/cmd/kindnetd) and the local-path provisioner and its helper;
+   control-plane components and kube-proxy (from tests/cluster, localkube's module),
+   etcd, CoreDNS, pause (tests/kind/images/pause/pause.c), kindnetd (our stand-in,
+   tests/cluster/cmd/kindnetd) and the local-path provisioner and its helper;
 4. a Kubernetes server tarball in the release layout (``kubernetes/version``,
    ``kubernetes/server/bin/``) and ``kind build node-image --type file`` on it, with our
    base image: kind's own node-image build.
@@ -63,7 +63,7 @@ def _kind_module() -> Path:
         capture_output=True,
         text=True,
         check=False,
-        cwd=layout.GO_MODULE,
+        cwd=layout.COREDNS_MODULE,
     )
 
     info = json.loads(result.stdout or "{}")
