@@ -2,9 +2,11 @@
 
 The launcher validates the manifest and plans the job (so a bad input fails before
 any process starts), then starts ``kubemr master`` and the ``kubemr worker`` processes
-on loopback, shows progress from the master's status, and waits. Whatever happens
-(success, failure, Ctrl-C) every process it started is stopped and its temporary
-directory removed; an unfinished job leaves no output behind.
+on loopback, shows progress from the master's status, and waits. The processes are forked
+by one warm interpreter (:mod:`kubemr.forkserver`), so none of them imports grpc,
+pydantic and kubemr again; the workers start beside the master and wait for its address.
+Whatever happens (success, failure, Ctrl-C) every process it started is stopped and its
+temporary directory removed; an unfinished job leaves no output behind.
 
 Like the operator with pods, the launcher replaces a worker process that exits
 abnormally: the replacement has the same role, a fresh name (``mapper-0-r1``) and an
@@ -40,8 +42,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -53,7 +53,7 @@ from typing import Any
 import grpc
 
 from kubemr import address as addresses
-from kubemr import auth, contract
+from kubemr import auth, contract, spawner
 from kubemr import metrics as metrics_
 from kubemr import spec as specs
 from kubemr.config import Slowdown
@@ -95,31 +95,34 @@ class LaunchError(RuntimeError):
 
 @dataclass
 class Process:
-    """A child process the launcher started."""
+    """A process of the job, started by the launcher's fork server."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    pid: int
     log: Path
+    server: spawner.Spawner
     role: str = ""
     code: int | None = None
     peak_rss: int = 0
 
     def poll(self, block: bool = False) -> int | None:
-        """Reap the process if it has exited, recording its peak memory."""
+        """The exit code once the process has exited (recording its peak memory), else
+        None; ``block`` waits for the exit."""
         if self.code is not None:
             return self.code
-        pid, status, usage = os.wait4(self.popen.pid, 0 if block else os.WNOHANG)
-        if pid == 0:
+        ended = self.server.exit_of(self.pid, block)
+        if ended is None:
             return None
-        self.code = os.waitstatus_to_exitcode(status)
-        self.popen.returncode = self.code
-        self.peak_rss = usage.ru_maxrss * 1024
+        self.code, self.peak_rss = ended
+        if self.code == spawner.LOST:  # its server died: it may live on, orphaned
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
         return self.code
 
     def signal(self, signum: int) -> None:
         if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signum)
+                os.killpg(self.pid, signum)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -195,7 +198,7 @@ class Throttle:
         process = self.slot.process
         if process is not None and process.code is None:  # never signal a reaped pid
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.popen.pid, signum)
+                os.killpg(process.pid, signum)
 
     def _loop(self) -> None:
         period = self.slowdown.period
@@ -278,6 +281,8 @@ class Launcher:
         self.on_status_page = on_status_page
         self.status_page: str | None = None
         """The URL of the master's status page, once it serves (with ``ui``)."""
+        self.server: spawner.Spawner | None = None
+        """Forks every process of the job (:mod:`kubemr.forkserver`), from the first one on."""
         self.token = secrets.token_urlsafe(32)
         """This job's secret: given to its processes in ``$KUBEMR_TOKEN``; every gRPC call
         between them (and the launcher's status polls) carries it."""
@@ -291,16 +296,13 @@ class Launcher:
             "PYTHONUNBUFFERED": "1",
             contract.ENV_TOKEN: self.token,
         }
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "kubemr", *args],
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        process = Process(name, popen, log, role)
+        if self.server is None:
+            self.server = spawner.Spawner(self.workdir / "logs" / "forkserver.log")
+        try:
+            pid = self.server.spawn(args, env, log)
+        except spawner.ForkServerError as exc:
+            raise LaunchError(f"cannot start {name}: {exc}") from None
+        process = Process(name, pid, log, self.server, role)
         self.processes.append(process)
         return process
 
@@ -412,6 +414,8 @@ class Launcher:
         finally:
             self._unthrottle()
             self.stop_all()
+            if self.server is not None:
+                self.server.close()
             if not self.keep_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -1,0 +1,108 @@
+"""The launcher's handle on the fork server (:mod:`kubemr.forkserver`).
+
+:class:`Spawner` starts ``python -m kubemr.forkserver`` and asks it for the job's
+processes: it writes one JSON request per process and reads the server's replies (each
+new process's pid, then its exit code and peak memory) on a thread of its own, so the
+launcher can poll any process's exit without blocking. The protocol is described in
+:mod:`kubemr.forkserver`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+LOST = -255
+"""The exit code given to a child whose exit the server can no longer report (the server
+itself died; the launcher kills such children's process groups)."""
+
+
+class ForkServerError(RuntimeError):
+    """The fork server could not start a process (it exited, or refused the request)."""
+
+
+class Spawner:
+    """Starts the fork server and asks it for processes."""
+
+    def __init__(self, log: Path) -> None:
+        with log.open("wb") as sink:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "kubemr.forkserver"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=sink,
+                start_new_session=True,  # the terminal's Ctrl-C is the launcher's alone
+            )
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        self._requests: IO[bytes] = self.popen.stdin
+        self._changed = threading.Condition()
+        self._pids: list[int] = []
+        self._exits: dict[int, tuple[int, int]] = {}
+        self._gone = False
+        self.log = log
+        self._reader = threading.Thread(
+            target=self._read, args=(self.popen.stdout,), name="forkserver-replies", daemon=True
+        )
+        self._reader.start()
+
+    def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> int:
+        """Start ``python -m kubemr ARGV`` (as the module docstring says); its pid."""
+        request = json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n"
+        with self._changed:
+            try:
+                self._requests.write(request.encode())
+                self._requests.flush()
+            except (BrokenPipeError, ValueError):
+                self._gone = True
+            while not self._pids and not self._gone:
+                self._changed.wait()
+            if not self._pids:
+                raise ForkServerError(self._why())
+            return self._pids.pop(0)
+
+    def exit_of(self, pid: int, block: bool = False) -> tuple[int, int] | None:
+        """``(exit code, peak RSS bytes)`` of child ``pid`` once it has exited, else None
+        (or wait for it with ``block``). A child whose server died is :data:`LOST`."""
+        with self._changed:
+            while pid not in self._exits:
+                if self._gone:
+                    return LOST, 0
+                if not block:
+                    return None
+                self._changed.wait()
+            return self._exits[pid]
+
+    def close(self) -> None:
+        """Close the server's stdin and wait for it (it stops any child still running)."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self._requests.close()
+        self.popen.wait()
+        self._reader.join()
+        assert self.popen.stdout is not None
+        self.popen.stdout.close()
+
+    def _read(self, replies: IO[bytes]) -> None:
+        for line in replies:
+            message = json.loads(line)
+            with self._changed:
+                if "pid" in message:
+                    self._pids.append(message["pid"])
+                else:
+                    self._exits[message["exited"]] = (message["code"], message["maxrss"])
+                self._changed.notify_all()
+        with self._changed:
+            self._gone = True
+            self._changed.notify_all()
+
+    def _why(self) -> str:
+        code = self.popen.poll()
+        try:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+        except OSError:
+            tail = ""
+        return f"the fork server ({self.log}) exited with code {code}:\n{tail}"

@@ -1,0 +1,74 @@
+"""The fork server starts ``kubemr`` commands as ``python -m kubemr`` would, and stops
+what is left when its launcher goes (a real server process, forking real children)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubemr import __version__, spawner
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[spawner.Spawner]:
+    client = spawner.Spawner(tmp_path / "forkserver.log")
+    yield client
+    client.close()
+
+
+def test_a_child_runs_the_command_into_its_log_and_its_exit_is_reported(
+    server: spawner.Spawner, tmp_path: Path
+) -> None:
+    log = tmp_path / "version.log"
+    pid = server.spawn(["--version"], dict(os.environ), log)
+    code, peak_rss = server.exit_of(pid, block=True) or (None, 0)
+    assert code == 0
+    assert peak_rss > 0
+    assert log.read_text() == f"kubemr {__version__}\n"
+
+
+def test_a_refused_command_exits_as_kubemr_would(server: spawner.Spawner, tmp_path: Path) -> None:
+    log = tmp_path / "refused.log"
+    pid = server.spawn(["no-such-command"], dict(os.environ), log)
+    assert (server.exit_of(pid, block=True) or (None, 0))[0] == 2
+    assert "invalid choice: 'no-such-command'" in log.read_text()
+
+
+def test_a_child_has_exactly_the_environment_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEMR_JOB_FILE", str(tmp_path / "the-servers.json"))
+    client = spawner.Spawner(tmp_path / "forkserver.log")  # started with that variable
+    try:
+        given = {"PATH": os.environ["PATH"], "KUBEMR_TOKEN": "t0ken"}
+        with_job = {**given, "KUBEMR_JOB_FILE": str(tmp_path / "the-requests.json")}
+        logs = [tmp_path / "with-job.log", tmp_path / "without.log"]
+        pids = [
+            client.spawn(["master"], env, log)
+            for env, log in zip([with_job, given], logs, strict=True)
+        ]
+        for pid in pids:
+            client.exit_of(pid, block=True)
+    finally:
+        client.close()
+    assert "the-requests.json" in logs[0].read_text()
+    assert "--job or $KUBEMR_JOB_FILE is required" in logs[1].read_text()
+
+
+def test_a_child_leads_its_own_process_group_and_is_stopped_when_the_launcher_goes(
+    tmp_path: Path,
+) -> None:
+    client = spawner.Spawner(tmp_path / "forkserver.log")
+    never = tmp_path / "master.addr"  # never written: the worker waits for it
+    argv = ["worker", "--role", "mapper", "--master-file", str(never), "--insecure"]
+    log = tmp_path / "worker.log"
+    pid = client.spawn(argv, dict(os.environ), log)
+    try:
+        assert os.getpgid(pid) == pid  # already: the launcher may signal it at once
+        assert client.exit_of(pid) is None
+    finally:
+        client.close()  # what a launcher's exit does: the server stops its children
+    assert (client.exit_of(pid) or (None, 0))[0] == -signal.SIGTERM
