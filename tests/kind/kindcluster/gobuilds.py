@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -167,15 +166,9 @@ def _locals() -> tuple[Local, ...]:
     )
 
 
-def _go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise GoBuildError("the Go toolchain (`go` on PATH) builds the kind tier's binaries")
-    return go
-
-
 def _go_version() -> str:
-    return subprocess.run([_go(), "version"], check=True, capture_output=True, text=True).stdout
+    command = [build.go_command(), "version"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 def _env(cgo: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -199,14 +192,14 @@ def remote(spec: Remote) -> Path:
     for package in spec.packages:
         key.text(package)
 
-    def build(folder: Path) -> None:
-        command = [_go(), "install", "-trimpath", f"-ldflags={spec.ldflags}"]
+    def install(folder: Path) -> None:
+        command = [build.go_command(), "install", "-trimpath", f"-ldflags={spec.ldflags}"]
         if spec.tags:
             command.append(f"-tags={spec.tags}")
         command += [f"{package}@{spec.version}" for package in spec.packages]
         _run(command, _env(spec.cgo, {"GOBIN": str(folder)}))
 
-    return artefacts.cached("go", spec.name, key.hexdigest(), build)
+    return artefacts.cached("go", spec.name, key.hexdigest(), install)
 
 
 def local(spec: Local) -> Path:
@@ -220,7 +213,7 @@ def local(spec: Local) -> Path:
         shared = spec.module == cluster_layout.GO_MODULE
         with build.compiling() if shared else contextlib.nullcontext():
             for name, package in spec.targets.items():
-                command = [_go(), "build", "-trimpath", f"-ldflags={spec.ldflags}"]
+                command = [build.go_command(), "build", "-trimpath", f"-ldflags={spec.ldflags}"]
                 command += ["-o", str(folder / name), package]
                 _run(command, _env(cgo=False), cwd=spec.module)
 
