@@ -10,6 +10,7 @@
  * - partition / partitions: crc32(key, or a tuple key's first element) mod R, or the
  *   range partitioner's bisect_right over sorted boundaries.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
+ * - sizes: sys.getsizeof summed over a list (the combining map's memory estimate).
  * - encode_key / encode_value / decode_value: records' encodings of common types.
  * - sort_records: a list of records sorted by key in place, stably.
  * - SortBuffer: the sort buffer without a combiner (MapBuffer.add's loop): records
@@ -565,6 +566,61 @@ next_pair(PyObject *pairs, PyObject **key, PyObject **value)
     return bad ? -1 : 1;
 }
 
+/* ---- sizes ---- */
+
+/* The ``__sizeof__`` method descriptors of str, bytes and int (set at import). */
+static PyObject *str_sizeof, *bytes_sizeof, *int_sizeof;
+
+/* sys.getsizeof(obj) as a C number, or -1 with an exception. ``fallback`` is
+ * sys.getsizeof itself, called for every type but exact str, bytes and int: those the
+ * garbage collector does not track, so their size is their type's __sizeof__, called
+ * here without the keyword parsing and the bound method sys.getsizeof costs per call. */
+static long long
+object_size(PyObject *obj, PyObject *fallback)
+{
+    PyObject *method = NULL;
+    if (PyUnicode_CheckExact(obj))
+        method = str_sizeof;
+    else if (PyBytes_CheckExact(obj))
+        method = bytes_sizeof;
+    else if (PyLong_CheckExact(obj))
+        method = int_sizeof;
+    PyObject *r = method != NULL ? PyObject_Vectorcall(method, &obj, 1, NULL)
+                                 : PyObject_CallOneArg(fallback, obj);
+    if (r == NULL)
+        return -1;
+    long long size = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    return size;
+}
+
+/* sizes(values, sizeof) -> int: sum(map(sys.getsizeof, values)) of a list, with
+ * object_size's fast path (``sizeof`` is sys.getsizeof). */
+static PyObject *
+native_sizes(PyObject *self, PyObject *args)
+{
+    PyObject *values, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &values, &fallback))
+        return NULL;
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        long long size = object_size(PyList_GET_ITEM(values, i), fallback);
+        if (size == -1 && PyErr_Occurred())
+            return NULL;
+        total += size;
+    }
+    return PyLong_FromLongLong(total);
+}
+
+static int
+sizes_init(void)
+{
+    str_sizeof = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "__sizeof__");
+    bytes_sizeof = PyObject_GetAttrString((PyObject *)&PyBytes_Type, "__sizeof__");
+    int_sizeof = PyObject_GetAttrString((PyObject *)&PyLong_Type, "__sizeof__");
+    return (str_sizeof && bytes_sizeof && int_sizeof) ? 0 : -1;
+}
+
 /* ---- the combining hash map's loop ---- */
 
 /* combine_fill(pairs, strs, ints, bytes, encoded, fold_at, costs, sizeof, encode_key,
@@ -614,11 +670,13 @@ native_combine_fill(PyObject *self, PyObject *args)
     }
     Py_ssize_t count = 0;
     int more = 1;
+    PyObject *last_value = NULL; /* the last value measured, and its cost */
+    long long last_cost = 0;
     while (count < limit) {
         PyObject *key, *value;
         int got = next_pair(pairs, &key, &value);
         if (got < 0)
-            return NULL;
+            goto fail;
         if (got == 0) {
             more = 0;
             break;
@@ -635,22 +693,26 @@ native_combine_fill(PyObject *self, PyObject *args)
             Py_DECREF(key);
             if (kb == NULL) {
                 Py_DECREF(value);
-                return NULL;
+                goto fail;
             }
             key = kb;
             table = c.encoded;
         }
-        /* cost = costs.get(type(value), -1) */
+        /* cost = costs.get(type(value), -1), measured (sizeof) when 0; a value held as it
+         * is that is the same object as the last one (the int 1 of a count, the path an
+         * index yields for every word) costs what it cost then. */
         long long cost = -1;
-        PyObject *cost_obj = PyDict_GetItemWithError(c.costs, (PyObject *)Py_TYPE(value));
-        if (cost_obj != NULL) {
-            cost = PyLong_AsLongLong(cost_obj);
-            if (cost == -1 && PyErr_Occurred())
+        if (value == last_value)
+            cost = last_cost;
+        else {
+            PyObject *cost_obj = PyDict_GetItemWithError(c.costs, (PyObject *)Py_TYPE(value));
+            if (cost_obj != NULL) {
+                cost = PyLong_AsLongLong(cost_obj);
+                if (cost == -1 && PyErr_Occurred())
+                    goto fail_kv;
+            } else if (PyErr_Occurred())
                 goto fail_kv;
-        } else if (PyErr_Occurred())
-            goto fail_kv;
-        if (cost <= 0) {
-            if (cost < 0) {
+            if (cost < 0) { /* not a scalar: held encoded, measured, never reused */
                 PyObject *enc = PyObject_CallOneArg(c.encode_value, value);
                 if (enc == NULL)
                     goto fail_kv;
@@ -665,15 +727,21 @@ native_combine_fill(PyObject *self, PyObject *args)
                         goto fail_kv;
                     packed = 1;
                 }
+                cost = object_size(value, c.sizeof_);
+                if (cost == -1 && PyErr_Occurred())
+                    goto fail_kv;
+                cost += c.value_overhead;
+            } else {
+                if (cost == 0) {
+                    cost = object_size(value, c.sizeof_);
+                    if (cost == -1 && PyErr_Occurred())
+                        goto fail_kv;
+                    cost += c.value_overhead;
+                }
+                Py_INCREF(value);
+                Py_XSETREF(last_value, value);
+                last_cost = cost;
             }
-            PyObject *sz = PyObject_CallOneArg(c.sizeof_, value);
-            if (sz == NULL)
-                goto fail_kv;
-            cost = PyLong_AsLongLong(sz);
-            Py_DECREF(sz);
-            if (cost == -1 && PyErr_Occurred())
-                goto fail_kv;
-            cost += c.value_overhead;
         }
         PyObject *values = PyDict_GetItemWithError(table, key); /* borrowed */
         if (values == NULL) {
@@ -688,11 +756,7 @@ native_combine_fill(PyObject *self, PyObject *args)
             Py_DECREF(list);
             if (set < 0)
                 goto fail_kv;
-            PyObject *ks = PyObject_CallOneArg(c.sizeof_, key);
-            if (ks == NULL)
-                goto fail_kv;
-            long long key_size = PyLong_AsLongLong(ks);
-            Py_DECREF(ks);
+            long long key_size = object_size(key, c.sizeof_);
             if (key_size == -1 && PyErr_Occurred())
                 goto fail_kv;
             size += key_size + cost + c.key_overhead;
@@ -734,9 +798,13 @@ native_combine_fill(PyObject *self, PyObject *args)
     fail_kv:
         Py_DECREF(key);
         Py_DECREF(value);
-        return NULL;
+        goto fail;
     }
+    Py_XDECREF(last_value);
     return Py_BuildValue("LnO", size, count, more ? Py_True : Py_False);
+fail:
+    Py_XDECREF(last_value);
+    return NULL;
 }
 
 /* ---- frames ---- */
@@ -1841,6 +1909,7 @@ static PyMethodDef methods[] = {
      "encode_value(fallback, none_value, value) -> bytes"},
     {"decode_value", native_decode_value, METH_VARARGS, "decode_value(fallback, data) -> value"},
     {"combine_fill", native_combine_fill, METH_VARARGS, "CombineTable.add's loop."},
+    {"sizes", native_sizes, METH_VARARGS, "sizes(values, sizeof) -> sum of sys.getsizeof"},
     {"records_size", native_records_size, METH_VARARGS,
      "records_size(records, start, stop) -> int | None"},
     {"frame", native_frame, METH_VARARGS, "frame(records, start, stop) -> bytes | None"},
@@ -1859,6 +1928,8 @@ PyMODINIT_FUNC
 PyInit__native(void)
 {
     crc_init();
+    if (sizes_init() < 0)
+        return NULL;
     if (PyType_Ready(&GrouperType) < 0 || PyType_Ready(&ValuesType) < 0 ||
         PyType_Ready(&SortBufferType) < 0 || PyType_Ready(&MergerType) < 0)
         return NULL;

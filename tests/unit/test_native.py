@@ -318,6 +318,29 @@ def test_the_combining_map_fills_as_the_reference(
     assert fast == _outcome(_run_table, None, pairs, capacity, fold_at)
 
 
+class _Text(str):
+    """A str subclass: sized by sys.getsizeof itself, not the exact-type fast path."""
+
+
+@SETTINGS
+@given(st.lists(st.one_of(values, st.text().map(_Text), st.integers().map(bool)), max_size=30))
+def test_sizes_are_sys_getsizeof(held: list[Any]) -> None:
+    assert core().sizes(held, sys.getsizeof) == sum(map(sys.getsizeof, held))
+
+
+def test_a_value_object_yielded_again_and_again_fills_as_the_reference() -> None:
+    path = "".join(["books/", "part-3.txt"])  # one object, as an index yields its path
+    counted = [1, 2]
+    pairs: list[Any] = []
+    for i in range(3_000):
+        pairs += [(f"w{i % 97}", path), (f"n{i % 13}", counted)]
+        pairs.append((f"w{i % 89}", "".join(["x", "y"])))  # equal strs, new objects
+    for fold_at in (8, 64):
+        fast = _outcome(_run_table, core(), pairs, 20_000, fold_at)
+        assert fast == _outcome(_run_table, None, pairs, 20_000, fold_at)
+        assert fast[0] == "ok" and len(fast[1][1]) > 1  # it spilled, at the same sizes
+
+
 # --- frames ---------------------------------------------------------------------------------
 
 record_lists = st.lists(st.tuples(st.binary(max_size=300), st.binary(max_size=300)), max_size=40)
