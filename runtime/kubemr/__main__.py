@@ -1,5 +1,12 @@
-"""``python -m kubemr``: the same as the ``kubemr`` command."""
+"""``python -m kubemr``: the same as the ``kubemr`` command (without the client's
+commands). A ``run`` starts its fork server first (:func:`kubemr.spawner.start_early`)."""
 
-from kubemr.cli import main
+import sys
+
+from kubemr import spawner
+
+spawner.start_early(sys.argv[1:])
+
+from kubemr.cli import main  # noqa: E402 (after the early start)
 
 main()

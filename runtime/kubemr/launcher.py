@@ -297,7 +297,8 @@ class Launcher:
             contract.ENV_TOKEN: self.token,
         }
         if self.server is None:
-            self.server = spawner.Spawner(self.workdir / "logs" / "forkserver.log")
+            server_log = self.workdir / "logs" / "forkserver.log"
+            self.server = spawner.adopt(server_log) or spawner.Spawner(server_log)
         try:
             pid = self.server.spawn(args, env, log)
         except spawner.ForkServerError as exc:

@@ -5,15 +5,26 @@ processes: it writes one JSON request per process and reads the server's replies
 new process's pid, then its exit code and peak memory) on a thread of its own, so the
 launcher can poll any process's exit without blocking. The protocol is described in
 :mod:`kubemr.forkserver`.
+
+The server's own imports take most of a second. So that they overlap the command's
+(the CLI, the job-spec model, the plan), the ``kubemr`` entry points call
+:func:`start_early` first thing: for a ``kubemr run`` command line it starts the server
+before anything else is imported, and the launcher takes that server (:func:`adopt`)
+instead of starting one. A run that ends before it starts any process (a bad manifest)
+kills the unused server on exit. This module imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -86,6 +97,20 @@ class Spawner:
         assert self.popen.stdout is not None
         self.popen.stdout.close()
 
+    def move_log(self, log: Path) -> None:
+        """Rename the server's log to ``log`` (it keeps writing to it); where a rename
+        cannot move it (another file system), it stays where it is."""
+        try:
+            os.replace(self.log, log)
+        except OSError:
+            return
+        self.log = log
+
+    def kill(self) -> None:
+        """Stop a server that has started no process, at once, and wait for it."""
+        self.popen.kill()
+        self.close()
+
     def _read(self, replies: IO[bytes]) -> None:
         for line in replies:
             message = json.loads(line)
@@ -106,3 +131,53 @@ class Spawner:
         except OSError:
             tail = ""
         return f"the fork server ({self.log}) exited with code {code}:\n{tail}"
+
+
+_early: Spawner | None = None
+"""The server :func:`start_early` started, until the launcher adopts it."""
+
+
+def _runs_processes(argv: Sequence[str]) -> bool:
+    """Whether the command line ``argv`` (without the program) is a ``kubemr run`` that
+    starts processes: its first word that is not an option is ``run``, and it is not
+    ``--sequential`` or a request for help."""
+    words = [a for a in argv if not a.startswith("-")]
+    asks = {"--sequential", "-h", "--help", "--version"}
+    return bool(words) and words[0] == "run" and not asks.intersection(argv)
+
+
+def start_early(argv: Sequence[str]) -> None:
+    """Start the fork server now if ``argv`` (the command line, without the program) is a
+    ``kubemr run`` that will start processes; call it before importing anything heavy.
+    Its log is a temporary file until the launcher adopts it."""
+    global _early  # noqa: PLW0603 (one server per process, taken once)
+    if _early is not None or not _runs_processes(argv):
+        return
+    fd, name = tempfile.mkstemp(prefix="kubemr-forkserver-", suffix=".log")
+    os.close(fd)
+    _early = Spawner(Path(name))
+    atexit.register(_discard)
+
+
+def adopt(log: Path) -> Spawner | None:
+    """The server :func:`start_early` started, its log moved to ``log``; None if there
+    is none (or it already died: the launcher then starts its own)."""
+    global _early
+    server, _early = _early, None
+    if server is None:
+        return None
+    if server.popen.poll() is not None:
+        server.close()
+        Path(server.log).unlink(missing_ok=True)
+        return None
+    server.move_log(log)
+    return server
+
+
+def _discard() -> None:
+    """At exit: kill a server no launcher took, and remove its log."""
+    global _early
+    server, _early = _early, None
+    if server is not None:
+        server.kill()
+        server.log.unlink(missing_ok=True)

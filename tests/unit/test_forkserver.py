@@ -72,3 +72,53 @@ def test_a_child_leads_its_own_process_group_and_is_stopped_when_the_launcher_go
     finally:
         client.close()  # what a launcher's exit does: the server stops its children
     assert (client.exit_of(pid) or (None, 0))[0] == -signal.SIGTERM
+
+
+@pytest.mark.parametrize(
+    ("argv", "early"),
+    [
+        (["run", "job.yaml"], True),
+        (["-v", "run", "job.yaml", "--quiet"], True),
+        (["run", "job.yaml", "--sequential"], False),
+        (["run", "--help"], False),
+        (["worker", "--role", "map"], False),
+        (["validate", "run"], False),
+        ([], False),
+    ],
+)
+def test_only_a_run_that_starts_processes_starts_the_server_early(
+    argv: list[str], early: bool
+) -> None:
+    assert spawner._runs_processes(argv) is early
+
+
+def test_the_launcher_adopts_the_early_server_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    (tmp_path / "tmp").mkdir()
+    spawner.start_early(["run", "job.yaml"])
+    [early_log] = (tmp_path / "tmp").iterdir()
+    server = spawner.adopt(tmp_path / "forkserver.log")
+    assert server is not None and spawner.adopt(tmp_path / "again.log") is None
+    try:
+        assert server.log == tmp_path / "forkserver.log" and not early_log.exists()
+        pid = server.spawn(["--version"], dict(os.environ), tmp_path / "version.log")
+        assert (server.exit_of(pid, block=True) or (None, 0))[0] == 0
+    finally:
+        server.close()
+    assert (tmp_path / "version.log").read_text() == f"kubemr {__version__}\n"
+
+
+def test_an_early_server_no_launcher_takes_is_killed_and_its_log_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    spawner.start_early(["run", "job.yaml"])
+    server = spawner._early
+    assert server is not None
+    spawner._discard()  # what atexit does when the run ended before starting a process
+    assert server.popen.returncode is not None
+    assert list(tmp_path.iterdir()) == []
