@@ -602,12 +602,18 @@ native_sizes(PyObject *self, PyObject *args)
     PyObject *values, *fallback;
     if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &values, &fallback))
         return NULL;
-    long long total = 0;
+    long long total = 0, size = 0;
+    PyObject *last = NULL; /* borrowed: the list holds it */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
-        long long size = object_size(PyList_GET_ITEM(values, i), fallback);
-        if (size == -1 && PyErr_Occurred())
-            return NULL;
-        total += size;
+        PyObject *value = PyList_GET_ITEM(values, i);
+        if (value != last || !(PyUnicode_CheckExact(value) || PyBytes_CheckExact(value) ||
+                               PyLong_CheckExact(value))) {
+            size = object_size(value, fallback);
+            if (size == -1 && PyErr_Occurred())
+                return NULL;
+            last = value;
+        }
+        total += size; /* an immutable value repeated (a count's 1, a path) measured once */
     }
     return PyLong_FromLongLong(total);
 }
