@@ -15,7 +15,9 @@ forked child must not inherit. The server never creates any.
 Protocol, JSON lines:
 
 * the launcher writes ``{"argv": [...], "env": {...}, "log": PATH}`` to the server's
-  stdin for each process to start;
+  stdin for each process to start, and ``{"signal": N, "signum": S}`` to signal child
+  N's process group (no reply; ignored once N has been reaped, so a signal never reaches
+  a process that reused the pid: the server, which reaps, is the one that knows);
 * the server answers on stdout ``{"pid": N}`` for each request, in order, and
   ``{"exited": N, "code": C, "maxrss": BYTES}`` when a child exits (``code`` as
   :func:`os.waitstatus_to_exitcode` gives it: negative for a signal; ``maxrss`` from
@@ -98,7 +100,13 @@ class Server:
         self.pending += chunk
         while b"\n" in self.pending:
             line, self.pending = self.pending.split(b"\n", 1)
-            pid = self._fork(json.loads(line))
+            request = json.loads(line)
+            if "signal" in request:
+                if request["signal"] in self.children:  # else reaped: the pid is not ours
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(request["signal"], request["signum"])
+                continue
+            pid = self._fork(request)
             self.children.add(pid)
             self._reply({"pid": pid})
         return True

@@ -120,9 +120,10 @@ class Process:
         return self.code
 
     def signal(self, signum: int) -> None:
+        """Signal the process's group, unless it has exited (through the fork server,
+        which knows whether the pid is still its child's)."""
         if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signum)
+            self.server.signal(self.pid, signum)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -196,9 +197,8 @@ class Throttle:
 
     def _signal(self, signum: int) -> None:
         process = self.slot.process
-        if process is not None and process.code is None:  # never signal a reaped pid
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
+        if process is not None:
+            process.signal(signum)
 
     def _loop(self) -> None:
         period = self.slowdown.period

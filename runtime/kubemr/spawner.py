@@ -76,6 +76,19 @@ class Spawner:
                 raise ForkServerError(self._why())
             return self._pids.pop(0)
 
+    def signal(self, pid: int, signum: int) -> None:
+        """Send ``signum`` to child ``pid``'s process group, through the server, which
+        drops it if the child was already reaped (its pid may belong to another process
+        by then). Does nothing if the server is gone (its children are then :data:`LOST`)."""
+        request = json.dumps({"signal": pid, "signum": int(signum)}) + "\n"
+        with self._changed:
+            try:
+                self._requests.write(request.encode())
+                self._requests.flush()
+            except (BrokenPipeError, ValueError):
+                self._gone = True
+                self._changed.notify_all()
+
     def exit_of(self, pid: int, block: bool = False) -> tuple[int, int] | None:
         """``(exit code, peak RSS bytes)`` of child ``pid`` once it has exited, else None
         (or wait for it with ``block``). A child whose server died is :data:`LOST`."""

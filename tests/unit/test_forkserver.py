@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,26 @@ def test_an_early_server_no_launcher_takes_is_killed_and_its_log_removed(
     spawner._discard()  # what atexit does when the run ended before starting a process
     assert server.popen.returncode is not None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_signals_reach_a_live_child_and_never_a_pid_the_server_did_not_start(
+    server: spawner.Spawner, tmp_path: Path
+) -> None:
+    waiting = server.spawn(
+        ["worker", "--role", "map", "--master-file", str(tmp_path / "never.addr")],
+        {**os.environ, "KUBEMR_TOKEN": "t0ken"},
+        tmp_path / "waiting.log",
+    )
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a group of its own
+    try:
+        server.signal(stranger.pid, signal.SIGKILL)  # not the server's child: dropped
+        server.signal(waiting, signal.SIGKILL)
+        assert (server.exit_of(waiting, block=True) or (None, 0))[0] == -signal.SIGKILL
+        server.signal(waiting, signal.SIGKILL)  # reaped: dropped, no error
+        # the server handles requests in order: the stranger's was handled before the
+        # child it killed was reported; a SIGKILL sent then would have landed by now
+        with pytest.raises(subprocess.TimeoutExpired):
+            stranger.wait(timeout=0.5)
+    finally:
+        stranger.kill()
+        stranger.wait()
