@@ -63,13 +63,8 @@ class Spawner:
 
     def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> int:
         """Start ``python -m kubemr ARGV`` (as the module docstring says); its pid."""
-        request = json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n"
         with self._changed:
-            try:
-                self._requests.write(request.encode())
-                self._requests.flush()
-            except (BrokenPipeError, ValueError):
-                self._gone = True
+            self._send({"argv": argv, "env": env, "log": str(log)})
             while not self._pids and not self._gone:
                 self._changed.wait()
             if not self._pids:
@@ -80,14 +75,18 @@ class Spawner:
         """Send ``signum`` to child ``pid``'s process group, through the server, which
         drops it if the child was already reaped (its pid may belong to another process
         by then). Does nothing if the server is gone (its children are then :data:`LOST`)."""
-        request = json.dumps({"signal": pid, "signum": int(signum)}) + "\n"
         with self._changed:
-            try:
-                self._requests.write(request.encode())
-                self._requests.flush()
-            except (BrokenPipeError, ValueError):
-                self._gone = True
-                self._changed.notify_all()
+            self._send({"signal": pid, "signum": int(signum)})
+
+    def _send(self, request: dict[str, object]) -> None:
+        """Write one request line (the caller holds ``_changed``); a server that is gone
+        is marked so."""
+        try:
+            self._requests.write((json.dumps(request) + "\n").encode())
+            self._requests.flush()
+        except (BrokenPipeError, ValueError):
+            self._gone = True
+            self._changed.notify_all()
 
     def exit_of(self, pid: int, block: bool = False) -> tuple[int, int] | None:
         """``(exit code, peak RSS bytes)`` of child ``pid`` once it has exited, else None
