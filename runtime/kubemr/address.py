@@ -9,6 +9,7 @@ its colons read as the port separator. Every place that writes or reads one goes
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WILDCARDS = ("0.0.0.0", "::", "[::]")
@@ -46,15 +47,27 @@ def listen_host(bind: str) -> str | None:
     return bind.removeprefix("[").removesuffix("]")
 
 
-def await_file(path: Path, deadline: float, poll: float = 0.02) -> str:
+class AbandonedError(RuntimeError):
+    """The wait for an address was given up: the process that was to announce it ended."""
+
+
+def await_file(
+    path: Path,
+    deadline: float,
+    poll: float = 0.02,
+    abandon: Callable[[], bool] | None = None,
+) -> str:
     """The address a process announces in ``path`` (written whole, by a rename), once the
     file exists. Raises TimeoutError naming the file if it does not appear within
-    ``deadline`` seconds, ValueError if what it holds is not ``host:port``."""
+    ``deadline`` seconds, :class:`AbandonedError` as soon as ``abandon()`` is true (the
+    announcing process has exited), ValueError if what it holds is not ``host:port``."""
     give_up = time.monotonic() + deadline
     while True:
         try:
             address = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
+            if abandon is not None and abandon():
+                raise AbandonedError(f"{path}: no address announced") from None
             if time.monotonic() >= give_up:
                 raise TimeoutError(f"{path}: no address announced within {deadline:g}s") from None
             time.sleep(poll)

@@ -397,17 +397,18 @@ class Launcher:
         return [arg for d in self.search for arg in ("--search", str(d))]
 
     def _await_address(self, master: Process, address_file: Path) -> str:
-        deadline = time.monotonic() + MASTER_START_DEADLINE
-        while time.monotonic() < deadline:
-            if address_file.exists():
-                return address_file.read_text(encoding="utf-8").strip()
-            if master.poll() is not None:
-                raise LaunchError(
-                    f"the master exited with code {master.code} before serving:\n"
-                    f"{master.log_tail()}"
-                )
-            time.sleep(0.02)
-        raise LaunchError(f"the master did not serve within {MASTER_START_DEADLINE:.0f}s")
+        try:
+            return addresses.await_file(
+                address_file, MASTER_START_DEADLINE, abandon=lambda: master.poll() is not None
+            )
+        except addresses.AbandonedError:
+            raise LaunchError(
+                f"the master exited with code {master.code} before serving:\n{master.log_tail()}"
+            ) from None
+        except TimeoutError:
+            raise LaunchError(
+                f"the master did not serve within {MASTER_START_DEADLINE:.0f}s"
+            ) from None
 
     def run(self) -> LocalRun:
         try:

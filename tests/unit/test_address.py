@@ -65,3 +65,15 @@ def test_an_announced_file_that_holds_no_address_is_refused(tmp_path: Path) -> N
     path.write_text("not an address")
     with pytest.raises(ValueError, match="not host:port"):
         address.await_file(path, deadline=1.0)
+
+
+def test_the_wait_is_abandoned_once_the_announcer_has_exited(tmp_path: Path) -> None:
+    checks: list[int] = []
+
+    def exited() -> bool:
+        checks.append(1)
+        return len(checks) >= 3  # the process is seen gone at the third check
+
+    with pytest.raises(address.AbandonedError, match=r"master\.addr"):
+        address.await_file(tmp_path / "master.addr", deadline=30.0, poll=0.0, abandon=exited)
+    assert len(checks) == 3
