@@ -144,23 +144,11 @@ async def _delete(runtime: Runtime, resource: Any, name: str, namespace: str) ->
             raise
 
 
-def slow_start(total: int, limit: int) -> list[int]:
-    """Sizes of the batches that create ``total`` objects: 1, 2, 4, ... at most ``limit``
-    (Kubernetes' ``slowStartBatch``). Each batch is sent at once; the next only when the
-    whole batch was created."""
-    sizes, size = [], 1
-    while total > 0:
-        sizes.append(min(size, limit, total))
-        total -= sizes[-1]
-        size *= 2
-    return sizes
-
-
 async def _create_all(
     runtime: Runtime, decision: lifecycle.Decision, ref: JobRef, job: specs.MapReduceJob | None
 ) -> list[lifecycle.Refusal]:
     """Create what ``decision`` asks for: the support objects one by one, then the pods in
-    :func:`slow_start` batches; stop after the first refusal (the first in order of a
+    :func:`lifecycle.slow_start` batches; stop after the first refusal (the first in order of a
     batch, whose other creations were already sent) or error."""
     if job is None:
         return []
@@ -177,7 +165,7 @@ async def _create_all(
                 return [refusal]
     slots = decision.create
     done = 0
-    for size in slow_start(len(slots), settings.create_concurrency):
+    for size in lifecycle.slow_start(len(slots), settings.create_concurrency):
         batch = slots[done : done + size]
         done += size
         outcomes = await asyncio.gather(

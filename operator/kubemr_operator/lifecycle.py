@@ -709,3 +709,15 @@ def after_create(observed: Observed, decision: Decision, refusals: Sequence[Refu
     if observed.job.job is not None and attempted and not reconciliation.finished:
         reconciliation.refused(observed.job.job.spec, refusals)
     return reconciliation.decision
+
+
+def slow_start(total: int, limit: int) -> list[int]:
+    """Sizes of the batches that create ``total`` objects: 1, 2, 4, ... at most ``limit``
+    (Kubernetes' ``slowStartBatch``). Each batch is sent at once; the next only when the
+    whole batch was created."""
+    sizes, size = [], 1
+    while total > 0:
+        sizes.append(min(size, limit, total))
+        total -= sizes[-1]
+        size *= 2
+    return sizes

@@ -1,10 +1,10 @@
-"""The operator creates a job's pods in slow-start batches (kubemr_operator.handlers.slow_start),
+"""The operator creates a job's pods in slow-start batches (kubemr_operator.lifecycle.slow_start),
 as Kubernetes' Job controller does: every pod once, in order, the first alone."""
 
 from __future__ import annotations
 
 import pytest
-from kubemr_operator.handlers import slow_start
+from kubemr_operator.lifecycle import slow_start
 
 
 def test_batches_double_up_to_the_limit_and_cover_every_pod_once() -> None:
