@@ -45,6 +45,9 @@ MASTER_FILE_DEADLINE = 90.0
 than ``kubemr run`` waits for its master to serve (60 s), so the launcher, not the
 worker, reports a master that never serves."""
 
+PROGRESS_EVERY = 0.25
+"""Seconds between the status polls that feed ``kubemr run``'s progress bars."""
+
 Command = Callable[[argparse.Namespace], int]
 """A command's handler: its parsed arguments in, the exit code out."""
 Extension = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], dict[str, Command]]
@@ -339,7 +342,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         job_plan,
         search=search,
         keep_workdir=args.keep_workdir or args.ui,  # --ui: the page names the logs
-        progress=bar.update,
+        progress=bar.update if bar.shown else None,  # no status polls nobody sees
+        progress_every=PROGRESS_EVERY,
         metrics=args.metrics,
         on_metrics_url=bar.metrics_url,
         slow_workers=args.slow_worker,

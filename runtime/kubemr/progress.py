@@ -37,6 +37,11 @@ class JobProgress:
         self.maps = self.progress.add_task("map", total=None)
         self.reduces = self.progress.add_task("reduce", total=None)
 
+    @property
+    def shown(self) -> bool:
+        """Whether the bars are drawn (enabled, on a terminal): else nobody needs updates."""
+        return not self.progress.disable
+
     def update(self, status: pb.JobStatus) -> None:
         self.counts(
             status.maps_done,
