@@ -10,7 +10,7 @@
  * - partition / partitions: crc32(key, or a tuple key's first element) mod R, or the
  *   range partitioner's bisect_right over sorted boundaries.
  * - combine_fill: CombineTable.add's loop: values gathered per key as they arrive.
- * - sizes: sys.getsizeof summed over a list (the combining map's memory estimate).
+ * - values_cost: the combining map's memory estimate of a key's values.
  * - encode_key / encode_value / decode_value: records' encodings of common types.
  * - sort_records: a list of records sorted by key in place, stably.
  * - SortBuffer: the sort buffer without a combiner (MapBuffer.add's loop): records
@@ -594,26 +594,42 @@ object_size(PyObject *obj, PyObject *fallback)
     return size;
 }
 
-/* sizes(values, sizeof) -> int: sum(map(sys.getsizeof, values)) of a list, with
- * object_size's fast path (``sizeof`` is sys.getsizeof). */
+/* values_cost(values, costs, sizeof, value_overhead) -> int: combinetable._cost, the
+ * estimated bytes of a key's held values: each value's cost by type (``costs``; 0 or
+ * absent: object_size plus ``value_overhead``), or ``value_overhead`` alone when it is
+ * the same object as the value before it. */
 static PyObject *
-native_sizes(PyObject *self, PyObject *args)
+native_values_cost(PyObject *self, PyObject *args)
 {
-    PyObject *values, *fallback;
-    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &values, &fallback))
+    PyObject *values, *costs, *fallback;
+    long long overhead;
+    if (!PyArg_ParseTuple(args, "O!O!OL", &PyList_Type, &values, &PyDict_Type, &costs,
+                          &fallback, &overhead))
         return NULL;
-    long long total = 0, size = 0;
-    PyObject *last = NULL; /* borrowed: the list holds it */
+    long long total = 0;
+    PyObject *previous = NULL; /* borrowed: the list holds it */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
         PyObject *value = PyList_GET_ITEM(values, i);
-        if (value != last || !(PyUnicode_CheckExact(value) || PyBytes_CheckExact(value) ||
-                               PyLong_CheckExact(value))) {
-            size = object_size(value, fallback);
-            if (size == -1 && PyErr_Occurred())
-                return NULL;
-            last = value;
+        if (value == previous) {
+            total += overhead;
+            continue;
         }
-        total += size; /* an immutable value repeated (a count's 1, a path) measured once */
+        previous = value;
+        long long cost = 0;
+        PyObject *cost_obj = PyDict_GetItemWithError(costs, (PyObject *)Py_TYPE(value));
+        if (cost_obj != NULL) {
+            cost = PyLong_AsLongLong(cost_obj);
+            if (cost == -1 && PyErr_Occurred())
+                return NULL;
+        } else if (PyErr_Occurred())
+            return NULL;
+        if (cost <= 0) {
+            cost = object_size(value, fallback);
+            if (cost == -1 && PyErr_Occurred())
+                return NULL;
+            cost += overhead;
+        }
+        total += cost;
     }
     return PyLong_FromLongLong(total);
 }
@@ -767,9 +783,12 @@ native_combine_fill(PyObject *self, PyObject *args)
                 goto fail_kv;
             size += key_size + cost + c.key_overhead;
         } else {
+            /* the same object as the value before it: held once, only its slot costs */
+            Py_ssize_t held = PyList_GET_SIZE(values); /* 0 after a fold that kept none */
+            size += held > 0 && PyList_GET_ITEM(values, held - 1) == value ? c.value_overhead
+                                                                            : cost;
             if (PyList_Append(values, value) < 0)
                 goto fail_kv;
-            size += cost;
             if (PyList_GET_SIZE(values) >= c.fold_count) {
                 int due = 1;
                 if (PyDict_GET_SIZE(c.fold_at) > 0) {
@@ -1915,7 +1934,8 @@ static PyMethodDef methods[] = {
      "encode_value(fallback, none_value, value) -> bytes"},
     {"decode_value", native_decode_value, METH_VARARGS, "decode_value(fallback, data) -> value"},
     {"combine_fill", native_combine_fill, METH_VARARGS, "CombineTable.add's loop."},
-    {"sizes", native_sizes, METH_VARARGS, "sizes(values, sizeof) -> sum of sys.getsizeof"},
+    {"values_cost", native_values_cost, METH_VARARGS,
+     "values_cost(values, costs, sizeof, value_overhead) -> combinetable._cost"},
     {"records_size", native_records_size, METH_VARARGS,
      "records_size(records, start, stop) -> int | None"},
     {"frame", native_frame, METH_VARARGS, "frame(records, start, stop) -> bytes | None"},

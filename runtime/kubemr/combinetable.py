@@ -15,7 +15,10 @@ Values that Python could change after ``map`` yields them (lists, dicts, anythin
 scalar) are encoded on arrival, so what is buffered is what was yielded.
 
 Memory is estimated with ``sys.getsizeof`` of keys and values plus a per-entry overhead,
-the same bound the sort buffer keeps (:mod:`kubemr.mapbuffer`).
+the same bound the sort buffer keeps (:mod:`kubemr.mapbuffer`). A value that is the very
+object its key's list ended with (a count's ``1``, the path an index yields for every
+word of a file) costs only its list slot: the object is held once. A fold subtracts what
+its values cost by the same rule (:func:`_cost`), so the estimate does not drift.
 """
 
 from __future__ import annotations
@@ -62,12 +65,25 @@ def _unpacked(values: list[Any]) -> Iterator[Any]:
         yield decode(value) if type(value) is Packed else value
 
 
-def _size(values: list[Any]) -> int:
-    """``sum(map(sys.getsizeof, values))``, by the native core when it is in use."""
+def _cost(values: list[Any]) -> int:
+    """Estimated bytes of a key's held values, as :meth:`CombineTable.add` counted them:
+    each value's cost by type (:data:`_VALUE_COSTS`, else ``sys.getsizeof`` plus its
+    slot), or its slot alone when it is the same object as the value before it. By the
+    native core when it is in use."""
     core = native.core
     if core is not None:
-        return int(core.sizes(values, sys.getsizeof))
-    return sum(map(sys.getsizeof, values))
+        return int(core.values_cost(values, _VALUE_COSTS, sys.getsizeof, VALUE_OVERHEAD))
+    total, previous, costs, sizeof = 0, _NOTHING, _VALUE_COSTS, sys.getsizeof
+    for value in values:
+        if value is previous:
+            total += VALUE_OVERHEAD
+            continue
+        previous = value
+        total += costs.get(type(value), 0) or sizeof(value) + VALUE_OVERHEAD
+    return total
+
+
+_NOTHING = object()
 
 
 def _packed(value: Any) -> Any:
@@ -134,8 +150,8 @@ class CombineTable:
                 table[key] = [value]
                 size += sizeof(key) + cost + KEY_OVERHEAD
             else:
+                size += VALUE_OVERHEAD if values and value is values[-1] else cost
                 values.append(value)
-                size += cost
                 if len(values) >= FOLD_AT and (not fold_at or self._due(table, key, values)):
                     size += self._fold(table, key, values)
             count += 1
@@ -196,11 +212,11 @@ class CombineTable:
 
     def _fold(self, table: dict[Any, list[Any]], key: Any, values: list[Any]) -> int:
         """Combine ``key``'s values in place; return the change in estimated size."""
-        before, count = _size(values), len(values)
+        before = _cost(values)
         values[:] = self._combined(table, key, values)
         if len(values) > FOLD_AT // 2:
             self.fold_at[(id(table), key)] = 2 * len(values)
-        return _size(values) - before - VALUE_OVERHEAD * (count - len(values))
+        return _cost(values) - before
 
     def _combined(self, table: dict[Any, list[Any]], key: Any, values: list[Any]) -> list[Any]:
         """The combiner's values for ``key`` (held form in, held form out)."""

@@ -323,9 +323,46 @@ class _Text(str):
 
 
 @SETTINGS
-@given(st.lists(st.one_of(values, st.text().map(_Text), st.integers().map(bool)), max_size=30))
-def test_sizes_are_sys_getsizeof(held: list[Any]) -> None:
-    assert core().sizes(held, sys.getsizeof) == sum(map(sys.getsizeof, held))
+@given(
+    st.lists(st.one_of(values, st.text().map(_Text), st.integers().map(bool)), max_size=30),
+    st.lists(st.integers(0, 29), max_size=30),
+)
+def test_the_cost_of_held_values_is_the_references(held: list[Any], repeats: list[int]) -> None:
+    for at in repeats:  # some values repeated as the very same object
+        if at < len(held):
+            held.insert(at, held[at])
+    saved = native.core
+    try:
+        native.core = None
+        reference = combinetable._cost(held)
+    finally:
+        native.core = saved
+    assert combinetable._cost(held) == reference
+
+
+def _drop_odd_keys(key: Any, values: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """A combiner that keeps nothing of some keys (their lists become empty)."""
+    held = list(values)
+    if len(key) % 2 == 0:
+        yield key, held[-1]
+
+
+def test_a_key_whose_combiner_kept_nothing_takes_values_again_as_the_reference() -> None:
+    one = "".join(["o", "ne"])
+    pairs = [(k, one) for _ in range(50) for k in ("ab", "abc", "abcd", "abcde")]
+    outcomes = []
+    for use in (core(), None):
+        saved, saved_fold = native.core, combinetable.FOLD_AT
+        native.core, combinetable.FOLD_AT = use, 4
+        try:
+            stats = {"combine_input_records": 0, "combine_output_records": 0}
+            table = combinetable.CombineTable(_drop_odd_keys, stats)
+            table.add(iter(pairs), 1 << 30, lambda: None, 7, lambda: None)
+            outcomes.append((table.size, stats, table.drain(2, partitioning.hash_partitioner(2))))
+        finally:
+            native.core, combinetable.FOLD_AT = saved, saved_fold
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1]["combine_output_records"] > 0
 
 
 def test_a_value_object_yielded_again_and_again_fills_as_the_reference() -> None:
