@@ -22,14 +22,26 @@ partitioned at the input's median key), interleaved:
 - ``reduce``: :func:`kubemr.reducetask.run_reduce` over both partitions' runs, likewise.
 
 Prints the median CPU seconds (``time.process_time``) and the ratios map / alone.
+
+With ``--instructions`` it counts instructions instead (valgrind's callgrind, which
+``apt-get install valgrind`` provides): each of ``alone`` and ``map`` (native core) runs
+once per app in a child process under callgrind, and a child that only loads (the
+imports, the app, the split's corpus) is subtracted from both. Counts do not move with
+the machine's load, so a change can be measured beside other work (a cold CI run, other
+benchmarks); they are not times: cache misses and branch mispredictions are not counted,
+and callgrind runs about 50 times slower. To compare two runtimes, run it twice with
+``PYTHONPATH`` pointing at the other one (its children inherit it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -105,6 +117,73 @@ def cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.process_time() - started, result
 
 
+CONTENDERS = ("load", "alone", "map")
+"""What an ``--instructions`` child runs once: nothing past loading, the user's functions
+alone, or the map task (native core)."""
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def split_of(app_name: str, size: int, text: Split, cache: Path) -> tuple[Split, Any]:
+    """The split an app reads and the partitioner its map task uses."""
+    if app_name != TERASORT:
+        return text, partitioning.hash_partitioner(PARTS)
+    data, _ = teragen(size, 16, cache)
+    split = Split(str(data), 0, data.stat().st_size)
+    return split, median_boundary(split)
+
+
+def child(contender: str, app_name: str, size: int, text: Split, cache: Path) -> None:
+    """Run ``contender`` once for ``app_name`` (under callgrind, in ``--instructions``)."""
+    app = load(app_name)
+    split, partitioner = split_of(app_name, size, text, cache)
+    if contender == "alone":
+        alone(app, split)
+    elif contender == "map":
+        work = Path(tempfile.mkdtemp(prefix="mappath-", dir=cache))
+        try:
+            map_task(app, split, work, partitioner)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def instructions(contender: str, app_name: str, args: argparse.Namespace) -> int:
+    """Instructions a child running ``contender`` executed, counted by callgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("mappath: --instructions needs valgrind (apt-get install valgrind)")
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--child", contender, "--apps", app_name]
+    command += ["--size-mb", str(args.size_mb), "--data", str(args.data)]
+    command += ["--cache-dir", str(args.cache_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"mappath: {contender} {app_name} under callgrind failed:\n{done.stderr}")
+    return int(found.group(1))
+
+
+def count_instructions(args: argparse.Namespace, size: int) -> None:
+    """``--instructions``: alone and map task, each less the loading child, per app."""
+    print(
+        f"{args.size_mb:g} MiB per app, instructions (callgrind, one run each, the "
+        "loading child's subtracted); native core: "
+        f"{'built' if native.core is not None else 'NOT BUILT (pure only)'}"
+    )
+    print(f"{'app':<10} {'load':>14} {'alone':>14} {'map':>14} {'map/alone':>10}")
+    measured: dict[str, dict[str, int]] = {}
+    for app_name in args.apps.split(","):
+        split_of(app_name, size, Split("", 0, 0), args.cache_dir)  # teragen once, not timed
+        counts = {c: instructions(c, app_name, args) for c in CONTENDERS}
+        work = {c: counts[c] - counts["load"] for c in ("alone", "map")}
+        measured[app_name] = counts
+        print(
+            f"{app_name:<10} {counts['load']:>14,} {work['alone']:>14,} {work['map']:>14,} "
+            f"{work['map'] / work['alone']:>10.2f}",
+            flush=True,
+        )
+    write_json(args.json, {"size_bytes": size, "instructions": measured})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--size-mb", type=float, default=16)
@@ -113,10 +192,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (callgrind), not time"
+    )
+    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = int(args.size_mb * MIB)
     corpus, meta = build_corpus(args.data, size, args.cache_dir)
     text = Split(str(corpus), 0, int(meta["bytes"]))
+    if args.child is not None:
+        child(args.child, args.apps, size, text, args.cache_dir)
+        return
+    if args.instructions:
+        count_instructions(args, size)
+        return
     core = native.core
     print(
         f"{args.size_mb:g} MiB per app, medians of {args.repeat}, CPU seconds; "
@@ -130,12 +219,7 @@ def main() -> None:
     measured: dict[str, dict[str, list[float]]] = {}
     for app_name in args.apps.split(","):
         app = load(app_name)
-        split = text
-        partitioner = partitioning.hash_partitioner(PARTS)
-        if app_name == TERASORT:
-            data, _ = teragen(size, 16, args.cache_dir)
-            split = Split(str(data), 0, data.stat().st_size)
-            partitioner = median_boundary(split)
+        split, partitioner = split_of(app_name, size, text, args.cache_dir)
         seconds: dict[str, list[float]] = defaultdict(list)
         count = 0
         for _ in range(args.repeat):
