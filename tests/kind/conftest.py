@@ -19,7 +19,12 @@ def kind() -> Iterator[cluster.Tools]:
     """The kind cluster with the chart installed (created here unless already up)."""
     current = engine.current()
     was_up = current is not None and cluster.exists(cluster.tools(current))
-    tools = cluster.up()
+    try:
+        tools = cluster.up()
+    except BaseException:
+        if not was_up:  # a half-made cluster (nodes created, the image not loaded...) goes
+            cluster.down()
+        raise
     try:
         yield tools
     finally:

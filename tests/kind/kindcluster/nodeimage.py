@@ -30,6 +30,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 from kindcluster import artefacts, gobuilds, images, layout
@@ -310,7 +311,11 @@ def node_image(engine: Engine) -> str:
     def build() -> None:
         command = [str(kind), "build", "node-image", "--type", "file", "--base-image", BASE_TAG]
         command += ["--image", NODE_TAG, str(tarball / "kubernetes-server-linux-amd64.tar.gz")]
-        result = subprocess.run(command, env=engine.env, check=False)
+        # kind extracts the tarball into $TMPDIR/k8s-tar-extract-* and never removes it
+        # (1 GB a build): give it a temporary folder of ours, removed whatever happens.
+        with tempfile.TemporaryDirectory(prefix="kubemr-node-image-") as scratch:
+            env = {**engine.env, "TMPDIR": scratch}
+            result = subprocess.run(command, env=env, check=False)
         if result.returncode != 0:
             raise EngineError(f"kind build node-image failed (exit {result.returncode})")
 
