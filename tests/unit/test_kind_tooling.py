@@ -134,6 +134,27 @@ def test_an_artefact_is_built_once_and_a_failed_build_leaves_nothing(
     ]
 
 
+def test_only_the_two_most_recently_used_versions_of_an_artefact_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEMR_CACHE", str(tmp_path))
+
+    def build(folder: Path) -> None:
+        (folder / "out").write_text(folder.name)
+
+    folder = tmp_path / "kind" / "images"
+    other = artefacts.cached("images", "thing-proxy", "ff01", build)  # another artefact
+    first = artefacts.cached("images", "thing", "aa01", build)
+    second = artefacts.cached("images", "thing", "bb02", build)
+    os.utime(first, (1, 1))
+    os.utime(second, (2, 2))
+    assert artefacts.cached("images", "thing", "aa01", build) == first  # used again: newest
+    third = artefacts.cached("images", "thing", "cc03", build)  # a third version evicts one
+    kept = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert kept == sorted([first.name, third.name, other.name])
+    assert not second.with_name(second.name + ".lock").exists()
+
+
 def test_keys_change_with_any_input(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("one")
     before = artefacts.Key("x").tree(tmp_path).hexdigest()

@@ -6,13 +6,22 @@ unchanged one is found again, in any clone on the machine. A folder appears only
 its build completed (it is built under a temporary name and renamed), so an interrupted
 build is never mistaken for a finished one. Build times go to ``timings.jsonl`` beside
 the artefacts (docs/kind.md quotes them).
+
+The cache does not grow without bound: a folder found is touched, and once a new one is
+built the folders of the same artefact beyond the :data:`KEEP` most recently used are
+removed (the kubemr image, rebuilt for every change of the code, is 470 MB a version;
+the node image 1.3 GB). Two are kept so that two clones at different commits (a
+developer's and CI's) do not evict each other; a folder locked by a build is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
+import os
+import re
 import shutil
 import sys
 import time
@@ -62,17 +71,45 @@ def record(name: str, seconds: float, outcome: str) -> None:
     print(f"kind: {name}: {outcome} in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
+KEEP = 2
+"""Folders kept per artefact: the most recently used ones."""
+
+
 def cached(kind: str, name: str, key: str, build: Callable[[Path], None]) -> Path:
     """The folder of artefact ``name`` for ``key``, built by ``build(folder)`` if absent."""
     final = layout.cache_root() / kind / f"{name}-{key}"
     if final.is_dir():
+        os.utime(final)  # used now: the last to be pruned
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     with final.with_name(final.name + ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another clone may be building the same artefact
         if final.is_dir():
             return final
-        return _build(final, build)
+        built = _build(final, build)
+    prune(final.parent, name)
+    return built
+
+
+def prune(folder: Path, name: str, keep: int = KEEP) -> list[Path]:
+    """Remove the folders of artefact ``name`` in ``folder`` beyond the ``keep`` most
+    recently used (and their lock files), skipping any whose lock is held; return them."""
+    pattern = re.compile(re.escape(name) + r"-[0-9a-f]+")
+    versions = [p for p in folder.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+    versions.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for old in versions[keep:]:
+        lock_file = old.with_name(old.name + ".lock")
+        with lock_file.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being built or read by another clone right now
+            shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            lock_file.unlink()
+        removed.append(old)
+    return removed
 
 
 def _build(final: Path, build: Callable[[Path], None]) -> Path:
