@@ -56,6 +56,9 @@ class Spawner:
         self._exits: dict[int, tuple[int, int]] = {}
         self._gone = False
         self.log = log
+        self.temporary_log = False
+        """Whether the log is a temporary file of :func:`start_early`'s, removed by
+        :meth:`close` (until :meth:`move_log` moves it where the launcher keeps logs)."""
         self._reader = threading.Thread(
             target=self._read, args=(self.popen.stdout,), name="forkserver-replies", daemon=True
         )
@@ -108,15 +111,17 @@ class Spawner:
         self._reader.join()
         assert self.popen.stdout is not None
         self.popen.stdout.close()
+        if self.temporary_log:
+            self.log.unlink(missing_ok=True)
 
     def move_log(self, log: Path) -> None:
         """Rename the server's log to ``log`` (it keeps writing to it); where a rename
-        cannot move it (another file system), it stays where it is."""
+        cannot move it (another file system), it stays where it is, temporary as before."""
         try:
             os.replace(self.log, log)
         except OSError:
             return
-        self.log = log
+        self.log, self.temporary_log = log, False
 
     def kill(self) -> None:
         """Stop a server that has started no process, at once, and wait for it."""
@@ -168,6 +173,7 @@ def start_early(argv: Sequence[str]) -> None:
     fd, name = tempfile.mkstemp(prefix="kubemr-forkserver-", suffix=".log")
     os.close(fd)
     _early = Spawner(Path(name))
+    _early.temporary_log = True
     atexit.register(_discard)
 
 
@@ -180,7 +186,6 @@ def adopt(log: Path) -> Spawner | None:
         return None
     if server.popen.poll() is not None:
         server.close()
-        Path(server.log).unlink(missing_ok=True)
         return None
     server.move_log(log)
     return server
@@ -192,4 +197,3 @@ def _discard() -> None:
     server, _early = _early, None
     if server is not None:
         server.kill()
-        server.log.unlink(missing_ok=True)
