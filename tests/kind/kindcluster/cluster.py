@@ -141,8 +141,6 @@ def build() -> tuple[engine.Engine, str, str]:
     our_engine = engine.ensure()
     node = nodeimage.node_image(our_engine)
     image = kubemr_image(our_engine)
-    if our_engine.ours:  # the images our rebuilds untagged (never a user's engine's)
-        our_engine.docker("image", "prune", "--force")
     artefacts.record("build (all, cached or not)", time.monotonic() - started, "done")
     return our_engine, node, image
 

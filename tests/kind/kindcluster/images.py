@@ -55,6 +55,8 @@ def ensure(
             raise EngineError(f"building {name} left no image tagged {tags[0]}")
         engine.docker("save", "-o", str(folder / "image.tar"), *tags)
         (folder / "id").write_text(identity + "\n")
+        if engine.ours:  # the image the tags left, untagged now (never on a user's engine)
+            engine.docker("image", "prune", "--force")
 
     folder = artefacts.cached("images", name, key, make)
     wanted = (folder / "id").read_text().strip()
