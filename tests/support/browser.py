@@ -8,6 +8,7 @@ paths. Screenshots the tests keep go to ``.artifacts/`` at the repository root.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,11 +45,15 @@ def chromium() -> Iterator[WebDriver]:
         f"--window-size={WINDOW[0]},{WINDOW[1]}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    # Chromium leaves its singleton folder (/tmp/org.chromium.Chromium.*) behind when the
+    # driver quits it: the session gets a temporary folder of its own, removed after.
+    with tempfile.TemporaryDirectory(prefix="kubemr-chromium-") as scratch:
+        service = Service(str(CHROMEDRIVER), env={**os.environ, "TMPDIR": scratch})
+        driver = webdriver.Chrome(options=options, service=service)
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 def keep_screenshot(driver: WebDriver, name: str) -> Path:
