@@ -594,6 +594,28 @@ object_size(PyObject *obj, PyObject *fallback)
     return size;
 }
 
+/* *cost = costs.get(type(value), -1) (the table's fixed cost by type; 0: measured; -1:
+ * not a type held as it is). 0, or -1 with an exception. */
+static int
+type_cost(PyObject *costs, PyObject *value, long long *cost)
+{
+    PyObject *cost_obj = PyDict_GetItemWithError(costs, (PyObject *)Py_TYPE(value));
+    if (cost_obj == NULL) {
+        *cost = -1;
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *cost = PyLong_AsLongLong(cost_obj);
+    return (*cost == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* object_size(value) plus a list slot: the cost of a value measured; -1 on error. */
+static long long
+measured_cost(PyObject *value, PyObject *fallback, long long overhead)
+{
+    long long size = object_size(value, fallback);
+    return (size == -1 && PyErr_Occurred()) ? -1 : size + overhead;
+}
+
 /* values_cost(values, costs, sizeof, value_overhead) -> int: combinetable._cost, the
  * estimated bytes of a key's held values: each value's cost by type (``costs``; 0 or
  * absent: object_size plus ``value_overhead``), or ``value_overhead`` alone when it is
@@ -615,20 +637,11 @@ native_values_cost(PyObject *self, PyObject *args)
             continue;
         }
         previous = value;
-        long long cost = 0;
-        PyObject *cost_obj = PyDict_GetItemWithError(costs, (PyObject *)Py_TYPE(value));
-        if (cost_obj != NULL) {
-            cost = PyLong_AsLongLong(cost_obj);
-            if (cost == -1 && PyErr_Occurred())
-                return NULL;
-        } else if (PyErr_Occurred())
+        long long cost;
+        if (type_cost(costs, value, &cost) < 0)
             return NULL;
-        if (cost <= 0) {
-            cost = object_size(value, fallback);
-            if (cost == -1 && PyErr_Occurred())
-                return NULL;
-            cost += overhead;
-        }
+        if (cost <= 0 && (cost = measured_cost(value, fallback, overhead)) == -1)
+            return NULL;
         total += cost;
     }
     return PyLong_FromLongLong(total);
@@ -727,12 +740,7 @@ native_combine_fill(PyObject *self, PyObject *args)
         if (value == last_value)
             cost = last_cost;
         else {
-            PyObject *cost_obj = PyDict_GetItemWithError(c.costs, (PyObject *)Py_TYPE(value));
-            if (cost_obj != NULL) {
-                cost = PyLong_AsLongLong(cost_obj);
-                if (cost == -1 && PyErr_Occurred())
-                    goto fail_kv;
-            } else if (PyErr_Occurred())
+            if (type_cost(c.costs, value, &cost) < 0)
                 goto fail_kv;
             if (cost < 0) { /* not a scalar: held encoded, measured, never reused */
                 PyObject *enc = PyObject_CallOneArg(c.encode_value, value);
@@ -749,17 +757,11 @@ native_combine_fill(PyObject *self, PyObject *args)
                         goto fail_kv;
                     packed = 1;
                 }
-                cost = object_size(value, c.sizeof_);
-                if (cost == -1 && PyErr_Occurred())
+                if ((cost = measured_cost(value, c.sizeof_, c.value_overhead)) == -1)
                     goto fail_kv;
-                cost += c.value_overhead;
             } else {
-                if (cost == 0) {
-                    cost = object_size(value, c.sizeof_);
-                    if (cost == -1 && PyErr_Occurred())
-                        goto fail_kv;
-                    cost += c.value_overhead;
-                }
+                if (cost == 0 && (cost = measured_cost(value, c.sizeof_, c.value_overhead)) == -1)
+                    goto fail_kv;
                 Py_INCREF(value);
                 Py_XSETREF(last_value, value);
                 last_cost = cost;

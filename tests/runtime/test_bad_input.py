@@ -22,7 +22,7 @@ def test_missing_input_fails_before_any_process(tmp_path: Path) -> None:
     assert "spec.input.paths[0]: no such file or directory" in result.stderr
     assert "nope.txt" in result.stderr
     assert "spec.input.paths[1]" in result.stderr and "matches no files" in result.stderr
-    assert not list(tmp_path.glob("kubemr-*")), "no process should have started"
+    assert not list(tmp_path.glob("kubemr-*")), "no job process should have started"
     assert not (tmp_path / "out").exists()
 
 
@@ -194,7 +194,7 @@ def test_slow_worker_flag_names_the_bad_slot_or_factor(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "--slow-worker mapper-7: no such worker slot" in result.stderr
     assert "mapper-0, reducer-0" in result.stderr
-    assert not list(tmp_path.glob("kubemr-*")), "no process should have started"
+    assert not list(tmp_path.glob("kubemr-*")), "no job process should have started"
     result = run_cli("run", path, "--slow-worker", "mapper-0=0.5", env=env)
     assert result.returncode == 2
     assert "'mapper-0=0.5': expected SLOT=FACTOR" in result.stderr

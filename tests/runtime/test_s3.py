@@ -393,7 +393,7 @@ def test_unreachable_data_fails_before_any_process_naming_the_uri(
         assert f"spec.output.path: cannot access '{doc['spec']['output']['path']}'" in (
             result.stderr
         )
-    assert not list(tmp_path.glob("kubemr-*")), "no process should have started"
+    assert not list(tmp_path.glob("kubemr-*")), "no job process should have started"
 
 
 def test_a_master_killed_mid_reduce_resumes_from_its_journal_objects(
