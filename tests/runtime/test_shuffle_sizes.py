@@ -6,7 +6,7 @@ fetch that fails gives back its reservation, memory and file."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -17,7 +17,7 @@ from kubemr.proto import mapreduce_pb2_grpc as pb_grpc
 
 ATTEMPT = "m0.a1"
 RECORDS = [[(f"k{i:05d}".encode(), b"v" * 40) for i in range(n)] for n in (5000, 3, 0)]
-"""Partition 0 large (about 240 chunks of 1 KiB), 1 small, 2 empty."""
+"""Partition 0 large (about 250 kB: five chunks, as its frames fall), 1 small, 2 empty."""
 DEADLINE = 30.0
 """Seconds a fetch may take to get going."""
 
@@ -38,9 +38,31 @@ def map_output(root: Path) -> list[tuple[int, int]]:
 Scenario = Callable[[grpc.aio.Channel], Awaitable[None]]
 
 
-async def serving(root: Path, scenario: Scenario) -> None:
+class StallingServicer(shuffle.ShuffleServicer):
+    """A mapper that stops sending midway through a run, as one on a hung node does: the
+    stream stays open and no more chunks come."""
+
+    def __init__(self, root: Path, chunk_size: int, stall_after: int) -> None:
+        super().__init__(root, chunk_size)
+        self.stall_after = stall_after
+
+    async def FetchPartition(  # noqa: N802 (the gRPC method name)
+        self, request: pb.FetchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Chunk]:
+        sent = 0
+        async for chunk in super().FetchPartition(request, context):
+            if sent == self.stall_after:
+                await asyncio.Event().wait()  # until the server stops
+            yield chunk
+            sent += 1
+
+
+async def serving(
+    root: Path, scenario: Scenario, servicer: shuffle.ShuffleServicer | None = None
+) -> None:
     server = grpc.aio.server()
-    pb_grpc.add_ShuffleServicer_to_server(shuffle.ShuffleServicer(root, 1024), server)
+    servicer = servicer or shuffle.ShuffleServicer(root, 1024)
+    pb_grpc.add_ShuffleServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -118,7 +140,9 @@ def test_a_fetch_cancelled_midway_gives_back_its_memory_and_its_file(
     tmp_path: Path, capacity: int
 ) -> None:
     """The master says the output went stale while it streams: the fetch is cancelled
-    (as the fetch loop drops it) once data arrived, and leaves nothing behind."""
+    (as the fetch loop drops it) once data arrived, and leaves nothing behind. The mapper
+    stalls after two of its five chunks (66 kB, past the spill file's write buffer), so
+    the fetch is still running when it is cancelled, however slow the machine."""
     map_output(tmp_path / "mapper")
     buffer = fetch_buffer(capacity)
     spill = tmp_path / "p0"
@@ -134,6 +158,7 @@ def test_a_fetch_cancelled_midway_gives_back_its_memory_and_its_file(
         with pytest.raises(asyncio.CancelledError):
             await fetching
 
-    asyncio.run(serving(tmp_path / "mapper", scenario))
+    stalling = StallingServicer(tmp_path / "mapper", 1024, stall_after=2)
+    asyncio.run(serving(tmp_path / "mapper", scenario, stalling))
     assert (buffer.reserved, buffer.held) == (0, 0)
     assert not spill.exists()
