@@ -145,17 +145,21 @@ def test_suspend_mid_job_keeps_committed_work_and_resumes(
 def test_ttl_deletes_the_job_and_the_garbage_collector_its_pods(
     kind: cluster.Tools, namespace: str, folder: JobFolder, tmp_path: Path
 ) -> None:
+    """The job finishes with an hour to live, so its kept pods can be seen however slow
+    the machine; then its TTL is cut to 1 s: the operator deletes it, the cluster's
+    garbage collector its pods."""
     doc = job_doc(
         "ttl",
         folder,
         {"builtin": "wordcount"},
-        ttlSecondsAfterFinished=5,
+        ttlSecondsAfterFinished=3600,
         cleanupPolicy="KeepAll",
     )
     name = apply(kind, namespace, doc)
     status = wait_phase(kind, namespace, name)["status"]
     assert status["phase"] == "Succeeded", status
     assert all_pods(kind, namespace), "KeepAll keeps the finished job's pods until it goes"
+    patch(kind, namespace, name, {"ttlSecondsAfterFinished": 1})
 
     def deleted() -> bool | None:
         names = get_json(kind, "-n", namespace, "get", "mrj")["items"]

@@ -33,7 +33,9 @@ def test_maps_run_in_parallel_and_exactly_once(tmp_path: Path) -> None:
         "counting",
         {
             "module": f"{APPS / 'counting.py'}:Counting",
-            "args": {"log_dir": str(logs), "delay": "0.004"},
+            # Every mapper's first map call waits until all three made theirs: each holds
+            # a task at once, however late one of them starts on a loaded machine.
+            "args": {"log_dir": str(logs), "delay": "0.004", "together": "3"},
         },
         paths,
         tmp_path / "out",

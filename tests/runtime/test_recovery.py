@@ -23,7 +23,7 @@ from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.sequential import run_sequential
 
-from testjobs import ROOT, manifest, sorted_output, word_input
+from testjobs import APPS, ROOT, manifest, sorted_output, word_input
 
 Oracle = Callable[[dict[str, Any]], list[str]]
 
@@ -134,8 +134,12 @@ def test_a_stale_journal_of_a_changed_manifest_starts_the_job_over(
 
 def test_a_master_that_keeps_crashing_exhausts_its_restart_limit(tmp_path: Path) -> None:
     """Every master is killed as soon as it reports progress: with a limit of one restart,
-    the second kill fails the job, and no output is left."""
+    the second kill fails the job, and no output is left. (The reduce waits on a gate
+    never opened, so no master can finish the job before its first report, however
+    slowly the status is read.)"""
     doc = job_doc(tmp_path)
+    gate = str(tmp_path / "never-opened")
+    doc["spec"]["app"] = {"module": f"{APPS / 'gated.py'}:Gated", "args": {"gate": gate}}
     killed: list[str] = []
 
     def strike(status: pb.JobStatus) -> None:

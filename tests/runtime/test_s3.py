@@ -413,7 +413,7 @@ def test_a_master_killed_mid_reduce_resumes_from_its_journal_objects(
         remote,
         tmp_path / "unused",
         reduceTasks=3,
-        faultTolerance={"heartbeatTimeout": "3s"},
+        faultTolerance={"heartbeatTimeout": "10s"},  # mappers' window to claim outputs
         storage=bucket.storage,
     )
     doc["spec"]["output"]["path"] = bucket.uri("out/resume")

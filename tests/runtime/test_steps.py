@@ -18,6 +18,7 @@ from kubemr.launcher import Launcher
 from kubemr.outputdir import OutputDir
 from kubemr.proto import mapreduce_pb2 as pb
 from kubemr.sequential import run_sequential
+from roles import journal_records
 
 from testjobs import (
     APPS,
@@ -67,17 +68,24 @@ def test_two_steps_distributed_equal_sequential(tmp_path: Path, run_job: Runner)
 
 
 def test_a_master_killed_during_step_two_resumes_at_step_two(tmp_path: Path) -> None:
-    """The master is killed once step 2 has a map output journaled: the restarted master
-    skips step 1 (committed), resumes step 2 from its journal, and the output is the
-    sequential runner's."""
+    """The master is killed once step 2 has a map output in its journal file (the status
+    counts a map before its record is written, so the kill is decided from the file):
+    the restarted master skips step 1 (committed), resumes step 2 from its journal, and
+    the output is the sequential runner's. (Heartbeat timeout 10s: the window in which
+    mappers claim their outputs from the new master, wide enough for a loaded machine.)"""
     doc = two_step_doc(tmp_path, tmp_path / "dist", "StallingTopByLength", map_delay="0.02")
+    doc["spec"]["faultTolerance"]["heartbeatTimeout"] = "10s"  # mappers' window to claim
     job_plan = plan.plan_job(spec.parse_job(doc, "steps recovery test"), [ROOT])
     assert len(job_plan.steps) == 2
     killed: list[str] = []
 
+    step_two = Path(steps.step_path(str(tmp_path / "dist"), 1))
+
     def strike(status: pb.JobStatus) -> None:
         master = launcher.master
-        if not killed and master is not None and status.step == 2 and status.maps_done >= 1:
+        if killed or master is None or status.step != 2:
+            return
+        if any(r.get("event") == "map_done" for r in journal_records(step_two)):
             killed.append(master.name)
             master.signal(signal.SIGKILL)
 

@@ -32,16 +32,21 @@ def tools(
     build: str = "exit 0",
     tier: str = "exit 0",
     foreground: str = "exit 0",
+    lanes_first: int = 0,
 ) -> suite.Tools:
-    """make: `kind-build` records its niceness, sleeps, then runs ``build``; other targets
-    are recorded, then run ``foreground``. pytest: records its arguments, then runs ``tier``
+    """make: `kind-build` records its niceness, waits (at most 10 s) until ``lanes_first``
+    pytest runs are recorded, records its end, then runs ``build``; other targets are
+    recorded, then run ``foreground``. pytest: records its arguments, then runs ``tier``
     (with $MARK, the -m)."""
     make = script(
         tmp_path / "make",
         f"""
 if [ "$2" = kind-build ]; then
   echo "kind-build started nice=$(ps -o ni= -p $$ | tr -d ' ')" >> {journal}
-  sleep 0.5
+  for _ in $(seq 200); do
+    [ "$(grep -c '^pytest' {journal})" -ge {lanes_first} ] && break
+    sleep 0.05
+  done
   echo "kind-build ended" >> {journal}
   {build}
 fi
@@ -67,7 +72,7 @@ def lines(journal: Path) -> list[str]:
 def test_the_kind_build_runs_niced_beside_the_default_tier_and_before_the_kind_tier(
     tmp_path: Path, journal: Path
 ) -> None:
-    assert suite.main(tools(tmp_path, journal), []) == 0
+    assert suite.main(tools(tmp_path, journal, lanes_first=2), []) == 0
     seen = lines(journal)
     started = next(i for i, line in enumerate(seen) if line.startswith("kind-build started"))
     assert seen[started] == f"kind-build started nice={suite.BACKGROUND_NICENESS}"
@@ -131,7 +136,8 @@ def test_a_failed_kind_build_skips_no_test_silently_it_fails_the_suite(
 
 
 def test_a_failed_foreground_build_stops_the_background_one(tmp_path: Path, journal: Path) -> None:
-    made = tools(tmp_path, journal, build="sleep 30", foreground="exit 3")
+    # (no lane ever runs: the build would end after its 10 s wait, had it not been stopped)
+    made = tools(tmp_path, journal, build="sleep 30", foreground="exit 3", lanes_first=2)
     assert suite.main(made, []) == 3
     seen = lines(journal)
     assert "kind-build ended" not in seen
