@@ -25,7 +25,7 @@ from localkube import apiclient, deadlines, layout
 from localkube import cluster as clusters
 from localkube.fixtures import dump, failed
 from test_ha import PodPoller, holder, wait_leader
-from test_jobs import FAULTS_APP, jobs_path, oracle, submit, wait_for
+from test_jobs import FAULTS_APP, jobs_path, oracle, posted, submit, wait_for
 
 from testjobs import ROOT, sorted_output
 
@@ -410,10 +410,8 @@ def test_the_operator_is_granted_exactly_what_it_calls(
     doc = yaml.safe_load((ROOT / "examples" / "wordcount-job.yaml").read_text())
     doc["metadata"]["name"] = "rbac"
     doc["spec"]["output"]["path"] = str(shared / "out")
-    doc["spec"]["app"] = {
-        "module": "tests/operator/apps/podfaults.py:PodFaults",
-        "args": {"delay": "0.0002"},
-    }
+    gate = shared / "go"  # the job cannot finish before its master was replaced
+    doc["spec"]["app"] = {"module": FAULTS_APP, "args": {"delay": "0.0002", "hold": str(gate)}}
     doc["spec"]["ttlSecondsAfterFinished"] = 0
     doc["spec"]["cleanupPolicy"] = "DeleteAll"
     name = submit(kube, namespace, doc)
@@ -424,6 +422,8 @@ def test_the_operator_is_granted_exactly_what_it_calls(
 
     deadlines.poll(OPERATOR_POD, master_running, "the job running")
     kube.delete(apiclient.resource_path("pods", namespace, f"{name}-master"))
+    posted(kube, namespace, name, "MasterReplaced")
+    gate.touch()
 
     def deleted() -> bool | None:
         try:
