@@ -220,10 +220,16 @@ def test_a_user_app_reads_and_writes_through_spec_volumes(
 def test_a_failed_worker_pod_is_replaced_and_the_job_still_succeeds(
     kube: apiclient.ApiClient, job_namespace: str, shared: Path, tmp_path: Path
 ) -> None:
+    """mapper-0 loads the app (and crashes) only once it registered; on a loaded machine
+    the other mappers could do every map before that and the job end without the fault.
+    The reduce waits on a gate opened only once the crashed pod was replaced."""
     paths = word_input(shared)
-    app = {"module": FAULTS_APP, "args": {"crash_pods": "-mapper-0$"}}
+    gate = shared / "go"
+    app = {"module": FAULTS_APP, "args": {"crash_pods": "-mapper-0$", "hold": str(gate)}}
     doc = job_doc("replace", app, paths, str(shared / "out"))
     name = submit(kube, job_namespace, doc)
+    posted(kube, job_namespace, name, "WorkerReplaced")
+    gate.touch()
     job = wait_for(kube, job_namespace, name, ("Succeeded", "Failed"))
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert job["status"]["failedPods"] == 1
