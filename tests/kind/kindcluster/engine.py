@@ -6,7 +6,8 @@ Debian's ``dockerd`` (installed with apt-get when missing) with everything under
 :func:`layout.engine_root` -- data root, exec root, pid file, socket, log -- and
 ``--iptables=false --ip6tables=false``, so it leaves the host's firewall (and the FORWARD
 policy the local control plane's bridge relies on) alone. Only that dockerd is ever
-stopped by :func:`stop`.
+stopped by :func:`stop`, which also deletes the default bridge's interface (``docker0``)
+if that dockerd created it.
 
 Where this machine's capability bounding set lacks a capability Docker grants a
 ``--privileged`` container (kind's nodes are privileged), runc fails with "unable to
@@ -35,6 +36,9 @@ ENGINE_EXIT = deadlines.Deadline("engine_exit", 60.0)
 """Seconds our dockerd may take to exit after SIGTERM."""
 RUNTIME_NAME = "capsfilter"
 """The name our dockerd registers the runtime wrapper under."""
+DEFAULT_BRIDGE = "docker0"
+"""The network interface a dockerd creates for its default bridge network (and leaves
+behind when it exits)."""
 
 
 class EngineError(RuntimeError):
@@ -70,6 +74,7 @@ def _paths() -> dict[str, Path]:
         "socket": root / "docker.sock",
         "log": root / "dockerd.log",
         "config": root / "daemon.json",
+        "bridge": root / "bridge-created",
     }
 
 
@@ -158,6 +163,10 @@ def _start_ours() -> None:
             f"--add-runtime={RUNTIME_NAME}={wrapper}",
             f"--default-runtime={RUNTIME_NAME}",
         ]
+    if _bridge_exists():
+        paths["bridge"].unlink(missing_ok=True)  # not ours: left alone by stop()
+    else:
+        paths["bridge"].write_text(DEFAULT_BRIDGE + "\n")
     print(f"kind: starting our dockerd (log: {paths['log']})", file=sys.stderr, flush=True)
     with paths["log"].open("ab") as log:
         daemon = subprocess.Popen(
@@ -212,7 +221,27 @@ def stop() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # collect it if this process started it
     _unmount_left()
+    _remove_our_bridge()
     return pid is not None
+
+
+def _bridge_exists() -> bool:
+    return Path("/sys/class/net", DEFAULT_BRIDGE).exists()
+
+
+def _remove_our_bridge() -> None:
+    """Delete the default bridge's interface if our dockerd created it (none was there
+    when it started): dockerd leaves it behind when it exits."""
+    marker = _paths()["bridge"]
+    if not marker.exists():
+        return
+    if _bridge_exists():
+        result = subprocess.run(
+            ["ip", "link", "delete", DEFAULT_BRIDGE], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise EngineError(f"ip link delete {DEFAULT_BRIDGE}: {result.stderr.strip()}")
+    marker.unlink()
 
 
 def mounts() -> list[str]:
