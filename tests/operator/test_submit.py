@@ -41,12 +41,21 @@ GARBAGE_COLLECTED = deadlines.Deadline("garbage_collected", 60.0)
 REQUIREMENT = "inflection==0.5.1"
 
 FIRST_LETTERS = """
+import os
+import time
+
+
 class FirstLetters:
+    def __init__(self, gate=""):
+        self.gate = gate  # a file the reduce waits for, if given
+
     def map(self, key, line):
         for word in line.split():
             yield word[0], 1
 
     def reduce(self, key, values):
+        while self.gate and not os.path.exists(self.gate):
+            time.sleep(0.05)
         yield key, sum(values)
 """
 
@@ -169,6 +178,8 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
         shared / "out",
         cleanupPolicy="KeepAll",
     )
+    gate = shared / "go"
+    doc["spec"]["app"]["args"] = {"gate": str(gate)}
     path = write_manifest(tmp_path, doc)
     # Ctrl-C while it follows the job: the command detaches, the job goes on to the end.
     with subprocess.Popen(
@@ -192,6 +203,17 @@ def test_submit_ships_a_single_file_app_and_status_logs_delete_work(
         assert submitter.wait(SUBMIT_DEADLINE.seconds) == 130, lines
         reader.join()
     assert "detached; the job keeps running" in lines[-1], lines
+
+    def mapper_serves() -> str | None:
+        log = kubemr(
+            cluster, "logs", "letters", "--role", "mapper", "--index", "1", "-n", job_namespace
+        )
+        return log.stdout if "letters-mapper-1 (mapper) serving shuffle at" in log.stdout else None
+
+    # The job waits on the gate until mapper-1 has started: on a loaded machine the other
+    # mapper could do every map, and the job end, before mapper-1's process logged a line.
+    deadlines.poll(SUBMIT_DEADLINE, mapper_serves, "mapper-1 serving (kubemr logs)")
+    gate.touch()
 
     def finished() -> dict[str, Any] | None:
         status = job(kube, job_namespace, "letters").get("status", {})
