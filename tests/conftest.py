@@ -21,10 +21,10 @@ from testjobs import ROOT
 
 _SNAPSHOT = pytest.StashKey[leftovers.Snapshot]()
 
+# Property tests check properties, not speed: on a loaded 2-core machine one example can
+# take more than Hypothesis's default 200 ms deadline, or generate slowly.
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
-"""Property tests check properties, not speed: on a loaded 2-core machine one example
-can take more than Hypothesis's default 200 ms deadline, or generate slowly."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
