@@ -7,12 +7,13 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from kindcluster import artefacts, cluster, engine, gobuilds, nodeimage
+from kindcluster import artefacts, cluster, debian, engine, gobuilds, nodeimage
 from localkube import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +181,24 @@ def test_the_build_needs_nothing_the_foreground_builds(monkeypatch: pytest.Monke
     assert cluster.build() == (ours, "kindest/node:built", "kubemr:built")
     with pytest.raises(cluster.ClusterError, match="helm is missing"):
         cluster.tools(ours)  # what `up` calls, after cluster-build
+
+
+def test_a_c_library_that_cannot_be_installed_is_named_with_its_debian_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without apt-get at hand, a cgo build's missing C library is an error that names the
+    Debian package to install (a fresh machine has no libseccomp-dev for runc)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    pkg_config = shutil.which("pkg-config")
+    assert pkg_config is not None
+    (tools / "pkg-config").symlink_to(pkg_config)
+    monkeypatch.setenv("PATH", str(tools))
+    with pytest.raises(debian.MissingPackageError, match="libkubemr-nothing-dev"):
+        debian.ensure_library("libkubemr-nothing", "libkubemr-nothing-dev", "building nothing")
+
+
+def test_runc_names_the_c_library_it_links_against() -> None:
+    runc = next(spec for spec in gobuilds.REMOTES if spec.name == "runc")
+    assert runc.cgo and "seccomp" in runc.tags.split()
+    assert gobuilds.CLibrary("libseccomp", "libseccomp-dev") in runc.libraries

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from localkube import deadlines
 
-from kindcluster import layout
+from kindcluster import debian, layout
 
 ENGINE_READY = deadlines.Deadline("engine_ready", 60.0)
 """Seconds our dockerd may take to answer ``docker info``."""
@@ -107,21 +107,12 @@ def missing_capabilities() -> list[int]:
 
 
 def _install_dockerd() -> None:
-    if shutil.which("dockerd") is not None:
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
+    try:
+        debian.ensure_command("dockerd", "docker.io", "the kind tier's Docker engine")
+    except debian.MissingPackageError as error:
         raise EngineError(
-            "no Docker engine answers `docker info` and dockerd is not installed: "
-            "install Docker (Debian: apt-get install docker.io) or start your engine"
-        )
-    print("kind: installing Debian's docker.io (dockerd)", file=sys.stderr, flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"],
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+            f"no Docker engine answers `docker info` and dockerd is not installed ({error})"
+        ) from None
 
 
 def _our_pid() -> int | None:

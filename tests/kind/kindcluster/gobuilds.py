@@ -31,7 +31,7 @@ from pathlib import Path
 from localkube import build
 from localkube import layout as cluster_layout
 
-from kindcluster import artefacts, layout
+from kindcluster import artefacts, debian, layout
 
 KUBERNETES_VERSION = "v1.36.3"
 """The Kubernetes release of the node image (the k8s.io/kubernetes pin of tests/cluster/go.mod)."""
@@ -63,6 +63,16 @@ class GoBuildError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
+class CLibrary:
+    """A C library a cgo build links against: found by ``pkg-config``, else installed."""
+
+    name: str
+    """Its pkg-config name."""
+    package: str
+    """The Debian package with its headers and ``.pc`` file."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Remote:
     """Packages of one released module, built with ``go install PACKAGE@VERSION``."""
 
@@ -73,6 +83,8 @@ class Remote:
     tags: str = ""
     ldflags: str = "-s -w"
     cgo: bool = False
+    libraries: tuple[CLibrary, ...] = ()
+    """C libraries cgo needs (a fresh Debian machine has none of their headers)."""
 
 
 def _kube_ldflags() -> str:
@@ -96,6 +108,7 @@ REMOTES = (
         RUNC_VERSION,
         tags="seccomp urfave_cli_no_docs",
         cgo=True,
+        libraries=(CLibrary("libseccomp", "libseccomp-dev"),),
     ),
     Remote(
         "cni-plugins",
@@ -193,6 +206,8 @@ def remote(spec: Remote) -> Path:
         key.text(package)
 
     def install(folder: Path) -> None:
+        for library in spec.libraries:
+            debian.ensure_library(library.name, library.package, f"building {spec.name}")
         command = [build.go_command(), "install", "-trimpath", f"-ldflags={spec.ldflags}"]
         if spec.tags:
             command.append(f"-tags={spec.tags}")

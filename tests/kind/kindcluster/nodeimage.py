@@ -33,7 +33,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from kindcluster import artefacts, gobuilds, images, layout
+from kindcluster import artefacts, debian, gobuilds, images, layout
 from kindcluster.engine import Engine, EngineError
 
 DEBIAN_SUITE = "bookworm"
@@ -78,8 +78,7 @@ def debian_rootfs() -> Path:
     key = artefacts.Key("debootstrap", "minbase", DEBIAN_SUITE, DEBIAN_MIRROR)
 
     def build(folder: Path) -> None:
-        if shutil.which("debootstrap") is None:
-            subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
+        debian.ensure_command("debootstrap", "debootstrap", "the node image's root filesystem")
         target = folder / "rootfs"
         command = ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(target), DEBIAN_MIRROR]
         try:
